@@ -1,0 +1,20 @@
+# Shortcuts; the README's commands are scripts/dev and scripts/test.
+.PHONY: setup dev test gas bench-api bench-indexer
+
+setup:
+	scripts/setup
+
+dev:
+	scripts/dev
+
+test:
+	scripts/test
+
+gas:
+	scripts/setup && PATH=$(CURDIR)/.tools/bin:$(CURDIR)/node_modules/.bin:$$PATH .venv/bin/ape run gas_report --network ethereum:local:foundry
+
+bench-api:
+	scripts/setup && .venv/bin/python scripts/bench_api.py
+
+bench-indexer:
+	scripts/setup && PATH=$(CURDIR)/node_modules/.bin:$$PATH .venv/bin/python scripts/bench_indexer.py

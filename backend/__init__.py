@@ -1,0 +1,1 @@
+"""Tuition backend: API, domain services and workers."""

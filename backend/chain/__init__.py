@@ -1,0 +1,1 @@
+"""Chain access: deployments, ABIs, RPC clients, the local toolchain."""

@@ -1,0 +1,1 @@
+"""Tuition indexer: turns CourseMarket and CourseCertificate events into database records."""
