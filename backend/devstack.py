@@ -1,0 +1,309 @@
+"""The local stack behind `tuition up`: chain, contracts, database, Stripe stand-in and services.
+
+Everything runs on this machine with embedded defaults: anvil from npm, SQLite, the
+Stripe-compatible fake, and the Celery worker on its embedded broker. The same class starts an
+isolated stack (other ports, a temporary database) for end-to-end and browser tests.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from backend.chain.toolchain import anvil_path, ensure_toolchain, tool_path_env
+from backend.core.config import ANVIL_KEY_1, PROJECT_ROOT
+
+ANVIL_MNEMONIC = "test test test test test test test test test test test junk"
+# anvil's default accounts: 0 deploys and administers, 1 is the backend's operator/issuer key,
+# 2 is the demo provider, 3.. are demo learners (see scripts/deploy.py).
+DEMO_KEYS = {
+    "admin": "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80",
+    "operator": ANVIL_KEY_1,
+    "provider": "0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a",
+    "learner": "0x7c852118294e51e653712a81e05800f419141751be58f605c371e15141b007a6",
+    "learner2": "0x47e179ec197488593b187f80a00eb0da91f1b9d0b13f8733639f19c30a34926a",
+}
+# Local-development placeholders (refused in production by Settings).
+STRIPE_WEBHOOK_SECRET = "whsec_local"  # noqa: S105
+STRIPE_API_KEY = "sk_test_local"
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_until(check: Any, timeout: float, what: str, interval: float = 0.05) -> None:
+    """Poll `check()` until it is truthy or raise TimeoutError naming `what`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(Exception):
+            if check():
+                return
+        time.sleep(interval)
+    raise TimeoutError(f"{what} did not come up within {timeout:.0f} s")
+
+
+@dataclass
+class StackConfig:
+    """Where the stack listens and keeps its state."""
+
+    rpc_port: int = 8545
+    api_port: int = 8000
+    stripe_port: int = 12111
+    database_url: str | None = None  # default: SQLite in var/
+    state_dir: Path = PROJECT_ROOT / "var"
+    network: str = "local"
+    deployments_dir: Path = PROJECT_ROOT / "deployments"
+    with_worker: bool = True
+    with_indexer: bool = True
+    quiet: bool = False
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def rpc_url(self) -> str:
+        return f"http://127.0.0.1:{self.rpc_port}"
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.api_port}"
+
+    @property
+    def stripe_url(self) -> str:
+        return f"http://127.0.0.1:{self.stripe_port}"
+
+    @property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.state_dir / 'tuition.db'}"
+
+
+class DevStack:
+    """Starts and stops the whole local stack; a context manager."""
+
+    def __init__(self, config: StackConfig | None = None) -> None:
+        self.config = config or StackConfig()
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self.deployment: dict[str, Any] = {}
+
+    # ------------------------------------------------------------------ environment
+
+    def env(self) -> dict[str, str]:
+        """The TUITION_* environment every service of this stack runs with."""
+        cfg = self.config
+        env = tool_path_env()
+        env.update(
+            {
+                "TUITION_ENV": "development",
+                "TUITION_DATABASE_URL": cfg.db_url,
+                "TUITION_RPC_URL": cfg.rpc_url,
+                "TUITION_WS_URL": f"ws://127.0.0.1:{cfg.rpc_port}",
+                "TUITION_CHAIN_ID": "31337",
+                "TUITION_NETWORK": cfg.network,
+                "TUITION_DEPLOYMENTS_DIR": str(cfg.deployments_dir),
+                "TUITION_PUBLIC_URL": cfg.api_url,
+                "TUITION_COOKIE_SECURE": "false",
+                "TUITION_STRIPE_SECRET_KEY": STRIPE_API_KEY,
+                "TUITION_STRIPE_WEBHOOK_SECRET": STRIPE_WEBHOOK_SECRET,
+                "TUITION_STRIPE_API_BASE": cfg.stripe_url,
+                "TUITION_OPERATOR_PRIVATE_KEY": DEMO_KEYS["operator"],
+                # The embedded broker's files and the receipt mails live with this stack's state.
+                "TUITION_WORKER_STATE_DIR": str(cfg.state_dir),
+                "TUITION_WORKER_MAIL_DIR": str(cfg.state_dir / "mail"),
+            }
+        )
+        env.update(cfg.extra_env)
+        return env
+
+    def _spawn(self, name: str, args: list[str]) -> subprocess.Popen[bytes]:
+        log_dir = self.config.state_dir / "logs"
+        log_dir.mkdir(parents=True, exist_ok=True)
+        log = (log_dir / f"{name}.log").open("ab")
+        # A new session per child so Ctrl-C reaches us once and we stop children in order.
+        proc = subprocess.Popen(  # noqa: S603 - our own commands
+            args,
+            cwd=PROJECT_ROOT,
+            env=self.env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.processes[name] = proc
+        return proc
+
+    def _tuition(self, *args: str) -> list[str]:
+        return [sys.executable, "-m", "backend.cli", *args]
+
+    # ------------------------------------------------------------------ steps
+
+    def start_chain(self) -> None:
+        """Start anvil unless a node already answers on the RPC port."""
+        if self._rpc_alive():
+            return
+        self._spawn(
+            "anvil",
+            [
+                str(anvil_path()),
+                "--port",
+                str(self.config.rpc_port),
+                "--hardfork",
+                "cancun",
+                "--chain-id",
+                "31337",
+                "--mnemonic",
+                ANVIL_MNEMONIC,
+                "--silent",
+            ],
+        )
+        wait_until(self._rpc_alive, 30, "anvil")
+
+    def _rpc_alive(self) -> bool:
+        body = {"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []}
+        try:
+            return httpx.post(self.config.rpc_url, json=body, timeout=1).status_code == 200
+        except httpx.HTTPError:  # nothing listens yet
+            return False
+
+    def deploy(self) -> dict[str, Any]:
+        """Deploy (or reuse) the contracts and the demo catalog; returns the deployment file."""
+        from backend.chain.deploy import deploy_all
+
+        self.deployment = deploy_all(
+            rpc_url=self.config.rpc_url,
+            network=self.config.network,
+            deployments_dir=self.config.deployments_dir,
+            admin_key=DEMO_KEYS["admin"],
+            operator_key=DEMO_KEYS["operator"],
+            provider_key=DEMO_KEYS["provider"],
+            learner_keys=[DEMO_KEYS["learner"], DEMO_KEYS["learner2"]],
+            demo=True,
+        )
+        return self.deployment
+
+    def migrate(self) -> None:
+        """Bring the database schema to head."""
+        subprocess.run(  # noqa: S603 - our own CLI
+            self._tuition("db", "upgrade"), cwd=PROJECT_ROOT, env=self.env(), check=True
+        )
+
+    def seed(self) -> None:
+        """Descriptions and lessons of the demo courses (the chain has titles and prices)."""
+        subprocess.run(  # noqa: S603 - our own CLI
+            self._tuition("seed-demo"), cwd=PROJECT_ROOT, env=self.env(), check=True
+        )
+
+    def start_services(self) -> None:
+        """Stripe stand-in, API, indexer and worker, each in its own process."""
+        cfg = self.config
+        self._spawn(
+            "stripe",
+            self._tuition(
+                "stripe-fake",
+                "--port",
+                str(cfg.stripe_port),
+                "--webhook-url",
+                f"{cfg.api_url}/api/v1/webhooks/stripe",
+            ),
+        )
+        self._spawn("api", self._tuition("api", "--port", str(cfg.api_port)))
+        if cfg.with_indexer:
+            self._spawn("indexer", self._tuition("indexer"))
+        if cfg.with_worker:
+            self._spawn("worker", self._tuition("worker", "--beat", "--concurrency", "2"))
+        wait_until(
+            lambda: httpx.get(f"{cfg.api_url}/readyz", timeout=1).status_code == 200, 60, "API"
+        )
+        wait_until(
+            lambda: httpx.get(f"{cfg.stripe_url}/_fake/health", timeout=1).status_code == 200,
+            30,
+            "Stripe stand-in",
+        )
+
+    def start(self) -> DevStack:
+        """Everything, in order."""
+        ensure_toolchain()
+        self.config.state_dir.mkdir(parents=True, exist_ok=True)
+        self.start_chain()
+        self.deploy()
+        self.migrate()
+        self.seed()
+        self.start_services()
+        return self
+
+    def stop(self) -> None:
+        """Stop the services first and the chain last; SIGKILL whatever ignores SIGTERM."""
+        for name in reversed(list(self.processes)):
+            proc = self.processes[name]
+            if proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGTERM)
+        for proc in self.processes.values():
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        self.processes.clear()
+
+    def __enter__(self) -> DevStack:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # ------------------------------------------------------------------ reporting
+
+    def summary(self) -> str:
+        """What a developer needs to start clicking."""
+        from eth_account import Account
+
+        cfg = self.config
+        contracts = self.deployment.get("contracts", {})
+        lines = [
+            "Tuition is up:",
+            f"  web app & API   {cfg.api_url}   (docs: {cfg.api_url}/docs)",
+            f"  chain (anvil)   {cfg.rpc_url}   chain id 31337",
+            f"  Stripe fake     {cfg.stripe_url}",
+            f"  database        {cfg.db_url}",
+            f"  logs            {cfg.state_dir / 'logs'}",
+            "Contracts:",
+        ]
+        lines += [f"  {name:<18}{info['address']}" for name, info in contracts.items()]
+        lines.append("Demo accounts (import a key into MetaMask, network http://127.0.0.1:8545):")
+        for role, key in DEMO_KEYS.items():
+            lines.append(f"  {role:<9} {Account.from_key(key).address}  {key}")
+        lines.append("Ctrl-C stops everything.")
+        return "\n".join(lines)
+
+    def watch(self) -> int:
+        """Block until Ctrl-C or a service dies; returns an exit code."""
+        try:
+            while True:
+                for name, proc in self.processes.items():
+                    if proc.poll() is not None:
+                        log = self.config.state_dir / "logs" / f"{name}.log"
+                        print(f"{name} exited with {proc.returncode}; see {log}", file=sys.stderr)
+                        return 1
+                time.sleep(0.5)
+        except KeyboardInterrupt:
+            return 0
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    """Write JSON atomically (readers never see half a file)."""
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    tmp.replace(path)
