@@ -18,31 +18,174 @@ def toolchain() -> None:
 
 
 @app.command()
+def up(
+    api_port: int = typer.Option(8000, help="Port of the API and web app."),
+    rpc_port: int = typer.Option(8545, help="Port of the local chain."),
+    stripe_port: int = typer.Option(12111, help="Port of the local Stripe stand-in."),
+) -> None:
+    """Run the whole local stack: chain, contracts, database, API, indexer, worker."""
+    from backend.devstack import DevStack, StackConfig
+
+    stack = DevStack(StackConfig(api_port=api_port, rpc_port=rpc_port, stripe_port=stripe_port))
+    try:
+        stack.start()
+        print(stack.summary())
+        code = stack.watch()
+    finally:
+        stack.stop()
+    raise typer.Exit(code)
+
+
+@app.command()
+def deploy(
+    demo: bool = typer.Option(True, help="Also register the demo catalog and fund demo learners."),
+) -> None:
+    """Deploy the contracts (idempotently) and write deployments/<network>.json."""
+    from backend.chain.deploy import deploy_from_settings
+
+    deployment = deploy_from_settings(demo=demo)
+    for name, info in deployment["contracts"].items():
+        print(f"{name:<18}{info['address']}")
+
+
+@app.command("seed-demo")
+def seed_demo() -> None:
+    """Descriptions, lessons and card prices of the demo courses (idempotent)."""
+    from eth_account import Account
+    from sqlalchemy.orm import sessionmaker
+
+    from backend.core.config import get_settings
+    from backend.core.db import make_engine, session_scope
+    from backend.devstack import DEMO_KEYS
+    from backend.devtools.demo_catalog import seed_demo_catalog
+
+    settings = get_settings()
+    engine = make_engine(settings.database_url)
+    with session_scope(sessionmaker(engine)) as session:
+        courses = seed_demo_catalog(session, Account.from_key(DEMO_KEYS["provider"]).address)
+    engine.dispose()
+    print(f"seeded {len(courses)} demo courses")
+
+
+@app.command("stripe-fake")
+def stripe_fake(
+    port: int = typer.Option(12111, help="Port to listen on."),
+    webhook_url: str = typer.Option(..., help="Where to deliver signed webhook events."),
+) -> None:
+    """Serve the local Stripe stand-in (development and tests only)."""
+    from backend.core.config import get_settings
+    from backend.devtools.stripe_fake import serve
+
+    settings = get_settings()
+    secret = settings.stripe_webhook_secret
+    serve(
+        host="127.0.0.1",
+        port=port,
+        api_key=settings.stripe_secret_key.get_secret_value(),
+        webhook_url=webhook_url,
+        webhook_secret=secret.get_secret_value() if secret else "",
+    )
+
+
+@app.command()
 def api(
     host: str = typer.Option("127.0.0.1", help="Interface to bind."),
     port: int = typer.Option(8000, help="Port to bind."),
     workers: int = typer.Option(1, help="Worker processes."),
 ) -> None:
     """Serve the HTTP API and the web app."""
-    raise typer.Exit("not implemented yet")
+    from backend.app import run_api
+
+    run_api(host=host, port=port, workers=workers)
 
 
 @db_app.command("upgrade")
 def db_upgrade(revision: str = typer.Argument("head")) -> None:
     """Apply migrations up to REVISION."""
-    raise typer.Exit("not implemented yet")
+    from backend.core.config import get_settings
+    from backend.core.migrate import current, upgrade
+
+    url = get_settings().database_url
+    upgrade(url, revision)
+    print("database at " + (", ".join(current(url)) or "base"))
 
 
 @db_app.command("current")
 def db_current() -> None:
     """Show the database's current revision."""
-    raise typer.Exit("not implemented yet")
+    from backend.core.config import get_settings
+    from backend.core.migrate import current, heads
+
+    revisions = current(get_settings().database_url)
+    print(", ".join(revisions) or "base (not migrated)")
+    if set(revisions) != set(heads()):
+        print("head is " + ", ".join(heads()) + ": run `tuition db upgrade`")
+        raise typer.Exit(1)
 
 
 @app.command()
-def indexer() -> None:
-    """Index CourseMarket and CourseCertificate events into the database."""
-    raise typer.Exit("not implemented yet")
+def indexer(
+    metrics_port: int = typer.Option(0, help="Serve Prometheus metrics on this port (0: off)."),
+    start_block: int = typer.Option(-1, help="First run only: start here, not at deployBlock."),
+    deployment: str = typer.Option("", help="Deployment file (default: deployments/<network>)."),
+    progress: bool = typer.Option(None, help="Rich progress bar (default: on a terminal)."),
+    loglevel: str = typer.Option("INFO", help="Log level."),
+) -> None:
+    """Index CourseMarket and CourseCertificate events into the database (one per chain)."""
+    import logging
+    from pathlib import Path
+
+    from indexer.config import IndexerSettings
+    from indexer.runner import configure_logging, run
+
+    configure_logging(getattr(logging, loglevel.upper(), logging.INFO))
+    overrides: dict[str, object] = {}
+    if metrics_port:
+        overrides["metrics_port"] = metrics_port
+    if start_block >= 0:
+        overrides["start_block"] = start_block
+    if deployment:
+        overrides["deployment_file"] = Path(deployment)
+    if progress is not None:
+        overrides["progress"] = progress
+    raise typer.Exit(run(indexer_settings=IndexerSettings(**overrides)))  # type: ignore[arg-type]
+
+
+@app.command()
+def worker(
+    concurrency: int = typer.Option(2, help="Task processes (or threads)."),
+    pool: str = typer.Option("prefork", help="Celery pool: prefork, threads or solo."),
+    beat: bool = typer.Option(False, "--beat", help="Also run the scheduler in this process."),
+    loglevel: str = typer.Option("INFO", help="Log level."),
+    metrics_port: int = typer.Option(0, help="Serve Prometheus metrics on this port (0: off)."),
+) -> None:
+    """Run the Celery worker (chain writes, certificates, receipts)."""
+    from backend.worker.cli import run_worker
+
+    run_worker(
+        concurrency=concurrency,
+        pool=pool,
+        beat=beat,
+        loglevel=loglevel,
+        metrics_port=metrics_port or None,
+    )
+
+
+@app.command()
+def beat(loglevel: str = typer.Option("INFO", help="Log level.")) -> None:
+    """Run the scheduler: outbox relay every second, recovery and reconciliation."""
+    from backend.worker.cli import run_beat
+
+    run_beat(loglevel=loglevel)
+
+
+@app.command("worker-ping")
+def worker_ping(timeout: float = typer.Option(5.0, help="Seconds to wait.")) -> None:
+    """Exit 0 when a worker answers a ping (healthcheck)."""
+    from backend.worker.cli import ping
+
+    if not ping(timeout):
+        raise typer.Exit(1)
 
 
 if __name__ == "__main__":

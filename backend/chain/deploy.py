@@ -194,11 +194,11 @@ def _seed_demo(
         course_ids.append(course_id)
         for symbol, amount in course["prices"].items():
             if symbol == "ETH":
-                token, decimals = NATIVE, 18
+                token_address, decimals = NATIVE, 18
             else:
-                token, decimals = tokens[symbol].address, TOKENS[symbol][2]
+                token_address, decimals = tokens[symbol].address, TOKENS[symbol][2]
             price = _to_units(amount, decimals)
-            deployer.send(market.functions.setPrice(course_id, token, price), provider)
+            deployer.send(market.functions.setPrice(course_id, token_address, price), provider)
     learners = [Account.from_key(key).address for key in learner_keys]
     for learner in learners:
         for symbol, token in tokens.items():

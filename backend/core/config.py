@@ -51,6 +51,8 @@ class Settings(BaseSettings):
     deployments_dir: Path = PROJECT_ROOT / "deployments"
     # The backend's hot wallet: OPERATOR on the market (card grants) and ISSUER on certificates.
     operator_private_key: SecretStr = SecretStr(ANVIL_KEY_1)
+    # Only `tuition deploy` uses it: the contracts' admin (use a multisig's signer in production).
+    deployer_private_key: SecretStr = SecretStr(ANVIL_KEY_0)
 
     # HTTP
     public_url: str = "http://localhost:8000"
@@ -58,6 +60,11 @@ class Settings(BaseSettings):
     session_ttl: int = 7 * 24 * 3600  # seconds
     cookie_secure: bool | None = None  # None: secure unless public_url is plain http
     secret_key: SecretStr = SecretStr("dev-secret-change-me")
+    # API: wallets with the admin role (JSON list), auth requests per minute per client IP,
+    # extra ERC-20 tokens shown in prices (JSON list of {address, symbol, decimals, name}).
+    admin_addresses: list[str] = Field(default_factory=list)
+    auth_rate_limit: int = 30
+    tokens: list[dict[str, str | int]] = Field(default_factory=list)
 
     # Stripe
     stripe_secret_key: SecretStr = SecretStr("sk_test_local")
@@ -77,6 +84,7 @@ class Settings(BaseSettings):
             "TUITION_STRIPE_SECRET_KEY": self.stripe_secret_key,
             "TUITION_STRIPE_WEBHOOK_SECRET": self.stripe_webhook_secret,
             "TUITION_OPERATOR_PRIVATE_KEY": self.operator_private_key,
+            "TUITION_DEPLOYER_PRIVATE_KEY": self.deployer_private_key,
         }
         bad = [
             name

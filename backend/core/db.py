@@ -150,7 +150,9 @@ def make_async_engine(url: str, *, pool_size: int = 10, **kwargs: Any) -> AsyncE
         engine = create_async_engine(parsed, **kwargs)
         sa_event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
-    return create_async_engine(parsed, pool_size=pool_size, pool_pre_ping=True, **kwargs)
+    # The API's hot path opts out of the ping (one round trip per checkout) and retries instead.
+    kwargs.setdefault("pool_pre_ping", True)
+    return create_async_engine(parsed, pool_size=pool_size, **kwargs)
 
 
 @contextmanager

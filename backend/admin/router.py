@@ -1,0 +1,111 @@
+"""/api/v1/admin: manual grants and revokes (admin wallets from settings), audit log."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from backend.access.models import AccessSource, Entitlement
+from backend.access.schemas import EntitlementOut, GrantIn, RevokeIn
+from backend.access.service import grant_access, revoke_access
+from backend.audit.models import AuditEntry
+from backend.catalog.service import get_course
+from backend.core.deps import AdminUser, DbSession
+from backend.core.errors import NotFoundError
+from backend.core.schemas import ApiModel
+
+router = APIRouter(prefix="/admin", tags=["admin"])
+
+
+class AuditEntryOut(ApiModel):
+    """One audit log entry."""
+
+    id: int
+    at: datetime
+    actor: str
+    action: str
+    subject_type: str
+    subject_id: str
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+    reason: str | None
+    request_id: str | None
+
+
+def _out(e: Entitlement) -> EntitlementOut:
+    return EntitlementOut(
+        id=e.id,
+        course_id=e.course_id,
+        address=e.address,
+        source=e.source,
+        order_id=e.order_id,
+        granted_at=e.granted_at,
+        revoked_at=e.revoked_at,
+        revoke_reason=e.revoke_reason,
+        active=e.revoked_at is None,
+    )
+
+
+@router.post("/entitlements/grant", response_model=EntitlementOut)
+async def admin_grant(body: GrantIn, admin: AdminUser, session: DbSession) -> EntitlementOut:
+    """Give an address access without payment (scholarship, support case); idempotent."""
+
+    def grant(s: Session) -> EntitlementOut:
+        get_course(s, body.course_id)
+        entitlement = grant_access(
+            s,
+            address=body.address,
+            course_id=body.course_id,
+            source=AccessSource.GRANT,
+            order_id=None,
+            actor=f"admin:{admin.address}",
+            reason=body.reason,
+        )
+        return _out(entitlement)
+
+    result: EntitlementOut = await session.run_sync(grant)
+    return result
+
+
+@router.post("/entitlements/revoke", response_model=EntitlementOut)
+async def admin_revoke(body: RevokeIn, admin: AdminUser, session: DbSession) -> EntitlementOut:
+    """Revoke an address's active access to a course (404 if it has none)."""
+
+    def revoke(s: Session) -> EntitlementOut:
+        get_course(s, body.course_id)
+        revoked = revoke_access(
+            s,
+            address=body.address,
+            course_id=body.course_id,
+            order_id=None,
+            actor=f"admin:{admin.address}",
+            reason=body.reason,
+        )
+        if revoked is None:
+            raise NotFoundError("no active access to revoke", code="no_active_access")
+        return _out(revoked)
+
+    result: EntitlementOut = await session.run_sync(revoke)
+    return result
+
+
+@router.get("/audit", response_model=list[AuditEntryOut])
+async def audit_log(
+    admin: AdminUser,
+    session: DbSession,
+    subject_type: Annotated[str | None, Query(alias="subjectType", max_length=40)] = None,
+    subject_id: Annotated[str | None, Query(alias="subjectId", max_length=120)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> list[AuditEntryOut]:
+    """The newest audit entries, optionally for one subject."""
+    stmt = select(AuditEntry)
+    if subject_type:
+        stmt = stmt.where(AuditEntry.subject_type == subject_type)
+    if subject_id:
+        stmt = stmt.where(AuditEntry.subject_id == subject_id)
+    rows = (await session.scalars(stmt.order_by(AuditEntry.id.desc()).limit(limit))).all()
+    return [AuditEntryOut.model_validate(r) for r in rows]

@@ -1,0 +1,235 @@
+"""The API application: `create_app()` wires settings, database, chain, Stripe, routers,
+middleware and error handlers; `run_api()` serves it (`tuition api`)."""
+
+from __future__ import annotations
+
+import gc
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi.middleware.cors import CORSMiddleware
+
+from backend.access.router import router as access_router
+from backend.admin.router import router as admin_router
+from backend.auth.router import router as auth_router
+from backend.catalog.router import router as catalog_router
+from backend.catalog.service import seed_tokens
+from backend.chain.client import ChainClient, Web3ChainClient
+from backend.chain.deployment import Deployment, deployment_for
+from backend.checkout.gateway import StripeGateway
+from backend.checkout.router import router as checkout_router
+from backend.core import migrate
+from backend.core.config import Settings, get_settings
+from backend.core.database import Database
+from backend.core.deps import Services, make_admins
+from backend.core.errors import error_response, install_error_handlers
+from backend.core.logging import configure_logging
+from backend.core.metrics import render_metrics
+from backend.core.middleware import OriginCheckMiddleware, RequestContextMiddleware
+from backend.core.ratelimit import RateLimiter, make_rate_limiter
+from backend.learning.router import router as learning_router
+from backend.orders.router import router as orders_router
+from backend.provider.router import router as provider_router
+from backend.users.router import router as me_router
+from backend.webhooks.router import router as webhooks_router
+
+logger = logging.getLogger("tuition.api")
+
+API_PREFIX = "/api/v1"
+API_VERSION = "1.0.0"
+
+
+def _ops_router() -> APIRouter:
+    router = APIRouter(tags=["ops"])
+
+    @router.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        """The process is up."""
+        return {"status": "ok"}
+
+    @router.get("/readyz", responses={503: {"description": "Not ready"}})
+    async def readyz(request: Request) -> Any:
+        """The database answers and is migrated to the head revision."""
+        services: Services = request.app.state.services
+        try:
+            async with services.db.connect() as conn:
+                current = await conn.run_sync(migrate.current_of)
+        except Exception as exc:
+            logger.warning("readiness check failed: %s", exc)
+            return error_response(503, "database_unavailable", "the database does not answer")
+        heads = migrate.heads()
+        if set(current) != set(heads):
+            return error_response(
+                503,
+                "migrations_pending",
+                f"database at {list(current)}, code expects {list(heads)}: "
+                "run `tuition db upgrade`",
+            )
+        return {"status": "ready", "revision": ",".join(current)}
+
+    @router.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        body, content_type = render_metrics()
+        return Response(body, media_type=content_type)
+
+    return router
+
+
+def _bench_router() -> APIRouter:
+    router = APIRouter()
+
+    @router.get(f"{API_PREFIX}/_bench/bare", include_in_schema=False)
+    async def bare() -> dict[str, Any]:
+        """A bare FastAPI JSON endpoint: the benchmark's baseline."""
+        return {"hasAccess": False, "source": None, "since": None}
+
+    return router
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    database: Database | None = None,
+    chain: ChainClient | None = None,
+    stripe: StripeGateway | None = None,
+    rate_limiter: RateLimiter | None = None,
+    deployment: Deployment | None = None,
+    bench: bool = False,
+    seed: bool = True,
+) -> FastAPI:
+    """Build the API. Everything not passed is built from `settings` (tests pass fakes)."""
+    settings = settings or get_settings()
+    owns_database = database is None
+    services = Services(
+        settings=settings,
+        db=database
+        or Database.from_url(settings.database_url, pool_size=settings.database_pool_size),
+        chain=chain or Web3ChainClient(settings.rpc_url),
+        stripe=stripe or StripeGateway(settings),
+        rate_limiter=rate_limiter
+        or make_rate_limiter(settings.redis_url, settings.auth_rate_limit),
+        deployment=deployment if deployment is not None else deployment_for(settings),
+        admins=make_admins(settings),
+    )
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if seed:
+            try:
+                async with services.db.session() as session:
+                    await session.run_sync(seed_tokens, settings, services.deployment.tokens)
+            except Exception as exc:  # not migrated yet: /readyz says so
+                logger.warning("could not seed tokens at startup: %s", exc)
+        # Everything loaded so far (modules, routes, schemas: ~200k objects) lives as long as
+        # the process: keep it out of the cyclic GC, whose full passes over it otherwise stall
+        # requests for ~100 ms.
+        gc.collect()
+        gc.freeze()
+        yield
+        if owns_database:
+            await services.db.dispose()
+
+    app = FastAPI(
+        title="Tuition API",
+        version=API_VERSION,
+        description=(
+            "Sell and buy online courses with crypto or by card; sign in with Ethereum; "
+            'soulbound certificates. Errors are always `{"error": {"code", "message"}}`; '
+            "amounts are integer base units sent as strings."
+        ),
+        lifespan=lifespan,
+    )
+    app.state.services = services
+    install_error_handlers(app)
+
+    if bench:  # the benchmark's baseline, tried first like the hot path it is compared with
+        app.include_router(_bench_router())
+    # Each domain router directly on the app (nesting costs FastAPI a recursive match per
+    # request); the hot path first, so it is the first route tried.
+    for router in (
+        access_router,
+        auth_router,
+        catalog_router,
+        learning_router,
+        orders_router,
+        checkout_router,
+        webhooks_router,
+        me_router,
+        provider_router,
+        admin_router,
+    ):
+        app.include_router(router, prefix=API_PREFIX)
+    app.include_router(_ops_router())
+    from backend.web.config_router import router as web_config_router
+    from backend.web.router import mount_web
+
+    app.include_router(web_config_router)
+    mount_web(app)  # last: its SPA fallback route answers every other GET
+
+    # Innermost first: the Origin check sees requests after CORS preflights were answered;
+    # the request context (id, timing, access log) wraps everything.
+    app.add_middleware(
+        OriginCheckMiddleware,
+        allowed_origins=[settings.public_url, *settings.cors_origins],
+        exempt_prefixes=[f"{API_PREFIX}/webhooks/"],
+    )
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_credentials=True,
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
+            expose_headers=["X-Request-ID", "Retry-After"],
+        )
+    app.add_middleware(RequestContextMiddleware, route_prefixes=(API_PREFIX,))
+    return app
+
+
+def _configure_process_logging() -> None:
+    configure_logging("INFO")
+    # /readyz reads the revision through Alembic, which would log two lines per probe.
+    logging.getLogger("alembic.runtime.migration").setLevel(logging.WARNING)
+
+
+def serve_app() -> FastAPI:
+    """The app factory uvicorn calls in each worker process (logging set up there too)."""
+    _configure_process_logging()
+    return create_app()
+
+
+def run_api(
+    host: str = "127.0.0.1", port: int = 8000, workers: int = 1, reload: bool = False
+) -> None:
+    """Serve the API with uvicorn (`tuition api`)."""
+    import uvicorn
+
+    _configure_process_logging()
+    uvicorn.run(
+        "backend.app:serve_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=None if reload else workers,
+        reload=reload,
+        log_config=None,
+        access_log=False,  # our middleware logs every request as JSON, with its request id
+        proxy_headers=True,
+        server_header=False,
+    )
+
+
+_app: FastAPI | None = None
+
+
+def __getattr__(name: str) -> Any:
+    # `backend.app:app` for ASGI servers and tests, created on first access.
+    global _app
+    if name == "app":
+        if _app is None:
+            _app = create_app()
+        return _app
+    raise AttributeError(name)

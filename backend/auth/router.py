@@ -1,0 +1,124 @@
+"""/api/v1/auth: nonce, verify (sign in), logout, me."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Request, Response
+from sqlalchemy import select
+
+from backend.auth import service
+from backend.auth.schemas import LogoutOut, MeOut, NonceOut, ProfileIn, SessionOut, VerifyIn
+from backend.auth.service import NONCE_TTL
+from backend.core.deps import (
+    CurrentUser,
+    DbSession,
+    ServicesDep,
+    auth_rate_limit,
+    bearer_or_cookie_token,
+    client_ip,
+)
+from backend.core.security import NONCE_COOKIE, SESSION_COOKIE
+from backend.users.models import User
+from backend.users.service import roles_of, update_profile
+
+router = APIRouter(prefix="/auth", tags=["auth"])
+
+
+@router.get("/nonce", response_model=NonceOut, dependencies=[Depends(auth_rate_limit)])
+async def get_nonce(response: Response, session: DbSession, services: ServicesDep) -> NonceOut:
+    """A fresh single-use nonce (10 minutes), bound to this client by an HttpOnly cookie."""
+    issued = await service.issue_nonce(session, services.settings)
+    response.set_cookie(
+        NONCE_COOKIE,
+        issued.binder,
+        max_age=int(NONCE_TTL.total_seconds()),
+        httponly=True,
+        secure=services.settings.secure_cookies,
+        samesite="lax",
+        path="/api/v1/auth",
+    )
+    response.headers["Cache-Control"] = "no-store"
+    return NonceOut(
+        nonce=issued.nonce,
+        domain=issued.domain,
+        uri=issued.uri,
+        chain_id=issued.chain_id,
+        issued_at=issued.issued_at,
+        expires_at=issued.expires_at,
+    )
+
+
+@router.post("/verify", response_model=SessionOut, dependencies=[Depends(auth_rate_limit)])
+async def verify(
+    body: VerifyIn,
+    request: Request,
+    response: Response,
+    session: DbSession,
+    services: ServicesDep,
+) -> SessionOut:
+    """Check the signed SIWE message and open a session (cookie + bearer token)."""
+    auth_session, token = await service.verify_sign_in(
+        session,
+        services.chain,
+        services.settings,
+        message=body.message,
+        signature=body.signature,
+        binder=request.cookies.get(NONCE_COOKIE),
+        ip=client_ip(request),
+        user_agent=request.headers.get("user-agent"),
+    )
+    # Rotate: the session this client had before (if any) ends with the new login.
+    if old := request.cookies.get(SESSION_COOKIE):
+        await service.revoke_session(session, old)
+    response.set_cookie(
+        SESSION_COOKIE,
+        token,
+        max_age=services.settings.session_ttl,
+        httponly=True,
+        secure=services.settings.secure_cookies,
+        samesite="lax",
+        path="/",
+    )
+    response.delete_cookie(NONCE_COOKIE, path="/api/v1/auth")
+    response.headers["Cache-Control"] = "no-store"
+    return SessionOut(token=token, address=auth_session.address, expires_at=auth_session.expires_at)
+
+
+@router.post("/logout", response_model=LogoutOut)
+async def logout(request: Request, response: Response, session: DbSession) -> LogoutOut:
+    """End the current session (server-side: the token stops working everywhere)."""
+    token = bearer_or_cookie_token(request)
+    revoked = await service.revoke_session(session, token) if token else False
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return LogoutOut(revoked=revoked)
+
+
+@router.get("/me", response_model=MeOut)
+async def me(principal: CurrentUser, session: DbSession, services: ServicesDep) -> MeOut:
+    """The signed-in wallet and its roles (learner, provider, admin)."""
+    roles = await session.run_sync(roles_of, principal.address, services.admins)
+    user = await session.scalar(select(User).where(User.id == principal.user_id))
+    return MeOut(
+        address=principal.address,
+        roles=roles,
+        email=user.email if user else None,
+        display_name=user.display_name if user else None,
+    )
+
+
+@router.patch("/me", response_model=MeOut)
+async def update_me(
+    body: ProfileIn, principal: CurrentUser, session: DbSession, services: ServicesDep
+) -> MeOut:
+    """Set the optional email and display name."""
+    user = await session.scalar(select(User).where(User.id == principal.user_id))
+    assert user is not None
+    await session.run_sync(
+        lambda s: update_profile(s, user, email=body.email, display_name=body.display_name)
+    )
+    roles = await session.run_sync(roles_of, principal.address, services.admins)
+    return MeOut(
+        address=principal.address,
+        roles=roles,
+        email=user.email,
+        display_name=user.display_name,
+    )

@@ -1,0 +1,103 @@
+"""Catalog: courses, their lessons, accepted tokens and per-token prices mirrored from chain."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from backend.core.db import Address, Base, TokenAmount, UTCDateTime, utcnow
+
+
+class CourseStatus:
+    """Publication state of a course (listing on-chain is mirrored separately)."""
+
+    DRAFT = "draft"
+    PUBLISHED = "published"
+    DELISTED = "delisted"
+    ALL = (DRAFT, PUBLISHED, DELISTED)
+
+
+class Course(Base):
+    """A course. Created in the database first (draft), then linked to its on-chain id."""
+
+    __tablename__ = "courses"
+    __table_args__ = (
+        CheckConstraint("status IN ('draft', 'published', 'delisted')", name="status"),
+        CheckConstraint("refund_window >= 0", name="refund_window"),
+        CheckConstraint(
+            "(fiat_price IS NULL) = (fiat_currency IS NULL)", name="fiat_price_currency"
+        ),
+        Index("ix_courses_provider", "provider"),
+        Index("ix_courses_status_id", "status", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    onchain_id: Mapped[int | None] = mapped_column(BigInteger, unique=True, default=None)
+    provider: Mapped[str] = mapped_column(Address)
+    title: Mapped[str] = mapped_column(String(100))
+    description: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[str] = mapped_column(String(16), default=CourseStatus.DRAFT)
+    # Card price in minor units of an ISO-4217 currency (lower-case, as Stripe wants it).
+    fiat_price: Mapped[int | None] = mapped_column(TokenAmount, default=None)
+    fiat_currency: Mapped[str | None] = mapped_column(String(3), default=None)
+    refund_window: Mapped[int] = mapped_column(Integer, default=0)  # seconds
+    listed_onchain: Mapped[bool | None] = mapped_column(Boolean, default=None)
+    onchain_block: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class Lesson(Base):
+    """Lesson `position` (1, 2, ...) of a course."""
+
+    __tablename__ = "lessons"
+    __table_args__ = (
+        UniqueConstraint("course_id", "position"),
+        CheckConstraint("position >= 1", name="position"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    course_id: Mapped[int] = mapped_column(ForeignKey("courses.id", ondelete="CASCADE"))
+    position: Mapped[int] = mapped_column(Integer)
+    title: Mapped[str] = mapped_column(String(200))
+    body: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class Token(Base):
+    """A payment token; the zero address is the chain's native coin."""
+
+    __tablename__ = "tokens"
+
+    address: Mapped[str] = mapped_column(Address, primary_key=True)
+    symbol: Mapped[str] = mapped_column(String(16))
+    decimals: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str] = mapped_column(String(64))
+
+
+class TokenPrice(Base):
+    """The price of a course in a token, as last seen on-chain (PriceSet)."""
+
+    __tablename__ = "token_prices"
+    __table_args__ = (UniqueConstraint("course_id", "token"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    course_id: Mapped[int] = mapped_column(ForeignKey("courses.id", ondelete="CASCADE"))
+    token: Mapped[str] = mapped_column(Address)
+    price: Mapped[int] = mapped_column(TokenAmount)
+    accepted: Mapped[bool] = mapped_column(Boolean, default=True)
+    updated_block: Mapped[int] = mapped_column(BigInteger, default=0)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

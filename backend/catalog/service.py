@@ -1,0 +1,392 @@
+"""Catalog rules: courses, lessons, fiat prices, tokens, and mirroring on-chain course state.
+
+Sync functions on a `Session` (the indexer calls `link_onchain_course`, `mirror_price` and
+`mirror_course_update`; the API calls everything through `AsyncSession.run_sync`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from backend.audit.service import record as audit
+from backend.catalog.models import Course, CourseStatus, Lesson, Token, TokenPrice
+from backend.core.config import Settings
+from backend.core.errors import ConflictError, ForbiddenError, InvalidInputError, NotFoundError
+from backend.core.security import ZERO_ADDRESS, checksum_address
+
+NATIVE_SYMBOLS = {
+    1: "ETH",
+    10: "ETH",
+    56: "BNB",
+    100: "xDAI",
+    137: "POL",
+    8453: "ETH",
+    17000: "ETH",
+    31337: "ETH",
+    42161: "ETH",
+    43114: "AVAX",
+    80002: "POL",
+    11155111: "ETH",
+}
+MAX_REFUND_WINDOW = 30 * 24 * 3600  # the contract's limit
+
+
+def seed_tokens(session: Session, settings: Settings, extra: Iterable[Any] = ()) -> None:
+    """Make sure the native coin, configured tokens and deployed tokens are known (idempotent)."""
+    wanted: dict[str, tuple[str, int, str]] = {}
+    symbol = NATIVE_SYMBOLS.get(settings.chain_id, "ETH")
+    wanted[ZERO_ADDRESS] = (symbol, 18, symbol)
+    for info in extra:
+        wanted[checksum_address(info.address)] = (info.symbol, info.decimals, info.name)
+    for raw in settings.tokens:
+        address = checksum_address(str(raw["address"]))
+        sym = str(raw.get("symbol", "?"))
+        wanted[address] = (sym, int(raw.get("decimals", 18)), str(raw.get("name", sym)))
+    existing = {t.address: t for t in session.scalars(select(Token)).all()}
+    for address, (sym, decimals, name) in wanted.items():
+        token = existing.get(address)
+        if token is None:
+            session.add(Token(address=address, symbol=sym, decimals=decimals, name=name))
+        else:
+            token.symbol, token.decimals, token.name = sym, decimals, name
+    session.flush()
+
+
+def tokens_by_address(session: Session) -> dict[str, Token]:
+    """Every known token."""
+    return {t.address: t for t in session.scalars(select(Token)).all()}
+
+
+def get_course(session: Session, course_id: int) -> Course:
+    """A course by id, or 404."""
+    course = session.get(Course, course_id)
+    if course is None:
+        raise NotFoundError(f"course {course_id} does not exist", code="course_not_found")
+    return course
+
+
+def get_visible_course(session: Session, course_id: int, viewer: str | None) -> Course:
+    """A course the viewer may see: published or delisted ones, and a provider's own drafts."""
+    course = get_course(session, course_id)
+    if course.status == CourseStatus.DRAFT and viewer != course.provider:
+        raise NotFoundError(f"course {course_id} does not exist", code="course_not_found")
+    return course
+
+
+def get_owned_course(session: Session, course_id: int, provider: str) -> Course:
+    """A course that `provider` owns, or 404/403."""
+    course = get_course(session, course_id)
+    if course.provider != provider:
+        raise ForbiddenError("only the course's provider may do this", code="not_course_provider")
+    return course
+
+
+def list_published(session: Session, *, limit: int, after_id: int | None) -> Sequence[Course]:
+    """Published courses by id, keyset-paginated."""
+    stmt = select(Course).where(Course.status == CourseStatus.PUBLISHED)
+    if after_id is not None:
+        stmt = stmt.where(Course.id > after_id)
+    return session.scalars(stmt.order_by(Course.id).limit(limit)).all()
+
+
+def list_by_provider(session: Session, provider: str) -> Sequence[Course]:
+    """A provider's courses, every status."""
+    return session.scalars(
+        select(Course).where(Course.provider == provider).order_by(Course.id)
+    ).all()
+
+
+def prices_for(session: Session, course_ids: Sequence[int]) -> dict[int, list[TokenPrice]]:
+    """Accepted token prices per course."""
+    result: dict[int, list[TokenPrice]] = {cid: [] for cid in course_ids}
+    if not course_ids:
+        return result
+    rows = session.scalars(
+        select(TokenPrice)
+        .where(TokenPrice.course_id.in_(course_ids), TokenPrice.accepted.is_(True))
+        .order_by(TokenPrice.course_id, TokenPrice.token)
+    ).all()
+    for price in rows:
+        result[price.course_id].append(price)
+    return result
+
+
+def lesson_count(session: Session, course_id: int) -> int:
+    """How many lessons a course has."""
+    return len(session.scalars(select(Lesson.id).where(Lesson.course_id == course_id)).all())
+
+
+def _course_snapshot(course: Course) -> dict[str, Any]:
+    return {
+        "title": course.title,
+        "status": course.status,
+        "fiatPrice": None if course.fiat_price is None else str(course.fiat_price),
+        "fiatCurrency": course.fiat_currency,
+        "refundWindow": course.refund_window,
+        "onchainId": course.onchain_id,
+    }
+
+
+def create_course(
+    session: Session,
+    *,
+    provider: str,
+    title: str,
+    description: str,
+    refund_window: int,
+) -> Course:
+    """A new draft course of `provider`."""
+    course = Course(
+        provider=checksum_address(provider),
+        title=title,
+        description=description,
+        refund_window=refund_window,
+        status=CourseStatus.DRAFT,
+    )
+    session.add(course)
+    session.flush()
+    audit(
+        session,
+        actor=f"user:{course.provider}",
+        action="course.create",
+        subject_type="course",
+        subject_id=course.id,
+        after=_course_snapshot(course),
+    )
+    return course
+
+
+def update_course(session: Session, course: Course, *, actor: str, **changes: Any) -> Course:
+    """Change title, description, status or refund window."""
+    before = _course_snapshot(course)
+    for key, value in changes.items():
+        if value is None:
+            continue
+        if key == "status" and value not in CourseStatus.ALL:
+            raise InvalidInputError(f"unknown status {value!r}")
+        if key == "title" and course.onchain_id is not None and value != course.title:
+            # The on-chain title (shown in certificates) cannot change; keep them equal.
+            raise ConflictError(
+                "the title of a course registered on-chain cannot change", code="title_locked"
+            )
+        setattr(course, key, value)
+    session.flush()
+    after = _course_snapshot(course)
+    if after != before:
+        audit(
+            session,
+            actor=actor,
+            action="course.update",
+            subject_type="course",
+            subject_id=course.id,
+            before=before,
+            after=after,
+        )
+    return course
+
+
+def set_fiat_price(
+    session: Session, course: Course, *, amount: int | None, currency: str | None, actor: str
+) -> Course:
+    """Set (or clear, with None) the card price in minor units; audited (money)."""
+    before = _course_snapshot(course)
+    course.fiat_price = amount
+    course.fiat_currency = currency.lower() if currency else None
+    session.flush()
+    audit(
+        session,
+        actor=actor,
+        action="course.fiat_price",
+        subject_type="course",
+        subject_id=course.id,
+        before=before,
+        after=_course_snapshot(course),
+    )
+    return course
+
+
+def upsert_lesson(
+    session: Session, course: Course, *, position: int, title: str, body: str
+) -> Lesson:
+    """Create or replace lesson `position` of a course."""
+    lesson = session.scalar(
+        select(Lesson).where(Lesson.course_id == course.id, Lesson.position == position)
+    )
+    if lesson is None:
+        existing = lesson_count(session, course.id)
+        if position != existing + 1:
+            raise InvalidInputError(
+                f"lessons are numbered 1..n without gaps: the next one is {existing + 1}",
+                code="lesson_position",
+            )
+        lesson = Lesson(course_id=course.id, position=position, title=title, body=body)
+        session.add(lesson)
+    else:
+        lesson.title, lesson.body = title, body
+    session.flush()
+    return lesson
+
+
+def get_lesson(session: Session, course_id: int, position: int) -> Lesson:
+    """Lesson `position` of a course, or 404."""
+    lesson = session.scalar(
+        select(Lesson).where(Lesson.course_id == course_id, Lesson.position == position)
+    )
+    if lesson is None:
+        raise NotFoundError(f"course {course_id} has no lesson {position}", code="lesson_not_found")
+    return lesson
+
+
+def list_lessons(session: Session, course_id: int) -> Sequence[Lesson]:
+    """The lessons of a course in order."""
+    return session.scalars(
+        select(Lesson).where(Lesson.course_id == course_id).order_by(Lesson.position)
+    ).all()
+
+
+def set_onchain_id(session: Session, course: Course, onchain_id: int, *, actor: str) -> Course:
+    """Link a course to its on-chain id by hand (the indexer normally does it)."""
+    if course.onchain_id == onchain_id:
+        return course
+    if course.onchain_id is not None:
+        raise ConflictError(
+            f"course {course.id} is already linked to on-chain course {course.onchain_id}",
+            code="already_linked",
+        )
+    other = session.scalar(select(Course).where(Course.onchain_id == onchain_id))
+    if other is not None:
+        raise ConflictError(
+            f"on-chain course {onchain_id} is already linked to course {other.id}",
+            code="onchain_id_taken",
+        )
+    before = _course_snapshot(course)
+    course.onchain_id = onchain_id
+    try:
+        with session.begin_nested():
+            session.flush()
+    except IntegrityError as exc:
+        raise ConflictError(
+            f"on-chain course {onchain_id} is already linked", code="onchain_id_taken"
+        ) from exc
+    audit(
+        session,
+        actor=actor,
+        action="course.link_onchain",
+        subject_type="course",
+        subject_id=course.id,
+        before=before,
+        after=_course_snapshot(course),
+    )
+    return course
+
+
+def course_by_onchain_id(session: Session, onchain_id: int) -> Course | None:
+    """The course linked to an on-chain id, if any."""
+    return session.scalar(select(Course).where(Course.onchain_id == onchain_id))
+
+
+def link_onchain_course(
+    session: Session,
+    provider: str,
+    title: str,
+    onchain_id: int,
+    *,
+    refund_window: int | None = None,
+    block_number: int | None = None,
+) -> Course:
+    """Indexer hand-off for `CourseCreated`: link the provider's oldest unlinked draft with this
+    exact title, or create the course if it was registered on-chain without one. Idempotent.
+    """
+    provider = checksum_address(provider)
+    linked = course_by_onchain_id(session, onchain_id)
+    if linked is not None:
+        return linked
+    course = session.scalar(
+        select(Course)
+        .where(
+            Course.provider == provider,
+            Course.title == title,
+            Course.onchain_id.is_(None),
+        )
+        .order_by(Course.id)
+        .limit(1)
+        .with_for_update()
+    )
+    if course is None:
+        course = Course(
+            provider=provider,
+            title=title[:100],
+            description="",
+            refund_window=refund_window or 0,
+            status=CourseStatus.DRAFT,
+        )
+        session.add(course)
+        session.flush()
+    if refund_window is not None:
+        course.refund_window = refund_window
+    course.listed_onchain = True
+    course.onchain_block = block_number
+    return set_onchain_id(session, course, onchain_id, actor="indexer")
+
+
+def mirror_price(
+    session: Session,
+    *,
+    course_onchain_id: int,
+    token: str,
+    price: int,
+    accepted: bool,
+    block_number: int,
+) -> TokenPrice | None:
+    """Indexer hand-off for `PriceSet`: store the price unless a later block already set it.
+
+    Returns None when the on-chain course is not linked to a course here.
+    """
+    course = course_by_onchain_id(session, course_onchain_id)
+    if course is None:
+        return None
+    token = checksum_address(token)
+    current = session.scalar(
+        select(TokenPrice)
+        .where(TokenPrice.course_id == course.id, TokenPrice.token == token)
+        .with_for_update()
+    )
+    if current is None:
+        current = TokenPrice(
+            course_id=course.id,
+            token=token,
+            price=price,
+            accepted=accepted,
+            updated_block=block_number,
+        )
+        session.add(current)
+    elif block_number >= current.updated_block:
+        current.price, current.accepted, current.updated_block = price, accepted, block_number
+    session.flush()
+    return current
+
+
+def mirror_course_update(
+    session: Session,
+    *,
+    onchain_id: int,
+    listed: bool,
+    refund_window: int,
+    block_number: int,
+) -> Course | None:
+    """Indexer hand-off for `CourseUpdated` (listing and refund window)."""
+    course = course_by_onchain_id(session, onchain_id)
+    if course is None:
+        return None
+    if course.onchain_block is not None and block_number < course.onchain_block:
+        return course
+    course.listed_onchain = listed
+    course.refund_window = refund_window
+    course.onchain_block = block_number
+    session.flush()
+    return course

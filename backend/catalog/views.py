@@ -1,0 +1,79 @@
+"""Building catalog response bodies from the database (run inside `AsyncSession.run_sync`)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from backend.catalog.models import Course, Lesson, Token
+from backend.catalog.schemas import (
+    CourseDetailOut,
+    CourseOut,
+    FiatPriceOut,
+    LessonSummaryOut,
+    TokenOut,
+    TokenPriceOut,
+)
+from backend.catalog.service import list_lessons, prices_for, tokens_by_address
+
+
+def token_out(tokens: dict[str, Token], address: str) -> TokenOut:
+    """Token metadata, with a placeholder for tokens nobody described."""
+    token = tokens.get(address)
+    if token is None:
+        return TokenOut(address=address, symbol="?", decimals=18, name="Unknown token")
+    return TokenOut.model_validate(token)
+
+
+def courses_out(session: Session, courses: Sequence[Course]) -> list[CourseOut]:
+    """Courses with prices and lesson counts (three queries whatever the page size)."""
+    ids = [c.id for c in courses]
+    prices = prices_for(session, ids)
+    tokens = tokens_by_address(session)
+    counts: dict[int, int] = {}
+    if ids:
+        counts = {
+            cid: n
+            for cid, n in session.execute(
+                select(Lesson.course_id, func.count(Lesson.id))
+                .where(Lesson.course_id.in_(ids))
+                .group_by(Lesson.course_id)
+            ).all()
+        }
+    return [
+        CourseOut(
+            id=c.id,
+            onchain_id=c.onchain_id,
+            provider=c.provider,
+            title=c.title,
+            description=c.description,
+            status=c.status,
+            refund_window=c.refund_window,
+            fiat_price=(
+                FiatPriceOut(amount=c.fiat_price, currency=c.fiat_currency)
+                if c.fiat_price is not None and c.fiat_currency
+                else None
+            ),
+            prices=[
+                TokenPriceOut(
+                    token=token_out(tokens, p.token), price=p.price, updated_block=p.updated_block
+                )
+                for p in prices[c.id]
+            ],
+            lesson_count=counts.get(c.id, 0),
+            created_at=c.created_at,
+        )
+        for c in courses
+    ]
+
+
+def course_detail_out(session: Session, course: Course) -> CourseDetailOut:
+    """One course with its lesson outline."""
+    base = courses_out(session, [course])[0]
+    lessons = [
+        LessonSummaryOut(position=lesson.position, title=lesson.title)
+        for lesson in list_lessons(session, course.id)
+    ]
+    return CourseDetailOut(**base.model_dump(), lessons=lessons)

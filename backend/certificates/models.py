@@ -1,0 +1,59 @@
+"""Certificates: the off-chain record (salted) whose hash goes on-chain as a soulbound token."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from backend.core.db import Address, Base, TokenAmount, UTCDateTime, utcnow
+from backend.core.types import JsonType
+
+
+class CertificateStatus:
+    """requested -> minting -> minted (mode mint) | claimable (mode voucher); -> revoked."""
+
+    REQUESTED = "requested"
+    MINTING = "minting"
+    MINTED = "minted"
+    CLAIMABLE = "claimable"
+    REVOKED = "revoked"
+
+
+class CertificateMode:
+    """Who pays the gas: the platform mints, or the learner claims with a signed voucher."""
+
+    MINT = "mint"
+    VOUCHER = "voucher"
+
+
+class Certificate(Base):
+    """One certificate per (course, address)."""
+
+    __tablename__ = "certificates"
+    __table_args__ = (
+        UniqueConstraint("course_id", "address"),
+        CheckConstraint(
+            "status IN ('requested', 'minting', 'minted', 'claimable', 'revoked')", name="status"
+        ),
+        CheckConstraint("mode IN ('mint', 'voucher')", name="mode"),
+        Index("ix_certificates_address", "address"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    course_id: Mapped[int] = mapped_column(ForeignKey("courses.id"))
+    address: Mapped[str] = mapped_column(Address)
+    # courseId << 160 | learner; unknown until the course has an on-chain id.
+    token_id: Mapped[int | None] = mapped_column(TokenAmount, default=None)
+    record_hash: Mapped[str] = mapped_column(String(58))  # 0x + 28 bytes
+    record: Mapped[dict[str, Any]] = mapped_column(JsonType)
+    mode: Mapped[str] = mapped_column(String(8), default=CertificateMode.MINT)
+    status: Mapped[str] = mapped_column(String(16), default=CertificateStatus.REQUESTED)
+    tx_hash: Mapped[str | None] = mapped_column(String(66), default=None)
+    voucher_signature: Mapped[str | None] = mapped_column(String(300), default=None)
+    voucher_deadline: Mapped[int | None] = mapped_column(TokenAmount, default=None)
+    requested_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)

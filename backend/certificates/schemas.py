@@ -1,0 +1,25 @@
+"""Certificate bodies."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from backend.core.schemas import Amount, ApiModel
+
+
+class CertificateOut(ApiModel):
+    """A certificate and its off-chain record (the record hash is what the chain stores)."""
+
+    id: int
+    course_id: int
+    address: str
+    token_id: Amount | None
+    record_hash: str
+    record: dict[str, Any]
+    mode: str
+    status: str
+    tx_hash: str | None
+    voucher_signature: str | None
+    voucher_deadline: Amount | None
+    requested_at: datetime

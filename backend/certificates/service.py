@@ -1,0 +1,135 @@
+"""Certificates: the hand-off from learning (course completed) to the chain (mint or voucher).
+
+`request_certificate` is the ONE entry point: it writes the certificate record with its salted
+canonical record and record hash, and an outbox message `certificate.requested` for the worker,
+in the caller's transaction. Idempotent per (course, learner).
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Sequence
+from typing import Any
+
+from eth_utils import keccak
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from backend.audit.service import record as audit
+from backend.catalog.models import Course
+from backend.catalog.service import get_course
+from backend.certificates.models import Certificate, CertificateMode, CertificateStatus
+from backend.core.db import utcnow
+from backend.core.security import checksum_address
+from backend.outbox.service import Topics, enqueue
+from backend.users.models import User
+
+RECORD_VERSION = 1
+
+
+def canonical_record_bytes(record: dict[str, Any]) -> bytes:
+    """The canonical encoding hashed on-chain: UTF-8 JSON, sorted keys, no whitespace."""
+    return json.dumps(
+        record, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    ).encode("utf-8")
+
+
+def record_hash(record: dict[str, Any]) -> str:
+    """First 28 bytes of keccak256(canonical record), 0x-hex (the contract's bytes28)."""
+    return "0x" + keccak(canonical_record_bytes(record))[:28].hex()
+
+
+def token_id_for(onchain_course_id: int, learner: str) -> int:
+    """`courseId << 160 | uint160(learner)`, as ICourseCertificate.tokenIdFor."""
+    return (onchain_course_id << 160) | int(learner, 16)
+
+
+def build_record(course: Course, address: str, name: str | None) -> dict[str, Any]:
+    """The off-chain certificate record; the random salt keeps the hash unguessable."""
+    return {
+        "version": RECORD_VERSION,
+        "course": {"id": course.id, "onchainId": course.onchain_id, "title": course.title},
+        "issuer": course.provider,
+        "learner": address,
+        "name": name,
+        "grade": "completed",
+        "completedAt": utcnow().replace(microsecond=0).isoformat().replace("+00:00", "Z"),
+        "salt": "0x" + secrets.token_hex(32),
+    }
+
+
+def request_certificate(
+    session: Session,
+    *,
+    address: str,
+    course_id: int,
+    mode: str = CertificateMode.MINT,
+) -> Certificate:
+    """Create the certificate of (address, course) and queue its issuance (idempotent)."""
+    address = checksum_address(address)
+    existing = session.scalar(
+        select(Certificate).where(
+            Certificate.course_id == course_id, Certificate.address == address
+        )
+    )
+    if existing is not None:
+        return existing
+    course = get_course(session, course_id)
+    name = session.scalar(select(User.display_name).where(User.address == address))
+    record = build_record(course, address, name)
+    certificate = Certificate(
+        course_id=course_id,
+        address=address,
+        token_id=None if course.onchain_id is None else token_id_for(course.onchain_id, address),
+        record_hash=record_hash(record),
+        record=record,
+        mode=mode,
+        status=CertificateStatus.REQUESTED,
+    )
+    try:
+        with session.begin_nested():
+            session.add(certificate)
+    except IntegrityError:
+        # A concurrent completion created it first.
+        winner = session.scalar(
+            select(Certificate).where(
+                Certificate.course_id == course_id, Certificate.address == address
+            )
+        )
+        if winner is None:
+            raise
+        return winner
+    enqueue(
+        session,
+        Topics.CERTIFICATE_REQUESTED,
+        {
+            "certificateId": certificate.id,
+            "courseId": course_id,
+            "onchainCourseId": course.onchain_id,
+            "learner": address,
+            "recordHash": certificate.record_hash,
+            "tokenId": None if certificate.token_id is None else str(certificate.token_id),
+            "mode": mode,
+        },
+        dedupe_key=f"certificate.requested:{certificate.id}",
+    )
+    audit(
+        session,
+        actor=f"user:{address}",
+        action="certificate.request",
+        subject_type="certificate",
+        subject_id=certificate.id,
+        after={"courseId": course_id, "recordHash": certificate.record_hash, "mode": mode},
+    )
+    return certificate
+
+
+def certificates_of(session: Session, address: str) -> Sequence[Certificate]:
+    """An address's certificates, newest first."""
+    return session.scalars(
+        select(Certificate)
+        .where(Certificate.address == address)
+        .order_by(Certificate.requested_at.desc())
+    ).all()

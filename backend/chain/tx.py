@@ -1,0 +1,106 @@
+"""Unsigned transactions for the user's wallet to sign, encoded from the interface signatures."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from backend.chain.client import encode_call
+
+ACCESS_SOURCE = {"none": 0, "purchase": 1, "card": 2, "grant": 3}
+
+
+@dataclass(frozen=True)
+class UnsignedTx:
+    """`to`, `data` (0x hex), `value` (wei) and `chainId`."""
+
+    to: str
+    data: str
+    value: int
+    chain_id: int
+
+
+def _tx(to: str, chain_id: int, calldata: bytes, value: int = 0) -> UnsignedTx:
+    return UnsignedTx(to=to, data="0x" + calldata.hex(), value=value, chain_id=chain_id)
+
+
+def create_course(market: str, chain_id: int, title: str, refund_window: int) -> UnsignedTx:
+    """`createCourse(string,uint32)`."""
+    return _tx(
+        market,
+        chain_id,
+        encode_call("createCourse(string,uint32)", ["string", "uint32"], [title, refund_window]),
+    )
+
+
+def set_price(market: str, chain_id: int, course_id: int, token: str, price: int) -> UnsignedTx:
+    """`setPrice(uint256,address,uint256)`."""
+    return _tx(
+        market,
+        chain_id,
+        encode_call(
+            "setPrice(uint256,address,uint256)",
+            ["uint256", "address", "uint256"],
+            [course_id, token, price],
+        ),
+    )
+
+
+def purchase(
+    market: str,
+    chain_id: int,
+    *,
+    course_id: int,
+    token: str,
+    max_amount: int,
+    recipient: str,
+    order_ref: str,
+    native: bool,
+) -> UnsignedTx:
+    """`purchase(uint256,address,uint256,address,bytes32)`; sends the price for the native coin."""
+    return _tx(
+        market,
+        chain_id,
+        encode_call(
+            "purchase(uint256,address,uint256,address,bytes32)",
+            ["uint256", "address", "uint256", "address", "bytes32"],
+            [course_id, token, max_amount, recipient, bytes.fromhex(order_ref[2:])],
+        ),
+        value=max_amount if native else 0,
+    )
+
+
+def approve(token: str, chain_id: int, spender: str, amount: int) -> UnsignedTx:
+    """ERC-20 `approve(address,uint256)` (before an ERC-20 purchase)."""
+    return _tx(
+        token,
+        chain_id,
+        encode_call("approve(address,uint256)", ["address", "uint256"], [spender, amount]),
+    )
+
+
+def refund(
+    market: str,
+    chain_id: int,
+    *,
+    course_id: int,
+    learner: str,
+    payer: str,
+    token: str,
+    amount: int,
+    fee: int,
+) -> UnsignedTx:
+    """`refund(uint256,address,address,address,uint256,uint256)`."""
+    return _tx(
+        market,
+        chain_id,
+        encode_call(
+            "refund(uint256,address,address,address,uint256,uint256)",
+            ["uint256", "address", "address", "address", "uint256", "uint256"],
+            [course_id, learner, payer, token, amount, fee],
+        ),
+    )
+
+
+def withdraw(market: str, chain_id: int, token: str) -> UnsignedTx:
+    """`withdraw(address)`."""
+    return _tx(market, chain_id, encode_call("withdraw(address)", ["address"], [token]))

@@ -1,0 +1,142 @@
+"""Stripe access through the official SDK (`stripe.StripeClient`, API version pinned in settings).
+
+Async methods serve the API; `fetch_sync` serves the worker (the same re-fetch logic when it
+processes webhook events out of band). TUITION_STRIPE_API_BASE points the SDK at the local
+Stripe stand-in in tests and demos; production leaves it unset.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any
+
+import stripe
+
+from backend.core.config import Settings
+from backend.core.errors import ServiceUnavailableError, UpstreamError
+
+logger = logging.getLogger(__name__)
+
+FETCHABLE = ("checkout.session", "charge", "dispute", "payment_intent")
+
+
+class StripeGateway:
+    """The few Stripe calls Tuition makes."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._client: stripe.StripeClient | None = None
+
+    def client(self) -> stripe.StripeClient:
+        """The SDK client (created on first use)."""
+        if self._client is None:
+            key = self.settings.stripe_secret_key.get_secret_value()
+            if not key:
+                raise ServiceUnavailableError(
+                    "card payments are not configured", code="stripe_not_configured"
+                )
+            base = {"api": self.settings.stripe_api_base} if self.settings.stripe_api_base else None
+            self._client = stripe.StripeClient(
+                key,
+                stripe_version=self.settings.stripe_api_version,
+                base_addresses=base,  # type: ignore[arg-type]
+                http_client=stripe.HTTPXClient(allow_sync_methods=True),
+                max_network_retries=2,
+            )
+        return self._client
+
+    async def create_checkout_session(
+        self,
+        *,
+        order_id: str,
+        course_id: int,
+        title: str,
+        address: str,
+        amount: int,
+        currency: str,
+        expires_at: datetime,
+    ) -> dict[str, Any]:
+        """A hosted Checkout Session for one course (idempotent per order)."""
+        public = self.settings.public_url.rstrip("/")
+        metadata = {"order_id": order_id, "course_id": str(course_id), "address": address}
+        params: dict[str, Any] = {
+            "mode": "payment",
+            "line_items": [
+                {
+                    "quantity": 1,
+                    "price_data": {
+                        "currency": currency,
+                        "unit_amount": amount,
+                        "product_data": {"name": title[:250]},
+                    },
+                }
+            ],
+            "metadata": metadata,
+            # Copied by Stripe onto the PaymentIntent and its charges: refunds and disputes
+            # find their order even before checkout.session.completed was processed.
+            "payment_intent_data": {"metadata": metadata},
+            "client_reference_id": order_id,
+            "success_url": f"{public}/checkout/return?session_id={{CHECKOUT_SESSION_ID}}",
+            "cancel_url": f"{public}/courses/{course_id}?checkout=cancelled",
+            "expires_at": int(expires_at.timestamp()),
+        }
+        try:
+            session = await self.client().v1.checkout.sessions.create_async(
+                params=params,  # type: ignore[arg-type]
+                options={"idempotency_key": f"checkout:{order_id}"},
+            )
+        except stripe.StripeError as exc:
+            logger.warning("Stripe checkout creation failed for order %s: %s", order_id, exc)
+            raise UpstreamError(
+                f"Stripe refused the checkout: {exc.user_message or exc}", code="stripe_error"
+            ) from exc
+        return session.to_dict()
+
+    async def refund(self, *, order_id: str, payment_intent: str) -> dict[str, Any]:
+        """Refund a card payment in full (idempotent per order)."""
+        try:
+            refund = await self.client().v1.refunds.create_async(
+                params={"payment_intent": payment_intent, "metadata": {"order_id": order_id}},
+                options={"idempotency_key": f"refund:{order_id}"},
+            )
+        except stripe.StripeError as exc:
+            logger.warning("Stripe refund failed for order %s: %s", order_id, exc)
+            raise UpstreamError(
+                f"Stripe refused the refund: {exc.user_message or exc}", code="stripe_error"
+            ) from exc
+        return refund.to_dict()
+
+    async def fetch(self, kind: str, object_id: str) -> dict[str, Any]:
+        """The current state of a Stripe object (webhooks never trust the payload's state)."""
+        v1 = self.client().v1
+        obj: Any
+        if kind == "checkout.session":
+            obj = await v1.checkout.sessions.retrieve_async(object_id)
+        elif kind == "charge":
+            obj = await v1.charges.retrieve_async(object_id)
+        elif kind == "dispute":
+            # The charge carries the order's metadata: a dispute may arrive before the order
+            # learned its payment's ids.
+            obj = await v1.disputes.retrieve_async(object_id, params={"expand": ["charge"]})
+        elif kind == "payment_intent":
+            obj = await v1.payment_intents.retrieve_async(object_id)
+        else:
+            raise ValueError(f"cannot fetch Stripe objects of kind {kind!r}")
+        return dict(obj.to_dict())
+
+    def fetch_sync(self, kind: str, object_id: str) -> dict[str, Any]:
+        """`fetch` for synchronous callers (the worker)."""
+        v1 = self.client().v1
+        obj: Any
+        if kind == "checkout.session":
+            obj = v1.checkout.sessions.retrieve(object_id)
+        elif kind == "charge":
+            obj = v1.charges.retrieve(object_id)
+        elif kind == "dispute":
+            obj = v1.disputes.retrieve(object_id, params={"expand": ["charge"]})
+        elif kind == "payment_intent":
+            obj = v1.payment_intents.retrieve(object_id)
+        else:
+            raise ValueError(f"cannot fetch Stripe objects of kind {kind!r}")
+        return dict(obj.to_dict())

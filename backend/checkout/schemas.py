@@ -1,0 +1,29 @@
+"""Card checkout bodies."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from backend.core.schemas import ApiInput, ApiModel
+
+
+class CheckoutIn(ApiInput):
+    """Buy a course by card."""
+
+    course_id: int = Field(ge=1)
+
+
+class CheckoutOut(ApiModel):
+    """Where to send the learner (Stripe's hosted page), and the order to poll."""
+
+    url: str
+    order_id: str
+    session_id: str
+
+
+class CheckoutStatusOut(ApiModel):
+    """What the return page polls."""
+
+    order_id: str
+    status: str
+    has_access: bool

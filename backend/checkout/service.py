@@ -1,0 +1,84 @@
+"""Card checkout: a pending card order plus a Stripe Checkout Session for it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
+
+from backend.access.service import active_entitlement
+from backend.catalog.models import Course, CourseStatus
+from backend.catalog.service import get_course
+from backend.checkout.gateway import StripeGateway
+from backend.core.errors import ConflictError, NotFoundError
+from backend.orders import service as orders
+from backend.orders.models import Order
+
+
+@dataclass(frozen=True)
+class Checkout:
+    """The hosted page to redirect to."""
+
+    url: str
+    order_id: str
+    session_id: str
+
+
+def _prepare(session: Session, course_id: int, buyer: str) -> tuple[Course, Order | None]:
+    course = get_course(session, course_id)
+    if course.status != CourseStatus.PUBLISHED:
+        raise NotFoundError(f"course {course_id} is not for sale", code="course_not_found")
+    if course.fiat_price is None or course.fiat_currency is None:
+        raise ConflictError("this course has no card price", code="no_fiat_price")
+    if course.fiat_price == 0:
+        raise ConflictError("this course is free: claim it instead", code="free_course")
+    orders.ensure_not_entitled(session, buyer, course.id)
+    return course, orders.open_card_order(session, course_id=course.id, buyer=buyer)
+
+
+async def start_checkout(
+    session: AsyncSession, gateway: StripeGateway, *, course_id: int, buyer: str
+) -> Checkout:
+    """Create (or reuse, on a double click) a pending card order and its Checkout Session."""
+    course, reusable = await session.run_sync(_prepare, course_id, buyer)
+    if reusable is not None and reusable.checkout_url and reusable.stripe_checkout_session_id:
+        return Checkout(
+            url=reusable.checkout_url,
+            order_id=reusable.id,
+            session_id=reusable.stripe_checkout_session_id,
+        )
+    assert course.fiat_price is not None and course.fiat_currency is not None
+    order = await session.run_sync(
+        lambda s: orders.create_card_order(
+            s,
+            course=course,
+            buyer=buyer,
+            amount=course.fiat_price or 0,
+            currency=course.fiat_currency or "",
+        )
+    )
+    assert order.expires_at is not None
+    # If Stripe fails, the exception rolls the order back with the request's transaction.
+    cs = await gateway.create_checkout_session(
+        order_id=order.id,
+        course_id=course.id,
+        title=course.title,
+        address=buyer,
+        amount=order.amount,
+        currency=order.currency or "",
+        expires_at=order.expires_at,
+    )
+    order.stripe_checkout_session_id = str(cs["id"])
+    order.checkout_url = str(cs["url"])
+    await session.flush()
+    return Checkout(url=order.checkout_url, order_id=order.id, session_id=str(cs["id"]))
+
+
+def checkout_status(session: Session, order_id: str, address: str) -> tuple[Order, bool]:
+    """A card order of `address` and whether access is granted."""
+    order = orders.get_order(session, order_id)
+    if address not in (order.buyer, order.recipient):
+        raise NotFoundError(f"order {order_id} does not exist", code="order_not_found")
+    entitlement = active_entitlement(session, order.recipient, order.course_id)
+    return order, entitlement is not None

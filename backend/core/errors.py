@@ -1,0 +1,202 @@
+"""Domain errors and the one JSON error shape of the API.
+
+Services raise a `DomainError` subclass (a code, an HTTP status and a message); one exception
+handler renders all of them, and the handlers below make FastAPI's and Starlette's own errors
+(404, 405, 422...) use the same shape: ``{"error": {"code": "...", "message": "..."}}``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+logger = logging.getLogger("tuition.errors")
+
+
+class DomainError(Exception):
+    """An expected failure with a stable machine-readable code."""
+
+    code: str = "bad_request"
+    status_code: int = 400
+    message: str = "The request could not be processed."
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        code: str | None = None,
+        details: Any = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        self.message = message or type(self).message
+        if code is not None:
+            self.code = code
+        self.details = details
+        self.headers = headers
+        super().__init__(self.message)
+
+
+class BadRequestError(DomainError):
+    """The request is well-formed JSON but makes no sense."""
+
+
+class InvalidInputError(DomainError):
+    """A field is invalid (beyond what the schema catches)."""
+
+    code = "validation_error"
+    status_code = 422
+    message = "The request is invalid."
+
+
+class UnauthorizedError(DomainError):
+    """No valid session, or a failed sign-in."""
+
+    code = "unauthorized"
+    status_code = 401
+    message = "Sign in first."
+
+
+class ForbiddenError(DomainError):
+    """Signed in, but not allowed."""
+
+    code = "forbidden"
+    status_code = 403
+    message = "You are not allowed to do this."
+
+
+class NotFoundError(DomainError):
+    """The resource does not exist (or is not visible to the caller)."""
+
+    code = "not_found"
+    status_code = 404
+    message = "Not found."
+
+
+class ConflictError(DomainError):
+    """The request conflicts with the current state."""
+
+    code = "conflict"
+    status_code = 409
+    message = "The request conflicts with the current state."
+
+
+class RateLimitedError(DomainError):
+    """Too many requests from one client."""
+
+    code = "rate_limited"
+    status_code = 429
+    message = "Too many requests; slow down."
+
+
+class UpstreamError(DomainError):
+    """A dependency (Stripe, the chain node) failed."""
+
+    code = "upstream_error"
+    status_code = 502
+    message = "A payment or chain service failed; try again."
+
+
+class ServiceUnavailableError(DomainError):
+    """Not configured or not ready."""
+
+    code = "unavailable"
+    status_code = 503
+    message = "The service is not available."
+
+
+def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
+    """The JSON body of every error response."""
+    error: dict[str, Any] = {"code": code, "message": message}
+    if details is not None:
+        error["details"] = details
+    return {"error": error}
+
+
+def error_response(
+    status: int,
+    code: str,
+    message: str,
+    details: Any = None,
+    headers: Mapping[str, str] | None = None,
+) -> JSONResponse:
+    """A JSON error response in the API's one shape."""
+    return JSONResponse(
+        error_body(code, message, details),
+        status_code=status,
+        headers=dict(headers) if headers else None,
+    )
+
+
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    429: "rate_limited",
+}
+
+
+async def _domain_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, DomainError)
+    return error_response(exc.status_code, exc.code, exc.message, exc.details, exc.headers)
+
+
+async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    code = _HTTP_CODES.get(exc.status_code, "error" if exc.status_code >= 500 else "bad_request")
+    message = exc.detail if isinstance(exc.detail, str) else "Request failed."
+    if exc.status_code == 404 and message == "Not Found":
+        message = "No such resource."
+    if exc.status_code == 405:
+        message = "Method not allowed on this resource."
+    return error_response(exc.status_code, code, message, headers=exc.headers)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, str | int | float | bool) or value is None:
+        return value
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    return str(value)
+
+
+async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    details = [
+        {
+            "loc": [str(part) for part in err.get("loc", ())],
+            "message": str(err.get("msg", "invalid")),
+            "type": str(err.get("type", "")),
+        }
+        for err in exc.errors()
+    ]
+    first = details[0] if details else None
+    where = ".".join(p for p in first["loc"] if p not in ("body", "query", "path")) if first else ""
+    message = f"{where}: {first['message']}" if first and where else "The request is invalid."
+    return error_response(422, "validation_error", message, _jsonable(details))
+
+
+async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
+    logger.exception("unhandled error on %s %s", request.method, request.url.path)
+    return error_response(500, "internal_error", "Something went wrong on our side.")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Render every error, expected or not, as ``{"error": {"code", "message"}}``."""
+    app.add_exception_handler(DomainError, _domain_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(Exception, _unhandled)

@@ -1,0 +1,1 @@
+"""Alembic migrations of the Tuition database (see backend.core.migrate)."""

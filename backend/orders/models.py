@@ -1,0 +1,113 @@
+"""Orders of both payment rails: crypto (quoted here, paid on-chain) and card (Stripe)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from backend.core.db import Address, Base, TokenAmount, UTCDateTime, utcnow
+from backend.core.types import JsonType
+
+
+class Rail:
+    """How an order is paid."""
+
+    CRYPTO = "crypto"
+    CARD = "card"
+
+
+class OrderStatus:
+    """The order state machine.
+
+    Card:   pending -> paid -> refunded | disputed -> paid (won) | lost; pending -> failed | expired
+            (an event seen out of order may also move pending straight to refunded/disputed/lost).
+    Crypto: pending (quoted) -> paid -> refunded; paid -> reverted (reorg) -> paid (re-mined);
+            pending -> expired (quote timed out, still payable: a late payment is kept, flagged).
+    """
+
+    PENDING = "pending"
+    PAID = "paid"
+    REFUNDED = "refunded"
+    DISPUTED = "disputed"
+    LOST = "lost"
+    FAILED = "failed"
+    EXPIRED = "expired"
+    REVERTED = "reverted"
+    ALL = (PENDING, PAID, REFUNDED, DISPUTED, LOST, FAILED, EXPIRED, REVERTED)
+    # Money was taken at some point (what provider sales report).
+    SETTLED = (PAID, REFUNDED, DISPUTED, LOST)
+
+
+class Order(Base):
+    """One purchase attempt of one course for one recipient."""
+
+    __tablename__ = "orders"
+    __table_args__ = (
+        CheckConstraint("rail IN ('crypto', 'card')", name="rail"),
+        CheckConstraint(
+            "status IN ('pending', 'paid', 'refunded', 'disputed', 'lost', 'failed', 'expired',"
+            " 'reverted')",
+            name="status",
+        ),
+        CheckConstraint(
+            "(rail = 'crypto' AND token IS NOT NULL) OR (rail = 'card' AND currency IS NOT NULL)",
+            name="rail_unit",
+        ),
+        UniqueConstraint("chain_id", "tx_hash", "log_index"),
+        Index("ix_orders_buyer", "buyer", "created_at"),
+        Index("ix_orders_recipient_course", "recipient", "course_id"),
+        Index("ix_orders_course_status", "course_id", "status"),
+        Index("ix_orders_stripe_payment_intent_id", "stripe_payment_intent_id"),
+        Index("ix_orders_stripe_charge_id", "stripe_charge_id"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    rail: Mapped[str] = mapped_column(String(8))
+    course_id: Mapped[int] = mapped_column(ForeignKey("courses.id"))
+    buyer: Mapped[str] = mapped_column(Address)
+    recipient: Mapped[str] = mapped_column(Address)
+    amount: Mapped[int] = mapped_column(TokenAmount)
+    token: Mapped[str | None] = mapped_column(Address, default=None)
+    currency: Mapped[str | None] = mapped_column(String(3), default=None)
+    fee: Mapped[int] = mapped_column(TokenAmount, default=0)
+    status: Mapped[str] = mapped_column(String(16), default=OrderStatus.PENDING)
+    # bytes32 hex: the purchase's orderRef on-chain, and the ref of card grants recorded there.
+    order_ref: Mapped[str] = mapped_column(String(66), unique=True)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    # Crypto: where the purchase was seen.
+    chain_id: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    tx_hash: Mapped[str | None] = mapped_column(String(66), default=None)
+    log_index: Mapped[int | None] = mapped_column(Integer, default=None)
+    block_hash: Mapped[str | None] = mapped_column(String(66), default=None)
+    block_number: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    confirmed: Mapped[bool] = mapped_column(Boolean, default=False)
+    refund_tx_hash: Mapped[str | None] = mapped_column(String(66), default=None)
+    refund_log_index: Mapped[int | None] = mapped_column(Integer, default=None)
+    refund_block_hash: Mapped[str | None] = mapped_column(String(66), default=None)
+    # Card: Stripe's references.
+    stripe_checkout_session_id: Mapped[str | None] = mapped_column(
+        String(255), unique=True, default=None
+    )
+    stripe_payment_intent_id: Mapped[str | None] = mapped_column(String(255), default=None)
+    stripe_charge_id: Mapped[str | None] = mapped_column(String(255), default=None)
+    stripe_dispute_id: Mapped[str | None] = mapped_column(String(255), default=None)
+    checkout_url: Mapped[str | None] = mapped_column(String(2000), default=None)
+    refund_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    # What differed from the quote (amount, token, recipient...): kept, flagged, audited.
+    anomalies: Mapped[list[Any]] = mapped_column(JsonType, default=list)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)

@@ -1,0 +1,60 @@
+"""Enqueueing side effects in the transaction of the change that causes them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from backend.core.db import utcnow
+from backend.outbox.models import OutboxMessage
+
+
+class Topics:
+    """Outbox topics the worker relays."""
+
+    CERTIFICATE_REQUESTED = "certificate.requested"
+    CARD_GRANT = "access.card_grant"  # record a paid card order on-chain (grantAccess)
+    CARD_REVOKE = "access.card_revoke"  # record a card refund/chargeback on-chain (revokeAccess)
+    RECEIPT_EMAIL = "email.receipt"
+
+
+def enqueue(
+    session: Session,
+    topic: str,
+    payload: dict[str, Any],
+    *,
+    dedupe_key: str | None = None,
+    available_at: datetime | None = None,
+) -> OutboxMessage:
+    """Add an outbox message; with `dedupe_key`, a second call returns the first message."""
+    if dedupe_key is not None:
+        existing = session.scalar(
+            select(OutboxMessage).where(OutboxMessage.dedupe_key == dedupe_key)
+        )
+        if existing is not None:
+            return existing
+    message = OutboxMessage(
+        topic=topic,
+        payload=payload,
+        dedupe_key=dedupe_key,
+        available_at=available_at or utcnow(),
+    )
+    if dedupe_key is None:
+        session.add(message)
+        session.flush()
+        return message
+    try:
+        with session.begin_nested():
+            session.add(message)
+    except IntegrityError:
+        # A concurrent transaction enqueued the same side effect first.
+        existing = session.scalar(
+            select(OutboxMessage).where(OutboxMessage.dedupe_key == dedupe_key)
+        )
+        assert existing is not None
+        return existing
+    return message

@@ -1,0 +1,165 @@
+"""Operations endpoints, the one error shape, request ids, metrics, OpenAPI."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import httpx
+import pytest
+from api_support import PUBLIC_URL, Api, make_settings
+from factories import account, make_course
+
+from backend.app import create_app
+from backend.chain.deployment import Deployment
+from backend.core.database import Database
+from backend.core.ratelimit import MemoryRateLimiter
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_healthz_answers_ok(api: Api) -> None:
+    async with api.client() as client:
+        response = await client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+
+
+async def test_readyz_reports_the_migrated_head(api: Api) -> None:
+    async with api.client() as client:
+        response = await client.get("/readyz")
+    assert response.status_code == 200, response.text
+    assert response.json()["status"] == "ready"
+
+
+async def test_readyz_is_503_until_migrations_ran(api: Api, tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'empty.db'}"
+    database = Database.from_url(url)
+    app = create_app(
+        make_settings(url),
+        database=database,
+        chain=api.chain,
+        rate_limiter=MemoryRateLimiter(10),
+        deployment=Deployment(),
+        seed=False,
+    )
+    try:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url=PUBLIC_URL) as client:
+            response = await client.get("/readyz")
+    finally:
+        await database.dispose()
+    assert response.status_code == 503
+    assert response.json()["error"]["code"] == "migrations_pending"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status", "code"),
+    [
+        ("GET", "/api/v1/nothing-here", 404, "not_found"),
+        ("DELETE", "/api/v1/courses", 405, "method_not_allowed"),
+        ("GET", "/api/v1/courses/not-a-number", 422, "validation_error"),
+        ("POST", "/api/v1/webhooks/stripe", 400, "invalid_signature"),
+    ],
+)
+async def test_framework_errors_use_the_api_error_shape(
+    api: Api, method: str, path: str, status: int, code: str
+) -> None:
+    async with api.client() as client:
+        response = await client.request(method, path)
+    assert response.status_code == status
+    body = response.json()
+    assert list(body) == ["error"]
+    assert body["error"]["code"] == code and body["error"]["message"]
+
+
+async def test_unexpected_exceptions_become_a_500_in_the_error_shape(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from backend.catalog import service
+
+    def boom(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("database on fire")
+
+    monkeypatch.setattr(service, "list_published", boom)
+    async with api.client() as client:
+        response = await client.get("/api/v1/courses")
+    assert response.status_code == 500
+    assert response.json() == {
+        "error": {"code": "internal_error", "message": "Something went wrong on our side."}
+    }
+    assert "fire" not in response.text
+
+
+async def test_request_id_is_echoed_or_generated(api: Api) -> None:
+    async with api.client() as client:
+        echoed = await client.get("/healthz", headers={"X-Request-ID": "trace-42"})
+        generated = await client.get("/healthz")
+        unsafe = await client.get("/healthz", headers={"X-Request-ID": "a b\tc" * 50})
+    assert echoed.headers["x-request-id"] == "trace-42"
+    assert re.fullmatch(r"[0-9a-f]{32}", generated.headers["x-request-id"])
+    assert re.fullmatch(r"[0-9a-f]{32}", unsafe.headers["x-request-id"])
+
+
+async def test_metrics_expose_latency_by_route_template(api: Api) -> None:
+    course = await api.run(make_course, provider=account("provider").address)
+    async with api.client() as client:
+        await client.get(
+            f"/api/v1/courses/{course.id}/access", params={"address": account("x").address}
+        )
+        body = (await client.get("/metrics")).text
+    assert "tuition_http_request_duration_seconds_bucket" in body
+    assert 'route="/api/v1/courses/{course_id}/access"' in body
+    assert f"/courses/{course.id}/access" not in body  # templates, not raw paths
+
+
+async def test_openapi_documents_every_api_route_with_schemas(api: Api) -> None:
+    async with api.client() as client:
+        spec = (await client.get("/openapi.json")).json()
+        docs = await client.get("/docs")
+    assert docs.status_code == 200
+    paths = spec["paths"]
+    for path in (
+        "/api/v1/auth/nonce",
+        "/api/v1/auth/verify",
+        "/api/v1/courses/{course_id}/access",
+        "/api/v1/checkout/stripe",
+        "/api/v1/webhooks/stripe",
+        "/api/v1/provider/sales",
+        "/api/v1/orders/crypto",
+    ):
+        assert path in paths, path
+    access = paths["/api/v1/courses/{course_id}/access"]["get"]
+    schema = access["responses"]["200"]["content"]["application/json"]["schema"]
+    assert schema["$ref"].endswith("/AccessOut")
+    assert "hasAccess" in spec["components"]["schemas"]["AccessOut"]["properties"]
+    assert {(p["name"], p["in"]) for p in access["parameters"]} == {
+        ("course_id", "path"),
+        ("address", "query"),
+    }
+
+
+async def test_startup_seeds_the_native_coin_and_deployed_tokens(api: Api) -> None:
+    from sqlalchemy import delete, select
+
+    from backend.catalog.models import Token
+    from backend.chain.deployment import TokenInfo
+
+    await api.run(lambda s: s.execute(delete(Token)))
+    deployment = Deployment(
+        tokens=(TokenInfo(address="0x" + "ab" * 20, symbol="ESN", decimals=18, name="Esn"),)
+    )
+    app = create_app(
+        api.settings,
+        database=api.db,
+        chain=api.chain,
+        rate_limiter=MemoryRateLimiter(10),
+        deployment=deployment,
+    )
+    async with app.router.lifespan_context(app):
+        pass
+    tokens = await api.query(
+        lambda s: {t.symbol: (t.address, t.decimals) for t in s.scalars(select(Token))}
+    )
+    assert tokens["ETH"] == ("0x0000000000000000000000000000000000000000", 18)
+    assert tokens["ESN"][1] == 18

@@ -1,0 +1,331 @@
+"""Provider endpoints: course management, transactions to sign, sales, balances."""
+
+from __future__ import annotations
+
+import pytest
+from api_support import CHAIN_ID, MARKET, Api
+from eth_abi import decode
+from factories import NATIVE, USDC, account, make_course
+from sqlalchemy import select
+
+from backend.audit.models import AuditEntry
+from backend.chain.client import selector
+from backend.orders.models import Order, OrderStatus, Rail
+
+pytestmark = pytest.mark.anyio
+
+PROVIDER = account("provider")
+OTHER = account("other-provider")
+LEARNER = account("learner")
+
+
+def _args(tx: dict, signature: str, types: list[str]) -> tuple:  # type: ignore[type-arg]
+    data = bytes.fromhex(tx["data"][2:])
+    assert data[:4] == selector(signature)
+    return decode(types, data[4:])
+
+
+async def test_provider_creates_and_publishes_a_course_with_lessons_and_card_price(
+    api: Api,
+) -> None:
+    async with api.user(PROVIDER) as client:
+        created = await client.post(
+            "/api/v1/provider/courses",
+            json={"title": "  Zero-Knowledge  ", "description": "ZK", "refundWindow": 3600},
+        )
+        course_id = created.json()["id"]
+        base = f"/api/v1/provider/courses/{course_id}"
+        lesson = await client.put(f"{base}/lessons/1", json={"title": "Intro", "body": "Hi"})
+        replaced = await client.put(f"{base}/lessons/1", json={"title": "Intro!", "body": "Hi"})
+        gap = await client.put(f"{base}/lessons/3", json={"title": "Later"})
+        price = await client.put(f"{base}/fiat-price", json={"amount": "4900", "currency": "EUR"})
+        published = await client.patch(base, json={"status": "published"})
+        mine = await client.get("/api/v1/provider/courses")
+    assert created.status_code == 201
+    assert created.json()["title"] == "Zero-Knowledge"
+    assert created.json()["status"] == "draft" and created.json()["provider"] == PROVIDER.address
+    assert lesson.status_code == 200 and replaced.json()["title"] == "Intro!"
+    assert gap.status_code == 422 and gap.json()["error"]["code"] == "lesson_position"
+    assert price.json()["fiatPrice"] == {"amount": "4900", "currency": "eur"}
+    assert published.json()["status"] == "published"
+    assert published.json()["lessons"] == [{"position": 1, "title": "Intro!"}]
+    assert [c["id"] for c in mine.json()] == [course_id]
+    actions = await api.query(
+        lambda s: s.scalars(select(AuditEntry.action).order_by(AuditEntry.id)).all()
+    )
+    assert actions == ["course.create", "course.fiat_price", "course.update"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"title": ""},
+        {"title": "   "},
+        {"title": "é" * 51},  # 102 bytes of UTF-8
+        {"title": "ok", "refundWindow": -1},
+        {"title": "ok", "refundWindow": 31 * 24 * 3600},
+        {"title": "ok", "unknownField": 1},
+    ],
+)
+async def test_invalid_course_input_is_refused(api: Api, body: dict[str, object]) -> None:
+    async with api.user(PROVIDER) as client:
+        response = await client.post("/api/v1/provider/courses", json=body)
+        listed = await client.get("/api/v1/provider/courses")
+    assert response.status_code == 422
+    assert response.json()["error"]["code"] == "validation_error"
+    assert listed.json() == []
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"amount": 49.0, "currency": "usd"},
+        {"amount": "49.00", "currency": "usd"},
+        {"amount": "-1", "currency": "usd"},
+        {"amount": True, "currency": "usd"},
+        {"amount": "100000000", "currency": "usd"},
+        {"amount": "4900", "currency": "dollars"},
+        {"amount": "4900"},
+    ],
+)
+async def test_fiat_price_must_be_integer_minor_units(api: Api, body: dict[str, object]) -> None:
+    course = await api.run(make_course, provider=PROVIDER.address)
+    async with api.user(PROVIDER) as client:
+        response = await client.put(f"/api/v1/provider/courses/{course.id}/fiat-price", json=body)
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["code"] == "validation_error"
+
+
+async def test_only_the_provider_may_manage_a_course(api: Api) -> None:
+    course = await api.run(make_course, provider=PROVIDER.address)
+    base = f"/api/v1/provider/courses/{course.id}"
+    async with api.user(OTHER) as client:
+        responses = [
+            await client.patch(base, json={"title": "mine now"}),
+            await client.put(f"{base}/fiat-price", json={"amount": "1", "currency": "usd"}),
+            await client.put(f"{base}/lessons/1", json={"title": "x"}),
+            await client.post(f"{base}/tx/create-course"),
+        ]
+    assert [r.status_code for r in responses] == [403, 403, 403, 403]
+    assert {r.json()["error"]["code"] for r in responses} == {"not_course_provider"}
+
+
+async def test_create_course_and_set_price_transactions_encode_the_interface_calls(
+    api: Api,
+) -> None:
+    course = await api.run(make_course, provider=PROVIDER.address, title="Solidity")
+    base = f"/api/v1/provider/courses/{course.id}"
+    async with api.user(PROVIDER) as client:
+        create = (await client.post(f"{base}/tx/create-course")).json()
+        early_price = await client.post(
+            f"{base}/tx/set-price", json={"token": USDC, "price": "1000"}
+        )
+        linked = await client.put(f"{base}/onchain-id", json={"onchainId": 42})
+        again = await client.post(f"{base}/tx/create-course")
+        price = (
+            await client.post(f"{base}/tx/set-price", json={"token": USDC, "price": "49000000"})
+        ).json()
+        unknown_token = await client.post(
+            f"{base}/tx/set-price", json={"token": "0x" + "11" * 20, "price": "1"}
+        )
+        too_big = await client.post(
+            f"{base}/tx/set-price", json={"token": NATIVE, "price": str(2**96)}
+        )
+        withdraw = (
+            await client.post("/api/v1/provider/tx/withdraw", json={"token": NATIVE})
+        ).json()
+    assert create["to"] == MARKET and create["value"] == "0" and create["chainId"] == CHAIN_ID
+    assert _args(create, "createCourse(string,uint32)", ["string", "uint32"]) == (
+        "Solidity",
+        14 * 24 * 3600,
+    )
+    assert early_price.status_code == 409
+    assert early_price.json()["error"]["code"] == "course_not_onchain"
+    assert linked.json()["onchainId"] == 42
+    assert again.status_code == 409 and again.json()["error"]["code"] == "already_linked"
+    assert _args(price, "setPrice(uint256,address,uint256)", ["uint256", "address", "uint256"]) == (
+        42,
+        USDC.lower(),
+        49_000_000,
+    )
+    assert unknown_token.status_code == 422
+    assert too_big.status_code == 422
+    assert _args(withdraw, "withdraw(address)", ["address"]) == (NATIVE,)
+
+
+async def test_onchain_id_cannot_be_linked_twice(api: Api) -> None:
+    first = await api.run(make_course, provider=PROVIDER.address, onchain_id=9)
+    second = await api.run(make_course, provider=PROVIDER.address)
+    async with api.user(PROVIDER) as client:
+        taken = await client.put(
+            f"/api/v1/provider/courses/{second.id}/onchain-id", json={"onchainId": 9}
+        )
+        relink = await client.put(
+            f"/api/v1/provider/courses/{first.id}/onchain-id", json={"onchainId": 10}
+        )
+    assert taken.status_code == 409 and taken.json()["error"]["code"] == "onchain_id_taken"
+    assert relink.status_code == 409 and relink.json()["error"]["code"] == "already_linked"
+
+
+async def test_title_of_an_onchain_course_is_locked(api: Api) -> None:
+    course = await api.run(make_course, provider=PROVIDER.address, onchain_id=3)
+    async with api.user(PROVIDER) as client:
+        response = await client.patch(
+            f"/api/v1/provider/courses/{course.id}", json={"title": "Renamed"}
+        )
+    assert response.status_code == 409 and response.json()["error"]["code"] == "title_locked"
+
+
+def _order(course_id: int, *, id: str, **fields: object) -> Order:
+    values: dict[str, object] = {
+        "id": f"order-{id}",
+        "course_id": course_id,
+        "buyer": LEARNER.address,
+        "recipient": LEARNER.address,
+        "fee": 0,
+        "order_ref": "0x" + id.encode().hex().ljust(64, "0"),
+        "anomalies": [],
+    }
+    values.update(fields)
+    return Order(**values)  # type: ignore[arg-type]
+
+
+async def test_sales_span_both_rails_with_exact_totals(api: Api) -> None:
+    course = await api.run(make_course, provider=PROVIDER.address, onchain_id=1)
+    other = await api.run(make_course, provider=OTHER.address)
+    big = 10**30  # beyond 2**63: SQLite stores it as a padded string, totals stay exact
+
+    def seed(s):  # type: ignore[no-untyped-def]
+        from backend.core.db import utcnow
+
+        s.add_all(
+            [
+                _order(
+                    course.id,
+                    id="c1",
+                    rail=Rail.CRYPTO,
+                    token=NATIVE,
+                    amount=big,
+                    fee=5,
+                    status=OrderStatus.PAID,
+                    confirmed=True,
+                    paid_at=utcnow(),
+                ),
+                _order(
+                    course.id,
+                    id="c2",
+                    rail=Rail.CRYPTO,
+                    token=NATIVE,
+                    amount=big,
+                    fee=5,
+                    status=OrderStatus.PAID,
+                    confirmed=False,
+                    paid_at=utcnow(),
+                ),
+                _order(
+                    course.id,
+                    id="c3",
+                    rail=Rail.CRYPTO,
+                    token=USDC,
+                    amount=7,
+                    fee=1,
+                    status=OrderStatus.REFUNDED,
+                    confirmed=True,
+                    paid_at=utcnow(),
+                ),
+                _order(
+                    course.id,
+                    id="k1",
+                    rail=Rail.CARD,
+                    currency="usd",
+                    amount=4900,
+                    status=OrderStatus.PAID,
+                    paid_at=utcnow(),
+                ),
+                _order(
+                    course.id,
+                    id="k2",
+                    rail=Rail.CARD,
+                    currency="usd",
+                    amount=4900,
+                    status=OrderStatus.PENDING,
+                ),
+                _order(
+                    other.id,
+                    id="o1",
+                    rail=Rail.CARD,
+                    currency="usd",
+                    amount=1,
+                    status=OrderStatus.PAID,
+                    paid_at=utcnow(),
+                ),
+            ]
+        )
+        s.flush()
+
+    await api.run(seed)
+    async with api.user(PROVIDER) as client:
+        everything = (await client.get("/api/v1/provider/sales")).json()
+        confirmed = (
+            await client.get("/api/v1/provider/sales", params={"confirmedOnly": "true"})
+        ).json()
+    assert {o["id"] for o in everything["orders"]} == {
+        "order-c1",
+        "order-c2",
+        "order-c3",
+        "order-k1",
+    }
+    totals = {
+        (t["rail"], (t["token"] or {}).get("symbol") or t["currency"]): t
+        for t in everything["totals"]
+    }
+    assert totals[("crypto", "ETH")] == {
+        "rail": "crypto",
+        "token": totals[("crypto", "ETH")]["token"],
+        "currency": None,
+        "orders": 2,
+        "gross": str(2 * big),
+        "refunded": "0",
+        "net": str(2 * big),
+        "fees": "10",
+    }
+    assert totals[("crypto", "USDC")]["refunded"] == "7"
+    assert totals[("crypto", "USDC")]["net"] == "0"
+    assert totals[("card", "usd")]["gross"] == "4900"
+    confirmed_totals = {
+        (t["rail"], t["currency"] or t["token"]["symbol"]): t["orders"] for t in confirmed["totals"]
+    }
+    assert confirmed_totals[("crypto", "ETH")] == 1
+
+
+async def test_balances_come_from_the_market_contract(api: Api) -> None:
+    api.chain.withdrawable[(PROVIDER.address.lower(), USDC.lower())] = 123
+    api.chain.escrow[(PROVIDER.address.lower(), NATIVE)] = (10**18, 5 * 10**16)
+    async with api.user(PROVIDER) as client:
+        response = await client.get("/api/v1/provider/balances")
+        api.chain.down = True
+        outage = await client.get("/api/v1/provider/balances")
+    body = response.json()
+    assert body["market"] == MARKET
+    balances = {b["token"]["symbol"]: b for b in body["balances"]}
+    assert balances["USDC"]["withdrawable"] == "123"
+    assert balances["ETH"]["escrowNet"] == str(10**18)
+    assert balances["ETH"]["escrowFee"] == str(5 * 10**16)
+    assert outage.status_code == 502 and outage.json()["error"]["code"] == "chain_error"
+
+
+async def test_chain_endpoints_say_when_no_contract_is_deployed(api: Api) -> None:
+    from backend.chain.deployment import Deployment
+
+    api.app.state.services.deployment = Deployment()
+    try:
+        async with api.user(PROVIDER) as client:
+            response = await client.post("/api/v1/provider/tx/withdraw", json={"token": NATIVE})
+    finally:
+        from api_support import CERTIFICATE
+
+        api.app.state.services.deployment = Deployment(
+            chain_id=CHAIN_ID, market=MARKET, certificate=CERTIFICATE
+        )
+    assert response.status_code == 503
+    assert response.json()["error"]["code"] == "chain_not_configured"

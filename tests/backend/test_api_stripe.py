@@ -1,0 +1,435 @@
+"""Card payments against the Stripe stand-in (the real SDK over HTTP, signed webhooks).
+
+Every webhook is delivered by the test (`api.deliver`), so order, repeats and timing are under
+the test's control; the payloads and signatures are exactly what Stripe sends.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from typing import Any
+
+import httpx
+import pytest
+from api_support import Api
+from factories import account, make_course, make_grant
+from sqlalchemy import select
+
+from backend.access.models import Entitlement
+from backend.orders.models import Order
+from backend.outbox.models import OutboxMessage
+from backend.webhooks.models import StripeEvent
+
+pytestmark = pytest.mark.anyio
+
+PROVIDER = account("provider")
+LEARNER = account("learner")
+STRANGER = account("stranger")
+
+
+async def _paid_course(api: Api, **kwargs: Any) -> int:
+    course = await api.run(
+        make_course, provider=PROVIDER.address, fiat_price=4900, currency="usd", **kwargs
+    )
+    return course.id
+
+
+async def _checkout(api: Api, client: httpx.AsyncClient, course_id: int) -> dict[str, Any]:
+    response = await client.post("/api/v1/checkout/stripe", json={"courseId": course_id})
+    assert response.status_code == 201, response.text
+    return dict(response.json())
+
+
+async def _order(api: Api, order_id: str) -> Order:
+    return await api.query(lambda s: s.get_one(Order, order_id))
+
+
+async def _entitlements(api: Api, course_id: int) -> list[Entitlement]:
+    return list(
+        await api.query(
+            lambda s: s.scalars(
+                select(Entitlement)
+                .where(Entitlement.course_id == course_id)
+                .order_by(Entitlement.id)
+            ).all()
+        )
+    )
+
+
+async def _active(api: Api, course_id: int) -> int:
+    return sum(1 for e in await _entitlements(api, course_id) if e.revoked_at is None)
+
+
+async def _topics(api: Api) -> list[str]:
+    return list(
+        await api.query(
+            lambda s: s.scalars(select(OutboxMessage.topic).order_by(OutboxMessage.id)).all()
+        )
+    )
+
+
+async def _ok(api: Api, event: dict[str, Any]) -> dict[str, Any]:
+    response = await api.deliver(event)
+    assert response.status_code == 200, response.text
+    return dict(response.json())
+
+
+async def test_checkout_creates_a_pending_order_and_a_stripe_session(api: Api) -> None:
+    course_id = await _paid_course(api, title="Card course")
+    async with api.user(LEARNER) as client:
+        checkout = await _checkout(api, client, course_id)
+        again = await _checkout(api, client, course_id)  # double click: same order and session
+        status = (await client.get(f"/api/v1/checkout/stripe/{checkout['orderId']}")).json()
+    assert again == checkout
+    session = api.stripe_fake.get_object(checkout["sessionId"])
+    assert checkout["url"] == session["url"]
+    assert session["amount_total"] == 4900 and session["currency"] == "usd"
+    assert session["mode"] == "payment"
+    assert session["metadata"] == {
+        "order_id": checkout["orderId"],
+        "course_id": str(course_id),
+        "address": LEARNER.address,
+    }
+    assert session["success_url"] == (
+        "http://tuition.test/checkout/return?session_id={CHECKOUT_SESSION_ID}"
+    )
+    order = await _order(api, checkout["orderId"])
+    assert (order.rail, order.status, order.amount, order.currency) == (
+        "card",
+        "pending",
+        4900,
+        "usd",
+    )
+    assert order.stripe_checkout_session_id == checkout["sessionId"]
+    assert status == {"orderId": checkout["orderId"], "status": "pending", "hasAccess": False}
+
+
+async def test_checkout_is_refused_when_it_cannot_be_sold(api: Api) -> None:
+    entitled = await _paid_course(api)
+    await api.run(make_grant, address=LEARNER.address, course_id=entitled)
+    no_price = (await api.run(make_course, provider=PROVIDER.address)).id
+    free = (await api.run(make_course, provider=PROVIDER.address, fiat_price=0)).id
+    draft = await _paid_course(api, status="draft")
+    async with api.user(LEARNER) as client:
+        results = {
+            name: await client.post("/api/v1/checkout/stripe", json={"courseId": cid})
+            for name, cid in {
+                "entitled": entitled,
+                "no_price": no_price,
+                "free": free,
+                "draft": draft,
+                "missing": 999_999,
+            }.items()
+        }
+    codes = {name: (r.status_code, r.json()["error"]["code"]) for name, r in results.items()}
+    assert codes == {
+        "entitled": (409, "already_entitled"),
+        "no_price": (409, "no_fiat_price"),
+        "free": (409, "free_course"),
+        "draft": (404, "course_not_found"),
+        "missing": (404, "course_not_found"),
+    }
+    orders = await api.query(lambda s: s.scalars(select(Order)).all())
+    assert orders == []
+
+
+async def test_checkout_requires_sign_in(api: Api) -> None:
+    course_id = await _paid_course(api)
+    async with api.client() as client:
+        response = await client.post("/api/v1/checkout/stripe", json={"courseId": course_id})
+    assert response.status_code == 401
+
+
+async def test_completed_payment_grants_access_once_however_often_delivered(api: Api) -> None:
+    course_id = await _paid_course(api)
+    async with api.user(LEARNER) as client:
+        checkout = await _checkout(api, client, course_id)
+        event = api.stripe_fake.complete_session(checkout["sessionId"])
+        first = await _ok(api, event)
+        repeats = [await _ok(api, event) for _ in range(3)]
+        status = (await client.get(f"/api/v1/checkout/stripe/{checkout['orderId']}")).json()
+        access = (
+            await client.get(
+                f"/api/v1/courses/{course_id}/access", params={"address": LEARNER.address}
+            )
+        ).json()
+    assert first["outcome"] == "paid" and first["duplicate"] is False
+    assert all(r["duplicate"] for r in repeats)
+    assert status["status"] == "paid" and status["hasAccess"] is True
+    assert access["hasAccess"] is True and access["source"] == "card"
+    entitlements = await _entitlements(api, course_id)
+    assert len(entitlements) == 1 and entitlements[0].order_id == checkout["orderId"]
+    order = await _order(api, checkout["orderId"])
+    assert order.stripe_payment_intent_id and order.stripe_payment_intent_id.startswith("pi_")
+    assert await _topics(api) == ["access.card_grant", "email.receipt"]
+    stored = await api.query(
+        lambda s: s.scalars(select(StripeEvent).where(StripeEvent.event_id == event["id"])).one()
+    )
+    assert stored.deliveries == 4 and stored.processed and stored.signature_valid
+    assert stored.raw_body.startswith(b"{") and "stripe-signature" in stored.headers
+
+
+async def test_refund_seen_before_completion_never_grants(api: Api) -> None:
+    course_id = await _paid_course(api)
+    async with api.user(LEARNER) as client:
+        checkout = await _checkout(api, client, course_id)
+    completed = api.stripe_fake.complete_session(checkout["sessionId"])
+    charge_id = api.stripe_fake.get_object(
+        api.stripe_fake.get_object(checkout["sessionId"])["payment_intent"]
+    )["latest_charge"]
+    refunded = api.stripe_fake.refund_charge(charge_id)
+    assert (await _ok(api, refunded))["outcome"] == "refunded"
+    assert (await _ok(api, completed))["outcome"] == "noop:refunded"
+    assert (await _order(api, checkout["orderId"])).status == "refunded"
+    assert await _entitlements(api, course_id) == []
+
+
+async def test_refund_after_payment_revokes_and_a_late_completion_does_not_restore(
+    api: Api,
+) -> None:
+    course_id = await _paid_course(api)
+    async with api.user(LEARNER) as client:
+        checkout = await _checkout(api, client, course_id)
+    completed = api.stripe_fake.complete_session(checkout["sessionId"])
+    await _ok(api, completed)
+    order = await _order(api, checkout["orderId"])
+    refunded = api.stripe_fake.refund_charge(_charge_of(api, checkout["sessionId"]))
+    assert (await _ok(api, refunded))["outcome"] == "refunded"
+    late = copy.deepcopy(completed)
+    late["id"] = completed["id"] + "late"  # a distinct, validly signed, older-state event
+    assert (await _ok(api, late))["outcome"] == "noop:refunded"
+    assert (await _order(api, order.id)).status == "refunded"
+    assert await _active(api, course_id) == 0
+    assert await _topics(api) == ["access.card_grant", "email.receipt", "access.card_revoke"]
+
+
+def _charge_of(api: Api, session_id: str) -> str:
+    intent = api.stripe_fake.get_object(session_id)["payment_intent"]
+    return str(api.stripe_fake.get_object(intent)["latest_charge"])
+
+
+async def test_dispute_revokes_and_a_won_dispute_restores_access(api: Api) -> None:
+    course_id = await _paid_course(api)
+    async with api.user(LEARNER) as client:
+        checkout = await _checkout(api, client, course_id)
+    await _ok(api, api.stripe_fake.complete_session(checkout["sessionId"]))
+    opened = api.stripe_fake.open_dispute(_charge_of(api, checkout["sessionId"]))
+    assert (await _ok(api, opened))["outcome"] == "disputed"
+    assert await _active(api, course_id) == 0
+    closed = api.stripe_fake.close_dispute(opened["data"]["object"]["id"], won=True)
+    assert (await _ok(api, closed))["outcome"] == "dispute_won"
+    assert (await _ok(api, opened))["duplicate"] is True  # the old event again: nothing
+    entitlements = await _entitlements(api, course_id)
+    assert [e.revoked_at is None for e in entitlements] == [False, True]
+    assert (await _order(api, checkout["orderId"])).status == "paid"
+    assert await _topics(api) == [
+        "access.card_grant",
+        "email.receipt",
+        "access.card_revoke",
+        "access.card_grant",
+    ]
+
+
+async def test_lost_dispute_keeps_access_revoked_in_any_order(api: Api) -> None:
+    course_id = await _paid_course(api)
+    async with api.user(LEARNER) as client:
+        checkout = await _checkout(api, client, course_id)
+    completed = api.stripe_fake.complete_session(checkout["sessionId"])
+    opened = api.stripe_fake.open_dispute(_charge_of(api, checkout["sessionId"]))
+    closed = api.stripe_fake.close_dispute(opened["data"]["object"]["id"], won=False)
+    # Delivered backwards: closed (lost), opened, completed.
+    assert (await _ok(api, closed))["outcome"] == "dispute_lost"
+    assert (await _ok(api, opened))["outcome"] == "noop:lost"
+    assert (await _ok(api, completed))["outcome"] == "noop:lost"
+    assert (await _order(api, checkout["orderId"])).status == "lost"
+    assert await _entitlements(api, course_id) == []
+
+
+async def test_async_payment_grants_only_once_it_succeeds(api: Api) -> None:
+    course_id = await _paid_course(api)
+    async with api.user(LEARNER) as client:
+        checkout = await _checkout(api, client, course_id)
+    completed = api.stripe_fake.complete_session(checkout["sessionId"], async_payment=True)
+    assert (await _ok(api, completed))["outcome"] == "awaiting_payment:pending"
+    assert await _entitlements(api, course_id) == []
+    succeeded = api.stripe_fake.succeed_async_payment(checkout["sessionId"])
+    assert (await _ok(api, succeeded))["outcome"] == "paid"
+    assert await _active(api, course_id) == 1
+
+
+async def test_failed_async_payment_fails_the_order(api: Api) -> None:
+    course_id = await _paid_course(api)
+    async with api.user(LEARNER) as client:
+        checkout = await _checkout(api, client, course_id)
+    await _ok(api, api.stripe_fake.complete_session(checkout["sessionId"], async_payment=True))
+    failed = api.stripe_fake.fail_async_payment(checkout["sessionId"])
+    assert (await _ok(api, failed))["outcome"] == "failed"
+    assert (await _order(api, checkout["orderId"])).status == "failed"
+    assert await _entitlements(api, course_id) == []
+
+
+async def test_expired_session_expires_the_order(api: Api) -> None:
+    course_id = await _paid_course(api)
+    async with api.user(LEARNER) as client:
+        checkout = await _checkout(api, client, course_id)
+    expired = api.stripe_fake.expire_session(checkout["sessionId"])
+    assert (await _ok(api, expired))["outcome"] == "expired"
+    assert (await _order(api, checkout["orderId"])).status == "expired"
+
+
+async def test_partial_refund_keeps_access_and_flags_the_order(api: Api) -> None:
+    course_id = await _paid_course(api)
+    async with api.user(LEARNER) as client:
+        checkout = await _checkout(api, client, course_id)
+    await _ok(api, api.stripe_fake.complete_session(checkout["sessionId"]))
+    partial = api.stripe_fake.refund_charge(_charge_of(api, checkout["sessionId"]), amount=900)
+    assert (await _ok(api, partial))["outcome"] == "partial_refund"
+    order = await _order(api, checkout["orderId"])
+    assert order.status == "paid" and order.anomalies[0]["field"] == "partial_refund"
+    assert await _active(api, course_id) == 1
+
+
+async def test_bad_signature_is_a_400_stored_and_cannot_squat_the_event_id(api: Api) -> None:
+    course_id = await _paid_course(api)
+    async with api.user(LEARNER) as client:
+        checkout = await _checkout(api, client, course_id)
+    event = api.stripe_fake.complete_session(checkout["sessionId"])
+    forged = await api.deliver(event, secret="whsec_not_the_secret")
+    assert forged.status_code == 400
+    assert forged.json()["error"]["code"] == "invalid_signature"
+    body, headers = api.stripe_fake.signed_payload(
+        event, secret=api.settings.stripe_webhook_secret.get_secret_value()
+    )  # type: ignore[union-attr]
+    async with api.client() as client:
+        tampered = await client.post(
+            "/api/v1/webhooks/stripe", content=body.replace(b"4900", b"4901"), headers=headers
+        )
+        unsigned = await client.post("/api/v1/webhooks/stripe", content=body)
+    assert tampered.status_code == unsigned.status_code == 400
+    assert (await _order(api, checkout["orderId"])).status == "pending"
+    rows = await api.query(lambda s: s.scalars(select(StripeEvent)).all())
+    assert [(r.signature_valid, r.event_id, r.claimed_event_id) for r in rows] == [
+        (False, None, event["id"])
+    ] * 3
+    assert (await _ok(api, event))["outcome"] == "paid"  # the genuine delivery still works
+
+
+async def test_unset_webhook_secret_rejects_everything(api: Api) -> None:
+    course_id = await _paid_course(api)
+    async with api.user(LEARNER) as client:
+        checkout = await _checkout(api, client, course_id)
+    event = api.stripe_fake.complete_session(checkout["sessionId"])
+    secret = api.settings.stripe_webhook_secret
+    api.settings.stripe_webhook_secret = None
+    try:
+        response = await api.deliver(event, secret=secret.get_secret_value())  # type: ignore[union-attr]
+    finally:
+        api.settings.stripe_webhook_secret = secret
+    assert response.status_code == 400
+    assert (await _order(api, checkout["orderId"])).status == "pending"
+
+
+async def test_stale_signature_timestamp_is_rejected(api: Api) -> None:
+    course_id = await _paid_course(api)
+    async with api.user(LEARNER) as client:
+        checkout = await _checkout(api, client, course_id)
+    event = api.stripe_fake.complete_session(checkout["sessionId"])
+    body, headers = api.stripe_fake.signed_payload(
+        event,
+        secret=api.settings.stripe_webhook_secret.get_secret_value(),  # type: ignore[union-attr]
+        timestamp=int(time.time()) - 3600,
+    )
+    async with api.client() as client:
+        response = await client.post("/api/v1/webhooks/stripe", content=body, headers=headers)
+    assert response.status_code == 400
+
+
+async def test_unhandled_event_types_are_acknowledged_and_ignored(api: Api) -> None:
+    event = {
+        "id": "evt_custom_1",
+        "object": "event",
+        "type": "customer.created",
+        "data": {"object": {"id": "cus_1", "object": "customer"}},
+    }
+    assert (await _ok(api, event))["outcome"] == "ignored"
+
+
+async def test_event_for_an_unknown_order_is_acknowledged(api: Api) -> None:
+    course_id = await _paid_course(api)
+    async with api.user(LEARNER) as client:
+        checkout = await _checkout(api, client, course_id)
+    event = api.stripe_fake.complete_session(checkout["sessionId"])
+    await api.run(lambda s: s.delete(s.get_one(Order, checkout["orderId"])))
+    assert (await _ok(api, event))["outcome"] == "unknown_order"
+
+
+async def test_stripe_outage_while_processing_is_a_500_and_the_retry_succeeds(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    course_id = await _paid_course(api)
+    async with api.user(LEARNER) as client:
+        checkout = await _checkout(api, client, course_id)
+    event = api.stripe_fake.complete_session(checkout["sessionId"])
+    gateway = api.app.state.services.stripe
+    real_fetch = gateway.fetch
+
+    async def down(kind: str, object_id: str) -> dict[str, Any]:
+        raise RuntimeError("Stripe is down")
+
+    monkeypatch.setattr(gateway, "fetch", down)
+    failed = await api.deliver(event)
+    assert failed.status_code == 500
+    assert failed.json()["error"]["code"] == "webhook_processing_failed"
+    stored = await api.query(lambda s: s.scalars(select(StripeEvent)).one())
+    assert (stored.processed, stored.attempts) == (False, 1) and "Stripe is down" in stored.error
+    monkeypatch.setattr(gateway, "fetch", real_fetch)
+    retried = await _ok(api, event)
+    assert retried["outcome"] == "paid"
+
+
+async def test_provider_refunds_a_card_order_through_stripe(api: Api) -> None:
+    course_id = await _paid_course(api)
+    async with api.user(LEARNER) as client:
+        checkout = await _checkout(api, client, course_id)
+        await _ok(api, api.stripe_fake.complete_session(checkout["sessionId"]))
+        not_mine = await client.post(f"/api/v1/orders/{checkout['orderId']}/refund")
+    async with api.user(PROVIDER) as provider:
+        first = await provider.post(f"/api/v1/orders/{checkout['orderId']}/refund")
+        second = await provider.post(f"/api/v1/orders/{checkout['orderId']}/refund")
+    assert not_mine.status_code == 403
+    assert first.status_code == 200, first.text
+    assert first.json()["status"] == "refund_requested"
+    assert second.json()["refundId"] == first.json()["refundId"]  # idempotency key refund:<id>
+    assert await _active(api, course_id) == 1  # access goes when Stripe confirms
+    api.stripe_fake.wait_for_deliveries()
+    charge_id = _charge_of(api, checkout["sessionId"])
+    [refunded] = [
+        e
+        for e in api.stripe_fake.events("charge.refunded")
+        if e["data"]["object"]["id"] == charge_id
+    ]
+    assert (await _ok(api, refunded))["outcome"] == "refunded"
+    assert await _active(api, course_id) == 0
+    async with api.user(PROVIDER) as provider:
+        again = await provider.post(f"/api/v1/orders/{checkout['orderId']}/refund")
+    assert again.status_code == 409 and again.json()["error"]["code"] == "not_refundable"
+
+
+async def test_my_orders_and_entitlements_cover_the_card_rail(api: Api) -> None:
+    course_id = await _paid_course(api)
+    async with api.user(LEARNER) as client:
+        checkout = await _checkout(api, client, course_id)
+        await _ok(api, api.stripe_fake.complete_session(checkout["sessionId"]))
+        orders = (await client.get("/api/v1/me/orders")).json()
+        entitlements = (await client.get("/api/v1/me/entitlements")).json()
+        one = await client.get(f"/api/v1/orders/{checkout['orderId']}")
+    async with api.user(STRANGER) as stranger:
+        hidden = await stranger.get(f"/api/v1/orders/{checkout['orderId']}")
+        status = await stranger.get(f"/api/v1/checkout/stripe/{checkout['orderId']}")
+    assert [(o["id"], o["rail"], o["amount"], o["currency"]) for o in orders] == [
+        (checkout["orderId"], "card", "4900", "usd")
+    ]
+    assert entitlements[0]["source"] == "card" and entitlements[0]["active"] is True
+    assert one.status_code == 200
+    assert hidden.status_code == 404 and status.status_code == 404

@@ -1,0 +1,95 @@
+"""Test data builders on a sync `Session` (async tests call them through `run_sync`)."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from eth_utils import keccak
+from sqlalchemy.orm import Session
+
+from backend.access.models import AccessSource, Entitlement
+from backend.access.service import grant_access
+from backend.catalog.models import Course, CourseStatus, Lesson, Token, TokenPrice
+from backend.core.security import ZERO_ADDRESS
+
+NATIVE = ZERO_ADDRESS
+USDC = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
+_counter = itertools.count(1)
+
+
+def account(name: str) -> LocalAccount:
+    """A deterministic test account per name."""
+    return Account.from_key(keccak(text=f"tuition-test:{name}"))
+
+
+def tx_hash(n: int | None = None) -> str:
+    """A unique-looking 32-byte hash."""
+    return "0x" + keccak(text=f"tx:{n if n is not None else next(_counter)}").hex()
+
+
+def seed_test_tokens(session: Session) -> None:
+    """ETH (native) and a 6-decimals USDC."""
+    for address, symbol, decimals, name in (
+        (NATIVE, "ETH", 18, "Ether"),
+        (USDC, "USDC", 6, "USD Coin"),
+    ):
+        if session.get(Token, address) is None:
+            session.add(Token(address=address, symbol=symbol, decimals=decimals, name=name))
+    session.flush()
+
+
+def make_course(
+    session: Session,
+    *,
+    provider: str,
+    title: str | None = None,
+    status: str = CourseStatus.PUBLISHED,
+    onchain_id: int | None = None,
+    fiat_price: int | None = None,
+    currency: str | None = "usd",
+    lessons: int = 0,
+    prices: dict[str, int] | None = None,
+    refund_window: int = 14 * 24 * 3600,
+) -> Course:
+    """A course with optional on-chain id, card price, lessons and token prices."""
+    course = Course(
+        provider=provider,
+        title=title or f"Course {next(_counter)}",
+        description="A test course.",
+        status=status,
+        onchain_id=onchain_id,
+        fiat_price=fiat_price,
+        fiat_currency=currency if fiat_price is not None else None,
+        refund_window=refund_window,
+    )
+    session.add(course)
+    session.flush()
+    for position in range(1, lessons + 1):
+        session.add(
+            Lesson(
+                course_id=course.id,
+                position=position,
+                title=f"Lesson {position}",
+                body=f"Body of lesson {position}",
+            )
+        )
+    for token, price in (prices or {}).items():
+        session.add(TokenPrice(course_id=course.id, token=token, price=price, accepted=True))
+    session.flush()
+    return course
+
+
+def make_grant(session: Session, *, address: str, course_id: int, **kwargs: Any) -> Entitlement:
+    """An admin-style grant."""
+    return grant_access(
+        session,
+        address=address,
+        course_id=course_id,
+        source=kwargs.get("source", AccessSource.GRANT),
+        order_id=kwargs.get("order_id"),
+        actor=kwargs.get("actor", "test"),
+        reason=kwargs.get("reason", "test grant"),
+    )
