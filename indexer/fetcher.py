@@ -1,0 +1,281 @@
+"""Fetching logs: block ranges (backfill) with an adaptive size, and single blocks by hash.
+
+Ranges are only used for blocks at least `reorg_window` below the head, where the answer of a
+load-balanced node is settled. Near the head every block is fetched by its hash, which a node
+can only answer once it has that block's logs (by number, a lagging node may answer "no logs").
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from indexer.decoding import DecodedLog, DecodeError, LogDecoder
+from indexer.rpc import RangeTooLargeError, RpcClient, RpcError
+
+log = logging.getLogger(__name__)
+
+
+class BlockUnavailableError(Exception):
+    """The node does not have a block (yet, or any more: reorged away)."""
+
+
+@dataclass(slots=True)
+class Header:
+    """The fields of a block header the indexer uses."""
+
+    number: int
+    hash: str
+    parent_hash: str
+    timestamp: int
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> Header:
+        """From an eth_getBlockByNumber / newHeads object."""
+        return cls(
+            number=int(raw["number"], 16),
+            hash=raw["hash"],
+            parent_hash=raw["parentHash"],
+            timestamp=int(raw["timestamp"], 16),
+        )
+
+
+@dataclass(slots=True)
+class Chunk:
+    """Decoded logs of a contiguous run of blocks, ready to apply in one transaction."""
+
+    start: int
+    end: int
+    end_header: Header
+    logs: list[DecodedLog]
+    # Headers of every block in the chunk when fetched block by block (kept for the window).
+    headers: list[Header] = field(default_factory=list)
+    # The hash the block before `start` had when this chunk was fetched (continuity check).
+    parent_hash: str | None = None
+    raw_logs: int = 0
+    fetch_seconds: float = 0.0
+    bad_logs: list[tuple[dict[str, Any], str]] = field(default_factory=list)
+
+
+class RangeSizer:
+    """Chooses eth_getLogs block spans: aims at `target` logs per answer.
+
+    Grows when answers are sparse, shrinks on range errors and timeouts (or jumps to the span the
+    provider suggests).
+    """
+
+    def __init__(self, initial: int, minimum: int, maximum: int, target: int) -> None:
+        self.min = minimum
+        self.max = max(maximum, minimum)
+        self.target = target
+        self.size = min(max(initial, minimum), self.max)
+
+    def on_success(self, span: int, n_logs: int, elapsed: float) -> None:
+        """Adjust after an answer of `n_logs` over `span` blocks."""
+        ideal = span * 4 if n_logs == 0 else max(1, int(span * self.target / n_logs))
+        # Grow at most 2x per step (density varies), shrink at once.
+        new = min(ideal, self.size * 2) if ideal > self.size else ideal
+        if elapsed > 10.0:  # slow node: stay well inside its timeout
+            new = min(new, max(1, span // 2))
+        self.size = min(max(new, self.min), self.max)
+
+    def on_range_error(self, span: int, suggested: int | None) -> None:
+        """Shrink after the node refused `span` blocks."""
+        new = suggested if suggested and suggested < span else span // 2
+        self.size = min(max(new, self.min), self.max)
+
+
+class Fetcher:
+    """Fetches and decodes the logs of the indexed contracts."""
+
+    def __init__(
+        self,
+        rpc: RpcClient,
+        decoder: LogDecoder,
+        addresses: Sequence[str],
+        sizer: RangeSizer,
+    ) -> None:
+        self.rpc = rpc
+        self.decoder = decoder
+        self.addresses = [a.lower() for a in addresses]
+        self.topics = [decoder.topics]
+        self.sizer = sizer
+        self.range_errors = 0
+
+    def _filter(self, **extra: Any) -> dict[str, Any]:
+        return {"address": self.addresses, "topics": self.topics, **extra}
+
+    def decode_all(self, raw_logs: list[dict[str, Any]], chunk: Chunk) -> list[DecodedLog]:
+        """Decode raw logs in chain order; undecodable ones are kept aside, never dropped."""
+        decode = self.decoder.decode
+        out: list[DecodedLog] = []
+        for raw in raw_logs:
+            if raw.get("removed"):
+                # Only a subscription sends removed logs; a range answer never should.
+                raise RpcError("eth_getLogs", None, "removed log in a getLogs answer")
+            try:
+                decoded = decode(raw)
+            except (DecodeError, KeyError, ValueError, TypeError) as exc:
+                chunk.bad_logs.append((raw, str(exc)))
+                continue
+            if decoded is not None:
+                out.append(decoded)
+        # Nodes answer in chain order; make sure (cheap when already sorted).
+        for i in range(1, len(out)):
+            a, b = out[i - 1], out[i]
+            if (a.block_number, a.log_index) >= (b.block_number, b.log_index):
+                out.sort(key=lambda x: (x.block_number, x.log_index))
+                break
+        return out
+
+    def fetch_range(self, start: int, end: int, parent_number: int | None = None) -> Chunk:
+        """Logs of blocks start..end (one eth_getLogs), the end header, the parent's hash.
+
+        Raises RangeTooLargeError when the node wants a smaller range.
+        """
+        calls: list[tuple[str, Sequence[Any]]] = [
+            ("eth_getLogs", [self._filter(fromBlock=hex(start), toBlock=hex(end))]),
+            ("eth_getBlockByNumber", [hex(end), False]),
+        ]
+        if parent_number is not None:
+            calls.append(("eth_getBlockByNumber", [hex(parent_number), False]))
+        t0 = time.perf_counter()
+        results = self.rpc.batch(calls)
+        elapsed = time.perf_counter() - t0
+        raw_logs, end_raw = results[0], results[1]
+        if end_raw is None or (parent_number is not None and results[2] is None):
+            raise BlockUnavailableError(f"block {end} or {parent_number} not available")
+        chunk = Chunk(
+            start=start,
+            end=end,
+            end_header=Header.from_json(end_raw),
+            logs=[],
+            parent_hash=results[2]["hash"] if parent_number is not None else None,
+            raw_logs=len(raw_logs),
+            fetch_seconds=elapsed,
+        )
+        chunk.logs = self.decode_all(raw_logs, chunk)
+        for lg in chunk.logs:
+            if not start <= lg.block_number <= end:
+                raise RpcError("eth_getLogs", None, f"log of block {lg.block_number} out of range")
+        return chunk
+
+    def fetch_next_range(self, start: int, limit: int, parent_number: int | None) -> Chunk:
+        """The next range from `start` (at most up to `limit`), shrinking on range errors."""
+        while True:
+            end = min(limit, start + self.sizer.size - 1)
+            span = end - start + 1
+            try:
+                chunk = self.fetch_range(start, end, parent_number)
+            except RangeTooLargeError as exc:
+                self.range_errors += 1
+                if span <= 1:
+                    # Cannot split a single block: the node cannot serve it by range.
+                    raise
+                self.sizer.on_range_error(span, exc.suggested_span)
+                log.debug("range %d-%d refused (%s); now %d", start, end, exc, self.sizer.size)
+                continue
+            self.sizer.on_success(span, chunk.raw_logs, chunk.fetch_seconds)
+            return chunk
+
+    def headers(self, numbers: Sequence[int]) -> list[Header]:
+        """Headers by number (one batch); BlockUnavailableError if the node lacks one."""
+        results = self.rpc.batch([("eth_getBlockByNumber", [hex(n), False]) for n in numbers])
+        out = []
+        for n, raw in zip(numbers, results, strict=True):
+            if raw is None:
+                raise BlockUnavailableError(f"block {n} not available")
+            out.append(Header.from_json(raw))
+        return out
+
+    def fetch_blocks(self, headers: Sequence[Header]) -> Chunk:
+        """Logs of the given consecutive blocks, each fetched by its hash (one batch)."""
+        t0 = time.perf_counter()
+        try:
+            results = self.rpc.batch(
+                [("eth_getLogs", [self._filter(blockHash=h.hash)]) for h in headers]
+            )
+        except RpcError as exc:
+            # EIP-234: a node that does not know the hash errors (never answers "no logs").
+            raise BlockUnavailableError(str(exc)) from exc
+        chunk = Chunk(
+            start=headers[0].number,
+            end=headers[-1].number,
+            end_header=headers[-1],
+            logs=[],
+            headers=list(headers),
+            parent_hash=headers[0].parent_hash,
+            fetch_seconds=time.perf_counter() - t0,
+        )
+        raw_all: list[dict[str, Any]] = []
+        for h, raw_logs in zip(headers, results, strict=True):
+            for raw in raw_logs:
+                if raw.get("blockHash") != h.hash:
+                    raise BlockUnavailableError(f"log of another block in the answer for {h.hash}")
+            raw_all.extend(raw_logs)
+        chunk.raw_logs = len(raw_all)
+        chunk.logs = self.decode_all(raw_all, chunk)
+        return chunk
+
+
+class Prefetcher:
+    """Fetches the next backfill ranges in a thread while the current one is being applied."""
+
+    _DONE = object()
+
+    def __init__(self, fetcher: Fetcher, start: int, limit: int, depth: int = 2) -> None:
+        self.fetcher = fetcher
+        self.next_start = start
+        self.limit = limit
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="prefetch", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        start = self.next_start
+        try:
+            while start <= self.limit and not self._stop.is_set():
+                parent = start - 1 if start > 0 else None
+                chunk = self.fetcher.fetch_next_range(start, self.limit, parent)
+                self._put(chunk)
+                start = chunk.end + 1
+        except BaseException as exc:  # handed to the consumer, which raises it
+            self._put(exc)
+            return
+        self._put(self._DONE)
+
+    def _put(self, item: Any) -> None:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.2)
+                return
+            except queue.Full:
+                continue
+
+    def __iter__(self) -> Prefetcher:
+        return self
+
+    def __next__(self) -> Chunk:
+        item = self._queue.get()
+        if item is self._DONE:
+            raise StopIteration
+        if isinstance(item, BaseException):
+            raise item
+        assert isinstance(item, Chunk)
+        return item
+
+    def close(self) -> None:
+        """Stop fetching and wait for the thread."""
+        self._stop.set()
+        while True:
+            try:
+                self._queue.get_nowait()
+            except queue.Empty:
+                break
+        self._thread.join(timeout=30)

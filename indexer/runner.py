@@ -1,0 +1,190 @@
+"""`tuition indexer`: one process per chain, with standby, metrics, and a loud halt."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+from sqlalchemy import Engine, inspect
+from sqlalchemy import event as sa_event
+from sqlalchemy.orm import sessionmaker
+
+from backend.core.config import Settings, get_settings
+from backend.core.database import enable_sqlite_transactions
+from backend.core.db import make_engine
+from indexer import metrics
+from indexer.config import IndexerSettings
+from indexer.deployment import Deployment, load_deployment
+from indexer.engine import Indexer, ReorgTooDeepError
+from indexer.heads import HeadWatcher
+from indexer.lock import acquire, leader_lock
+from indexer.progress import BackfillProgress
+from indexer.rpc import RpcClient
+from indexer.sink import EffectSink
+
+log = logging.getLogger(__name__)
+
+# backend.core.database's execution option choosing BEGIN IMMEDIATE on SQLite.
+_SQLITE_BEGIN_OPTION = "tuition_sqlite_begin"
+
+EXIT_OK = 0
+EXIT_CONFIG = 2
+EXIT_HALTED = 3
+EXIT_LOST_LOCK = 4
+
+INDEXER_TABLES = ("indexer_checkpoints", "indexer_blocks", "indexer_applied_logs", "indexer_reorgs")
+
+
+def _json_serializer(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+def _sqlite_cache(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA cache_size=-65536")
+    cursor.close()
+
+
+def make_indexer_engine(url: str, **kwargs: Any) -> Engine:
+    """The indexer's sync engine: orjson for JSON columns; on SQLite, real SAVEPOINTs (the
+    backend's grant uses them) and BEGIN IMMEDIATE, so the indexer queues behind the API's
+    writes instead of failing to upgrade a read lock."""
+    engine = make_engine(url, json_serializer=_json_serializer, **kwargs)
+    if engine.dialect.name == "sqlite":
+        enable_sqlite_transactions(engine)
+        # Bulk inserts land at random places of several indexes (uuids, addresses): a 64 MB
+        # page cache instead of the default 2 MB keeps them in memory.
+        sa_event.listen(engine, "connect", _sqlite_cache)
+        engine = engine.execution_options(**{_SQLITE_BEGIN_OPTION: "IMMEDIATE"})
+    return engine
+
+
+def default_sink(settings: IndexerSettings, deployment: Deployment) -> EffectSink:
+    """The sink that writes through the backend's domain services."""
+    from indexer.handlers import BackendSink
+
+    return BackendSink(
+        chain_id=deployment.chain_id,
+        access_confirmations=settings.access_confirmations,
+        confirmations=settings.confirmations,
+        market=deployment.market,
+        certificate=deployment.certificate,
+    )
+
+
+def run(
+    settings: Settings | None = None,
+    indexer_settings: IndexerSettings | None = None,
+    *,
+    sink_factory: Callable[[IndexerSettings, Deployment], EffectSink] | None = None,
+    stop: threading.Event | None = None,
+    install_signals: bool = True,
+) -> int:
+    """Run the indexer until stopped; returns the process exit code.
+
+    0 after a clean stop, 2 on a configuration error, 3 when halted by a reorg deeper than the
+    window (an operator must look), 4 when the standby lock was lost.
+    """
+    settings = settings or get_settings()
+    ixs = indexer_settings or IndexerSettings()
+    stop = stop or threading.Event()
+    if install_signals and threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: stop.set())
+
+    path: Path = ixs.deployment_file or settings.deployment_file
+    try:
+        deployment = load_deployment(path)
+    except Exception as exc:
+        log.error("cannot load the deployment: %s", exc)
+        return EXIT_CONFIG
+    rpc = RpcClient(settings.rpc_url, timeout=ixs.rpc_timeout)
+    try:
+        node_chain = rpc.chain_id()
+    except Exception as exc:
+        log.error("cannot reach the node at %s: %s", settings.rpc_url, exc)
+        return EXIT_CONFIG
+    if not node_chain == deployment.chain_id == settings.chain_id:
+        log.error(
+            "chain id mismatch: node %s, deployment %s, settings %s",
+            node_chain,
+            deployment.chain_id,
+            settings.chain_id,
+        )
+        return EXIT_CONFIG
+
+    engine = make_indexer_engine(settings.database_url)
+    missing = [t for t in INDEXER_TABLES if not inspect(engine).has_table(t)]
+    if missing:
+        log.error("missing tables %s: run `tuition db upgrade` first", ", ".join(missing))
+        return EXIT_CONFIG
+    sessions = sessionmaker(engine, expire_on_commit=False)
+
+    if ixs.metrics_port is not None:
+        metrics.serve(ixs.metrics_port, ixs.metrics_host)
+        log.info("metrics on http://%s:%d/metrics", ixs.metrics_host, ixs.metrics_port)
+
+    label = str(deployment.chain_id)
+    lock = leader_lock(engine, deployment.chain_id)
+    log.debug("chain %s: waiting for the indexing lock", deployment.chain_id)
+    if not acquire(lock, stop, ixs.standby_interval, deployment.chain_id):
+        return EXIT_OK
+    log.debug("chain %s: lock acquired", deployment.chain_id)
+    metrics.ACTIVE.labels(label).set(1)
+    sink = (sink_factory or default_sink)(ixs, deployment)
+    indexer = Indexer(
+        rpc=rpc,
+        session_factory=sessions,
+        sink=sink,
+        chain_id=deployment.chain_id,
+        stream=deployment.stream,
+        addresses=deployment.addresses,
+        start_block=ixs.start_block if ixs.start_block is not None else deployment.deploy_block,
+        settings=ixs,
+        decoder=deployment.decoder(),
+        heads=HeadWatcher(settings.ws_url, poll_interval=ixs.poll_interval),
+        progress=BackfillProgress(deployment.chain_id, bar=ixs.progress),
+    )
+    lost = threading.Event()
+
+    def watchdog() -> None:
+        # A leader whose lock connection died may already have been replaced: stop writing.
+        while not stop.wait(2.0):
+            if not lock.held():
+                lost.set()
+                stop.set()
+                indexer.stop()
+                return
+
+    threading.Thread(target=watchdog, name="lock-watchdog", daemon=True).start()
+    log.info(
+        "chain %s: indexing %s from %s (stream %s)",
+        deployment.chain_id,
+        ", ".join(deployment.addresses),
+        settings.rpc_url,
+        deployment.stream,
+    )
+    try:
+        indexer.run(stop)
+    except ReorgTooDeepError:
+        return EXIT_HALTED
+    finally:
+        metrics.ACTIVE.labels(label).set(0)
+        lock.release()
+        rpc.close()
+        engine.dispose()
+    return EXIT_LOST_LOCK if lost.is_set() else EXIT_OK
+
+
+def configure_logging(level: int = logging.INFO) -> None:
+    """Plain log lines on stderr (rich handles the progress bar)."""
+    root = logging.getLogger()
+    if not root.handlers:
+        logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("httpx", "httpcore", "websockets"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -1,0 +1,364 @@
+#!/usr/bin/env python
+"""Indexer benchmark: backfill throughput and purchase-to-access latency, on a local anvil.
+
+    .venv/bin/python scripts/bench_indexer.py [--events 50000] [--samples 200]
+
+(a) Backfill: N CoursePurchased events (500 per transaction, one block each), indexed from
+    scratch through the real sink (orders, entitlements, two audit entries per purchase) into
+    SQLite and PostgreSQL; events/s from the first fetch to the last commit. "pipeline": the
+    engine alone (fetch, decode, applied-log rows, checkpoints; no backend records). Baseline: a
+    naive web3.py pipeline on the same chain (`contract.events.CoursePurchased.get_logs` +
+    the backend's ORM service per event).
+(b) Latency: the indexer live (newHeads over WebSocket, 0 confirmations) and the API served by
+    uvicorn; for each purchase, the time from its receipt to `GET /api/v1/courses/{id}/access`
+    answering true.
+
+The last line printed is one JSON object with every figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import psycopg
+from sqlalchemy import select
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import sessionmaker
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests" / "indexer"))
+
+from ixchain import Anvil, Emitter, address, compile_emitter, free_port  # noqa: E402
+
+import backend.models  # noqa: E402, F401
+import indexer.models  # noqa: E402, F401
+from backend.catalog.models import Course  # noqa: E402
+from backend.core.db import Base, session_scope  # noqa: E402
+from backend.orders.service import record_crypto_purchase  # noqa: E402
+from indexer.config import IndexerSettings  # noqa: E402
+from indexer.engine import Indexer  # noqa: E402
+from indexer.handlers import BackendSink  # noqa: E402
+from indexer.heads import HeadWatcher  # noqa: E402
+from indexer.rpc import RpcClient  # noqa: E402
+from indexer.runner import make_indexer_engine  # noqa: E402
+from indexer.sink import NullSink  # noqa: E402
+
+ZERO = "0x" + "00" * 20
+NOREF = "0x" + "00" * 32
+PROVIDER = address(0xA11CE)
+PER_TX = 500
+DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+def log(msg: str) -> None:
+    print(msg, flush=True)
+
+
+# ---------------------------------------------------------------------- databases
+
+
+def sqlite_db(path: Path) -> str:
+    for suffix in ("", "-wal", "-shm"):
+        with contextlib.suppress(FileNotFoundError):
+            Path(f"{path}{suffix}").unlink()
+    return f"sqlite:///{path}"
+
+
+def pg_db(base: str, name: str) -> str | None:
+    """A fresh database `name` next to `base` (None when PostgreSQL is not reachable)."""
+    try:
+        with psycopg.connect(base.replace("+psycopg", ""), autocommit=True, connect_timeout=3) as c:
+            c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            c.execute(f'CREATE DATABASE "{name}"')
+    except psycopg.Error as exc:
+        log(f"PostgreSQL not available ({exc}); skipping it")
+        return None
+    return make_url(base).set(database=name).render_as_string(hide_password=False)
+
+
+def prepare(url: str) -> sessionmaker:
+    engine = make_indexer_engine(url)
+    Base.metadata.create_all(engine)
+    return sessionmaker(engine, expire_on_commit=False)
+
+
+# ---------------------------------------------------------------------- chain
+
+
+def make_chain(artifact: dict[str, Any], events: int, *, prune: bool) -> tuple[Anvil, Emitter]:
+    node = Anvil(args=["--prune-history"] if prune else [])
+    em = Emitter(node, artifact)
+    em.tx("courseCreated", 1, PROVIDER, 0, "Benchmark course")
+    t0 = time.perf_counter()
+    for i in range(events // PER_TX):
+        first = 10**9 + i * PER_TX
+        em.tx("purchases", 1, address(1), first, PER_TX, ZERO, 10**15, 10**13, gas=4_000_000)
+    log(
+        f"created {events:,} purchase events in {node.block_number()} blocks "
+        f"({time.perf_counter() - t0:.1f}s)"
+    )
+    return node, em
+
+
+def indexer_for(node: Anvil, em: Emitter, sessions: sessionmaker, **settings: Any) -> Indexer:
+    ixs = IndexerSettings(**{"reorg_window": 4, "confirmations": 12, **settings})
+    return Indexer(
+        rpc=RpcClient(node.url),
+        session_factory=sessions,
+        sink=BackendSink(chain_id=node.chain_id, confirmations=ixs.confirmations),
+        chain_id=node.chain_id,
+        stream=f"bench:{em.address.lower()}",
+        addresses=[em.address],
+        start_block=em.deploy_block,
+        settings=ixs,
+        heads=HeadWatcher(
+            node.ws_url if settings.get("ws") else None, poll_interval=ixs.poll_interval
+        ),
+    )
+
+
+# ---------------------------------------------------------------------- (a) backfill
+
+
+def bench_backfill(
+    node: Anvil, em: Emitter, url: str, initial_range: int, *, pipeline_only: bool = False
+) -> float:
+    sessions = prepare(url)
+    ix = indexer_for(node, em, sessions, initial_range=initial_range)
+    if pipeline_only:  # the engine alone: fetch, decode, applied-log rows, checkpoints
+        ix.sink = NullSink()
+    ix.load()
+    t0 = time.perf_counter()
+    ix.catch_up()
+    elapsed = time.perf_counter() - t0
+    eps = ix.applied_total / elapsed
+    what = "pipeline" if pipeline_only else "full"
+    log(
+        f"  {what:8s} {make_url(url).get_backend_name():10s} {ix.applied_total:,} events in "
+        f"{elapsed:.2f}s = {eps:,.0f} events/s"
+    )
+    sessions.kw["bind"].dispose()
+    return eps
+
+
+def bench_naive(node: Anvil, em: Emitter, url: str, limit: int) -> float:
+    """web3.py get_logs + process_log, then the backend's ORM service per event."""
+    sessions = prepare(url)
+    contract = em.contract
+    head = node.block_number()
+    with session_scope(sessions) as s:  # the course, as the indexer would have linked it
+        s.add(Course(provider=PROVIDER, title="Benchmark course", onchain_id=1))
+    done = 0
+    t0 = time.perf_counter()
+    block = em.deploy_block
+    while block <= head and done < limit:
+        events = contract.events.CoursePurchased.get_logs(from_block=block, to_block=block)
+        with session_scope(sessions) as s:
+            for ev in events:
+                if done >= limit:
+                    break
+                a = ev["args"]
+                record_crypto_purchase(
+                    s,
+                    chain_id=node.chain_id,
+                    tx_hash=ev["transactionHash"].to_0x_hex(),
+                    log_index=ev["logIndex"],
+                    block_hash=ev["blockHash"].to_0x_hex(),
+                    block_number=ev["blockNumber"],
+                    course_onchain_id=a["courseId"],
+                    buyer=a["buyer"],
+                    recipient=a["recipient"],
+                    token=a["token"],
+                    amount=a["amount"],
+                    fee=a["fee"],
+                    order_ref=a["orderRef"],
+                    confirmed=False,
+                )
+                done += 1
+        block += 1
+    elapsed = time.perf_counter() - t0
+    eps = done / elapsed
+    log(
+        f"  naive/{make_url(url).get_backend_name():4s} {done:,} events in {elapsed:.2f}s = "
+        f"{eps:,.0f} events/s"
+    )
+    sessions.kw["bind"].dispose()
+    return eps
+
+
+# ---------------------------------------------------------------------- (b) latency
+
+
+def bench_latency(artifact: dict[str, Any], url: str, samples: int, tmp: Path) -> list[float]:
+    """Indexer and API in their own processes (as deployed); purchases sent from here."""
+    node = Anvil()
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        em = Emitter(node, artifact)
+        em.tx("courseCreated", 1, PROVIDER, 0, "Latency course")
+        sessions = prepare(url)
+        deployments = tmp / "deployments"
+        deployments.mkdir(exist_ok=True)
+        (deployments / "bench.json").write_text(orjson.dumps({
+            "chainId": node.chain_id, "network": "bench", "deployBlock": em.deploy_block,
+            "contracts": {"CourseMarket": {"address": em.address}},
+        }).decode())  # fmt: skip
+        port = free_port()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("TUITION_")}
+        env.update(
+            TUITION_DATABASE_URL=url,
+            TUITION_RPC_URL=node.url,
+            TUITION_WS_URL=node.ws_url,
+            TUITION_CHAIN_ID=str(node.chain_id),
+            TUITION_NETWORK="bench",
+            TUITION_DEPLOYMENTS_DIR=str(deployments),
+            TUITION_INDEXER_POLL_INTERVAL="0.05",
+            TUITION_INDEXER_PROGRESS="false",
+        )
+        level = os.environ.get("BENCH_INDEXER_LOGLEVEL", "WARNING")
+        procs.append(subprocess.Popen(
+            [sys.executable, "-m", "backend.cli", "indexer", "--loglevel", level],
+            cwd=ROOT, env=env,
+        ))  # fmt: skip
+        procs.append(subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "backend.app:create_app", "--factory",
+             "--port", str(port), "--log-level", "warning", "--no-access-log"],
+            cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+        ))  # fmt: skip
+        deadline = time.monotonic() + 120
+        course_id = None
+        while course_id is None:
+            with sessions() as s:
+                course_id = s.scalar(select(Course.id).where(Course.onchain_id == 1))
+            if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
+                raise RuntimeError("the indexer did not start")
+            time.sleep(0.1)
+        http = httpx.Client(base_url=f"http://127.0.0.1:{port}")
+        try:
+            check = f"/api/v1/courses/{course_id}/access"
+            while True:
+                try:
+                    if http.get(check, params={"address": PROVIDER}).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
+                    raise RuntimeError("the API did not start")
+                time.sleep(0.1)
+            latencies: list[float] = []
+            for i in range(samples + 5):
+                who = address(0x5EED0000 + i)
+                tx = em.tx(
+                    "purchased", 1, address(1), who, ZERO, 1, 0, NOREF, wait=False, gas=200_000
+                )
+                while node.rpc("eth_getTransactionReceipt", tx) is None:
+                    time.sleep(0.0005)
+                t0 = time.perf_counter()
+                while not orjson.loads(http.get(check, params={"address": who}).content)[
+                    "hasAccess"
+                ]:
+                    time.sleep(0.002)
+                if i >= 5:  # the first few warm the processes up
+                    latencies.append((time.perf_counter() - t0) * 1000)
+                time.sleep(0.02)
+            return latencies
+        finally:
+            http.close()
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            p.wait(timeout=20)
+        node.close()
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=50_000)
+    parser.add_argument("--samples", type=int, default=200, help="latency samples")
+    parser.add_argument(
+        "--naive-events",
+        type=int,
+        default=1_000,
+        help="events the naive pipeline indexes (it is slow)",
+    )
+    parser.add_argument("--pg-url", default=os.environ.get("TUITION_TEST_DATABASE_URL", DEFAULT_PG))
+    parser.add_argument(
+        "--initial-range",
+        type=int,
+        default=20,
+        help="first eth_getLogs span (the sizer adapts from there)",
+    )
+    args = parser.parse_args()
+    tmp = ROOT / "var" / "bench-indexer"
+    tmp.mkdir(parents=True, exist_ok=True)
+    artifact = compile_emitter(tmp / "cache")
+    events = max(PER_TX, args.events // PER_TX * PER_TX)
+
+    results: dict[str, Any] = {"events": events}
+    node, em = make_chain(artifact, events, prune=True)
+    try:
+        log("(a) backfill, real sink (orders + entitlements + audit), events/s:")
+        results["backfill_eps_sqlite"] = round(
+            bench_backfill(node, em, sqlite_db(tmp / "bench.db"), args.initial_range)
+        )
+        pg = pg_db(args.pg_url, "tuition_bench_indexer")
+        results["backfill_eps_postgres"] = (
+            round(bench_backfill(node, em, pg, args.initial_range)) if pg else None
+        )
+        results["pipeline_eps_sqlite"] = round(
+            bench_backfill(node, em, sqlite_db(tmp / "pipeline.db"), args.initial_range,
+                           pipeline_only=True)
+        )  # fmt: skip
+        pg2 = pg_db(args.pg_url, "tuition_bench_pipeline")
+        results["pipeline_eps_postgres"] = (
+            round(bench_backfill(node, em, pg2, args.initial_range, pipeline_only=True))
+            if pg2
+            else None
+        )
+        naive_events = min(args.naive_events, events)
+        results["naive_eps_sqlite"] = round(
+            bench_naive(node, em, sqlite_db(tmp / "naive.db"), naive_events)
+        )
+        pg_naive = pg_db(args.pg_url, "tuition_bench_naive")
+        results["naive_eps_postgres"] = (
+            round(bench_naive(node, em, pg_naive, naive_events)) if pg_naive else None
+        )
+        results["naive_eps"] = results["naive_eps_postgres"] or results["naive_eps_sqlite"]
+        best = results["backfill_eps_postgres"] or results["backfill_eps_sqlite"]
+        results["speedup_vs_naive"] = round(best / results["naive_eps"], 1)
+    finally:
+        node.close()
+
+    log(f"(b) latency receipt -> access true, {args.samples} purchases at 0 confirmations:")
+    lat_url = pg_db(args.pg_url, "tuition_bench_latency") or sqlite_db(tmp / "latency.db")
+    latencies = bench_latency(artifact, lat_url, args.samples, tmp)
+    results["access_latency_db"] = make_url(lat_url).get_backend_name()
+    results["access_latency_p50_ms"] = round(statistics.median(latencies), 1)
+    results["access_latency_p95_ms"] = round(percentile(latencies, 0.95), 1)
+    results["access_latency_max_ms"] = round(max(latencies), 1)
+    log(
+        f"  p50 {results['access_latency_p50_ms']} ms, p95 {results['access_latency_p95_ms']} "
+        f"ms, max {results['access_latency_max_ms']} ms ({results['access_latency_db']})"
+    )
+    print(orjson.dumps(results).decode(), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,104 @@
+"""Fixtures of the indexer suite: anvil nodes, the emitter contract, a database per test.
+
+SQLite by default; PostgreSQL (a fresh schema per test) when TUITION_TEST_DATABASE_URL is set.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from ixchain import Anvil, Emitter, compile_emitter
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+import backend.models  # noqa: F401  (registers the API tables)
+import indexer.models  # noqa: F401
+from backend.core.db import Base
+from indexer.runner import make_indexer_engine
+
+PG_URL = os.environ.get("TUITION_TEST_DATABASE_URL")
+
+
+@dataclass
+class Db:
+    """A test database: URL (usable by subprocesses too), engine and session factory."""
+
+    url: str
+    engine: Engine
+    sessions: sessionmaker[Session]
+    dialect: str
+
+
+def _pg_schema_url(base: str, schema: str) -> str:
+    sep = "&" if "?" in base else "?"
+    return f"{base}{sep}options=-csearch_path%3D{schema}"
+
+
+@pytest.fixture
+def db_factory(tmp_path: Path) -> Iterator[Callable[[], Db]]:
+    """Makes databases with every table, private to the test (dropped afterwards)."""
+    made: list[tuple[Db, str | None]] = []
+
+    def make() -> Db:
+        schema = None
+        if PG_URL:
+            schema = f"ix_{uuid.uuid4().hex[:12]}"
+            with psycopg.connect(PG_URL.replace("+psycopg", ""), autocommit=True) as conn:
+                conn.execute(f'CREATE SCHEMA "{schema}"')
+            url = _pg_schema_url(PG_URL, schema)
+        else:
+            url = f"sqlite:///{tmp_path / f'tuition-{len(made)}.db'}"
+        engine = make_indexer_engine(url)
+        Base.metadata.create_all(engine)
+        handle = Db(url, engine, sessionmaker(engine, expire_on_commit=False), engine.dialect.name)
+        made.append((handle, schema))
+        return handle
+
+    yield make
+    for handle, schema in made:
+        handle.engine.dispose()
+        if schema:
+            with psycopg.connect(PG_URL.replace("+psycopg", ""), autocommit=True) as conn:
+                conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+@pytest.fixture
+def db(db_factory: Callable[[], Db]) -> Db:
+    """A database with every table, private to the test."""
+    return db_factory()
+
+
+@pytest.fixture(scope="session")
+def emitter_artifact(pytestconfig: pytest.Config) -> dict[str, Any]:
+    """The compiled IndexerLogEmitter (solcjs, cached across runs)."""
+    cache = Path(str(pytestconfig.cache.mkdir("indexer-emitter")))
+    return compile_emitter(cache)
+
+
+@pytest.fixture
+def anvil() -> Iterator[Anvil]:
+    """A fresh automining anvil."""
+    node = Anvil()
+    try:
+        yield node
+    finally:
+        node.close()
+
+
+@pytest.fixture
+def emitter(anvil: Anvil, emitter_artifact: dict[str, Any]) -> Emitter:
+    """An emitter deployed on the test's anvil (stands in for CourseMarket)."""
+    return Emitter(anvil, emitter_artifact)
+
+
+@pytest.fixture
+def cert_emitter(anvil: Anvil, emitter_artifact: dict[str, Any]) -> Emitter:
+    """A second emitter (stands in for CourseCertificate)."""
+    return Emitter(anvil, emitter_artifact)

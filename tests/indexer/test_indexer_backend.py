@@ -1,0 +1,134 @@
+"""Events -> the backend's records, through the real services (emitter contracts on anvil)."""
+
+from __future__ import annotations
+
+from ixchain import address
+from ixsupport import (
+    active_entitlements,
+    applied_count,
+    backend_sink,
+    course_id_of,
+    entitlements,
+    make_indexer,
+    orders,
+)
+from sqlalchemy import select
+
+from backend.catalog.models import Course, CourseStatus, TokenPrice
+from backend.certificates.models import Certificate, CertificateStatus
+from backend.core.db import session_scope
+from backend.orders.models import OrderStatus
+from backend.orders.service import create_crypto_quote
+
+ZERO = "0x" + "00" * 20
+NOREF = "0x" + "00" * 32
+PROVIDER = address(0xA11CE)
+LEARNER = address(0xB0B)
+USDC = address(0xC0C)
+
+
+def indexer_for(db, anvil, emitter, cert=None, **kw):
+    addrs = [emitter.address] + ([cert.address] if cert else [])
+    return make_indexer(
+        db,
+        anvil,
+        addrs,
+        emitter.deploy_block,
+        sink=backend_sink(anvil.chain_id, **kw.pop("sink_kw", {})),
+        **kw,
+    )
+
+
+def test_purchase_grants_access_and_refund_revokes(db, anvil, emitter):
+    emitter.tx("courseCreated", 7, PROVIDER, 3600, "Rust for Pythonistas")
+    emitter.tx("priceSet", 7, ZERO, 10**17, True)
+    emitter.tx("priceSet", 7, USDC, 25 * 10**6, True)
+    emitter.tx("purchased", 7, LEARNER, LEARNER, ZERO, 10**17, 10**15, NOREF)
+    ix = indexer_for(db, anvil, emitter)
+    ix.catch_up()
+    course = course_id_of(db, 7)
+    assert active_entitlements(db) == {(course, LEARNER): 1}
+    [order] = orders(db)
+    assert order.status == OrderStatus.PAID and order.amount == 10**17 and order.fee == 10**15
+    assert order.block_number == anvil.block_number() and order.confirmed is False
+    with db.sessions() as s:
+        prices = {p.token: (p.price, p.accepted) for p in s.scalars(select(TokenPrice))}
+        c = s.get(Course, course)
+        assert c.provider == PROVIDER and c.refund_window == 3600 and c.listed_onchain
+    assert prices == {ZERO: (10**17, True), USDC: (25 * 10**6, True)}
+
+    emitter.tx("refunded", 7, LEARNER, LEARNER, ZERO, 10**17, PROVIDER)
+    anvil.mine(3)
+    ix.catch_up()
+    assert active_entitlements(db) == {}
+    [order] = orders(db)
+    assert order.status == OrderStatus.REFUNDED
+    assert order.confirmed is True  # 3 confirmations reached
+    assert applied_count(db) == 5
+
+
+def test_quote_is_matched_and_anomalies_are_kept(db, anvil, emitter):
+    emitter.tx("courseCreated", 1, PROVIDER, 0, "Quoted course")
+    emitter.tx("priceSet", 1, ZERO, 500, True)
+    ix = indexer_for(db, anvil, emitter)
+    ix.catch_up()
+    with session_scope(db.sessions) as s:
+        course = s.get(Course, course_id_of(db, 1))
+        course.status = CourseStatus.PUBLISHED
+        s.flush()
+        quote = create_crypto_quote(s, course=course, buyer=LEARNER, token=ZERO, recipient=LEARNER)
+        quote_id, ref = quote.id, quote.order_ref
+    # Pays less than quoted: still paid (the chain is the truth), flagged.
+    emitter.tx("purchased", 1, LEARNER, LEARNER, ZERO, 400, 4, ref)
+    ix.catch_up()
+    [order] = orders(db)
+    assert order.id == quote_id and order.status == OrderStatus.PAID
+    assert any(a["field"] == "amount" for a in order.anomalies)
+    assert sum(active_entitlements(db).values()) == 1
+
+
+def test_card_grants_and_revocations_mirror(db, anvil, emitter):
+    emitter.tx("courseCreated", 2, PROVIDER, 0, "Card course")
+    emitter.tx("accessGranted", 2, LEARNER, 2, "0x" + "11" * 32)
+    ix = indexer_for(db, anvil, emitter)
+    ix.catch_up()
+    course = course_id_of(db, 2)
+    assert active_entitlements(db) == {(course, LEARNER): 1}
+    assert entitlements(db)[0].source == "card"
+    emitter.tx("accessRevoked", 2, LEARNER, 2, "0x" + "11" * 32)
+    ix.catch_up()
+    assert active_entitlements(db) == {}
+
+
+def test_certificates_are_mirrored(db, anvil, emitter, cert_emitter):
+    emitter.tx("courseCreated", 3, PROVIDER, 0, "Certified course")
+    token_id = (3 << 160) | int(LEARNER, 16)
+    cert_emitter.tx("certificateMinted", token_id, LEARNER, 3, PROVIDER, "0x" + "ee" * 28)
+    ix = indexer_for(db, anvil, emitter, cert_emitter)
+    ix.catch_up()
+    with db.sessions() as s:
+        [cert] = s.scalars(select(Certificate)).all()
+        assert cert.status == CertificateStatus.MINTED and cert.token_id == token_id
+        assert cert.record_hash == "0x" + "ee" * 28
+    cert_emitter.tx("certificateRevoked", token_id, 4, PROVIDER)
+    ix.catch_up()
+    with db.sessions() as s:
+        [cert] = s.scalars(select(Certificate)).all()
+        assert cert.status == CertificateStatus.REVOKED and cert.revoked_at is not None
+
+
+def test_access_confirmations_defer_the_grant(db, anvil, emitter):
+    emitter.tx("courseCreated", 4, PROVIDER, 0, "Slow course")
+    emitter.tx("purchased", 4, LEARNER, LEARNER, ZERO, 1, 0, NOREF)
+    ix = indexer_for(db, anvil, emitter, sink_kw={"access_confirmations": 2, "confirmations": 4})
+    ix.catch_up()
+    assert active_entitlements(db) == {}
+    anvil.mine(1)
+    ix.catch_up()
+    assert active_entitlements(db) == {}
+    anvil.mine(1)
+    ix.catch_up()
+    assert active_entitlements(db) == {(course_id_of(db, 4), LEARNER): 1}
+    anvil.mine(2)
+    ix.catch_up()
+    assert orders(db)[0].confirmed is True
