@@ -1,0 +1,132 @@
+"""The Celery app: broker choice, reliability settings, the beat schedule.
+
+Broker: Redis when `TUITION_REDIS_URL` is set (production, docker-compose); otherwise Kombu's
+SQLAlchemy transport on `var/celery-broker.sqlite` with Celery's database result backend on
+`var/celery-results.sqlite`, which needs no server. `TUITION_WORKER_BROKER_URL` /
+`TUITION_WORKER_RESULT_BACKEND` override both.
+
+Delivery is at least once: `acks_late` acknowledges a message only after its task returned, and
+`task_reject_on_worker_lost` puts it back when the worker process dies mid-task. Redis re-delivers
+unacknowledged messages after `visibility_timeout`; the SQLAlchemy transport cannot re-deliver a
+message taken by a killed worker, which is why every job is also tracked in `worker_jobs` and
+`resume_stalled` re-enqueues open jobs nobody touched for `stalled_after` seconds. Task bodies are
+idempotent, so a duplicate delivery is only wasted work.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from celery import Celery
+from celery.beat import Scheduler
+from celery.signals import worker_process_init
+
+from backend.worker.settings import broker_urls, get_worker_settings
+
+log = logging.getLogger(__name__)
+
+
+def _schedule() -> dict[str, dict[str, Any]]:
+    w = get_worker_settings()
+
+    def entry(task: str, seconds: float) -> dict[str, Any]:
+        # A tick nobody consumed in time is useless: the next one does the same work.
+        return {
+            "task": task,
+            "schedule": timedelta(seconds=seconds),
+            "options": {"expires": max(5.0, 3 * seconds)},
+        }
+
+    return {
+        "outbox-relay": entry("tuition.relay_outbox", w.relay_interval),
+        "recover-transactions": entry("tuition.recover_transactions", w.recover_interval),
+        "resume-stalled": entry("tuition.resume_stalled", w.resume_interval),
+        "reconcile-access": entry("tuition.reconcile_access", w.reconcile_interval),
+        "stripe-sweep": entry("tuition.sweep_stripe_events", 60),
+        "expire-orders": entry("tuition.expire_orders", 60),
+    }
+
+
+def configure(app: Celery) -> None:
+    """(Re)read settings into `app.conf` (tests call it after changing the environment)."""
+    w = get_worker_settings()
+    broker, backend = broker_urls(worker=w)
+    # Redis options only: the SQLAlchemy transport hands its options to create_engine().
+    transport_options: dict[str, Any] = {}
+    if broker.startswith(("redis://", "rediss://")):
+        transport_options["visibility_timeout"] = w.visibility_timeout
+        if w.redis_key_prefix:
+            transport_options["global_keyprefix"] = w.redis_key_prefix
+    backend_options: dict[str, Any] = {}
+    if backend.startswith(("redis://", "rediss://")) and w.redis_key_prefix:
+        backend_options["global_keyprefix"] = w.redis_key_prefix
+    app.conf.update(
+        broker_url=broker,
+        result_backend=backend,
+        broker_connection_retry_on_startup=True,
+        broker_transport_options=transport_options,
+        result_backend_transport_options=backend_options,
+        task_default_queue=w.queue,
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],
+        timezone="UTC",
+        enable_utc=True,
+        # At-least-once delivery (see the module docstring).
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_time_limit=w.task_time_limit,
+        task_soft_time_limit=max(1, w.task_time_limit - 30),
+        # Progress lives in the database; results only serve `worker-ping`.
+        task_ignore_result=True,
+        result_expires=timedelta(hours=1),
+        worker_send_task_events=False,
+        beat_schedule=_schedule(),
+        beat_scheduler="backend.worker.celery_app:AliveScheduler",
+        beat_max_loop_interval=max(1.0, min(5.0, w.relay_interval)),
+    )
+
+
+app = Celery("tuition", include=["backend.worker.tasks"])
+configure(app)
+
+
+def broker_supports_broadcast(celery: Celery | None = None) -> bool:
+    """Whether remote control (ping, inspect) works on the configured broker."""
+    celery = celery or app
+    # Only reads the transport class's capabilities: no connection is opened.
+    with celery.connection_for_write() as conn:
+        return "fanout" in conn.transport.implements.exchange_type
+
+
+class AliveScheduler(Scheduler):
+    """Beat's in-memory scheduler that touches the healthcheck file on every tick.
+
+    In memory on purpose: every entry is a short interval, so nothing is gained by persisting
+    last-run times, and several beats never fight over a schedule file.
+    """
+
+    def tick(self, *args: Any, **kwargs: Any) -> float:
+        """Touch the alive file, then run due entries."""
+        try:
+            path: Path = get_worker_settings().alive_file
+            path.touch()
+        except OSError as exc:  # a read-only /tmp must not stop the schedule
+            log.warning("cannot touch the beat alive file: %s", exc)
+        return float(super().tick(*args, **kwargs))
+
+
+@worker_process_init.connect
+def _fresh_connections_after_fork(**_: Any) -> None:
+    # A prefork child inherits the parent's DB pool and HTTP sessions: start its own.
+    from backend.worker import db
+    from backend.worker.chain import reset_chain
+    from backend.worker.runtime import reset_runtime
+
+    db.reset(dispose=True)
+    reset_chain()
+    reset_runtime()

@@ -1,0 +1,161 @@
+"""The chain as the worker sees it: one Web3 client, the deployed contracts, the operator key."""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import requests
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from web3 import HTTPProvider, Web3
+from web3.contract import Contract
+from web3.exceptions import ContractLogicError, Web3Exception
+
+from backend.core.config import PROJECT_ROOT, Settings, get_settings
+from backend.worker.errors import ChainUnavailableError, NotDeployedError
+
+RPC_TIMEOUT = 30  # seconds per JSON-RPC request
+
+
+def load_deployment(path: Path) -> dict[str, Any]:
+    """The deployments/<network>.json written by the deploy script."""
+    if not path.exists():
+        raise NotDeployedError(f"no deployment file at {path}: run `tuition deploy`")
+    data: dict[str, Any] = json.loads(path.read_text())
+    return data
+
+
+def _load_abi(info: dict[str, Any], name: str) -> list[dict[str, Any]]:
+    abi_ref = info.get("abi")
+    if isinstance(abi_ref, list):
+        return abi_ref
+    candidates = [PROJECT_ROOT / abi_ref] if abi_ref else []
+    candidates.append(PROJECT_ROOT / "backend" / "chain" / "abi" / f"{name}.json")
+    for path in candidates:
+        if path.exists():
+            abi: list[dict[str, Any]] = json.loads(path.read_text())
+            return abi
+    raise NotDeployedError(f"no ABI for {name} (looked in {', '.join(map(str, candidates))})")
+
+
+@dataclass
+class Chain:
+    """Web3 client, contracts and operator account of the configured network."""
+
+    w3: Web3
+    deployment: dict[str, Any]
+    operator: LocalAccount
+
+    @property
+    def chain_id(self) -> int:
+        """The deployment's chain id (checked against the node by `check`)."""
+        return int(self.deployment["chainId"])
+
+    def contract(self, name: str) -> Contract:
+        """The deployed contract `name` ("CourseMarket", "CourseCertificate", ...)."""
+        try:
+            info = self.deployment["contracts"][name]
+        except KeyError as exc:
+            raise NotDeployedError(f"{name} is not in the deployment file") from exc
+        return self.w3.eth.contract(
+            address=Web3.to_checksum_address(info["address"]), abi=_load_abi(info, name)
+        )
+
+    @cached_property
+    def market(self) -> Contract:
+        """CourseMarket."""
+        return self.contract("CourseMarket")
+
+    @cached_property
+    def certificate(self) -> Contract:
+        """CourseCertificate."""
+        return self.contract("CourseCertificate")
+
+
+def make_chain(
+    rpc_url: str, deployment: dict[str, Any], operator_key: str, *, timeout: float = RPC_TIMEOUT
+) -> Chain:
+    """A `Chain` for explicit parameters (tests, scripts)."""
+    w3 = Web3(HTTPProvider(rpc_url, request_kwargs={"timeout": timeout}))
+    return Chain(w3=w3, deployment=deployment, operator=Account.from_key(operator_key))
+
+
+_lock = threading.Lock()
+_chain: Chain | None = None
+
+
+def get_chain(settings: Settings | None = None) -> Chain:
+    """The process's `Chain` from settings (the deployment file is read once)."""
+    global _chain
+    with _lock:
+        if _chain is None:
+            settings = settings or get_settings()
+            _chain = make_chain(
+                settings.rpc_url,
+                load_deployment(settings.deployment_file),
+                settings.operator_private_key.get_secret_value(),
+            )
+        return _chain
+
+
+def reset_chain() -> None:
+    """Forget the cached `Chain` (tests, or after a redeploy)."""
+    global _chain
+    with _lock:
+        _chain = None
+
+
+# On-chain ICourseMarket.AccessSource
+SOURCE_NONE, SOURCE_PURCHASE, SOURCE_CARD, SOURCE_GRANT = 0, 1, 2, 3
+
+
+def call_view(fn: Any) -> Any:
+    """`fn.call()`, with transport failures turned into `ChainUnavailableError` (retried)."""
+    try:
+        return fn.call()
+    except ContractLogicError:
+        raise
+    except (requests.RequestException, OSError, Web3Exception) as exc:
+        raise ChainUnavailableError(f"eth_call failed: {exc}") from exc
+
+
+def token_id_for(learner: str, course_id: int) -> int:
+    """CourseCertificate's token id of (learner, course): `courseId << 160 | learner`."""
+    return (course_id << 160) | int(learner, 16)
+
+
+def certificate_on_chain(chain: Chain, token_id: int) -> dict[str, Any] | None:
+    """`verify(tokenId)` as a dict, or None when the certificate was never issued."""
+    try:
+        cert = call_view(chain.certificate.functions.verify(token_id))
+    except ContractLogicError:
+        return None  # UnknownCertificate
+    holder, course_id, issuer, issued_at, record_hash, revoked, revoked_at, reason = cert
+    return {
+        "holder": holder,
+        "courseId": course_id,
+        "issuer": issuer,
+        "issuedAt": issued_at,
+        "recordHash": record_hash,
+        "revoked": revoked,
+        "revokedAt": revoked_at,
+        "revokeReason": reason,
+    }
+
+
+def has_access(chain: Chain, course_id: int, learner: str) -> bool:
+    """`CourseMarket.hasAccess`."""
+    fn = chain.market.functions.hasAccess(course_id, Web3.to_checksum_address(learner))
+    return bool(call_view(fn))
+
+
+def access_record(chain: Chain, course_id: int, learner: str) -> tuple[int, bytes]:
+    """`accessOf(course, learner)`: the `AccessSource` (0 when none) and the 21-byte digest."""
+    fn = chain.market.functions.accessOf(course_id, Web3.to_checksum_address(learner))
+    source, _granted_at, _refund_deadline, digest = call_view(fn)
+    return int(source), bytes(digest)

@@ -1,0 +1,56 @@
+"""Per-process singletons of the task bodies: chain, sender, email backend."""
+
+from __future__ import annotations
+
+import threading
+
+from backend.checkout.gateway import StripeGateway
+from backend.core.config import get_settings
+from backend.worker.chain import Chain, get_chain
+from backend.worker.db import get_session_factory
+from backend.worker.email import EmailBackend, get_backend
+from backend.worker.sender import TxSender
+
+_lock = threading.Lock()
+_sender: TxSender | None = None
+_email: EmailBackend | None = None
+_stripe: StripeGateway | None = None
+
+
+def get_sender(chain: Chain | None = None) -> TxSender:
+    """The operator key's sender on the configured chain."""
+    global _sender
+    with _lock:
+        if _sender is None:
+            chain = chain or get_chain()
+            _sender = TxSender(
+                chain.w3, chain.operator, get_session_factory(), chain_id=chain.chain_id
+            )
+        return _sender
+
+
+def get_email_backend() -> EmailBackend:
+    """The configured receipt email backend."""
+    global _email
+    with _lock:
+        if _email is None:
+            _email = get_backend()
+        return _email
+
+
+def get_stripe_gateway() -> StripeGateway:
+    """The Stripe SDK gateway (its HTTP client is reused between tasks)."""
+    global _stripe
+    with _lock:
+        if _stripe is None:
+            _stripe = StripeGateway(get_settings())
+        return _stripe
+
+
+def reset_runtime() -> None:
+    """Forget the singletons (after a fork, or when tests change settings)."""
+    global _sender, _email, _stripe
+    with _lock:
+        _sender = None
+        _email = None
+        _stripe = None

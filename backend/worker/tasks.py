@@ -1,0 +1,264 @@
+"""Celery tasks. Each takes ids, opens its own sessions, and is safe to run twice.
+
+Retry policy: `RetryableError` (RPC down, node lagging, a lost race) is retried with exponential
+back-off and full jitter; a transaction that is broadcast but not yet mined is re-checked every few
+seconds without limit and without counting as a retry (the sender's `recover` re-prices or
+re-sends it meanwhile); `PermanentError` fails the job at once. Every task run through the
+outbox carries a `job_id`, whose `worker_jobs` row the hooks below keep up to date.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from celery import Task
+from celery.exceptions import Ignore
+
+from backend.core.db import session_scope
+from backend.worker import jobs, metrics
+from backend.worker.celery_app import app
+from backend.worker.chain import get_chain
+from backend.worker.db import get_session_factory
+from backend.worker.errors import NotDeployedError, RetryableError, TxNotMinedError
+from backend.worker.models import JobStatus
+from backend.worker.runtime import get_email_backend, get_sender, get_stripe_gateway
+from backend.worker.settings import get_worker_settings
+
+log = logging.getLogger(__name__)
+
+PENDING_RECHECK = 5  # seconds between checks of a broadcast transaction without a receipt
+
+
+class TuitionTask(Task):
+    """Base task: at-least-once delivery, retries with back-off, `worker_jobs` bookkeeping."""
+
+    acks_late = True
+    reject_on_worker_lost = True
+    autoretry_for = (RetryableError,)
+    retry_backoff = 2
+    retry_backoff_max = get_worker_settings().retry_backoff_max
+    retry_jitter = True
+    # With the back-off capped at `retry_backoff_max` (5 min), about four hours of trying.
+    max_retries = 50
+
+    def _job(self, kwargs: dict[str, Any] | None, status: str, **values: Any) -> None:
+        job_id = (kwargs or {}).get("job_id")
+        if not job_id:
+            return
+        try:
+            jobs.mark(get_session_factory(), int(job_id), status, **values)
+        except Exception:  # bookkeeping must never decide a task's fate
+            log.exception("could not mark job %s %s", job_id, status)
+
+    def before_start(self, task_id: str, args: Any, kwargs: dict[str, Any]) -> None:
+        """Mark the job running."""
+        self._job(kwargs, JobStatus.RUNNING)
+
+    def on_success(self, retval: Any, task_id: str, args: Any, kwargs: dict[str, Any]) -> None:
+        """Mark the job done with the task's summary."""
+        metrics.TASKS.labels(task=self.name, outcome="succeeded").inc()
+        result = retval if isinstance(retval, dict) else {"result": repr(retval)}
+        self._job(kwargs, JobStatus.DONE, result=result, last_error=None)
+
+    def on_failure(
+        self, exc: BaseException, task_id: str, args: Any, kwargs: dict[str, Any], einfo: Any
+    ) -> None:
+        """Mark the job failed (retries exhausted, or a permanent error)."""
+        metrics.TASKS.labels(task=self.name, outcome="failed").inc()
+        log.error("task %s[%s] failed: %s", self.name, task_id, exc)
+        self._job(kwargs, JobStatus.FAILED, last_error=f"{type(exc).__name__}: {exc}"[:2000])
+
+    def on_retry(
+        self, exc: BaseException, task_id: str, args: Any, kwargs: dict[str, Any], einfo: Any
+    ) -> None:
+        """Count the retry and remember why."""
+        metrics.TASKS.labels(task=self.name, outcome="retried").inc()
+        job_id = (kwargs or {}).get("job_id")
+        if job_id:
+            try:
+                jobs.note_error(get_session_factory(), int(job_id), f"{type(exc).__name__}: {exc}")
+            except Exception:
+                log.exception("could not note the error of job %s", job_id)
+
+
+def publish(task_name: str, kwargs: dict[str, Any]) -> None:
+    """Send `task_name(**kwargs)` to the broker (or run it inline in eager mode)."""
+    app.tasks[task_name].apply_async(kwargs=kwargs)
+
+
+def _until_mined(task: Task, body: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    try:
+        return body()
+    except TxNotMinedError as exc:
+        # Waiting for a block is not a failure: a fresh message (its retry count back at zero)
+        # checks again shortly, and this run ends without settling the job.
+        log.info("%s: %s; checking again in %d s", task.name, exc, PENDING_RECHECK)
+        task.apply_async(kwargs=task.request.kwargs, countdown=PENDING_RECHECK)
+        raise Ignore() from exc
+
+
+# ---------------------------------------------------------------------- chain writes
+
+
+@app.task(base=TuitionTask, bind=True, name="tuition.mint_certificate")
+def mint_certificate(self: Task, certificate_id: int, job_id: int | None = None) -> dict[str, Any]:
+    """Issue a requested certificate: mint with the issuer key, or sign a claim voucher."""
+    from backend.worker.certificates import issue_certificate
+
+    return _until_mined(
+        self,
+        lambda: issue_certificate(
+            int(certificate_id),
+            factory=get_session_factory(),
+            chain=get_chain(),
+            sender=get_sender(),
+            settings=get_worker_settings(),
+        ),
+    )
+
+
+@app.task(base=TuitionTask, bind=True, name="tuition.record_card_grant")
+def record_card_grant(self: Task, order_id: str, job_id: int | None = None) -> dict[str, Any]:
+    """Record a paid card order on-chain: grantAccess(course, learner, Card, ref)."""
+    from backend.worker.access import record_card_grant as grant
+
+    return _until_mined(
+        self,
+        lambda: grant(
+            str(order_id), factory=get_session_factory(), chain=get_chain(), sender=get_sender()
+        ),
+    )
+
+
+@app.task(base=TuitionTask, bind=True, name="tuition.record_card_revoke")
+def record_card_revoke(self: Task, order_id: str, job_id: int | None = None) -> dict[str, Any]:
+    """Record a card refund or chargeback on-chain: revokeAccess(course, learner, ref)."""
+    from backend.worker.access import record_card_revoke as revoke
+
+    return _until_mined(
+        self,
+        lambda: revoke(
+            str(order_id), factory=get_session_factory(), chain=get_chain(), sender=get_sender()
+        ),
+    )
+
+
+# ---------------------------------------------------------------------- email and Stripe
+
+
+@app.task(base=TuitionTask, bind=True, name="tuition.send_receipt")
+def send_receipt(
+    self: Task, order_id: str, kind: str = "paid", job_id: int | None = None
+) -> dict[str, Any]:
+    """Email the receipt of a paid or refunded order, once per (order, kind)."""
+    from backend.worker.receipts import send_receipt as send
+
+    return send(
+        str(order_id),
+        kind,
+        factory=get_session_factory(),
+        backend=get_email_backend(),
+        settings=get_worker_settings(),
+    )
+
+
+@app.task(base=TuitionTask, bind=True, name="tuition.process_stripe_event", max_retries=10)
+def process_stripe_event(self: Task, event_id: str, job_id: int | None = None) -> dict[str, Any]:
+    """Apply a stored Stripe webhook event with the backend's `process_stripe_event`."""
+    from backend.worker.stripe_events import process_event
+
+    outcome = process_event(get_session_factory(), get_stripe_gateway(), str(event_id))
+    return {"event_id": event_id, "outcome": outcome}
+
+
+# ---------------------------------------------------------------------- periodic
+
+
+@app.task(name="tuition.relay_outbox", ignore_result=True, acks_late=False)
+def relay_outbox() -> int:
+    """Publish available outbox messages (every second, from beat)."""
+    from backend.worker.outbox import relay_once
+
+    total = 0
+    batch = get_worker_settings().outbox_batch
+    # Drain a backlog in this run rather than one batch per beat tick.
+    for _ in range(20):
+        n = relay_once(
+            get_session_factory(),
+            publish,
+            batch=batch,
+            defer_publish=bool(app.conf.task_always_eager),
+        )
+        total += n
+        if n < batch:
+            break
+    return total
+
+
+@app.task(name="tuition.recover_transactions", ignore_result=True, acks_late=False)
+def recover_transactions() -> dict[str, int]:
+    """Settle, re-broadcast, re-price or re-nonce the operator key's live transactions."""
+    try:
+        return get_sender().recover()
+    except NotDeployedError as exc:
+        log.info("recover: %s", exc)
+        return {}
+
+
+@app.task(name="tuition.sweep_stripe_events", ignore_result=True, acks_late=False)
+def sweep_stripe_events() -> int:
+    """Hand verified Stripe events the API could not process to `process_stripe_event`."""
+    from backend.worker.stripe_events import sweep
+
+    return sweep(get_session_factory(), publish)
+
+
+@app.task(name="tuition.expire_orders", ignore_result=True, acks_late=False)
+def expire_orders() -> int:
+    """Mark pending orders past their expiry as expired (the backend's periodic job)."""
+    from backend.orders.service import expire_stale_orders
+
+    with session_scope(get_session_factory()) as s:
+        return expire_stale_orders(s)
+
+
+@app.task(name="tuition.resume_stalled", ignore_result=True, acks_late=False)
+def resume_stalled() -> int:
+    """Re-publish open jobs nobody touched for `stalled_after` seconds (lost messages)."""
+    settings = get_worker_settings()
+    again: list[tuple[str, dict[str, Any]]] = []
+    with session_scope(get_session_factory()) as s:
+        for job in jobs.stalled(s, settings.stalled_after):
+            jobs.mark_enqueued(s, job)
+            again.append((job.task, {**job.payload, "job_id": job.id}))
+    for task_name, kwargs in again:
+        log.warning("re-publishing stalled job %s: %s(%s)", kwargs["job_id"], task_name, kwargs)
+        publish(task_name, kwargs)
+    return len(again)
+
+
+@app.task(base=TuitionTask, bind=True, name="tuition.reconcile_access", max_retries=2)
+def reconcile_access(self: Task, batch: int | None = None) -> dict[str, Any]:
+    """Compare a batch of DB entitlements with on-chain access; report and fix drift."""
+    from backend.worker.reconcile import reconcile_access as reconcile
+
+    try:
+        chain = get_chain()
+    except NotDeployedError as exc:
+        log.info("reconcile: %s", exc)
+        return {}
+    return reconcile(
+        factory=get_session_factory(),
+        chain=chain,
+        settings=get_worker_settings(),
+        publish=publish,
+        batch=batch,
+    )
+
+
+@app.task(name="tuition.ping", ignore_result=False, acks_late=False)
+def ping() -> str:
+    """Answer "pong" (`tuition worker-ping` on brokers without broadcast)."""
+    return "pong"

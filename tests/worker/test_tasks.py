@@ -1,0 +1,346 @@
+"""Task bodies run eagerly against the real contracts: each effect once, however often run."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+from email import message_from_bytes
+from typing import Any
+
+import pytest
+from sqlalchemy import select, update
+from wk_chain import Anvil, new_learner, transact
+from wk_support import WorkerEnv
+
+from backend.audit.models import AuditEntry
+from backend.certificates.models import CertificateStatus
+from backend.core.db import session_scope, utcnow
+from backend.outbox.models import OutboxMessage
+from backend.outbox.service import enqueue
+from backend.worker import tasks
+from backend.worker.chain import token_id_for
+from backend.worker.models import (
+    JobStatus,
+    ReconcileDrift,
+    SentReceipt,
+    WorkerJob,
+    WorkerTransaction,
+)
+from backend.worker.outbox import relay_once
+from backend.worker.vouchers import record_hash28
+
+pytestmark = pytest.mark.chain
+
+
+def relay() -> int:
+    return int(tasks.relay_outbox.apply().get())
+
+
+def run(task: Any, **kwargs: Any) -> Any:
+    return task.apply(kwargs=kwargs).get()
+
+
+# ---------------------------------------------------------------------- certificates
+
+
+def test_mint_with_the_issuer_key_once(wenv: WorkerEnv, anvil: Anvil) -> None:
+    learner = new_learner(anvil)
+    course = wenv.deployed.courses[0]
+    cert_id = wenv.request_certificate(learner.address, course, mode="mint")
+
+    assert relay() == 1
+    cert = wenv.certificate(cert_id)
+    assert cert.status == CertificateStatus.MINTED
+    token_id = token_id_for(learner.address, course)
+    assert cert.token_id == token_id and cert.tx_hash
+    onchain = wenv.deployed.certificate.functions.verify(token_id).call()
+    assert onchain[0] == learner.address and onchain[1] == course
+    assert onchain[4] == record_hash28(cert.record_hash)
+    (job,) = wenv.jobs()
+    assert job.status == JobStatus.DONE and job.runs == 1
+    assert job.result and job.result["outcome"] == "minted"
+
+    # Run again: by the relay (nothing left), by the task directly, twice.
+    assert relay() == 0
+    assert run(tasks.mint_certificate, certificate_id=cert_id)["outcome"] == "already_final"
+    assert run(tasks.mint_certificate, certificate_id=cert_id)["outcome"] == "already_final"
+    assert len(wenv.transactions("mint:")) == 1
+    assert wenv.deployed.certificate.functions.balanceOf(learner.address).call() == 1
+
+
+def test_mint_run_twice_before_marking_sends_one_transaction(wenv: WorkerEnv, anvil: Anvil) -> None:
+    learner = new_learner(anvil)
+    cert_id = wenv.request_certificate(learner.address, wenv.deployed.courses[1])
+    with anvil.no_automine():
+        # The first run sends and gives up waiting (the block is not mined yet)...
+        from backend.worker.certificates import issue_certificate
+        from backend.worker.chain import get_chain
+        from backend.worker.errors import TxNotMinedError
+        from backend.worker.runtime import get_sender
+        from backend.worker.settings import get_worker_settings
+
+        def attempt() -> dict[str, Any]:
+            return issue_certificate(
+                cert_id,
+                factory=wenv.factory,
+                chain=get_chain(),
+                sender=get_sender(),
+                settings=get_worker_settings().model_copy(update={"receipt_timeout": 0.5}),
+            )
+
+        with pytest.raises(TxNotMinedError):
+            attempt()
+        assert wenv.certificate(cert_id).status == CertificateStatus.MINTING
+        first_hash = wenv.certificate(cert_id).tx_hash
+        # ...and a second run (a redelivery) finds the pending transaction instead of sending.
+        with pytest.raises(TxNotMinedError):
+            attempt()
+        anvil.mine()
+    assert attempt()["outcome"] == "already_on_chain"
+    assert [t.tx_hash for t in wenv.transactions("mint:")] == [first_hash]
+    assert wenv.certificate(cert_id).status == CertificateStatus.MINTED
+
+
+def test_voucher_signed_then_claimed_by_the_learner(wenv: WorkerEnv, anvil: Anvil) -> None:
+    learner = new_learner(anvil, fund=True)
+    course = wenv.deployed.courses[2]
+    cert_id = wenv.request_certificate(learner.address, course, mode="voucher")
+
+    relay()
+    cert = wenv.certificate(cert_id)
+    assert cert.status == CertificateStatus.CLAIMABLE
+    assert cert.voucher_signature and cert.voucher_deadline
+    assert cert.voucher_deadline > time.time() + 24 * 3600
+    assert wenv.transactions() == []  # nothing sent by the worker in voucher mode
+    again = run(tasks.mint_certificate, certificate_id=cert_id)
+    assert again["outcome"] == "voucher_exists"
+
+    contract = wenv.deployed.certificate
+    record_hash = record_hash28(cert.record_hash)
+    transact(
+        wenv.deployed.w3,
+        contract.functions.claim(
+            course, record_hash, cert.voucher_deadline, bytes.fromhex(cert.voucher_signature[2:])
+        ),
+        learner,
+    )
+    token_id = token_id_for(learner.address, course)
+    assert contract.functions.ownerOf(token_id).call() == learner.address
+    # A late re-run sees the claimed certificate and marks the row minted (as the indexer would).
+    assert run(tasks.mint_certificate, certificate_id=cert_id)["outcome"] == "already_on_chain"
+    assert wenv.certificate(cert_id).status == CertificateStatus.MINTED
+
+
+def test_voucher_matches_the_contract_digest(wenv: WorkerEnv, anvil: Anvil) -> None:
+    from backend.worker.chain import get_chain
+    from backend.worker.vouchers import sign_voucher
+
+    chain = get_chain()
+    learner = new_learner(anvil)
+    record_hash = bytes(range(1, 29))
+    voucher = sign_voucher(
+        chain.operator,
+        chain_id=31337,
+        contract=chain.certificate.address,
+        learner=learner.address,
+        course_id=7,
+        record_hash=record_hash,
+        deadline=123456789,
+    )
+    digest = chain.certificate.functions.voucherDigest(
+        learner.address, 7, record_hash, 123456789
+    ).call()
+    assert "0x" + digest.hex() == voucher.digest
+
+
+# ---------------------------------------------------------------------- card access
+
+
+def access(wenv: WorkerEnv, course: int, learner: str) -> tuple[bool, int]:
+    market = wenv.deployed.market
+    record = market.functions.accessOf(course, learner).call()
+    return market.functions.hasAccess(course, learner).call(), record[0]
+
+
+def test_card_grant_and_revoke_are_recorded_once(wenv: WorkerEnv, anvil: Anvil) -> None:
+    learner = new_learner(anvil)
+    course = wenv.deployed.courses[0]
+    wenv.user(learner.address, "buyer@example.com")
+    order_id = wenv.paid_card_order(learner.address, course)
+
+    assert relay() == 2  # the grant and the receipt
+    assert access(wenv, course, learner.address) == (True, 2)  # AccessSource.Card
+    assert run(tasks.record_card_grant, order_id=order_id)["outcome"] == "already_on_chain"
+    assert run(tasks.record_card_grant, order_id=order_id)["outcome"] == "already_on_chain"
+    assert len(wenv.transactions("grant:")) == 1
+
+    wenv.refund_card_order(order_id)
+    assert relay() == 2  # the revoke and the refund receipt
+    assert access(wenv, course, learner.address) == (False, 0)
+    assert run(tasks.record_card_revoke, order_id=order_id)["outcome"] == "already_revoked"
+    assert len(wenv.transactions("revoke:")) == 1
+    # A stale grant message delivered after the refund does nothing.
+    assert run(tasks.record_card_grant, order_id=order_id)["outcome"] == "not_entitled"
+    assert access(wenv, course, learner.address) == (False, 0)
+
+    mails = [message_from_bytes(p.read_bytes()) for p in wenv.mail_files()]
+    assert sorted(m["Subject"].split()[0] for m in mails) == ["Receipt", "Refund"]
+    assert all(m["To"] == "buyer@example.com" for m in mails)
+    assert all(j.status == JobStatus.DONE for j in wenv.jobs())
+
+
+def test_card_revoke_leaves_other_access_alone(wenv: WorkerEnv, anvil: Anvil) -> None:
+    learner = new_learner(anvil)
+    course = wenv.deployed.courses[3]
+    order_id = wenv.paid_card_order(learner.address, course, receipt=False)
+    relay()
+    # The learner's on-chain access is now another order's card grant: not ours to revoke.
+    market = wenv.deployed.market
+    from wk_chain import OPERATOR
+
+    transact(
+        wenv.deployed.w3,
+        market.functions.revokeAccess(course, learner.address, b"\0" * 32),
+        OPERATOR,
+    )
+    transact(
+        wenv.deployed.w3,
+        market.functions.grantAccess(course, learner.address, 2, b"\x42" * 32),
+        OPERATOR,
+    )
+    wenv.refund_card_order(order_id, receipt=False)
+    relay()
+    assert access(wenv, course, learner.address) == (True, 2)
+    (job,) = [j for j in wenv.jobs() if j.topic == "access.card_revoke"]
+    assert job.result and job.result["outcome"] == "not_this_order"
+
+
+# ---------------------------------------------------------------------- receipts
+
+
+def test_receipt_is_sent_once(wenv: WorkerEnv, anvil: Anvil) -> None:
+    learner = new_learner(anvil)
+    wenv.user(learner.address, "once@example.com")
+    order_id = wenv.paid_card_order(learner.address, wenv.deployed.courses[4])
+    for _ in range(3):
+        run(tasks.send_receipt, order_id=order_id, kind="paid")
+    assert len(wenv.mail_files()) == 1
+    assert wenv.count(SentReceipt) == 1
+    body = wenv.mail_files()[0].read_text()
+    assert "49.00 EUR" in body and order_id in body
+
+
+def test_receipt_without_email_is_skipped_once(wenv: WorkerEnv, anvil: Anvil) -> None:
+    learner = new_learner(anvil)
+    order_id = wenv.paid_card_order(learner.address, wenv.deployed.courses[4], receipt=False)
+    assert run(tasks.send_receipt, order_id=order_id)["outcome"] == "skipped_no_email"
+    assert run(tasks.send_receipt, order_id=order_id)["outcome"] == "already_skipped"
+    assert wenv.mail_files() == []
+
+
+# ---------------------------------------------------------------------- outbox and jobs
+
+
+def test_relay_routes_bad_messages_aside(wenv: WorkerEnv) -> None:
+    with session_scope(wenv.factory) as s:
+        enqueue(s, "no.such.topic", {"x": 1})
+        enqueue(s, "email.receipt", {"kind": "paid"})  # no order id
+    assert relay() == 0
+    with session_scope(wenv.factory) as s:
+        messages = s.scalars(select(OutboxMessage)).all()
+        assert all(m.published_at is None and m.attempts == 1 for m in messages)
+        assert all(m.available_at > utcnow() for m in messages)
+        assert all(m.last_error for m in messages)
+
+
+def test_relay_crash_before_commit_publishes_again(wenv: WorkerEnv, anvil: Anvil) -> None:
+    learner = new_learner(anvil)
+    wenv.paid_card_order(learner.address, wenv.deployed.courses[5], receipt=False)
+    published: list[str] = []
+
+    def failing(task: str, kwargs: dict[str, Any]) -> None:
+        published.append(task)
+        raise ConnectionError("broker went away")
+
+    with pytest.raises(ConnectionError):
+        relay_once(wenv.factory, failing)
+    assert wenv.unpublished() == 1 and wenv.jobs() == []  # rolled back: nothing lost
+
+    relay_once(wenv.factory, lambda task, kwargs: published.append(task))
+    assert published == ["tuition.record_card_grant"] * 2  # at most twice
+    assert wenv.unpublished() == 0
+    assert relay_once(wenv.factory, lambda task, kwargs: published.append(task)) == 0
+
+
+def test_resume_stalled_republishes_lost_jobs(wenv: WorkerEnv, anvil: Anvil) -> None:
+    learner = new_learner(anvil)
+    course = wenv.deployed.courses[5]
+    wenv.paid_card_order(learner.address, course, receipt=False)
+    relay_once(wenv.factory, lambda task, kwargs: None)  # "published", then lost by the broker
+    (job,) = wenv.jobs()
+    assert job.status == JobStatus.QUEUED
+    assert run(tasks.resume_stalled) == 0  # not stalled yet
+    with session_scope(wenv.factory) as s:
+        s.execute(update(WorkerJob).values(updated_at=utcnow() - timedelta(hours=1)))
+    assert run(tasks.resume_stalled) == 1
+    (job,) = wenv.jobs()
+    assert job.status == JobStatus.DONE and job.enqueues == 2
+    assert access(wenv, course, learner.address)[0]
+
+
+# ---------------------------------------------------------------------- reconciliation
+
+
+def test_reconcile_detects_and_fixes_drift(wenv: WorkerEnv, anvil: Anvil) -> None:
+    learner = new_learner(anvil)
+    course = wenv.deployed.courses[1]
+    order_id = wenv.paid_card_order(learner.address, course, receipt=False)
+    # The grant message is lost (marked published, never run): the chain misses the grant.
+    with session_scope(wenv.factory) as s:
+        s.execute(update(OutboxMessage).values(published_at=utcnow()))
+    assert not access(wenv, course, learner.address)[0]
+
+    summary = run(tasks.reconcile_access)
+    assert summary["drift"] == 1 and summary["fixes"] == 1
+    assert access(wenv, course, learner.address) == (True, 2)
+    with session_scope(wenv.factory) as s:
+        (drift,) = s.scalars(select(ReconcileDrift)).all()
+        assert (drift.kind, drift.action) == ("missing_on_chain", "enqueued_grant")
+        assert drift.db_active and not drift.chain_access
+        audits = s.scalars(select(AuditEntry).where(AuditEntry.action == "reconcile.drift")).all()
+        assert len(audits) == 1 and audits[0].reason == "missing_on_chain"
+
+    assert run(tasks.reconcile_access)["drift"] == 0  # in agreement now
+
+    # The refund's revoke is lost: the chain still grants access the DB took away.
+    wenv.refund_card_order(order_id, receipt=False)
+    with session_scope(wenv.factory) as s:
+        s.execute(update(OutboxMessage).values(published_at=utcnow()))
+    summary = run(tasks.reconcile_access)
+    assert summary["drift"] == 1 and summary["fixes"] == 1
+    assert access(wenv, course, learner.address) == (False, 0)
+    assert run(tasks.reconcile_access)["drift"] == 0
+    assert wenv.count(WorkerTransaction) == 2
+
+
+def test_reconcile_reports_what_it_cannot_fix(wenv: WorkerEnv, anvil: Anvil) -> None:
+    from backend.access.service import grant_access
+
+    learner = new_learner(anvil)
+    course_id = wenv.course(wenv.deployed.courses[2])
+    with session_scope(wenv.factory) as s:
+        grant_access(
+            s,
+            address=learner.address,
+            course_id=course_id,
+            source="crypto",
+            order_id=None,
+            actor="test",
+            reason="indexed purchase",
+        )
+    summary = run(tasks.reconcile_access)
+    assert summary["drift"] == 1 and summary["fixes"] == 0
+    with session_scope(wenv.factory) as s:
+        (drift,) = s.scalars(select(ReconcileDrift)).all()
+        assert (drift.kind, drift.action) == ("missing_on_chain", "reported")
+    assert wenv.transactions() == []

@@ -1,0 +1,229 @@
+"""Real worker processes consuming from the configured broker: embedded (SQLite) and Redis.
+
+Includes the crash test: the worker is killed with SIGKILL after the mint transaction was sent and
+recorded but before its receipt was stored; after a restart there is exactly one certificate
+on-chain, one certificate record, one transaction and one receipt email.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from sqlalchemy import select
+from wk_chain import ROOT, Anvil, free_port, new_learner
+from wk_support import Proc, WorkerEnv, wait_for
+
+from backend.certificates.models import CertificateStatus
+from backend.core.db import session_scope
+from backend.worker.chain import token_id_for
+from backend.worker.models import SentReceipt, WorkerTxAttempt
+
+pytestmark = [pytest.mark.chain, pytest.mark.slow]
+
+FAST = {
+    "TUITION_WORKER_RELAY_INTERVAL": "0.5",
+    "TUITION_WORKER_RESUME_INTERVAL": "1",
+    "TUITION_WORKER_RECOVER_INTERVAL": "2",
+    "TUITION_WORKER_RECEIPT_TIMEOUT": "20",
+}
+
+
+@pytest.fixture(params=["embedded", "redis"])
+def broker(request: pytest.FixtureRequest) -> dict[str, str]:
+    """Environment selecting the broker under test."""
+    if request.param == "embedded":
+        return {}
+    redis_url = request.getfixturevalue("redis_url")
+    # A key prefix of its own: parallel runs sharing the Redis db never see each other's tasks.
+    return {
+        "TUITION_REDIS_URL": redis_url,
+        "TUITION_WORKER_REDIS_KEY_PREFIX": f"tuition-test-{uuid.uuid4().hex[:8]}:",
+    }
+
+
+@pytest.fixture
+def procs() -> Iterator[list[Proc]]:
+    """Spawned processes, all killed at the end of the test."""
+    started: list[Proc] = []
+    yield started
+    for proc in started:
+        proc.kill()
+
+
+def ping(wenv: WorkerEnv, env: dict[str, str]) -> int:
+    import os
+
+    full = {**os.environ, **wenv.env}
+    full.pop("TUITION_REDIS_URL", None)
+    full.update(env)
+    return subprocess.run(
+        [sys.executable, "-m", "backend.cli", "worker-ping", "--timeout", "20"],
+        cwd=ROOT,
+        env=full,
+        capture_output=True,
+        timeout=60,
+        check=False,
+    ).returncode
+
+
+def test_worker_consumes_the_outbox(
+    wenv: WorkerEnv, anvil: Anvil, broker: dict[str, str], procs: list[Proc]
+) -> None:
+    env = {**FAST, **broker}
+    if broker:
+        # Redis: a separate scheduler process, as in docker-compose.
+        procs.append(wenv.spawn("beat", extra=env, log="beat"))
+        procs.append(wenv.spawn("worker", "--concurrency", "2", extra=env))
+    else:
+        metrics_port = free_port()
+        procs.append(
+            wenv.spawn(
+                "worker",
+                "--beat",
+                "--concurrency",
+                "2",
+                "--metrics-port",
+                str(metrics_port),
+                extra=env,
+            )
+        )
+
+    learner = new_learner(anvil)
+    course = wenv.deployed.courses[0]
+    wenv.user(learner.address, "proc@example.com")
+    cert_id = wenv.request_certificate(learner.address, course)
+    wenv.paid_card_order(learner.address, course)
+
+    def done() -> bool:
+        return (
+            wenv.certificate(cert_id).status == CertificateStatus.MINTED
+            and wenv.deployed.market.functions.hasAccess(course, learner.address).call()
+            and len(wenv.mail_files()) == 1
+        )
+
+    try:
+        wait_for(done, timeout=90, what="certificate, grant and receipt")
+    except AssertionError:
+        print("\n".join(p.output() for p in procs))
+        raise
+    assert wenv.unpublished() == 0
+    assert (wenv.state_dir / "beat.alive").exists()
+    assert ping(wenv, env) == 0
+    if not broker:
+        # Prefork children's counters, aggregated by the main process's endpoint.
+        succeeded = (
+            'tuition_worker_tasks_total{outcome="succeeded",task="tuition.mint_certificate"}'
+        )
+        body = wait_for(
+            lambda: (
+                text
+                if succeeded in (text := httpx.get(f"http://127.0.0.1:{metrics_port}/metrics").text)
+                else None
+            ),
+            timeout=30,
+            what="task metrics",
+        )
+        assert "tuition_outbox_published_total" in body
+
+
+def test_kill_9_mid_mint_then_restart(
+    wenv: WorkerEnv, anvil: Anvil, broker: dict[str, str], procs: list[Proc]
+) -> None:
+    env = {
+        **FAST,
+        **broker,
+        # A message taken by the killed worker comes back: from Redis after the visibility
+        # timeout; on the embedded broker, which loses it, from `resume_stalled`.
+        "TUITION_WORKER_VISIBILITY_TIMEOUT": "5",
+        "TUITION_WORKER_STALLED_AFTER": "3600" if broker else "5",
+        "TUITION_WORKER_RECEIPT_CLAIM_LEASE": "5",
+    }
+    first = wenv.spawn(
+        "worker",
+        "--beat",
+        "--concurrency",
+        "2",
+        extra={**env, "TUITION_WORKER_TEST_PAUSE_AFTER_SEND": "120"},
+        log="first",
+    )
+    procs.append(first)
+
+    learner = new_learner(anvil)
+    course = wenv.deployed.courses[1]
+    wenv.user(learner.address, "crash@example.com")
+    cert_id = wenv.request_certificate(learner.address, course)
+    wenv.paid_card_order(learner.address, course)
+
+    # The mint is sent and its hash stored; the worker now sleeps before awaiting the receipt.
+    try:
+        wait_for(lambda: wenv.certificate(cert_id).tx_hash, timeout=90, what="mint sent")
+    except AssertionError:
+        print(first.output())
+        raise
+    sent_hash = wenv.certificate(cert_id).tx_hash
+    first.kill()  # SIGKILL to the whole group: worker, pool children, embedded beat
+    assert wenv.certificate(cert_id).status == CertificateStatus.MINTING
+    token_id = token_id_for(learner.address, course)
+    assert wenv.deployed.certificate.functions.ownerOf(token_id).call() == learner.address
+
+    second = wenv.spawn("worker", "--beat", "--concurrency", "2", extra=env, log="second")
+    procs.append(second)
+    try:
+        wait_for(
+            lambda: (
+                wenv.certificate(cert_id).status == CertificateStatus.MINTED
+                and wenv.count(SentReceipt, SentReceipt.status == "sent") == 1
+                and wenv.deployed.market.functions.hasAccess(course, learner.address).call()
+                and [t.status for t in wenv.transactions("grant:")] == ["mined"]
+            ),
+            timeout=120,
+            what="recovery after the crash",
+        )
+    except AssertionError:
+        print(first.output(), second.output())
+        raise
+
+    assert wenv.deployed.certificate.functions.balanceOf(learner.address).call() == 1
+    (tx,) = wenv.transactions("mint:")
+    assert tx.status == "mined" and tx.tx_hash == sent_hash
+    assert wenv.certificate(cert_id).tx_hash == sent_hash
+    # One attempt per transaction: nothing was re-signed or sent twice.
+    assert wenv.count(WorkerTxAttempt) == len(wenv.transactions())
+    with session_scope(wenv.factory) as s:
+        (receipt,) = s.scalars(select(SentReceipt)).all()
+        assert receipt.status == "sent"
+    assert len(wenv.transactions("grant:")) == 1
+    assert len(wenv.mail_files()) == 1
+
+
+def test_worker_keeps_checking_a_pending_mint(
+    wenv: WorkerEnv, anvil: Anvil, procs: list[Proc]
+) -> None:
+    env = {**FAST, "TUITION_WORKER_RECEIPT_TIMEOUT": "1"}
+    procs.append(wenv.spawn("worker", "--beat", "--concurrency", "2", extra=env))
+    learner = new_learner(anvil)
+    cert_id = wenv.request_certificate(learner.address, wenv.deployed.courses[4])
+    with anvil.no_automine():
+        wait_for(lambda: wenv.certificate(cert_id).tx_hash, timeout=60, what="mint sent")
+        # Several checks come and go while the block is not mined; none sends again.
+        wait_for(lambda: wenv.jobs()[0].runs >= 2, timeout=60, what="a re-check")
+        assert wenv.certificate(cert_id).status == CertificateStatus.MINTING
+    wait_for(
+        lambda: (
+            wenv.certificate(cert_id).status == CertificateStatus.MINTED
+            and wenv.jobs()[0].status == "done"
+        ),
+        timeout=60,
+        what="minted once the block exists",
+    )
+    (job,) = wenv.jobs()
+    # The check after the block finds the receipt, or (first) the certificate itself.
+    assert job.status == "done" and job.result
+    assert job.result["outcome"] in ("minted", "already_on_chain")
+    (tx,) = wenv.transactions("mint:")
+    assert tx.status == "mined" and tx.tx_hash == wenv.certificate(cert_id).tx_hash

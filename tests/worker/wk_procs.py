@@ -1,0 +1,27 @@
+"""Functions run in child processes by the worker tests (importable by `spawn`)."""
+
+from __future__ import annotations
+
+from eth_account import Account
+from sqlalchemy.orm import sessionmaker
+from web3 import HTTPProvider, Web3
+
+from backend.worker.db import make_worker_engine
+from backend.worker.sender import TxSender
+from backend.worker.settings import WorkerSettings
+
+
+def send_many(database_url: str, rpc_url: str, key: str, prefix: str, count: int) -> list[int]:
+    """Send `count` self-transfers through a fresh sender; returns their nonces."""
+    engine = make_worker_engine(database_url)
+    try:
+        account = Account.from_key(key)
+        sender = TxSender(
+            Web3(HTTPProvider(rpc_url)),
+            account,
+            sessionmaker(engine, expire_on_commit=False),
+            settings=WorkerSettings(),
+        )
+        return [sender.send(f"{prefix}:{i}", account.address, "0x").nonce for i in range(count)]
+    finally:
+        engine.dispose()

@@ -1,0 +1,260 @@
+"""Seeding and inspection helpers of the worker tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+from wk_chain import KEYS, ROOT, Deployed
+
+from backend.access.models import AccessSource
+from backend.access.service import grant_access, revoke_access
+from backend.catalog.models import Course
+from backend.certificates.models import Certificate
+from backend.certificates.service import request_certificate
+from backend.core.config import get_settings
+from backend.core.db import session_scope, utcnow
+from backend.orders.models import Order, OrderStatus
+from backend.orders.service import create_card_order
+from backend.outbox.models import OutboxMessage
+from backend.outbox.service import Topics, enqueue
+from backend.users.models import User
+from backend.worker import db as worker_db
+from backend.worker.chain import reset_chain
+from backend.worker.models import WorkerJob, WorkerTransaction
+from backend.worker.runtime import reset_runtime
+from backend.worker.settings import get_worker_settings
+
+
+def reset_settings() -> None:
+    """Forget every cached setting, engine, chain and sender (after env changes)."""
+    get_settings.cache_clear()
+    get_worker_settings.cache_clear()
+    worker_db.reset()
+    reset_chain()
+    reset_runtime()
+
+
+def wait_for(check: Callable[[], Any], timeout: float = 60, what: str = "condition") -> Any:
+    """Poll `check()` until truthy; returns its value or fails the test."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
+
+
+@dataclass
+class WorkerEnv:
+    """A test's database, chain and the environment a worker needs to use them."""
+
+    database_url: str
+    deployed: Deployed
+    state_dir: Path
+    env: dict[str, str]
+    courses: dict[int, int] = field(default_factory=dict)  # on-chain id -> DB id
+
+    @classmethod
+    def build(cls, database_url: str, deployed: Deployed, tmp: Path) -> WorkerEnv:
+        state = tmp / "state"
+        state.mkdir(exist_ok=True)
+        env = {
+            "TUITION_ENV": "test",
+            "TUITION_DATABASE_URL": database_url,
+            "TUITION_RPC_URL": deployed.anvil.url,
+            "TUITION_CHAIN_ID": "31337",
+            "TUITION_NETWORK": "local",
+            "TUITION_DEPLOYMENTS_DIR": str(deployed.deployments_dir),
+            "TUITION_OPERATOR_PRIVATE_KEY": KEYS[1],
+            "TUITION_WORKER_STATE_DIR": str(state),
+            "TUITION_WORKER_MAIL_DIR": str(state / "mail"),
+            "TUITION_WORKER_EMAIL_BACKEND": "file",
+            "TUITION_WORKER_RECONCILE_GRACE": "0",
+            "TUITION_WORKER_ALIVE_FILE": str(state / "beat.alive"),
+        }
+        return cls(database_url, deployed, state, env)
+
+    # ------------------------------------------------------------------ database
+
+    @property
+    def factory(self) -> sessionmaker[Session]:
+        """The worker's session factory (on this test's database)."""
+        return worker_db.get_session_factory()
+
+    def course(self, onchain_id: int) -> int:
+        """The DB id of the course with `onchain_id` (created on first use)."""
+        if onchain_id not in self.courses:
+            with session_scope(self.factory) as s:
+                course = Course(
+                    onchain_id=onchain_id,
+                    provider=self.deployed.market.functions.courseProvider(onchain_id).call(),
+                    title=f"Course {onchain_id}",
+                    status="published",
+                    fiat_price=4900,
+                    fiat_currency="eur",
+                )
+                s.add(course)
+                s.flush()
+                self.courses[onchain_id] = course.id
+        return self.courses[onchain_id]
+
+    def user(self, address: str, email: str | None = "learner@example.com") -> None:
+        """A user row (the receipt's recipient)."""
+        with session_scope(self.factory) as s:
+            s.add(User(address=address, email=email))
+
+    def request_certificate(self, learner: str, onchain_course: int, mode: str = "mint") -> int:
+        """The backend's request_certificate (certificate row + outbox message)."""
+        course_id = self.course(onchain_course)
+        with session_scope(self.factory) as s:
+            return request_certificate(s, address=learner, course_id=course_id, mode=mode).id
+
+    def paid_card_order(self, learner: str, onchain_course: int, *, receipt: bool = True) -> str:
+        """A paid card order with its entitlement and outbox messages (grant, receipt)."""
+        course_id = self.course(onchain_course)
+        with session_scope(self.factory) as s:
+            course = s.get(Course, course_id)
+            assert course is not None
+            order = create_card_order(s, course=course, buyer=learner, amount=4900, currency="eur")
+            order.status = OrderStatus.PAID
+            order.paid_at = utcnow()
+            grant_access(
+                s,
+                address=learner,
+                course_id=course_id,
+                source=AccessSource.CARD,
+                order_id=order.id,
+                actor="test",
+                reason="paid by card",
+            )
+            enqueue(s, Topics.CARD_GRANT, {"orderId": order.id}, dedupe_key=f"grant:{order.id}")
+            if receipt:
+                enqueue(
+                    s,
+                    Topics.RECEIPT_EMAIL,
+                    {"orderId": order.id, "kind": "paid"},
+                    dedupe_key=f"receipt:paid:{order.id}",
+                )
+            return order.id
+
+    def refund_card_order(self, order_id: str, *, receipt: bool = True) -> None:
+        """Refund: entitlement revoked, outbox messages (revoke, receipt)."""
+        with session_scope(self.factory) as s:
+            order = s.get(Order, order_id)
+            assert order is not None
+            order.status = OrderStatus.REFUNDED
+            revoke_access(
+                s,
+                address=order.recipient,
+                course_id=order.course_id,
+                order_id=order.id,
+                actor="test",
+                reason="refunded",
+            )
+            enqueue(s, Topics.CARD_REVOKE, {"orderId": order.id}, dedupe_key=f"revoke:{order.id}")
+            if receipt:
+                enqueue(
+                    s,
+                    Topics.RECEIPT_EMAIL,
+                    {"orderId": order.id, "kind": "refunded"},
+                    dedupe_key=f"receipt:refunded:{order.id}",
+                )
+
+    def certificate(self, certificate_id: int) -> Certificate:
+        """A fresh copy of the certificate row."""
+        with session_scope(self.factory) as s:
+            cert = s.get(Certificate, certificate_id)
+            assert cert is not None
+            s.expunge(cert)
+            return cert
+
+    def count(self, model: Any, *where: Any) -> int:
+        """Rows of `model` matching `where`."""
+        with session_scope(self.factory) as s:
+            return int(s.scalar(select(func.count()).select_from(model).where(*where)) or 0)
+
+    def transactions(self, key_prefix: str = "") -> list[WorkerTransaction]:
+        """The worker's transaction rows (optionally those whose key starts with a prefix)."""
+        with session_scope(self.factory) as s:
+            rows = s.scalars(
+                select(WorkerTransaction)
+                .where(WorkerTransaction.key.like(key_prefix + "%"))
+                .order_by(WorkerTransaction.id)
+            ).all()
+            for row in rows:
+                s.expunge(row)
+            return list(rows)
+
+    def jobs(self) -> list[WorkerJob]:
+        """Every job row."""
+        with session_scope(self.factory) as s:
+            rows = s.scalars(select(WorkerJob).order_by(WorkerJob.id)).all()
+            for row in rows:
+                s.expunge(row)
+            return list(rows)
+
+    def unpublished(self) -> int:
+        """Outbox messages not yet relayed."""
+        return self.count(OutboxMessage, OutboxMessage.published_at.is_(None))
+
+    def mail_files(self) -> list[Path]:
+        """The .eml files the file backend wrote."""
+        return sorted((self.state_dir / "mail").glob("*.eml"))
+
+    # ------------------------------------------------------------------ processes
+
+    def spawn(self, *args: str, extra: dict[str, str] | None = None, log: str = "worker") -> Proc:
+        """Run `tuition ARGS` with this environment (its own process group)."""
+        env = {**os.environ, **self.env}
+        env.pop("TUITION_REDIS_URL", None)  # the embedded broker unless the test says otherwise
+        env.update(extra or {})
+        out = (self.state_dir / f"{log}.log").open("ab")
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "backend.cli", *args],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        return Proc(proc, self.state_dir / f"{log}.log")
+
+
+@dataclass
+class Proc:
+    """A spawned `tuition` process."""
+
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        """Signal the whole process group (worker, pool children, embedded beat)."""
+        try:
+            os.killpg(self.proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=10)
+
+    def stop(self) -> None:
+        """Warm shutdown (SIGTERM), then SIGKILL if it hangs."""
+        self.kill(signal.SIGTERM)
+
+    def output(self) -> str:
+        """What it logged so far."""
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
