@@ -1,0 +1,165 @@
+"""GET /api/v1/config: what the web app needs before it can talk to the chain.
+
+Chain id and name, the RPC URL for read-only calls (the verify page reads certificates from the
+chain itself, not from this API), contract addresses, accepted tokens and the WalletConnect
+project id. Built from the settings and `deployments/<network>.json` (re-read when it changes).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+
+from backend.core.config import Settings, get_settings
+from backend.core.schemas import ApiModel
+
+logger = logging.getLogger("tuition.web.config")
+
+router = APIRouter(prefix="/api/v1", tags=["config"])
+
+NATIVE = "0x0000000000000000000000000000000000000000"
+
+# Names and native coins of the chains Tuition knows; settings may override both.
+KNOWN_CHAINS: dict[int, tuple[str, str, str]] = {
+    1: ("Ethereum", "Ether", "ETH"),
+    11155111: ("Sepolia", "Sepolia Ether", "ETH"),
+    137: ("Polygon", "POL", "POL"),
+    80002: ("Polygon Amoy", "POL", "POL"),
+    8453: ("Base", "Ether", "ETH"),
+    84532: ("Base Sepolia", "Ether", "ETH"),
+    31337: ("Anvil (local)", "Ether", "ETH"),
+}
+KNOWN_EXPLORERS: dict[int, str] = {
+    1: "https://etherscan.io",
+    11155111: "https://sepolia.etherscan.io",
+    137: "https://polygonscan.com",
+    80002: "https://amoy.polygonscan.com",
+    8453: "https://basescan.org",
+    84532: "https://sepolia.basescan.org",
+}
+TOKEN_NAMES = {"ESN": "Esn Token", "USDC": "USD Coin"}
+CONTRACT_NAMES = {"CourseMarket", "CourseCertificate"}
+
+
+class NativeCurrency(ApiModel):
+    name: str
+    symbol: str
+    decimals: int
+
+
+class TokenOut(ApiModel):
+    address: str
+    symbol: str
+    name: str
+    decimals: int
+    native: bool
+
+
+class ContractsOut(ApiModel):
+    market: str | None
+    certificate: str | None
+
+
+class PublicConfig(ApiModel):
+    """Public, cacheable configuration of the web app (no secrets)."""
+
+    chain_id: int
+    chain_name: str
+    rpc_url: str
+    public_url: str
+    native_currency: NativeCurrency
+    block_explorer_url: str | None
+    contracts: ContractsOut
+    tokens: list[TokenOut]
+    wallet_connect_project_id: str | None
+    stripe_enabled: bool
+    deployed: bool
+
+
+_cache: dict[Path, tuple[float, dict[str, Any]]] = {}
+
+
+def _read_deployment(path: Path) -> dict[str, Any] | None:
+    try:
+        mtime = path.stat().st_mtime
+    except FileNotFoundError:
+        return None
+    cached = _cache.get(path)
+    if cached and cached[0] == mtime:
+        return cached[1]
+    try:
+        data: dict[str, Any] = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        logger.warning("cannot read %s: %s", path, exc)
+        return None
+    _cache[path] = (mtime, data)
+    return data
+
+
+def build_config(settings: Settings) -> PublicConfig:
+    """The configuration for `settings` (pure apart from reading the deployment file)."""
+    deployment = _read_deployment(settings.deployment_file) or {}
+    contracts: dict[str, Any] = deployment.get("contracts", {})
+    chain_id = int(deployment.get("chainId") or settings.chain_id)
+    known_name, native_name, native_symbol = KNOWN_CHAINS.get(
+        chain_id, (f"Chain {chain_id}", "Ether", "ETH")
+    )
+    native_symbol = getattr(settings, "native_symbol", None) or native_symbol
+    tokens = [
+        TokenOut(address=NATIVE, symbol=native_symbol, name=native_name, decimals=18, native=True)
+    ]
+    for key, info in contracts.items():
+        if key in CONTRACT_NAMES or not isinstance(info, dict) or "decimals" not in info:
+            continue
+        symbol = str(info.get("symbol") or key)
+        tokens.append(
+            TokenOut(
+                address=str(info["address"]),
+                symbol=symbol,
+                name=str(info.get("name") or TOKEN_NAMES.get(symbol, symbol)),
+                decimals=int(info["decimals"]),
+                native=False,
+            )
+        )
+
+    def address_of(name: str) -> str | None:
+        info = contracts.get(name)
+        return str(info["address"]) if isinstance(info, dict) and info.get("address") else None
+
+    stripe_key = settings.stripe_secret_key.get_secret_value()
+    return PublicConfig(
+        chain_id=chain_id,
+        chain_name=getattr(settings, "chain_name", None) or known_name,
+        # The browser's read-only endpoint; in production a public RPC rather than the node the
+        # backend uses (TUITION_PUBLIC_RPC_URL when the settings have it).
+        rpc_url=getattr(settings, "public_rpc_url", None) or settings.rpc_url,
+        public_url=settings.public_url.rstrip("/"),
+        native_currency=NativeCurrency(name=native_name, symbol=native_symbol, decimals=18),
+        block_explorer_url=getattr(settings, "block_explorer_url", None)
+        or KNOWN_EXPLORERS.get(chain_id),
+        contracts=ContractsOut(
+            market=address_of("CourseMarket"), certificate=address_of("CourseCertificate")
+        ),
+        tokens=tokens,
+        wallet_connect_project_id=settings.walletconnect_project_id or None,
+        stripe_enabled=bool(stripe_key),
+        deployed=bool(contracts),
+    )
+
+
+@router.get("/config", response_model=PublicConfig, response_model_by_alias=True)
+async def get_config(request: Request, response: Response) -> PublicConfig:
+    """Chain, contracts, tokens and wallet settings for the web app."""
+    response.headers["Cache-Control"] = "public, max-age=60"
+    return build_config(app_settings(request))
+
+
+def app_settings(request: Request) -> Settings:
+    """The settings the app was built with (tests pass their own), else the process's."""
+    services = getattr(request.app.state, "services", None)
+    settings = getattr(services, "settings", None)
+    return settings if isinstance(settings, Settings) else get_settings()

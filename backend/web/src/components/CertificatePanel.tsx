@@ -1,0 +1,144 @@
+// The learner's certificate for one course: minting / claimable voucher / minted / revoked.
+import { useState } from "preact/hooks";
+import { encodeFunctionData, type Hex } from "viem";
+import { errorMessage } from "../api";
+import { certificateAbi } from "../chain";
+import { config } from "../config";
+import { fetchMyCertificates, type CertificateInfo } from "../models";
+import { sendAndWait, type TxProgress } from "../purchase";
+import { Link } from "../router";
+import { Alert, TxHash, TxStatus, useAsync, useInterval } from "./ui";
+
+export function CertificatePanel({
+  courseId,
+  onchainCourseId,
+  courseCompleted,
+}: {
+  courseId: number;
+  onchainCourseId: string | null;
+  courseCompleted: boolean;
+}) {
+  const certs = useAsync(() => fetchMyCertificates(), [courseId, courseCompleted]);
+  const cert = certs.data?.find((c) => c.courseId === courseId) ?? null;
+  const waiting = Boolean(
+    (courseCompleted && !cert) || (cert && (cert.status === "requested" || cert.status === "minting")),
+  );
+  useInterval(() => certs.reload(), 2000, waiting);
+
+  return (
+    <section class="card certificate-panel" aria-labelledby={`cert-${courseId}`} data-testid="certificate-panel" data-status={cert?.status ?? (courseCompleted ? "pending" : "none")}>
+      <h2 id={`cert-${courseId}`}>Certificate</h2>
+      {certs.error && <Alert>{certs.error}</Alert>}
+      <CertificateState cert={cert} courseCompleted={courseCompleted} onchainCourseId={onchainCourseId} onChange={certs.reload} />
+    </section>
+  );
+}
+
+function CertificateState({
+  cert,
+  courseCompleted,
+  onchainCourseId,
+  onChange,
+}: {
+  cert: CertificateInfo | null;
+  courseCompleted: boolean;
+  onchainCourseId: string | null;
+  onChange: () => void;
+}) {
+  if (!cert) {
+    return courseCompleted ? (
+      <p role="status">
+        <span class="spinner" aria-hidden="true" /> Course completed! Preparing your certificate…
+      </p>
+    ) : (
+      <p class="muted">Complete every lesson to earn an on-chain certificate.</p>
+    );
+  }
+  switch (cert.status) {
+    case "requested":
+    case "minting":
+      return (
+        <p role="status">
+          <span class="spinner" aria-hidden="true" /> Course completed! Your certificate is being minted on-chain…
+        </p>
+      );
+    case "claimable":
+      return <ClaimCertificate cert={cert} onchainCourseId={onchainCourseId} onClaimed={onChange} />;
+    case "minted":
+      return (
+        <div role="status">
+          <p class="success-text">
+            <strong>Certificate minted.</strong> Token #{shortTokenId(cert.tokenId)}
+          </p>
+          {cert.txHash && (
+            <p>
+              <TxHash hash={cert.txHash} />
+            </p>
+          )}
+          {cert.tokenId && (
+            <p>
+              <Link href={`/verify/${cert.tokenId}`} class="button">
+                View and share certificate
+              </Link>
+            </p>
+          )}
+        </div>
+      );
+    case "revoked":
+      return (
+        <Alert kind="warning">
+          This certificate was revoked.{" "}
+          {cert.tokenId && <Link href={`/verify/${cert.tokenId}`}>See the on-chain record</Link>}
+        </Alert>
+      );
+    default:
+      return <p>Certificate status: {cert.status}</p>;
+  }
+}
+
+export function shortTokenId(tokenId: string | null): string {
+  if (!tokenId) return "?";
+  return tokenId.length > 16 ? `${tokenId.slice(0, 6)}…${tokenId.slice(-6)}` : tokenId;
+}
+
+function ClaimCertificate({ cert, onchainCourseId, onClaimed }: { cert: CertificateInfo; onchainCourseId: string | null; onClaimed: () => void }) {
+  const [progress, setProgress] = useState<TxProgress>({ phase: "idle", message: "" });
+  const voucher = cert.voucher;
+  const courseOnchain = voucher?.onchainCourseId || onchainCourseId;
+  const certificateContract = config().contracts.certificate;
+  const claim = async () => {
+    if (!voucher || !courseOnchain || !certificateContract) return;
+    try {
+      await sendAndWait(
+        {
+          to: certificateContract,
+          data: encodeFunctionData({
+            abi: certificateAbi,
+            functionName: "claim",
+            args: [BigInt(courseOnchain), voucher.recordHash as Hex, BigInt(voucher.deadline), voucher.signature as Hex],
+          }),
+        },
+        "Claim certificate",
+        setProgress,
+      );
+      onClaimed();
+    } catch (err) {
+      setProgress({ phase: "failed", message: errorMessage(err) });
+    }
+  };
+  const busy = progress.phase === "working" || progress.phase === "wallet" || progress.phase === "pending";
+  return (
+    <div>
+      <p>
+        <strong>Your certificate is ready to claim.</strong> Claiming mints it to your wallet; you pay the gas.
+      </p>
+      {voucher && (
+        <p class="muted small">Voucher valid until {new Date(Number(voucher.deadline) * 1000).toUTCString()}.</p>
+      )}
+      <button type="button" onClick={claim} disabled={busy || !voucher || !courseOnchain}>
+        Claim certificate
+      </button>
+      <TxStatus progress={progress} testId="claim-status" />
+    </div>
+  );
+}

@@ -1,0 +1,288 @@
+// API resources as the UI uses them. The normalisers accept the API's field names (camelCase,
+// with a few snake_case fallbacks) and turn money into bigint.
+import { getAddress, type Address } from "viem";
+import { api, itemsOf } from "./api";
+import { tokenByAddress, tokenBySymbol, NATIVE } from "./config";
+
+type Raw = Record<string, any>;
+
+export interface Price {
+  token: Address;
+  symbol: string;
+  decimals: number;
+  amount: bigint;
+}
+
+export interface LessonSummary {
+  position: number;
+  title: string;
+  completed?: boolean;
+}
+
+export interface Course {
+  id: number;
+  onchainId: string | null;
+  title: string;
+  description: string;
+  provider: Address | null;
+  status: string;
+  listed: boolean;
+  lessons: LessonSummary[];
+  lessonCount: number;
+  prices: Price[];
+  fiat: { amount: bigint; currency: string } | null;
+  refundWindow: number;
+}
+
+function pick<T = any>(obj: Raw | undefined | null, ...keys: string[]): T | undefined {
+  if (!obj) return undefined;
+  for (const key of keys) {
+    if (obj[key] !== undefined && obj[key] !== null) return obj[key] as T;
+  }
+  return undefined;
+}
+
+function addr(value: unknown): Address | null {
+  if (typeof value !== "string") return null;
+  try {
+    return getAddress(value);
+  } catch {
+    return null;
+  }
+}
+
+export function toPrice(raw: Raw): Price | null {
+  const tokenField = pick(raw, "token", "tokenAddress", "token_address", "address");
+  const tokenObj = typeof tokenField === "object" && tokenField ? (tokenField as Raw) : null;
+  const address = addr(tokenObj ? pick(tokenObj, "address") : tokenField) ?? tokenBySymbol(pick(raw, "symbol"))?.address ?? null;
+  if (!address) return null;
+  const known = tokenByAddress(address);
+  const amount = pick(raw, "amount", "price", "value", "baseUnits");
+  if (amount === undefined || pick(raw, "accepted") === false) return null;
+  return {
+    token: address,
+    symbol: pick(tokenObj, "symbol") ?? pick(raw, "symbol") ?? known?.symbol ?? "?",
+    decimals: Number(pick(tokenObj, "decimals") ?? pick(raw, "decimals") ?? known?.decimals ?? 18),
+    amount: BigInt(amount),
+  };
+}
+
+function toFiat(raw: Raw): Course["fiat"] {
+  const fiat = pick<Raw>(raw, "fiat", "fiatPrice", "fiat_price", "card");
+  if (fiat && typeof fiat === "object") {
+    const amount = pick(fiat, "amount", "minor", "unitAmount", "price");
+    const currency = pick(fiat, "currency");
+    if (amount !== undefined && currency) return { amount: BigInt(amount), currency: String(currency) };
+    return null;
+  }
+  if (fiat !== undefined && (typeof fiat === "number" || typeof fiat === "string")) {
+    const currency = pick(raw, "fiatCurrency", "fiat_currency", "currency");
+    if (currency) return { amount: BigInt(fiat), currency: String(currency) };
+  }
+  return null;
+}
+
+export function toCourse(raw: Raw): Course {
+  const lessonsRaw = pick<Raw[]>(raw, "lessons", "outline") ?? [];
+  const lessons = lessonsRaw.map((l, i) => ({
+    position: Number(pick(l, "position", "n", "number", "index") ?? i + 1),
+    title: String(pick(l, "title") ?? `Lesson ${i + 1}`),
+    completed: pick(l, "completed"),
+  }));
+  const pricesRaw = pick<Raw[] | Raw>(raw, "prices", "tokenPrices", "token_prices") ?? [];
+  const priceList = Array.isArray(pricesRaw)
+    ? pricesRaw
+    : Object.entries(pricesRaw).map(([k, v]) => (typeof v === "object" ? { token: k, ...(v as Raw) } : { token: k, amount: v }));
+  const prices = priceList.map(toPrice).filter((p): p is Price => p !== null);
+  // Native coin first, then by symbol.
+  prices.sort((a, b) => (a.token === NATIVE ? -1 : b.token === NATIVE ? 1 : a.symbol.localeCompare(b.symbol)));
+  const onchain = pick(raw, "onchainId", "onchain_id", "chainCourseId");
+  const status = String(pick(raw, "status") ?? "published");
+  return {
+    id: Number(pick(raw, "id", "courseId")),
+    onchainId: onchain === undefined ? null : String(onchain),
+    title: String(pick(raw, "title") ?? "Untitled course"),
+    description: String(pick(raw, "description", "summary") ?? ""),
+    provider: addr(pick(raw, "provider", "providerAddress")),
+    status,
+    listed: Boolean(pick(raw, "listed", "listedOnchain", "listed_onchain") ?? status === "published"),
+    lessons,
+    lessonCount: Number(pick(raw, "lessonCount", "lesson_count") ?? lessons.length),
+    prices,
+    fiat: toFiat(raw),
+    refundWindow: Number(pick(raw, "refundWindow", "refund_window") ?? 0),
+  };
+}
+
+export async function fetchCourses(query: Record<string, string | number | undefined> = {}): Promise<Course[]> {
+  const page = await api<unknown>("/courses", { query: { limit: 50, ...query } });
+  return itemsOf<Raw>(page).map(toCourse);
+}
+
+export async function fetchCourse(id: number | string): Promise<Course> {
+  const raw = await api<Raw>(`/courses/${id}`);
+  return toCourse((raw.course as Raw) ?? raw);
+}
+
+// ------------------------------------------------------------------ access and lessons
+
+export interface Access {
+  hasAccess: boolean;
+  source: string | null;
+  since: string | null;
+}
+
+export async function fetchAccess(courseId: number, address: string): Promise<Access> {
+  const raw = await api<Raw>(`/courses/${courseId}/access`, { query: { address } });
+  return {
+    hasAccess: Boolean(pick(raw, "hasAccess", "has_access")),
+    source: pick(raw, "source") ?? null,
+    since: pick(raw, "since", "grantedAt") ?? null,
+  };
+}
+
+export interface Lesson {
+  position: number;
+  title: string;
+  body: string;
+  completed: boolean;
+  total: number;
+}
+
+export function toLesson(raw: Raw, n: number): Lesson {
+  const l = (raw.lesson as Raw) ?? raw;
+  return {
+    position: Number(pick(l, "position", "n", "number") ?? n),
+    title: String(pick(l, "title") ?? `Lesson ${n}`),
+    body: String(pick(l, "body", "content", "text") ?? ""),
+    completed: Boolean(pick(l, "completed") ?? pick(raw, "completed")),
+    total: Number(pick(raw, "total", "lessonCount", "lesson_count") ?? pick(l, "total", "lessonCount") ?? 0),
+  };
+}
+
+export interface Progress {
+  completed: number;
+  total: number;
+  courseCompleted: boolean;
+  completedLessons: number[];
+}
+
+export function toProgress(raw: Raw | undefined | null): Progress | null {
+  if (!raw) return null;
+  const p = (pick<Raw>(raw, "progress") ?? raw) as Raw;
+  const completedLessons = (pick<number[]>(p, "completedLessons", "completed_lessons") ?? []).map(Number);
+  const completedRaw = pick(p, "completed", "completedCount", "completed_count");
+  const completed = typeof completedRaw === "number" ? completedRaw : completedLessons.length;
+  const total = Number(pick(p, "total", "lessonCount", "lesson_count") ?? 0);
+  return {
+    completed,
+    total,
+    courseCompleted: Boolean(pick(p, "courseCompleted", "course_completed") ?? (total > 0 && completed >= total)),
+    completedLessons,
+  };
+}
+
+// ------------------------------------------------------------------ orders, entitlements, certificates
+
+export interface Order {
+  id: string;
+  rail: "crypto" | "card";
+  courseId: number;
+  courseTitle: string | null;
+  status: string;
+  amount: bigint;
+  token: Address | null;
+  currency: string | null;
+  txHash: string | null;
+  createdAt: string | null;
+  paidAt: string | null;
+  buyer: string | null;
+  recipient: string | null;
+}
+
+export function toOrder(raw: Raw): Order {
+  const course = pick<Raw>(raw, "course");
+  return {
+    id: String(pick(raw, "id", "orderId")),
+    rail: (pick(raw, "rail") ?? (pick(raw, "currency") ? "card" : "crypto")) as Order["rail"],
+    courseId: Number(pick(raw, "courseId", "course_id") ?? pick(course, "id")),
+    courseTitle: pick(raw, "courseTitle", "course_title") ?? pick(course, "title") ?? null,
+    status: String(pick(raw, "status") ?? "pending"),
+    amount: BigInt(pick(raw, "amount") ?? 0),
+    token: addr(typeof raw.token === "object" && raw.token ? raw.token.address : pick(raw, "token", "tokenAddress")),
+    currency: pick(raw, "currency") ?? null,
+    txHash: pick(raw, "txHash", "tx_hash") ?? null,
+    createdAt: pick(raw, "createdAt", "created_at") ?? null,
+    paidAt: pick(raw, "paidAt", "paid_at") ?? null,
+    buyer: pick(raw, "buyer") ?? null,
+    recipient: pick(raw, "recipient") ?? null,
+  };
+}
+
+export interface Entitlement {
+  courseId: number;
+  courseTitle: string | null;
+  source: string;
+  since: string | null;
+  progress: Progress | null;
+  active: boolean;
+}
+
+export function toEntitlement(raw: Raw): Entitlement {
+  const course = pick<Raw>(raw, "course");
+  return {
+    courseId: Number(pick(raw, "courseId", "course_id") ?? pick(course, "id")),
+    courseTitle: pick(raw, "courseTitle", "course_title", "title") ?? pick(course, "title") ?? null,
+    source: String(pick(raw, "source") ?? ""),
+    since: pick(raw, "since", "grantedAt", "granted_at") ?? null,
+    progress: toProgress(pick(raw, "progress")),
+    active: pick(raw, "active") ?? !pick(raw, "revokedAt", "revoked_at"),
+  };
+}
+
+export interface CertificateInfo {
+  id: string | number | null;
+  courseId: number;
+  courseTitle: string | null;
+  status: string; // requested | minting | minted | claimable | revoked
+  tokenId: string | null;
+  txHash: string | null;
+  recordHash: string | null;
+  record: Raw | null;
+  voucher: { onchainCourseId: string; recordHash: string; deadline: string; signature: string } | null;
+}
+
+export function toCertificate(raw: Raw): CertificateInfo {
+  const course = pick<Raw>(raw, "course");
+  const voucherRaw = pick<Raw>(raw, "voucher");
+  const recordHash = pick(raw, "recordHash", "record_hash") ?? pick(voucherRaw, "recordHash") ?? null;
+  const signature = pick(voucherRaw, "signature") ?? pick(raw, "voucherSignature", "voucher_signature");
+  const deadline = pick(voucherRaw, "deadline") ?? pick(raw, "voucherDeadline", "voucher_deadline");
+  const onchainCourseId = pick(voucherRaw, "courseId", "onchainCourseId") ?? pick(raw, "onchainCourseId") ?? pick(course, "onchainId");
+  return {
+    id: pick(raw, "id") ?? null,
+    courseId: Number(pick(raw, "courseId", "course_id") ?? pick(course, "id")),
+    courseTitle: pick(raw, "courseTitle", "course_title") ?? pick(course, "title") ?? null,
+    status: String(pick(raw, "status") ?? "requested"),
+    tokenId: pick(raw, "tokenId", "token_id") != null ? String(pick(raw, "tokenId", "token_id")) : null,
+    txHash: pick(raw, "txHash", "tx_hash") ?? null,
+    recordHash,
+    record: pick(raw, "record") ?? null,
+    voucher:
+      signature && deadline !== undefined && recordHash
+        ? { onchainCourseId: String(onchainCourseId ?? ""), recordHash, deadline: String(deadline), signature }
+        : null,
+  };
+}
+
+export async function fetchMyCertificates(): Promise<CertificateInfo[]> {
+  return itemsOf<Raw>(await api<unknown>("/me/certificates")).map(toCertificate);
+}
+
+export async function fetchMyEntitlements(): Promise<Entitlement[]> {
+  return itemsOf<Raw>(await api<unknown>("/me/entitlements")).map(toEntitlement);
+}
+
+export async function fetchMyOrders(): Promise<Order[]> {
+  return itemsOf<Raw>(await api<unknown>("/me/orders")).map(toOrder);
+}

@@ -1,0 +1,443 @@
+// Provider dashboard: create a course (metadata through the API; on-chain registration and token
+// prices signed by the provider's wallet from the API's tx endpoints), card price, sales across
+// both rails, balances per token and withdrawals.
+import { useState } from "preact/hooks";
+import { getAddress, parseEventLogs, type Hex } from "viem";
+import { api, errorMessage, itemsOf } from "../api";
+import { marketAbi } from "../chain";
+import { RequireSignIn } from "../components/wallet-ui";
+import { Alert, Loading, PriceList, TxStatus, useAsync, usePageTitle } from "../components/ui";
+import { config, tokenByAddress, type TokenInfo } from "../config";
+import { fiatDigits, formatFiat, formatToken, parseFiatInput, parseTokenInput } from "../format";
+import { toCourse, toOrder, type Course } from "../models";
+import { sendAndWait, type TxProgress } from "../purchase";
+import { Link } from "../router";
+import { sessionStore } from "../session";
+import { useStore } from "../store";
+import { OrdersTable } from "./Account";
+
+type Raw = Record<string, any>;
+
+interface TxData {
+  to: string;
+  data: Hex;
+  value?: string;
+  chainId?: number;
+}
+
+function txRequest(tx: TxData) {
+  return { to: getAddress(tx.to), data: tx.data, value: tx.value ?? "0", chainId: tx.chainId };
+}
+
+export function ProviderPage() {
+  usePageTitle("Teach on Tuition");
+  return (
+    <>
+      <h1 tabIndex={-1}>Provider dashboard</h1>
+      <RequireSignIn what="manage your courses">
+        <Dashboard />
+      </RequireSignIn>
+    </>
+  );
+}
+
+function Dashboard() {
+  const session = useStore(sessionStore);
+  const courses = useAsync(async () => (await api<Raw[]>("/provider/courses")).map(toCourse), [session.user?.address]);
+  return (
+    <div class="provider">
+      <p class="muted">
+        Payouts go to your wallet <code>{session.user?.address}</code>. Course metadata lives on Tuition; registration and
+        token prices live on-chain and are signed by your wallet.
+      </p>
+      <div class="provider-grid">
+        <CreateCourse onCreated={courses.reload} />
+        <Balances />
+      </div>
+      <section aria-labelledby="my-courses-title">
+        <h2 id="my-courses-title">Your courses</h2>
+        {courses.loading && !courses.data && <Loading />}
+        {courses.error && <Alert>{courses.error}</Alert>}
+        {courses.data?.length === 0 && <p>No courses yet: create your first one above.</p>}
+        <ul class="card-list provider-courses">
+          {courses.data?.map((c) => (
+            <li key={c.id}>
+              <ManageCourse course={c} onChange={courses.reload} />
+            </li>
+          ))}
+        </ul>
+      </section>
+      <Sales />
+    </div>
+  );
+}
+
+// ------------------------------------------------------------------ create
+
+interface LessonDraft {
+  title: string;
+  body: string;
+}
+
+function CreateCourse({ onCreated }: { onCreated: () => void }) {
+  const [title, setTitle] = useState("");
+  const [description, setDescription] = useState("");
+  const [refundDays, setRefundDays] = useState("14");
+  const [lessons, setLessons] = useState<LessonDraft[]>([{ title: "", body: "" }]);
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<string | null>(null);
+  const [created, setCreated] = useState<string | null>(null);
+
+  const setLesson = (i: number, patch: Partial<LessonDraft>) =>
+    setLessons((ls) => ls.map((l, j) => (j === i ? { ...l, ...patch } : l)));
+
+  const submit = async (event: Event) => {
+    event.preventDefault();
+    setError(null);
+    setCreated(null);
+    const days = Number(refundDays);
+    if (!title.trim()) return setError("Give the course a title.");
+    if (new TextEncoder().encode(title.trim()).length > 100) return setError("The title is at most 100 bytes (an on-chain limit).");
+    if (!Number.isInteger(days) || days < 0 || days > 30) return setError("The refund window is 0 to 30 days.");
+    const filled = lessons.filter((l) => l.title.trim());
+    setBusy(true);
+    try {
+      const course = await api<Raw>("/provider/courses", {
+        method: "POST",
+        body: { title: title.trim(), description, refundWindow: days * 86400 },
+      });
+      for (let i = 0; i < filled.length; i++) {
+        await api(`/provider/courses/${course.id}/lessons/${i + 1}`, {
+          method: "PUT",
+          body: { title: filled[i].title.trim(), body: filled[i].body },
+        });
+      }
+      setCreated(String(course.title));
+      setTitle("");
+      setDescription("");
+      setLessons([{ title: "", body: "" }]);
+      onCreated();
+    } catch (err) {
+      setError(errorMessage(err));
+    } finally {
+      setBusy(false);
+    }
+  };
+
+  return (
+    <form class="card create-course" onSubmit={submit} aria-labelledby="create-title" noValidate>
+      <h2 id="create-title">Create a course</h2>
+      <div class="field">
+        <label for="course-title">Title</label>
+        <input id="course-title" value={title} maxLength={100} required onInput={(e) => setTitle((e.currentTarget as HTMLInputElement).value)} />
+      </div>
+      <div class="field">
+        <label for="course-description">Description</label>
+        <textarea id="course-description" rows={4} value={description} onInput={(e) => setDescription((e.currentTarget as HTMLTextAreaElement).value)} />
+      </div>
+      <div class="field">
+        <label for="course-refund">Refund window (days)</label>
+        <input id="course-refund" type="number" min={0} max={30} inputMode="numeric" value={refundDays} onInput={(e) => setRefundDays((e.currentTarget as HTMLInputElement).value)} />
+      </div>
+      <fieldset>
+        <legend>Lessons</legend>
+        {lessons.map((l, i) => (
+          <div class="lesson-draft" key={i}>
+            <div class="field">
+              <label for={`lesson-title-${i}`}>Lesson {i + 1} title</label>
+              <input id={`lesson-title-${i}`} value={l.title} onInput={(e) => setLesson(i, { title: (e.currentTarget as HTMLInputElement).value })} />
+            </div>
+            <div class="field">
+              <label for={`lesson-body-${i}`}>Lesson {i + 1} content</label>
+              <textarea id={`lesson-body-${i}`} rows={3} value={l.body} onInput={(e) => setLesson(i, { body: (e.currentTarget as HTMLTextAreaElement).value })} />
+            </div>
+          </div>
+        ))}
+        <button type="button" class="button-secondary button-small" onClick={() => setLessons((ls) => [...ls, { title: "", body: "" }])}>
+          Add a lesson
+        </button>
+      </fieldset>
+      {error && <Alert>{error}</Alert>}
+      {created && <Alert kind="success">“{created}” was created as a draft. Register it on-chain and set its prices below.</Alert>}
+      <button type="submit" disabled={busy}>
+        {busy ? "Creating…" : "Create draft"}
+      </button>
+    </form>
+  );
+}
+
+// ------------------------------------------------------------------ manage one course
+
+function ManageCourse({ course, onChange }: { course: Course; onChange: () => void }) {
+  const [tx, setTx] = useState<TxProgress>({ phase: "idle", message: "" });
+  const [error, setError] = useState<string | null>(null);
+  const busy = tx.phase === "working" || tx.phase === "wallet" || tx.phase === "pending";
+
+  const register = async () => {
+    setError(null);
+    try {
+      setTx({ phase: "working", message: "Preparing the registration…" });
+      const data = await api<TxData>(`/provider/courses/${course.id}/tx/create-course`, { method: "POST", body: {} });
+      const receipt = await sendAndWait(txRequest(data), "Register course on-chain", setTx);
+      const [created] = parseEventLogs({ abi: marketAbi, eventName: "CourseCreated", logs: receipt.logs });
+      if (created) {
+        const onchainId = created.args.courseId.toString();
+        // The indexer links it too; doing it now makes the dashboard current at once.
+        await api(`/provider/courses/${course.id}/onchain-id`, { method: "PUT", body: { onchainId: Number(onchainId) } }).catch(() => undefined);
+        setTx({ phase: "confirmed", message: `Registered on-chain as course #${onchainId}.`, hash: receipt.transactionHash });
+      }
+      onChange();
+    } catch (err) {
+      setTx((t) => ({ ...t, phase: "failed", message: errorMessage(err) }));
+    }
+  };
+
+  const setStatus = async (status: "published" | "draft" | "delisted") => {
+    setError(null);
+    try {
+      await api(`/provider/courses/${course.id}`, { method: "PATCH", body: { status } });
+      onChange();
+    } catch (err) {
+      setError(errorMessage(err));
+    }
+  };
+
+  return (
+    <article class="card manage-course" data-course-id={course.id} aria-labelledby={`pc-${course.id}`}>
+      <h3 id={`pc-${course.id}`}>
+        {course.status === "published" ? <Link href={`/courses/${course.id}`}>{course.title}</Link> : course.title}
+      </h3>
+      <p class="muted small">
+        <span class={`badge badge-${course.status}`}>{course.status}</span>{" "}
+        {course.onchainId ? <>on-chain #{course.onchainId}</> : "not on-chain yet"} · {course.lessonCount} lessons
+      </p>
+      <PriceList course={course} />
+      {!course.onchainId ? (
+        <div class="button-row register-row">
+          <button type="button" onClick={register} disabled={busy} data-testid="register-onchain">
+            Register on-chain
+          </button>
+          <span class="muted small">Step 1: one transaction from your wallet, then set token prices.</span>
+        </div>
+      ) : (
+        <TokenPriceForm course={course} onChange={onChange} />
+      )}
+      <TxStatus progress={tx} testId={`register-status-${course.id}`} />
+      <FiatPriceForm course={course} onChange={onChange} />
+      <div class="button-row">
+        {course.status !== "published" ? (
+          <button type="button" class="button-small" onClick={() => setStatus("published")} disabled={!course.onchainId && !course.fiat}>
+            Publish
+          </button>
+        ) : (
+          <button type="button" class="button-secondary button-small" onClick={() => setStatus("delisted")}>
+            Unpublish
+          </button>
+        )}
+      </div>
+      {error && <Alert>{error}</Alert>}
+    </article>
+  );
+}
+
+function TokenPriceForm({ course, onChange }: { course: Course; onChange: () => void }) {
+  const tokens = config().tokens;
+  const [token, setToken] = useState<string>(tokens[0]?.address ?? "");
+  const [amount, setAmount] = useState("");
+  const [tx, setTx] = useState<TxProgress>({ phase: "idle", message: "" });
+  const info: TokenInfo | undefined = tokenByAddress(token);
+  const busy = tx.phase === "working" || tx.phase === "wallet" || tx.phase === "pending";
+  const submit = async (event: Event) => {
+    event.preventDefault();
+    if (!info) return;
+    let price: bigint;
+    try {
+      price = parseTokenInput(amount, info.decimals);
+    } catch (err) {
+      setTx({ phase: "failed", message: errorMessage(err) });
+      return;
+    }
+    try {
+      setTx({ phase: "working", message: "Preparing the price change…" });
+      const data = await api<TxData>(`/provider/courses/${course.id}/tx/set-price`, {
+        method: "POST",
+        body: { token: info.address, price: price.toString() },
+      });
+      const receipt = await sendAndWait(txRequest(data), `Set price in ${info.symbol}`, setTx);
+      setTx({ phase: "confirmed", message: `Price set to ${formatToken(price, info.decimals, info.symbol)}. The catalog shows it once indexed.`, hash: receipt.transactionHash });
+      setAmount("");
+      window.setTimeout(onChange, 1500);
+    } catch (err) {
+      setTx((t) => ({ ...t, phase: "failed", message: errorMessage(err) }));
+    }
+  };
+  return (
+    <form class="inline-form token-price-form" onSubmit={submit} aria-label={`Token price of ${course.title}`}>
+      <div class="field">
+        <label for={`tp-token-${course.id}`}>Token</label>
+        <select id={`tp-token-${course.id}`} value={token} onChange={(e) => setToken((e.currentTarget as HTMLSelectElement).value)}>
+          {tokens.map((t) => (
+            <option key={t.address} value={t.address}>
+              {t.symbol}
+            </option>
+          ))}
+        </select>
+      </div>
+      <div class="field">
+        <label for={`tp-amount-${course.id}`}>Price ({info?.symbol})</label>
+        <input id={`tp-amount-${course.id}`} inputMode="decimal" value={amount} placeholder="e.g. 25" onInput={(e) => setAmount((e.currentTarget as HTMLInputElement).value)} />
+      </div>
+      <button type="submit" class="button-small" disabled={busy || !amount}>
+        Set price
+      </button>
+      <TxStatus progress={tx} testId={`price-status-${course.id}`} />
+    </form>
+  );
+}
+
+function FiatPriceForm({ course, onChange }: { course: Course; onChange: () => void }) {
+  const [amount, setAmount] = useState("");
+  const [currency, setCurrency] = useState(course.fiat?.currency?.toUpperCase() ?? "USD");
+  const [message, setMessage] = useState<{ kind: "error" | "success"; text: string } | null>(null);
+  const submit = async (event: Event) => {
+    event.preventDefault();
+    setMessage(null);
+    try {
+      const minor = parseFiatInput(amount, currency);
+      await api(`/provider/courses/${course.id}/fiat-price`, { method: "PUT", body: { amount: minor.toString(), currency } });
+      setMessage({ kind: "success", text: `Card price set to ${formatFiat(minor, currency)}.` });
+      setAmount("");
+      onChange();
+    } catch (err) {
+      setMessage({ kind: "error", text: errorMessage(err) });
+    }
+  };
+  return (
+    <form class="inline-form fiat-price-form" onSubmit={submit} aria-label={`Card price of ${course.title}`}>
+      <div class="field">
+        <label for={`fp-amount-${course.id}`}>Card price</label>
+        <input
+          id={`fp-amount-${course.id}`}
+          inputMode="decimal"
+          value={amount}
+          placeholder={course.fiat ? formatFiat(course.fiat.amount, course.fiat.currency) : `e.g. 49${fiatDigits(currency) ? ".00" : ""}`}
+          onInput={(e) => setAmount((e.currentTarget as HTMLInputElement).value)}
+        />
+      </div>
+      <div class="field" style={{ flex: "0 0 6rem" }}>
+        <label for={`fp-currency-${course.id}`}>Currency</label>
+        <select id={`fp-currency-${course.id}`} value={currency} onChange={(e) => setCurrency((e.currentTarget as HTMLSelectElement).value)}>
+          {["USD", "EUR", "GBP", "CHF", "JPY"].map((c) => (
+            <option key={c}>{c}</option>
+          ))}
+        </select>
+      </div>
+      <button type="submit" class="button-small button-secondary" disabled={!amount}>
+        Set card price
+      </button>
+      {message && <Alert kind={message.kind}>{message.text}</Alert>}
+    </form>
+  );
+}
+
+// ------------------------------------------------------------------ money
+
+function Balances() {
+  const balances = useAsync(() => api<Raw>("/provider/balances"), []);
+  const [tx, setTx] = useState<TxProgress>({ phase: "idle", message: "" });
+  const busy = tx.phase === "working" || tx.phase === "wallet" || tx.phase === "pending";
+  const withdraw = async (token: string, symbol: string) => {
+    try {
+      setTx({ phase: "working", message: `Preparing the ${symbol} withdrawal…` });
+      const data = await api<TxData>("/provider/tx/withdraw", { method: "POST", body: { token } });
+      await sendAndWait(txRequest(data), `Withdraw ${symbol}`, setTx);
+      balances.reload();
+    } catch (err) {
+      setTx((t) => ({ ...t, phase: "failed", message: errorMessage(err) }));
+    }
+  };
+  const rows = itemsOf<Raw>(balances.data?.balances ?? []);
+  return (
+    <section class="card balances" aria-labelledby="balances-title">
+      <h2 id="balances-title">Balances</h2>
+      {balances.loading && !balances.data && <Loading />}
+      {balances.error && <Alert>{balances.error}</Alert>}
+      {rows.length > 0 && (
+        <div class="table-wrap" tabIndex={0} role="region" aria-label="Balances per token">
+          <table class="data-table">
+            <thead>
+              <tr>
+                <th scope="col">Token</th>
+                <th scope="col" class="num">
+                  Withdrawable
+                </th>
+                <th scope="col" class="num">
+                  In refund escrow
+                </th>
+                <th scope="col">
+                  <span class="visually-hidden">Action</span>
+                </th>
+              </tr>
+            </thead>
+            <tbody>
+              {rows.map((b) => {
+                const t = b.token as Raw;
+                const withdrawable = BigInt(b.withdrawable ?? 0);
+                return (
+                  <tr key={t.address} data-token={t.symbol}>
+                    <th scope="row">{t.symbol}</th>
+                    <td class="num">{formatToken(withdrawable, t.decimals, t.symbol)}</td>
+                    <td class="num">{formatToken(BigInt(b.escrowNet ?? 0), t.decimals, t.symbol)}</td>
+                    <td>
+                      <button type="button" class="button-small" disabled={busy || withdrawable === 0n} onClick={() => withdraw(t.address, t.symbol)}>
+                        Withdraw
+                      </button>
+                    </td>
+                  </tr>
+                );
+              })}
+            </tbody>
+          </table>
+        </div>
+      )}
+      <p class="muted small">Sales stay in escrow until their refund window ends, then become withdrawable.</p>
+      <TxStatus progress={tx} testId="withdraw-status" />
+    </section>
+  );
+}
+
+function Sales() {
+  const sales = useAsync(() => api<Raw>("/provider/sales"), []);
+  const orders = itemsOf<Raw>(sales.data?.orders ?? []).map(toOrder);
+  const totals = itemsOf<Raw>(sales.data?.totals ?? []);
+  const courses = useAsync(async () => (await api<Raw[]>("/provider/courses")).map(toCourse), []);
+  const titles = new Map(courses.data?.map((c) => [c.id, c.title]) ?? []);
+  return (
+    <section aria-labelledby="sales-title">
+      <h2 id="sales-title">Sales</h2>
+      {sales.loading && !sales.data && <Loading />}
+      {sales.error && <Alert>{sales.error}</Alert>}
+      {totals.length > 0 && (
+        <ul class="card-list totals">
+          {totals.map((t, i) => {
+            const token = t.token as Raw | null;
+            const fmt = (v: string) =>
+              token ? formatToken(BigInt(v ?? 0), token.decimals, token.symbol) : formatFiat(BigInt(v ?? 0), String(t.currency));
+            return (
+              <li key={i} class="card">
+                <p class="muted small">{t.rail === "card" ? "Card" : "Crypto"} · {token ? token.symbol : String(t.currency).toUpperCase()}</p>
+                <p class="stat">{fmt(t.net)}</p>
+                <p class="small muted">
+                  net of {t.orders} orders · gross {fmt(t.gross)}
+                  {BigInt(t.refunded ?? 0) > 0n ? ` · refunded ${fmt(t.refunded)}` : ""}
+                </p>
+              </li>
+            );
+          })}
+        </ul>
+      )}
+      {sales.data && orders.length === 0 && <p>No sales yet.</p>}
+      {orders.length > 0 && <OrdersTable orders={orders.map((o) => ({ ...o, courseTitle: o.courseTitle ?? titles.get(o.courseId) ?? null }))} showBuyer />}
+    </section>
+  );
+}

@@ -1,0 +1,294 @@
+// Public certificate verification: facts come from the certificate contract through the chain's
+// RPC endpoint (viem public client), not from the Tuition API. No wallet needed.
+import { useEffect, useState } from "preact/hooks";
+import { getAddress, isAddress, type Address } from "viem";
+import { errorMessage } from "../api";
+import {
+  certificatePdf,
+  CertificateNotFound,
+  parseCertificateLink,
+  qrSvg,
+  readCertificate,
+  recordFromFile,
+  recordHash,
+  REVOKE_REASONS,
+  verifyUrl,
+  type OnchainCertificate,
+} from "../certificate";
+import { splitTokenId } from "../chain";
+import { Alert, CopyButton, Loading, useAsync, usePageTitle } from "../components/ui";
+import { config } from "../config";
+import { formatDate } from "../format";
+import { navigate, useLocation } from "../router";
+
+export function VerifyFormPage() {
+  usePageTitle("Verify a certificate");
+  return (
+    <section class="verify">
+      <h1 tabIndex={-1}>Verify a certificate</h1>
+      <p>
+        Tuition certificates live on-chain. This page reads them directly from {config().chainName} — not from our servers —
+        so you can trust what it shows.
+      </p>
+      <VerifyForm />
+    </section>
+  );
+}
+
+function VerifyForm({ initialContract, initialToken }: { initialContract?: string; initialToken?: string }) {
+  const [contract, setContract] = useState(initialContract ?? config().contracts.certificate ?? "");
+  const [token, setToken] = useState(initialToken ?? "");
+  const [error, setError] = useState<string | null>(null);
+  const submit = (event: Event) => {
+    event.preventDefault();
+    setError(null);
+    const link = parseCertificateLink(token);
+    if (!link) {
+      setError("Enter a certificate number (token id) or paste a certificate link.");
+      return;
+    }
+    const contractValue = link.contract ?? contract.trim();
+    if (!isAddress(contractValue, { strict: false })) {
+      setError("The contract address must be 0x followed by 40 hexadecimal characters.");
+      return;
+    }
+    const address = getAddress(contractValue);
+    const dflt = config().contracts.certificate;
+    const query = dflt && address.toLowerCase() === dflt.toLowerCase() ? "" : `?contract=${address}`;
+    navigate(`/verify/${link.tokenId}${query}`);
+  };
+  return (
+    <form class="card verify-form" onSubmit={submit} noValidate aria-describedby={error ? "verify-error" : undefined}>
+      <div class="field">
+        <label for="verify-token">Certificate number or link</label>
+        <input
+          id="verify-token"
+          name="token"
+          inputMode="text"
+          autoComplete="off"
+          spellcheck={false}
+          value={token}
+          onInput={(e) => setToken((e.currentTarget as HTMLInputElement).value)}
+          placeholder="A token id, or a certificate link"
+          required
+        />
+      </div>
+      <div class="field">
+        <label for="verify-contract">Certificate contract address</label>
+        <input
+          id="verify-contract"
+          name="contract"
+          autoComplete="off"
+          spellcheck={false}
+          value={contract}
+          onInput={(e) => setContract((e.currentTarget as HTMLInputElement).value)}
+          placeholder="0x…"
+        />
+        <p class="hint">Pre-filled with Tuition's certificate contract on {config().chainName}.</p>
+      </div>
+      {error && (
+        <Alert id="verify-error">{error}</Alert>
+      )}
+      <button type="submit">Verify</button>
+    </form>
+  );
+}
+
+export function VerifyPage({ tokenId }: { tokenId: string }) {
+  const location = useLocation();
+  const contractParam = location.query.get("contract");
+  const contract = (contractParam && isAddress(contractParam, { strict: false }) ? getAddress(contractParam) : config().contracts.certificate) as Address | null;
+  let id: bigint | null = null;
+  try {
+    id = BigInt(tokenId);
+  } catch {
+    id = null;
+  }
+  const result = useAsync(async () => {
+    if (id === null) throw new Error("That is not a certificate number.");
+    if (!contract) throw new Error("No certificate contract is configured; enter its address below.");
+    return readCertificate(contract, id);
+  }, [tokenId, contract]);
+  usePageTitle(result.data ? `Certificate: ${result.data.courseTitle ?? "course"}` : "Verify a certificate");
+
+  return (
+    <section class="verify">
+      <h1 tabIndex={-1}>Certificate verification</h1>
+      {result.loading && <Loading label="Reading the certificate from the chain…" />}
+      {result.error && (
+        <Alert kind={result.error.includes("ever issued") ? "warning" : "error"}>
+          <strong>Not verified.</strong> {result.error}
+        </Alert>
+      )}
+      {result.data && <CertificateView cert={result.data} />}
+      <details class="verify-other" open={Boolean(result.error)}>
+        <summary>Verify another certificate</summary>
+        <VerifyForm initialContract={contract ?? undefined} />
+      </details>
+    </section>
+  );
+}
+
+function CertificateView({ cert }: { cert: OnchainCertificate }) {
+  const cfg = config();
+  const url = verifyUrl(cert.tokenId, cfg.contracts.certificate && cert.contract.toLowerCase() === cfg.contracts.certificate.toLowerCase() ? null : cert.contract);
+  const [qr, setQr] = useState<string | null>(null);
+  const [pdfBusy, setPdfBusy] = useState(false);
+  const [pdfError, setPdfError] = useState<string | null>(null);
+  useEffect(() => {
+    qrSvg(url).then(setQr).catch(() => setQr(null));
+  }, [url]);
+  const consistent = splitTokenId(cert.tokenId);
+  const idMatches = consistent.courseId === cert.courseId && consistent.learner.toLowerCase() === cert.holder.toLowerCase();
+
+  const downloadPdf = async () => {
+    setPdfBusy(true);
+    setPdfError(null);
+    try {
+      const blob = await certificatePdf(cert, cfg.chainName, url);
+      const a = document.createElement("a");
+      a.href = URL.createObjectURL(blob);
+      a.download = `tuition-certificate-${cert.courseId}-${cert.holder.slice(2, 8)}.pdf`;
+      document.body.append(a);
+      a.click();
+      a.remove();
+      setTimeout(() => URL.revokeObjectURL(a.href), 10_000);
+    } catch (err) {
+      setPdfError(errorMessage(err));
+    } finally {
+      setPdfBusy(false);
+    }
+  };
+
+  return (
+    <div class="certificate-view" data-testid="certificate-view" data-revoked={cert.revoked ? "true" : "false"}>
+      <div class={`verdict ${cert.revoked ? "verdict-revoked" : "verdict-valid"}`} role="status" data-testid="verdict">
+        {cert.revoked ? (
+          <>
+            <span class="verdict-icon" aria-hidden="true">✕</span>
+            <div>
+              <strong>Revoked</strong>
+              <p>
+                This certificate was issued, then revoked on {formatDate(cert.revokedAt, true)}
+                {cert.revokeReason ? ` — ${REVOKE_REASONS[cert.revokeReason] ?? `reason code ${cert.revokeReason}`}` : ""}.
+              </p>
+            </div>
+          </>
+        ) : (
+          <>
+            <span class="verdict-icon" aria-hidden="true">✓</span>
+            <div>
+              <strong>Valid</strong>
+              <p>This certificate exists on-chain and has not been revoked.</p>
+            </div>
+          </>
+        )}
+      </div>
+      <div class="certificate-grid">
+        <div class="card">
+          <h2>{cert.courseTitle ?? `Course #${cert.courseId}`}</h2>
+          <dl class="facts">
+            <dt>Holder</dt>
+            <dd>
+              <code data-testid="holder">{cert.holder}</code>
+            </dd>
+            <dt>Course</dt>
+            <dd>
+              {cert.courseTitle ? `${cert.courseTitle} ` : ""}(on-chain course #{cert.courseId.toString()})
+            </dd>
+            <dt>Issuer (course provider)</dt>
+            <dd>
+              <code>{cert.issuer}</code>
+            </dd>
+            <dt>Issued</dt>
+            <dd>{formatDate(cert.issuedAt, true)}</dd>
+            <dt>Status</dt>
+            <dd data-testid="status">{cert.revoked ? "Revoked" : "Valid"}</dd>
+            <dt>Record hash</dt>
+            <dd>
+              <code class="wrap">{cert.recordHash}</code>
+            </dd>
+            <dt>Certificate contract</dt>
+            <dd>
+              <code class="wrap">{cert.contract}</code> on {cfg.chainName} (chain {cfg.chainId})
+            </dd>
+            <dt>Token id</dt>
+            <dd>
+              <code class="wrap">{cert.tokenId.toString()}</code>
+              {!idMatches && <span class="warning-text"> (does not follow Tuition's id scheme)</span>}
+            </dd>
+          </dl>
+          <RecordCheck cert={cert} />
+        </div>
+        <div class="card certificate-side">
+          {cert.image ? (
+            <img class="certificate-image" src={cert.image} alt={`On-chain certificate image for ${cert.courseTitle ?? "the course"}`} />
+          ) : (
+            <p class="muted">This certificate has no on-chain image.</p>
+          )}
+          <h3>Share</h3>
+          {qr && <div class="qr" role="img" aria-label="QR code linking to this verification page" dangerouslySetInnerHTML={{ __html: qr }} />}
+          <p class="small wrap">
+            <a href={url}>{url}</a>
+          </p>
+          <div class="button-row">
+            <CopyButton text={url} label="Copy link" />
+            <button type="button" class="button-small" onClick={downloadPdf} disabled={pdfBusy} data-testid="download-pdf">
+              {pdfBusy ? "Preparing PDF…" : "Download PDF"}
+            </button>
+          </div>
+          {pdfError && <Alert>{pdfError}</Alert>}
+        </div>
+      </div>
+    </div>
+  );
+}
+
+function RecordCheck({ cert }: { cert: OnchainCertificate }) {
+  const [result, setResult] = useState<{ ok: boolean; hash?: string; message: string } | null>(null);
+  const onFile = async (event: Event) => {
+    const input = event.currentTarget as HTMLInputElement;
+    const file = input.files?.[0];
+    if (!file) return;
+    try {
+      const text = await file.text();
+      const parsed = JSON.parse(text);
+      const hash = recordHash(recordFromFile(parsed));
+      const ok = hash.toLowerCase() === cert.recordHash.toLowerCase();
+      setResult({
+        ok,
+        hash,
+        message: ok
+          ? "This file is the certificate record that was hashed on-chain."
+          : "This file does NOT match the on-chain record: it is another certificate's record, or it was altered.",
+      });
+    } catch (err) {
+      setResult({ ok: false, message: `Could not read that file as certificate JSON: ${errorMessage(err)}` });
+    }
+  };
+  return (
+    <div class="record-check">
+      <h3>Check a certificate file</h3>
+      <p class="small muted">
+        The learner's certificate record (JSON) is kept off-chain; its hash is on-chain. Upload the file to check it matches —
+        it never leaves your browser.
+      </p>
+      <label for="record-file">Certificate JSON file</label>
+      <input id="record-file" type="file" accept="application/json,.json" onChange={onFile} />
+      {result && (
+        <div class={`alert ${result.ok ? "alert-success" : "alert-error"}`} role={result.ok ? "status" : "alert"} data-testid="record-check">
+          <p>
+            <strong>{result.ok ? "Match." : "No match."}</strong> {result.message}
+          </p>
+          {result.hash && (
+            <p class="small">
+              File hash <code class="wrap">{result.hash}</code>
+            </p>
+          )}
+        </div>
+      )}
+    </div>
+  );
+}
+
+export { CertificateNotFound };

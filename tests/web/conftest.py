@@ -1,0 +1,291 @@
+"""Fixtures of the browser suite: the whole local stack (backend/devstack.py, on free ports, in a
+temporary directory), Debian's Chromium driven by Playwright, and a test wallet per page.
+
+Chromium: /usr/bin/chromium (`apt-get install -y chromium`), or TUITION_CHROMIUM. Without it
+the browser tests skip with a loud reason; CI installs it through scripts/setup.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from webwallet import TestWallet
+
+ROOT = Path(__file__).resolve().parents[2]
+WEB = ROOT / "backend" / "web"
+DIST = WEB / "dist"
+SCREENSHOTS = ROOT / "docs" / "screenshots"
+
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+DESKTOP = {"width": 1280, "height": 860}
+PHONE = {"width": 375, "height": 812}
+
+ANVIL_MNEMONIC = "test test test test test test test test test test test junk"
+
+
+def anvil_key(index: int) -> str:
+    """The private key of anvil's default account `index` (10 000 ETH each)."""
+    from eth_account import Account
+
+    Account.enable_unaudited_hdwallet_features()
+    account = Account.from_mnemonic(ANVIL_MNEMONIC, account_path=f"m/44'/60'/0'/0/{index}")
+    return "0x" + bytes(account.key).hex()
+
+
+def chromium_path() -> str | None:
+    for candidate in (
+        os.environ.get("TUITION_CHROMIUM"),
+        "/usr/bin/chromium",
+        shutil.which("chromium"),
+    ):
+        if candidate and Path(candidate).exists():
+            return candidate
+    return None
+
+
+# ------------------------------------------------------------------ the built web app
+
+
+def _newest_source_mtime() -> float:
+    files = [*WEB.joinpath("src").rglob("*"), WEB / "index.html", WEB / "vite.config.ts"]
+    files += list(WEB.joinpath("public").rglob("*"))
+    return max(f.stat().st_mtime for f in files if f.is_file())
+
+
+@pytest.fixture(scope="session")
+def web_build() -> Path:
+    """backend/web/dist, rebuilt when a source file is newer than the build."""
+    index = DIST / "index.html"
+    if not index.exists() or index.stat().st_mtime < _newest_source_mtime():
+        npm = shutil.which("npm")
+        if npm is None:
+            pytest.fail("npm is needed to build the web app (npm run build:web)")
+        result = subprocess.run(
+            [npm, "run", "build:web"], cwd=ROOT, capture_output=True, text=True, check=False
+        )
+        if result.returncode != 0:
+            pytest.fail(f"npm run build:web failed:\n{result.stdout}\n{result.stderr}")
+    return DIST
+
+
+# ------------------------------------------------------------------ the stack
+
+
+@dataclass
+class Stack:
+    """What the tests need of the running stack."""
+
+    api_url: str
+    rpc_url: str
+    stripe_url: str
+    deployment: dict[str, Any]
+    keys: dict[str, str]
+    devstack: Any
+
+    def contract(self, name: str) -> str:
+        return str(self.deployment["contracts"][name]["address"])
+
+    def api(self) -> httpx.Client:
+        return httpx.Client(base_url=self.api_url, timeout=30)
+
+    def courses(self) -> list[dict[str, Any]]:
+        with self.api() as client:
+            reply = client.get("/api/v1/courses", params={"limit": 100})
+            reply.raise_for_status()
+            return list(reply.json()["items"])
+
+    def course_by_title(self, title: str) -> dict[str, Any]:
+        for course in self.courses():
+            if course["title"] == title:
+                return course
+        raise AssertionError(f"no course titled {title!r} in the catalog")
+
+
+def _tail_logs(state_dir: Path, lines: int = 40) -> str:
+    out = []
+    for log in sorted((state_dir / "logs").glob("*.log")):
+        text = log.read_text(errors="replace").splitlines()[-lines:]
+        out.append(f"--- {log.name}\n" + "\n".join(text))
+    return "\n".join(out)
+
+
+@pytest.fixture(scope="session")
+def stack(web_build: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """anvil + contracts + migrated database + API (serving the built app) + indexer + worker +
+    Stripe fake, on free ports; the lead's orchestrator (backend/devstack.py) starts them."""
+    from backend.devstack import DEMO_KEYS, DevStack, StackConfig, free_port
+
+    keys = dict(DEMO_KEYS)
+    for i in range(5, 10):
+        keys[f"anvil{i}"] = anvil_key(i)
+    external = os.environ.get("TUITION_WEB_STACK_API")
+    if external:
+        # Run against a stack that is already up (`tuition up`): TUITION_WEB_STACK_API, _RPC,
+        # _STRIPE and _DEPLOYMENT (its deployments/<network>.json). Accounts must be fresh.
+        yield Stack(
+            api_url=external.rstrip("/"),
+            rpc_url=os.environ.get("TUITION_WEB_STACK_RPC", "http://127.0.0.1:8545"),
+            stripe_url=os.environ.get("TUITION_WEB_STACK_STRIPE", "http://127.0.0.1:12111"),
+            deployment=json.loads(Path(os.environ["TUITION_WEB_STACK_DEPLOYMENT"]).read_text()),
+            keys=keys,
+            devstack=None,
+        )
+        return
+
+    state = tmp_path_factory.mktemp("stack")
+    config = StackConfig(
+        rpc_port=free_port(),
+        api_port=free_port(),
+        stripe_port=free_port(),
+        state_dir=state,
+        deployments_dir=state / "deployments",
+        network="webtest",
+        quiet=True,
+    )
+    dev = DevStack(config)
+    try:
+        dev.start()
+    except Exception as exc:
+        dev.stop()
+        pytest.fail(f"the local stack did not start: {exc}\n{_tail_logs(state)}")
+    try:
+        yield Stack(
+            api_url=config.api_url,
+            rpc_url=config.rpc_url,
+            stripe_url=config.stripe_url,
+            deployment=dev.deployment,
+            keys=keys,
+            devstack=dev,
+        )
+    finally:
+        dev.stop()
+
+
+# ------------------------------------------------------------------ the browser
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    """Debian's Chromium under Playwright (one process for the session)."""
+    path = chromium_path()
+    if path is None:
+        pytest.skip(
+            "!!! BROWSER TESTS SKIPPED: Chromium not found. Install it with "
+            "`apt-get install -y chromium` (scripts/setup does) or set TUITION_CHROMIUM. !!!"
+        )
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.skip("!!! BROWSER TESTS SKIPPED: the playwright package is not installed !!!")
+    manager = sync_playwright().start()
+    try:
+        browser = manager.chromium.launch(executable_path=path, headless=True, args=CHROMIUM_ARGS)
+    except Exception as exc:
+        manager.stop()
+        pytest.skip(f"!!! BROWSER TESTS SKIPPED: Chromium at {path} cannot start: {exc} !!!")
+    try:
+        yield browser
+    finally:
+        browser.close()
+        manager.stop()
+
+
+@dataclass
+class App:
+    """One browser context (fresh cookies and storage) with a test wallet, and its page."""
+
+    page: Any
+    wallet: TestWallet
+    context: Any
+    base_url: str
+    console_errors: list[str]
+
+    def goto(self, path: str) -> None:
+        self.page.goto(self.base_url + path)
+
+    def connect_wallet(self) -> None:
+        page = self.page
+        page.get_by_test_id("connect-wallet").click()
+        page.get_by_role("button", name="Tuition Test Wallet").click()
+        page.get_by_test_id("wallet-address").wait_for()
+
+    def sign_in(self) -> None:
+        """Connect (if needed) and sign in with the header's button."""
+        page = self.page
+        if not page.get_by_test_id("wallet-address").is_visible():
+            self.connect_wallet()
+        page.locator("header").get_by_role("button", name="Sign in").click()
+        page.locator("header").get_by_role("button", name="Sign out").wait_for()
+
+    def screenshot(self, name: str, full_page: bool = True) -> Path:
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        path = SCREENSHOTS / f"{name}.png"
+        # Let transitions and fonts settle.
+        self.page.wait_for_timeout(150)
+        self.page.screenshot(path=str(path), full_page=full_page, animations="disabled")
+        return path
+
+
+@pytest.fixture
+def open_app(browser: Any, stack: Stack) -> Iterator[Callable[..., App]]:
+    """Factory: `open_app(key_name, chain_id=31337, viewport=DESKTOP)` → App on the catalog."""
+    opened: list[App] = []
+
+    def factory(
+        key: str = "learner",
+        *,
+        chain_id: int = 31337,
+        known_chains: set[int] | None = None,
+        viewport: dict[str, int] | None = None,
+        path: str = "/",
+    ) -> App:
+        wallet = TestWallet(stack.rpc_url, stack.keys.get(key, key), chain_id=chain_id)
+        if known_chains is not None:
+            wallet.known_chains = known_chains
+        context = browser.new_context(
+            viewport=viewport or DESKTOP, base_url=stack.api_url, locale="en-GB"
+        )
+        context.set_default_timeout(30_000)
+        wallet.install(context)
+        page = context.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        app = App(page, wallet, context, stack.api_url, errors)
+        opened.append(app)
+        app.goto(path)
+        page.locator("main h1").first.wait_for()
+        return app
+
+    yield factory
+    for app in opened:
+        app.context.close()
+        app.wallet.close()
+        assert not app.console_errors, f"uncaught errors in the page: {app.console_errors}"
+
+
+def wait_for(check: Callable[[], Any], timeout: float = 30, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")

@@ -1,0 +1,122 @@
+"""Browser: the public verify page reads certificates from the chain, no wallet needed."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from pathlib import Path
+
+import pytest
+from conftest import App, Stack
+from eth_account import Account
+from websupport import Operator
+
+from backend.certificates.service import canonical_record_bytes, record_hash
+
+pytestmark = [pytest.mark.browser, pytest.mark.chain]
+
+
+def make_record(learner: str, course_id: int, title: str) -> dict:
+    return {
+        "version": 1,
+        "course": {"id": course_id, "onchainId": course_id, "title": title},
+        "issuer": "0x0000000000000000000000000000000000000001",
+        "learner": learner,
+        "name": "Zoë Ünïcode-Tester",  # non-ASCII: the canonical form keeps UTF-8 as is
+        "grade": "completed",
+        "completedAt": "2026-11-20T10:00:00Z",
+        "salt": "0x" + secrets.token_hex(32),
+    }
+
+
+@pytest.fixture(scope="module")
+def certificates(stack: Stack) -> dict:
+    """One valid and one revoked certificate, minted by the operator straight on-chain."""
+    operator = Operator(stack.rpc_url, stack.keys["operator"], stack.contract("CourseCertificate"))
+    # Fresh holders: certificates can go to any address, and reruns never collide.
+    valid_holder = Account.create().address
+    revoked_holder = Account.create().address
+    valid_record = make_record(valid_holder, 2, "Zero-Knowledge Proofs in Practice")
+    revoked_record = make_record(revoked_holder, 1, "Solidity from Zero")
+    valid_id = operator.mint(valid_holder, 2, bytes.fromhex(record_hash(valid_record)[2:]))
+    revoked_id = operator.mint(revoked_holder, 1, bytes.fromhex(record_hash(revoked_record)[2:]))
+    operator.revoke(revoked_id, 2)
+    return {
+        "valid": (valid_id, valid_holder, valid_record),
+        "revoked": (revoked_id, revoked_holder, revoked_record),
+    }
+
+
+def test_verify_valid_certificate(open_app, certificates: dict, tmp_path: Path) -> None:
+    token_id, holder, record = certificates["valid"]
+    app: App = open_app("anvil9", path=f"/verify/{token_id}")  # no wallet connected
+    page = app.page
+    verdict = page.get_by_test_id("verdict")
+    verdict.wait_for()
+    assert "Valid" in verdict.inner_text()
+    view = page.get_by_test_id("certificate-view")
+    assert page.get_by_test_id("holder").inner_text() == holder
+    assert "Zero-Knowledge Proofs in Practice" in view.inner_text()
+    assert page.get_by_test_id("status").inner_text() == "Valid"
+    # The on-chain SVG and the QR code to this page.
+    image = page.locator("img.certificate-image")
+    assert image.get_attribute("src").startswith("data:image/svg+xml")
+    page.wait_for_function("document.querySelector('img.certificate-image').naturalWidth > 0")
+    page.get_by_role("img", name="QR code linking to this verification page").wait_for()
+    # Read from the chain's RPC, not from the API.
+    assert "wallet_" not in " ".join(app.wallet.methods_called())
+
+    # The matching record file.
+    good = tmp_path / "record.json"
+    good.write_text(json.dumps({"record": record}, ensure_ascii=False, indent=2))
+    page.get_by_label("Certificate JSON file").set_input_files(str(good))
+    check = page.get_by_test_id("record-check")
+    check.wait_for()
+    assert "Match." in check.inner_text()
+    assert record_hash(record) in check.inner_text()
+    assert canonical_record_bytes(record)  # the backend's own canonical form, hashed above
+    app.screenshot("verify-valid")
+
+    # An altered record does not match.
+    bad = tmp_path / "altered.json"
+    bad.write_text(json.dumps({**record, "grade": "distinction"}))
+    page.get_by_label("Certificate JSON file").set_input_files(str(bad))
+    page.get_by_test_id("record-check").filter(has_text="No match.").wait_for()
+
+    # A downloadable PDF.
+    with page.expect_download() as download:
+        page.get_by_test_id("download-pdf").click()
+    pdf = Path(download.value.path()).read_bytes()
+    assert pdf.startswith(b"%PDF")
+
+
+def test_verify_revoked_certificate(open_app, certificates: dict) -> None:
+    token_id, holder, _ = certificates["revoked"]
+    app: App = open_app("anvil9", path=f"/verify/{token_id}")
+    page = app.page
+    verdict = page.get_by_test_id("verdict")
+    verdict.wait_for()
+    text = verdict.inner_text()
+    assert "Revoked" in text and "academic misconduct" in text
+    assert page.get_by_test_id("certificate-view").get_attribute("data-revoked") == "true"
+    assert page.get_by_test_id("holder").inner_text() == holder
+    app.screenshot("verify-revoked")
+
+
+def test_verify_form_link_and_unknown_token(open_app, stack: Stack, certificates: dict) -> None:
+    token_id, _, _ = certificates["valid"]
+    app: App = open_app("anvil9", path="/verify")
+    page = app.page
+    assert page.get_by_label("Certificate contract address").input_value().lower() == (
+        stack.contract("CourseCertificate").lower()
+    )
+    page.get_by_label("Certificate number or link").fill(f"{stack.api_url}/verify/{token_id}")
+    page.get_by_role("button", name="Verify").click()
+    page.wait_for_url(f"**/verify/{token_id}")
+    page.get_by_test_id("verdict").filter(has_text="Valid").wait_for()
+
+    # A token id never issued: "not verified", not an error page.
+    app.goto("/verify/12345")
+    alert = page.get_by_role("status").filter(has_text="Not verified")
+    alert.or_(page.get_by_role("alert").filter(has_text="Not verified")).first.wait_for()
+    assert "was ever issued" in page.locator("main").inner_text()
