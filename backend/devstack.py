@@ -8,7 +8,6 @@ isolated stack (other ports, a temporary database) for end-to-end and browser te
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import signal
 import socket
@@ -176,6 +175,26 @@ class DevStack:
         except httpx.HTTPError:  # nothing listens yet
             return False
 
+    def forget_old_chain(self) -> None:
+        """A new anvil is a new chain: drop the local state that described the previous one.
+
+        Otherwise the indexer would find its checkpoint on no block of this chain and halt as on
+        a reorg deeper than its window. Only the embedded SQLite files are ever removed.
+        """
+        request = {"jsonrpc": "2.0", "id": 1, "method": "eth_getBlockByNumber"}
+        body = {**request, "params": ["0x0", False]}
+        genesis = httpx.post(self.config.rpc_url, json=body, timeout=5).json()["result"]["hash"]
+        marker = self.config.state_dir / "chain-genesis"
+        known = marker.read_text().strip() if marker.exists() else None
+        if known != genesis and self.config.database_url is None:
+            for name in ("tuition.db", "tuition.db-wal", "tuition.db-shm"):
+                (self.config.state_dir / name).unlink(missing_ok=True)
+            for broker_file in self.config.state_dir.glob("celery-*.sqlite*"):
+                broker_file.unlink()
+            if known is not None and not self.config.quiet:
+                print("new local chain: starting from an empty local database")
+        marker.write_text(genesis + "\n")
+
     def deploy(self) -> dict[str, Any]:
         """Deploy (or reuse) the contracts and the demo catalog; returns the deployment file."""
         from backend.chain.deploy import deploy_all
@@ -236,6 +255,7 @@ class DevStack:
         ensure_toolchain()
         self.config.state_dir.mkdir(parents=True, exist_ok=True)
         self.start_chain()
+        self.forget_old_chain()
         self.deploy()
         self.migrate()
         self.seed()
@@ -289,7 +309,11 @@ class DevStack:
         return "\n".join(lines)
 
     def watch(self) -> int:
-        """Block until Ctrl-C or a service dies; returns an exit code."""
+        """Block until Ctrl-C (or SIGTERM/SIGHUP) or a service dies; returns an exit code."""
+        # The children run in their own sessions, so a terminal's or a supervisor's signal
+        # reaches only this process: turn it into the same clean stop as Ctrl-C.
+        for signum in (signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signum, _interrupt)
         try:
             while True:
                 for name, proc in self.processes.items():
@@ -302,8 +326,5 @@ class DevStack:
             return 0
 
 
-def write_json(path: Path, data: dict[str, Any]) -> None:
-    """Write JSON atomically (readers never see half a file)."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    tmp.replace(path)
+def _interrupt(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
