@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
 app = typer.Typer(no_args_is_help=True, help="Tuition: sell courses for crypto or card.")
@@ -46,6 +48,43 @@ def deploy(
     deployment = deploy_from_settings(demo=demo)
     for name, info in deployment["contracts"].items():
         print(f"{name:<18}{info['address']}")
+
+
+@app.command()
+def verify(
+    token_id: str = typer.Argument(..., help="Certificate token id (decimal or 0x hex)."),
+    record: Path | None = typer.Option(None, help="The certificate record JSON to check."),
+    contract: str | None = typer.Option(None, help="Certificate contract (default: deployed)."),
+    rpc_url: str | None = typer.Option(None, help="Chain RPC (default: TUITION_RPC_URL)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+) -> None:
+    """Verify a certificate from the chain alone; exit 1 unless every check passes."""
+    import json
+    from dataclasses import asdict
+
+    from backend.chain.deployment import load_deployment
+    from backend.core.config import get_settings
+    from backend.verification.service import verify_certificate
+
+    settings = get_settings()
+    address = contract or load_deployment(settings.deployment_file).certificate
+    if address is None:
+        raise typer.BadParameter("no certificate contract deployed: pass --contract")
+    report = verify_certificate(
+        rpc_url or settings.rpc_url,
+        address,
+        int(token_id, 0),
+        record.read_bytes() if record else None,
+    )
+    if as_json:
+        print(json.dumps({**asdict(report), "valid": report.valid}, indent=2))
+    else:
+        for key, value in report.facts.items():
+            print(f"{key:<20}{value}")
+        for step in report.steps:
+            print(f"{'PASS' if step.ok else 'FAIL'}  {step.name:<10}{step.detail}")
+        print("VALID" if report.valid else "NOT VALID")
+    raise typer.Exit(0 if report.valid else 1)
 
 
 @app.command("seed-demo")

@@ -1,0 +1,1 @@
+"""Certificate verification straight from the chain (no trust in Tuition's database)."""
