@@ -18,7 +18,7 @@ from backend.auth.router import router as auth_router
 from backend.catalog.router import router as catalog_router
 from backend.catalog.service import seed_tokens
 from backend.chain.client import ChainClient, Web3ChainClient
-from backend.chain.deployment import Deployment, deployment_for
+from backend.chain.deployment import Deployment, deployment_or_empty
 from backend.checkout.gateway import StripeGateway
 from backend.checkout.router import router as checkout_router
 from backend.core import migrate
@@ -111,7 +111,9 @@ def create_app(
         stripe=stripe or StripeGateway(settings),
         rate_limiter=rate_limiter
         or make_rate_limiter(settings.redis_url, settings.auth_rate_limit),
-        deployment=deployment if deployment is not None else deployment_for(settings),
+        deployment=deployment
+        if deployment is not None
+        else deployment_or_empty(settings.deployment_file),
         admins=make_admins(settings),
     )
 

@@ -62,12 +62,17 @@ def verify(
     import json
     from dataclasses import asdict
 
-    from backend.chain.deployment import load_deployment
+    from backend.chain.deployment import DeploymentError, load_deployment
     from backend.core.config import get_settings
     from backend.verification.service import verify_certificate
 
     settings = get_settings()
-    address = contract or load_deployment(settings.deployment_file).certificate
+    address = contract
+    if address is None:
+        try:
+            address = load_deployment(settings.deployment_file).certificate
+        except DeploymentError as exc:
+            raise typer.BadParameter(f"{exc}; or pass --contract") from exc
     if address is None:
         raise typer.BadParameter("no certificate contract deployed: pass --contract")
     report = verify_certificate(
@@ -174,7 +179,7 @@ def indexer(
     import logging
     from pathlib import Path
 
-    from indexer.config import IndexerSettings
+    from backend.core.config import IndexerSettings, get_settings
     from indexer.runner import configure_logging, run
 
     configure_logging(getattr(logging, loglevel.upper(), logging.INFO))
@@ -187,7 +192,10 @@ def indexer(
         overrides["deployment_file"] = Path(deployment)
     if progress is not None:
         overrides["progress"] = progress
-    raise typer.Exit(run(indexer_settings=IndexerSettings(**overrides)))  # type: ignore[arg-type]
+    settings = get_settings()
+    # The options override TUITION_INDEXER_*; validated again so bounds still apply.
+    ixs = IndexerSettings.model_validate({**settings.indexer.model_dump(), **overrides})
+    raise typer.Exit(run(settings, ixs))
 
 
 @app.command()

@@ -8,16 +8,21 @@ Addresses are checksummed with cchecksum (Rust) and cached, since buyers and tok
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import eth_abi
 from eth_utils import keccak
+
+from backend.chain.deployment import (
+    CERTIFICATE,
+    MARKET,
+    ContractNotDeployedError,
+    Deployment,
+)
 
 log = logging.getLogger(__name__)
 
@@ -312,6 +317,19 @@ class LogDecoder:
         return cls(parse_signature(s) for s in (*MARKET_EVENTS, *CERTIFICATE_EVENTS))
 
     @classmethod
+    def for_deployment(cls, deployment: Deployment) -> LogDecoder:
+        """From the deployment's market and certificate ABIs, else from the built-in events."""
+        abis = []
+        for name in (MARKET, CERTIFICATE):
+            try:
+                abi = deployment.contract(name).load_abi()
+            except ContractNotDeployedError:
+                continue
+            if abi is not None:
+                abis.append(abi)
+        return cls.from_abis(abis) if abis else cls.default()
+
+    @classmethod
     def from_abis(cls, abis: Iterable[Sequence[Mapping[str, Any]]]) -> LogDecoder:
         """Decoders for the indexed events, taken from the compiled ABIs where they are.
 
@@ -361,14 +379,6 @@ class LogDecoder:
             event=dec.name,
             args=dec.decode(topics, raw["data"]),
         )
-
-
-def load_abi(path: Path) -> list[dict[str, Any]]:
-    """An ABI from a file holding either the bare list or an object with an "abi" key."""
-    data = json.loads(path.read_text())
-    if isinstance(data, dict):
-        data = data.get("abi", [])
-    return list(data)
 
 
 def json_safe(args: Mapping[str, Any]) -> dict[str, Any]:

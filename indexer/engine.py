@@ -23,9 +23,9 @@ from typing import Any
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from backend.core.config import IndexerSettings, get_settings
 from backend.core.db import session_scope
 from indexer import metrics, store
-from indexer.config import IndexerSettings
 from indexer.decoding import DecodedLog, LogDecoder
 from indexer.fetcher import BlockUnavailableError, Chunk, Fetcher, Header, Prefetcher, RangeSizer
 from indexer.heads import HeadWatcher
@@ -61,7 +61,7 @@ class Indexer:
         heads: HeadWatcher | None = None,
         progress: Any = None,
     ) -> None:
-        self.settings = settings or IndexerSettings()
+        self.settings = settings or get_settings().indexer
         s = self.settings
         self.rpc = rpc
         self.sessions = session_factory

@@ -14,12 +14,12 @@ from sqlalchemy import Engine, inspect
 from sqlalchemy import event as sa_event
 from sqlalchemy.orm import sessionmaker
 
-from backend.core.config import Settings, get_settings
+from backend.chain.deployment import Deployment, load_deployment
+from backend.core.config import IndexerSettings, Settings, get_settings
 from backend.core.database import enable_sqlite_transactions
 from backend.core.db import make_engine
 from indexer import metrics
-from indexer.config import IndexerSettings
-from indexer.deployment import Deployment, load_deployment
+from indexer.decoding import LogDecoder
 from indexer.engine import Indexer, ReorgTooDeepError
 from indexer.heads import HeadWatcher
 from indexer.lock import acquire, leader_lock
@@ -64,6 +64,11 @@ def make_indexer_engine(url: str, **kwargs: Any) -> Engine:
     return engine
 
 
+def stream_key(deployment: Deployment) -> str:
+    """The checkpoint key: a redeployment on the same chain starts a new stream."""
+    return f"{deployment.network}:{(deployment.market or '').lower()}"
+
+
 def default_sink(settings: IndexerSettings, deployment: Deployment) -> EffectSink:
     """The sink that writes through the backend's domain services."""
     from indexer.handlers import BackendSink
@@ -91,7 +96,7 @@ def run(
     window (an operator must look), 4 when the standby lock was lost.
     """
     settings = settings or get_settings()
-    ixs = indexer_settings or IndexerSettings()
+    ixs = indexer_settings or settings.indexer
     stop = stop or threading.Event()
     if install_signals and threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -100,6 +105,7 @@ def run(
     path: Path = ixs.deployment_file or settings.deployment_file
     try:
         deployment = load_deployment(path)
+        decoder = LogDecoder.for_deployment(deployment)
     except Exception as exc:
         log.error("cannot load the deployment: %s", exc)
         return EXIT_CONFIG
@@ -109,11 +115,12 @@ def run(
     except Exception as exc:
         log.error("cannot reach the node at %s: %s", settings.rpc_url, exc)
         return EXIT_CONFIG
-    if not node_chain == deployment.chain_id == settings.chain_id:
+    chain_id = deployment.chain_id
+    if not node_chain == chain_id == settings.chain_id:
         log.error(
             "chain id mismatch: node %s, deployment %s, settings %s",
             node_chain,
-            deployment.chain_id,
+            chain_id,
             settings.chain_id,
         )
         return EXIT_CONFIG
@@ -129,26 +136,27 @@ def run(
         metrics.serve(ixs.metrics_port, ixs.metrics_host)
         log.info("metrics on http://%s:%d/metrics", ixs.metrics_host, ixs.metrics_port)
 
-    label = str(deployment.chain_id)
-    lock = leader_lock(engine, deployment.chain_id)
-    log.debug("chain %s: waiting for the indexing lock", deployment.chain_id)
-    if not acquire(lock, stop, ixs.standby_interval, deployment.chain_id):
+    label = str(chain_id)
+    stream = stream_key(deployment)
+    lock = leader_lock(engine, chain_id)
+    log.debug("chain %s: waiting for the indexing lock", chain_id)
+    if not acquire(lock, stop, ixs.standby_interval, chain_id):
         return EXIT_OK
-    log.debug("chain %s: lock acquired", deployment.chain_id)
+    log.debug("chain %s: lock acquired", chain_id)
     metrics.ACTIVE.labels(label).set(1)
     sink = (sink_factory or default_sink)(ixs, deployment)
     indexer = Indexer(
         rpc=rpc,
         session_factory=sessions,
         sink=sink,
-        chain_id=deployment.chain_id,
-        stream=deployment.stream,
+        chain_id=chain_id,
+        stream=stream,
         addresses=deployment.addresses,
         start_block=ixs.start_block if ixs.start_block is not None else deployment.deploy_block,
         settings=ixs,
-        decoder=deployment.decoder(),
+        decoder=decoder,
         heads=HeadWatcher(settings.ws_url, poll_interval=ixs.poll_interval),
-        progress=BackfillProgress(deployment.chain_id, bar=ixs.progress),
+        progress=BackfillProgress(chain_id, bar=ixs.progress),
     )
     lost = threading.Event()
 
@@ -164,10 +172,10 @@ def run(
     threading.Thread(target=watchdog, name="lock-watchdog", daemon=True).start()
     log.info(
         "chain %s: indexing %s from %s (stream %s)",
-        deployment.chain_id,
+        chain_id,
         ", ".join(deployment.addresses),
         settings.rpc_url,
-        deployment.stream,
+        stream,
     )
     try:
         indexer.run(stop)

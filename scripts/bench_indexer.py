@@ -44,9 +44,9 @@ from ixchain import Anvil, Emitter, address, compile_emitter, free_port  # noqa:
 import backend.models  # noqa: E402, F401
 import indexer.models  # noqa: E402, F401
 from backend.catalog.models import Course  # noqa: E402
+from backend.core.config import IndexerSettings  # noqa: E402
 from backend.core.db import Base, session_scope  # noqa: E402
 from backend.orders.service import record_crypto_purchase  # noqa: E402
-from indexer.config import IndexerSettings  # noqa: E402
 from indexer.engine import Indexer  # noqa: E402
 from indexer.handlers import BackendSink  # noqa: E402
 from indexer.heads import HeadWatcher  # noqa: E402

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 import yaml
+from pydantic import BaseModel
 from typer.main import get_command
 
 from backend.cli import app
@@ -59,13 +60,41 @@ def test_chain_service_runs_anvil_from_the_npm_package() -> None:
     assert (ROOT / "package.json").read_text().count("@foundry-rs/anvil-linux-amd64") == 1
 
 
+def settings_env_names() -> set[str]:
+    """Every TUITION_* name the settings read: flat ones, and TUITION_<GROUP>_<FIELD>."""
+    names = set()
+    for name, field in Settings.model_fields.items():
+        group = field.annotation
+        if isinstance(group, type) and issubclass(group, BaseModel):
+            names |= {f"TUITION_{name}_{sub}".upper() for sub in group.model_fields}
+        else:
+            names.add(f"TUITION_{name.upper()}")
+    return names
+
+
+def test_settings_env_names_cover_the_component_groups() -> None:
+    # That each name lands in its field is tests/backend/test_settings.py's job.
+    names = settings_env_names()
+    assert {"TUITION_DATABASE_URL", "TUITION_WORKER_STATE_DIR"} <= names
+    assert {"TUITION_INDEXER_REORG_WINDOW", "TUITION_WORKER_SMTP_PASSWORD"} <= names
+    assert "TUITION_WORKER" not in names
+
+
 def test_environment_variables_match_settings() -> None:
-    fields = {f"TUITION_{name.upper()}" for name in Settings.model_fields}
+    fields = settings_env_names()
     for name in TUITION_SERVICES:
         env = SERVICES[name].get("environment", {})
         for key in env:
             if key.startswith("TUITION_"):
                 assert key in fields, f"{name}: {key} is not a setting"
+
+
+def test_devstack_variables_are_settings() -> None:
+    # `tuition up` hands these to the API, worker and indexer it starts.
+    source = (ROOT / "backend" / "devstack.py").read_text()
+    used = set(re.findall(r'"(TUITION_[A-Z0-9_]+)"', source))
+    assert "TUITION_WORKER_STATE_DIR" in used
+    assert used <= settings_env_names()
 
 
 def test_required_secrets_have_no_defaults() -> None:

@@ -1,4 +1,8 @@
-"""Settings: one pydantic-settings object, read from `TUITION_*` env vars and `.env`."""
+"""Settings: one pydantic-settings object, read from `TUITION_*` env vars and `.env`.
+
+The worker's and the indexer's own knobs are nested groups of it (`Settings.worker`,
+`Settings.indexer`), read from `TUITION_WORKER_<FIELD>` and `TUITION_INDEXER_<FIELD>`.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -29,11 +33,117 @@ ANVIL_KEY_0 = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff8
 ANVIL_KEY_1 = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d"
 
 
+class WorkerSettings(BaseModel):
+    """The Celery worker, beat and task bodies (`TUITION_WORKER_<FIELD>`).
+
+    The database, Redis, chain and operator key come from the shared settings.
+    """
+
+    # Broker: explicit URLs win; otherwise Redis when TUITION_REDIS_URL is set, else the embedded
+    # SQLite-backed transport that needs no server.
+    broker_url: str | None = None
+    result_backend: str | None = None
+    state_dir: Path = PROJECT_ROOT / "var"
+    # Redis re-delivers an unacknowledged message after this many seconds: it must exceed the
+    # longest task (`task_time_limit`), or a slow task would run twice concurrently.
+    visibility_timeout: int = 3600
+    task_time_limit: int = 600
+    queue: str = "tuition"
+    # Prefix of every Redis key the broker writes (lets several stacks share one Redis db).
+    redis_key_prefix: str | None = None
+
+    # Certificates (mint or voucher is decided per certificate row by the backend)
+    voucher_ttl: int = 30 * 24 * 3600  # seconds a claim voucher stays valid
+
+    # Transactions
+    receipt_timeout: float = 60.0  # how long one task run waits for a receipt before retrying
+    stuck_after: float = 90.0  # seconds without a receipt before a re-send with bumped fees
+    fee_bump_percent: int = 25  # nodes require >= 10 % to replace a pending transaction
+    max_fee_per_gas_cap: int = 500 * 10**9  # never bid above this (wei)
+    confirmations: int = 0  # blocks on top of the receipt's block before an effect counts
+
+    # Beat cadence (seconds)
+    relay_interval: float = 1.0
+    recover_interval: float = 30.0
+    resume_interval: float = 60.0
+    reconcile_interval: float = 300.0
+    # A job untouched this long is re-enqueued by `resume_stalled`; longer than any task run plus
+    # its longest retry back-off, or healthy jobs would be duplicated (harmless, but wasted).
+    stalled_after: float = 900.0
+    retry_backoff_max: int = 300
+    reconcile_batch: int = 200
+    # Entitlements changed more recently than this are not judged: their chain write may still
+    # be on its way through the outbox.
+    reconcile_grace: float = 600.0
+    alive_file: Path = Path("/tmp/tuition-beat.alive")  # noqa: S108 - the compose healthcheck
+
+    # Outbox
+    outbox_batch: int = 100
+
+    # Email: "file" writes .eml files (default), "console" logs them, "smtp" sends them.
+    email_backend: Literal["file", "console", "smtp"] = "file"
+    mail_dir: Path = PROJECT_ROOT / "var" / "mail"
+    mail_from: str = "Tuition <receipts@tuition.local>"
+    smtp_host: str = "localhost"
+    smtp_port: int = 25
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = False
+    # A receipt claimed this long ago and never marked sent (its worker died) is sent again.
+    receipt_claim_lease: float = 300.0
+
+    # Metrics: a Prometheus endpoint in the worker's main process when set.
+    metrics_port: int | None = None
+
+    # Test hook only: sleep this many seconds after a transaction was broadcast and recorded but
+    # before its receipt is awaited, so a crash test can kill the worker in that window.
+    test_pause_after_send: float = 0.0
+
+
+class IndexerSettings(BaseModel):
+    """Tuning of the indexer process (`TUITION_INDEXER_<FIELD>`)."""
+
+    # Blocks kept to detect and undo reorgs; a deeper reorg halts the indexer.
+    reorg_window: int = Field(64, ge=1)
+    # Confirmations before a purchase grants access (0: at once, undone by reorg handling).
+    access_confirmations: int = Field(0, ge=0)
+    # Confirmations before orders and certificates count as confirmed (reports, certificates).
+    confirmations: int = Field(12, ge=0)
+    # Polling interval in seconds when there is no newHeads subscription.
+    poll_interval: float = Field(0.1, gt=0)
+    # eth_getLogs ranges: first size, bounds, and the number of logs a response should carry.
+    initial_range: int = Field(2_000, ge=1)
+    min_range: int = Field(1, ge=1)
+    max_range: int = Field(100_000, ge=1)
+    target_logs: int = Field(10_000, ge=1)
+    # Blocks fetched per JSON-RPC batch near the head (headers, then logs by block hash).
+    head_batch: int = Field(100, ge=1)
+    rpc_timeout: float = Field(30.0, gt=0)
+    # Prometheus metrics HTTP port (none: not served).
+    metrics_port: int | None = None
+    metrics_host: str = "127.0.0.1"
+    # Start at this block instead of the deployment's deployBlock (first run only).
+    start_block: int | None = None
+    # Override the deployment file (default: settings.deployment_file).
+    deployment_file: Path | None = None
+    # Standby: seconds between attempts to become the active indexer.
+    standby_interval: float = Field(1.0, gt=0)
+    # Rich progress bar while backfilling (auto: when stderr is a terminal).
+    progress: bool | None = None
+
+
 class Settings(BaseSettings):
     """Runtime configuration of every Tuition process (API, indexer, worker, CLI)."""
 
     model_config = SettingsConfigDict(
-        env_prefix="TUITION_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+        env_prefix="TUITION_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        # TUITION_WORKER_SMTP_PASSWORD -> worker.smtp_password: split once after the group name,
+        # so the nested fields keep their underscores and flat names are never split.
+        env_nested_delimiter="_",
+        env_nested_max_split=1,
     )
 
     env: Literal["development", "test", "production"] = "development"
@@ -75,21 +185,31 @@ class Settings(BaseSettings):
     # Front end
     walletconnect_project_id: str | None = None
 
+    # Component groups
+    worker: WorkerSettings = Field(default_factory=WorkerSettings)
+    indexer: IndexerSettings = Field(default_factory=IndexerSettings)
+
     @model_validator(mode="after")
     def _refuse_placeholders_outside_development(self) -> Settings:
         if self.env != "production":
             return self
-        secrets = {
+        required = {
             "TUITION_SECRET_KEY": self.secret_key,
             "TUITION_STRIPE_SECRET_KEY": self.stripe_secret_key,
             "TUITION_STRIPE_WEBHOOK_SECRET": self.stripe_webhook_secret,
             "TUITION_OPERATOR_PRIVATE_KEY": self.operator_private_key,
             "TUITION_DEPLOYER_PRIVATE_KEY": self.deployer_private_key,
         }
+        # Optional secrets (SMTP without authentication is fine) must not be placeholders either.
+        optional = {"TUITION_WORKER_SMTP_PASSWORD": self.worker.smtp_password}
         bad = [
             name
-            for name, value in secrets.items()
+            for name, value in required.items()
             if value is None or value.get_secret_value() in PLACEHOLDER_SECRETS
+        ] + [
+            name
+            for name, value in optional.items()
+            if value is not None and value.get_secret_value() in PLACEHOLDER_SECRETS
         ]
         if bad:
             raise ValueError(

@@ -7,17 +7,11 @@ project id. Built from the settings and `deployments/<network>.json` (re-read wh
 
 from __future__ import annotations
 
-import json
-import logging
-from pathlib import Path
-from typing import Any
-
 from fastapi import APIRouter, Request, Response
 
+from backend.chain.deployment import current_deployment
 from backend.core.config import Settings, get_settings
 from backend.core.schemas import ApiModel
-
-logger = logging.getLogger("tuition.web.config")
 
 router = APIRouter(prefix="/api/v1", tags=["config"])
 
@@ -42,7 +36,6 @@ KNOWN_EXPLORERS: dict[int, str] = {
     84532: "https://sepolia.basescan.org",
 }
 TOKEN_NAMES = {"ESN": "Esn Token", "USDC": "USD Coin"}
-CONTRACT_NAMES = {"CourseMarket", "CourseCertificate"}
 
 
 class NativeCurrency(ApiModel):
@@ -80,31 +73,10 @@ class PublicConfig(ApiModel):
     deployed: bool
 
 
-_cache: dict[Path, tuple[float, dict[str, Any]]] = {}
-
-
-def _read_deployment(path: Path) -> dict[str, Any] | None:
-    try:
-        mtime = path.stat().st_mtime
-    except FileNotFoundError:
-        return None
-    cached = _cache.get(path)
-    if cached and cached[0] == mtime:
-        return cached[1]
-    try:
-        data: dict[str, Any] = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        logger.warning("cannot read %s: %s", path, exc)
-        return None
-    _cache[path] = (mtime, data)
-    return data
-
-
 def build_config(settings: Settings) -> PublicConfig:
     """The configuration for `settings` (pure apart from reading the deployment file)."""
-    deployment = _read_deployment(settings.deployment_file) or {}
-    contracts: dict[str, Any] = deployment.get("contracts", {})
-    chain_id = int(deployment.get("chainId") or settings.chain_id)
+    deployment = current_deployment(settings.deployment_file)
+    chain_id = deployment.chain_id or settings.chain_id
     known_name, native_name, native_symbol = KNOWN_CHAINS.get(
         chain_id, (f"Chain {chain_id}", "Ether", "ETH")
     )
@@ -112,23 +84,20 @@ def build_config(settings: Settings) -> PublicConfig:
     tokens = [
         TokenOut(address=NATIVE, symbol=native_symbol, name=native_name, decimals=18, native=True)
     ]
-    for key, info in contracts.items():
-        if key in CONTRACT_NAMES or not isinstance(info, dict) or "decimals" not in info:
-            continue
-        symbol = str(info.get("symbol") or key)
+    for token in deployment.tokens:
+        # The deploy script names its test tokens by symbol only: give those their full names.
+        name = token.name
+        if name == token.symbol:
+            name = TOKEN_NAMES.get(name, name)
         tokens.append(
             TokenOut(
-                address=str(info["address"]),
-                symbol=symbol,
-                name=str(info.get("name") or TOKEN_NAMES.get(symbol, symbol)),
-                decimals=int(info["decimals"]),
+                address=token.address,
+                symbol=token.symbol,
+                name=name,
+                decimals=token.decimals,
                 native=False,
             )
         )
-
-    def address_of(name: str) -> str | None:
-        info = contracts.get(name)
-        return str(info["address"]) if isinstance(info, dict) and info.get("address") else None
 
     stripe_key = settings.stripe_secret_key.get_secret_value()
     return PublicConfig(
@@ -141,13 +110,11 @@ def build_config(settings: Settings) -> PublicConfig:
         native_currency=NativeCurrency(name=native_name, symbol=native_symbol, decimals=18),
         block_explorer_url=getattr(settings, "block_explorer_url", None)
         or KNOWN_EXPLORERS.get(chain_id),
-        contracts=ContractsOut(
-            market=address_of("CourseMarket"), certificate=address_of("CourseCertificate")
-        ),
+        contracts=ContractsOut(market=deployment.market, certificate=deployment.certificate),
         tokens=tokens,
         wallet_connect_project_id=settings.walletconnect_project_id or None,
         stripe_enabled=bool(stripe_key),
-        deployed=bool(contracts),
+        deployed=deployment.market is not None,
     )
 
 

@@ -24,13 +24,32 @@ from celery import Celery
 from celery.beat import Scheduler
 from celery.signals import worker_process_init
 
-from backend.worker.settings import broker_urls, get_worker_settings
+from backend.core.config import Settings, get_settings
 
 log = logging.getLogger(__name__)
 
 
+def broker_urls(settings: Settings | None = None) -> tuple[str, str]:
+    """The (broker URL, result backend URL) this process uses.
+
+    Redis when `TUITION_REDIS_URL` is set; otherwise Kombu's SQLAlchemy transport on a SQLite file
+    and Celery's database result backend on another, both under `var/`, so a fresh checkout runs
+    the worker with no server at all.
+    """
+    settings = settings or get_settings()
+    worker = settings.worker
+    if settings.redis_url:
+        default_broker = default_backend = settings.redis_url
+    else:
+        state = worker.state_dir
+        state.mkdir(parents=True, exist_ok=True)
+        default_broker = f"sqla+sqlite:///{state / 'celery-broker.sqlite'}"
+        default_backend = f"db+sqlite:///{state / 'celery-results.sqlite'}"
+    return worker.broker_url or default_broker, worker.result_backend or default_backend
+
+
 def _schedule() -> dict[str, dict[str, Any]]:
-    w = get_worker_settings()
+    w = get_settings().worker
 
     def entry(task: str, seconds: float) -> dict[str, Any]:
         # A tick nobody consumed in time is useless: the next one does the same work.
@@ -52,8 +71,9 @@ def _schedule() -> dict[str, dict[str, Any]]:
 
 def configure(app: Celery) -> None:
     """(Re)read settings into `app.conf` (tests call it after changing the environment)."""
-    w = get_worker_settings()
-    broker, backend = broker_urls(worker=w)
+    settings = get_settings()
+    w = settings.worker
+    broker, backend = broker_urls(settings)
     # Redis options only: the SQLAlchemy transport hands its options to create_engine().
     transport_options: dict[str, Any] = {}
     if broker.startswith(("redis://", "rediss://")):
@@ -113,7 +133,7 @@ class AliveScheduler(Scheduler):
     def tick(self, *args: Any, **kwargs: Any) -> float:
         """Touch the alive file, then run due entries."""
         try:
-            path: Path = get_worker_settings().alive_file
+            path: Path = get_settings().worker.alive_file
             path.touch()
         except OSError as exc:  # a read-only /tmp must not stop the schedule
             log.warning("cannot touch the beat alive file: %s", exc)

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from backend.catalog.models import Course
 from backend.certificates.models import Certificate, CertificateMode, CertificateStatus
-from backend.core.config import get_settings
+from backend.core.config import WorkerSettings, get_settings
 from backend.core.db import session_scope, utcnow
 from backend.worker.chain import Chain, certificate_on_chain, token_id_for
 from backend.worker.errors import (
@@ -29,7 +29,6 @@ from backend.worker.errors import (
     TxWouldRevertError,
 )
 from backend.worker.sender import TxSender
-from backend.worker.settings import WorkerSettings
 from backend.worker.vouchers import record_hash28, sign_voucher
 
 log = logging.getLogger(__name__)

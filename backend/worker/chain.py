@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import threading
 from dataclasses import dataclass
 from functools import cached_property
-from pathlib import Path
 from typing import Any
 
 import requests
@@ -16,31 +14,30 @@ from web3 import HTTPProvider, Web3
 from web3.contract import Contract
 from web3.exceptions import ContractLogicError, Web3Exception
 
-from backend.core.config import PROJECT_ROOT, Settings, get_settings
+from backend.chain.artifacts import ABI_DIR, load_abi
+from backend.chain.deployment import (
+    CERTIFICATE,
+    MARKET,
+    ContractInfo,
+    Deployment,
+    DeploymentError,
+    load_deployment,
+)
+from backend.core.config import Settings, get_settings
 from backend.worker.errors import ChainUnavailableError, NotDeployedError
 
 RPC_TIMEOUT = 30  # seconds per JSON-RPC request
 
 
-def load_deployment(path: Path) -> dict[str, Any]:
-    """The deployments/<network>.json written by the deploy script."""
-    if not path.exists():
-        raise NotDeployedError(f"no deployment file at {path}: run `tuition deploy`")
-    data: dict[str, Any] = json.loads(path.read_text())
-    return data
-
-
-def _load_abi(info: dict[str, Any], name: str) -> list[dict[str, Any]]:
-    abi_ref = info.get("abi")
-    if isinstance(abi_ref, list):
-        return abi_ref
-    candidates = [PROJECT_ROOT / abi_ref] if abi_ref else []
-    candidates.append(PROJECT_ROOT / "backend" / "chain" / "abi" / f"{name}.json")
-    for path in candidates:
-        if path.exists():
-            abi: list[dict[str, Any]] = json.loads(path.read_text())
-            return abi
-    raise NotDeployedError(f"no ABI for {name} (looked in {', '.join(map(str, candidates))})")
+def _abi(info: ContractInfo) -> list[dict[str, Any]]:
+    abi = info.load_abi()
+    if abi is not None:
+        return abi
+    # The deployment names no (existing) ABI file: the committed artifact of that contract.
+    try:
+        return load_abi(info.name)
+    except FileNotFoundError as exc:
+        raise NotDeployedError(f"no ABI for {info.name} in the deployment or {ABI_DIR}") from exc
 
 
 @dataclass
@@ -48,37 +45,36 @@ class Chain:
     """Web3 client, contracts and operator account of the configured network."""
 
     w3: Web3
-    deployment: dict[str, Any]
+    deployment: Deployment
     operator: LocalAccount
 
     @property
     def chain_id(self) -> int:
         """The deployment's chain id (checked against the node by `check`)."""
-        return int(self.deployment["chainId"])
+        return self.deployment.chain_id
 
     def contract(self, name: str) -> Contract:
         """The deployed contract `name` ("CourseMarket", "CourseCertificate", ...)."""
         try:
-            info = self.deployment["contracts"][name]
-        except KeyError as exc:
-            raise NotDeployedError(f"{name} is not in the deployment file") from exc
-        return self.w3.eth.contract(
-            address=Web3.to_checksum_address(info["address"]), abi=_load_abi(info, name)
-        )
+            info = self.deployment.contract(name)
+            abi = _abi(info)
+        except DeploymentError as exc:
+            raise NotDeployedError(str(exc)) from exc
+        return self.w3.eth.contract(address=Web3.to_checksum_address(info.address), abi=abi)
 
     @cached_property
     def market(self) -> Contract:
         """CourseMarket."""
-        return self.contract("CourseMarket")
+        return self.contract(MARKET)
 
     @cached_property
     def certificate(self) -> Contract:
         """CourseCertificate."""
-        return self.contract("CourseCertificate")
+        return self.contract(CERTIFICATE)
 
 
 def make_chain(
-    rpc_url: str, deployment: dict[str, Any], operator_key: str, *, timeout: float = RPC_TIMEOUT
+    rpc_url: str, deployment: Deployment, operator_key: str, *, timeout: float = RPC_TIMEOUT
 ) -> Chain:
     """A `Chain` for explicit parameters (tests, scripts)."""
     w3 = Web3(HTTPProvider(rpc_url, request_kwargs={"timeout": timeout}))
@@ -95,10 +91,13 @@ def get_chain(settings: Settings | None = None) -> Chain:
     with _lock:
         if _chain is None:
             settings = settings or get_settings()
+            try:
+                deployment = load_deployment(settings.deployment_file)
+            except DeploymentError as exc:
+                # Retried: `tuition deploy` may still be running, or the file is being fixed.
+                raise NotDeployedError(str(exc)) from exc
             _chain = make_chain(
-                settings.rpc_url,
-                load_deployment(settings.deployment_file),
-                settings.operator_private_key.get_secret_value(),
+                settings.rpc_url, deployment, settings.operator_private_key.get_secret_value()
             )
         return _chain
 

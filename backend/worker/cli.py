@@ -16,9 +16,10 @@ def run_worker(
     metrics_port: int | None,
 ) -> None:
     """Run a Celery worker on the configured broker (blocks until it stops)."""
-    from backend.worker.settings import get_worker_settings
+    from backend.core.config import get_settings
 
-    metrics_port = metrics_port or get_worker_settings().metrics_port
+    worker = get_settings().worker
+    metrics_port = metrics_port or worker.metrics_port
     if metrics_port and pool == "prefork" and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
         # Before prometheus_client is imported: prefork children then write their samples where
         # the main process's endpoint aggregates them.
@@ -33,7 +34,7 @@ def run_worker(
         f"--concurrency={concurrency}",
         f"--pool={pool}",
         f"--loglevel={loglevel}",
-        f"--queues={get_worker_settings().queue}",
+        f"--queues={worker.queue}",
     ]
     if beat:
         argv.append("--beat")

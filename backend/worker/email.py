@@ -18,8 +18,8 @@ from email.utils import format_datetime
 from pathlib import Path
 from typing import Protocol
 
+from backend.core.config import WorkerSettings, get_settings
 from backend.core.db import utcnow
-from backend.worker.settings import WorkerSettings, get_worker_settings
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +106,7 @@ class SmtpBackend:
 
 def get_backend(settings: WorkerSettings | None = None) -> EmailBackend:
     """The configured backend."""
-    settings = settings or get_worker_settings()
+    settings = settings or get_settings().worker
     if settings.email_backend == "console":
         return ConsoleBackend()
     if settings.email_backend == "smtp":

@@ -18,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from backend.catalog.models import Course, Token
+from backend.core.config import WorkerSettings
 from backend.core.db import session_scope, utcnow
 from backend.orders.models import Order, Rail
 from backend.users.models import User
@@ -25,7 +26,6 @@ from backend.worker import metrics
 from backend.worker.email import EmailBackend, build_receipt, format_amount, receipt_message_id
 from backend.worker.errors import PermanentError, RetryableError
 from backend.worker.models import SentReceipt
-from backend.worker.settings import WorkerSettings
 
 log = logging.getLogger(__name__)
 

@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from backend.access.models import AccessSource, Entitlement
 from backend.audit.service import record as audit
 from backend.catalog.models import Course
+from backend.core.config import WorkerSettings
 from backend.core.db import session_scope, utcnow
 from backend.orders.models import Order
 from backend.worker import metrics
@@ -34,7 +35,6 @@ from backend.worker.chain import SOURCE_CARD, Chain, access_record
 from backend.worker.jobs import mark_enqueued, upsert_job
 from backend.worker.models import ReconcileDrift, WorkerCursor
 from backend.worker.outbox import Publisher
-from backend.worker.settings import WorkerSettings
 
 log = logging.getLogger(__name__)
 

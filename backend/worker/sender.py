@@ -36,6 +36,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from web3 import Web3
 from web3.exceptions import ContractLogicError, TransactionNotFound, Web3Exception, Web3RPCError
 
+from backend.core.config import WorkerSettings, get_settings
 from backend.core.db import session_scope, utcnow
 from backend.worker import metrics
 from backend.worker.errors import (
@@ -45,7 +46,6 @@ from backend.worker.errors import (
     TxWouldRevertError,
 )
 from backend.worker.models import TxStatus, WorkerNonce, WorkerTransaction, WorkerTxAttempt
-from backend.worker.settings import WorkerSettings, get_worker_settings
 
 log = logging.getLogger(__name__)
 
@@ -135,7 +135,7 @@ class TxSender:
         self.account = account
         self.address = account.address
         self.factory = session_factory
-        self.settings = settings or get_worker_settings()
+        self.settings = settings or get_settings().worker
         self._chain_id = chain_id
         self._sleep = sleep
 

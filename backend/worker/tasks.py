@@ -16,6 +16,7 @@ from typing import Any
 from celery import Task
 from celery.exceptions import Ignore
 
+from backend.core.config import get_settings
 from backend.core.db import session_scope
 from backend.worker import jobs, metrics
 from backend.worker.celery_app import app
@@ -24,7 +25,6 @@ from backend.worker.db import get_session_factory
 from backend.worker.errors import NotDeployedError, RetryableError, TxNotMinedError
 from backend.worker.models import JobStatus
 from backend.worker.runtime import get_email_backend, get_sender, get_stripe_gateway
-from backend.worker.settings import get_worker_settings
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ class TuitionTask(Task):
     reject_on_worker_lost = True
     autoretry_for = (RetryableError,)
     retry_backoff = 2
-    retry_backoff_max = get_worker_settings().retry_backoff_max
+    retry_backoff_max = get_settings().worker.retry_backoff_max
     retry_jitter = True
     # With the back-off capped at `retry_backoff_max` (5 min), about four hours of trying.
     max_retries = 50
@@ -114,7 +114,7 @@ def mint_certificate(self: Task, certificate_id: int, job_id: int | None = None)
             factory=get_session_factory(),
             chain=get_chain(),
             sender=get_sender(),
-            settings=get_worker_settings(),
+            settings=get_settings().worker,
         ),
     )
 
@@ -160,7 +160,7 @@ def send_receipt(
         kind,
         factory=get_session_factory(),
         backend=get_email_backend(),
-        settings=get_worker_settings(),
+        settings=get_settings().worker,
     )
 
 
@@ -182,7 +182,7 @@ def relay_outbox() -> int:
     from backend.worker.outbox import relay_once
 
     total = 0
-    batch = get_worker_settings().outbox_batch
+    batch = get_settings().worker.outbox_batch
     # Drain a backlog in this run rather than one batch per beat tick.
     for _ in range(20):
         n = relay_once(
@@ -227,7 +227,7 @@ def expire_orders() -> int:
 @app.task(name="tuition.resume_stalled", ignore_result=True, acks_late=False)
 def resume_stalled() -> int:
     """Re-publish open jobs nobody touched for `stalled_after` seconds (lost messages)."""
-    settings = get_worker_settings()
+    settings = get_settings().worker
     again: list[tuple[str, dict[str, Any]]] = []
     with session_scope(get_session_factory()) as s:
         for job in jobs.stalled(s, settings.stalled_after):
@@ -252,7 +252,7 @@ def reconcile_access(self: Task, batch: int | None = None) -> dict[str, Any]:
     return reconcile(
         factory=get_session_factory(),
         chain=chain,
-        settings=get_worker_settings(),
+        settings=get_settings().worker,
         publish=publish,
         batch=batch,
     )

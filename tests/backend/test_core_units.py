@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel, ValidationError
 
-from backend.chain.deployment import load_deployment
+from backend.chain.deployment import deployment_or_empty, load_deployment
 from backend.core.ratelimit import MemoryRateLimiter, RedisRateLimiter
 from backend.core.schemas import Amount
 from backend.core.security import InvalidAddressError, checksum_address, origin_of
@@ -98,6 +98,6 @@ def test_deployment_file_gives_market_certificate_and_tokens(tmp_path: Path) -> 
     deployment = load_deployment(path)
     assert deployment.chain_id == 31337 and deployment.market == CHECKSUMMED
     assert [(t.symbol, t.decimals) for t in deployment.tokens] == [("USDC", 6)]
-    assert load_deployment(tmp_path / "missing.json").market is None
+    assert deployment_or_empty(tmp_path / "missing.json").market is None
     (tmp_path / "broken.json").write_text("{")
-    assert load_deployment(tmp_path / "broken.json").market is None
+    assert deployment_or_empty(tmp_path / "broken.json").market is None

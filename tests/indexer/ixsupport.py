@@ -12,7 +12,7 @@ import orjson
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from indexer.config import IndexerSettings
+from backend.core.config import IndexerSettings
 from indexer.decoding import DecodedLog
 from indexer.engine import Indexer
 from indexer.heads import HeadWatcher

@@ -11,8 +11,9 @@ from web3 import Web3
 from backend.catalog.models import TokenPrice
 from backend.certificates.models import Certificate, CertificateStatus
 from backend.chain.artifacts import ABI_DIR, BYTECODE_DIR
+from backend.chain.deployment import load_deployment
 from backend.orders.models import OrderStatus
-from indexer.deployment import load_deployment
+from indexer.decoding import LogDecoder
 from indexer.handlers import BackendSink
 
 pytestmark = pytest.mark.skipif(
@@ -56,10 +57,12 @@ def test_real_contracts_purchase_refund_certificate(db, anvil, tmp_path):
         learner_keys=[KEYS["learner"]], demo=True,
     )  # fmt: skip
     deployment = load_deployment(tmp_path / "test.json")
-    assert deployment.abis, "the deployment names its ABIs"
+    market_abi = deployment.contract("CourseMarket").load_abi()
+    cert_abi = deployment.contract("CourseCertificate").load_abi()
+    assert market_abi and cert_abi, "the deployment names its ABIs"
     w3 = anvil.w3
-    market = w3.eth.contract(address=deployment.market, abi=deployment.abis[0])
-    cert = w3.eth.contract(address=deployment.certificate, abi=deployment.abis[1])
+    market = w3.eth.contract(address=deployment.market, abi=market_abi)
+    cert = w3.eth.contract(address=deployment.certificate, abi=cert_abi)
     learner = Account.from_key(KEYS["learner"]).address
 
     ix = make_indexer(
@@ -69,7 +72,7 @@ def test_real_contracts_purchase_refund_certificate(db, anvil, tmp_path):
         deployment.deploy_block,
         sink=BackendSink(chain_id=anvil.chain_id, confirmations=2),
     )
-    ix.decoder = deployment.decoder()
+    ix.decoder = LogDecoder.for_deployment(deployment)
     ix.catch_up()
     course_ids = data["demo"]["courses"]
     first = course_id_of(db, course_ids[0])

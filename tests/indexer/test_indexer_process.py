@@ -18,8 +18,7 @@ from ixsupport import active_entitlements, applied_count, duplicate_keys, orders
 from sqlalchemy import func, select
 
 from backend.audit.models import AuditEntry
-from backend.core.config import Settings
-from indexer.config import IndexerSettings
+from backend.core.config import IndexerSettings, Settings
 from indexer.models import IndexerCheckpoint
 from indexer.runner import EXIT_OK, run
 

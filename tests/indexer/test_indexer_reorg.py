@@ -21,10 +21,9 @@ from ixsupport import (
 )
 from sqlalchemy import select
 
-from backend.core.config import Settings
+from backend.core.config import IndexerSettings, Settings
 from backend.orders.models import OrderStatus
 from indexer import metrics
-from indexer.config import IndexerSettings
 from indexer.engine import ReorgTooDeepError
 from indexer.models import IndexerAppliedLog, IndexerCheckpoint, IndexerReorg
 from indexer.runner import EXIT_HALTED, run

@@ -16,12 +16,12 @@ import pytest
 from wk_chain import Anvil, Deployed, deploy
 from wk_support import WorkerEnv, reset_settings
 
+from backend.core.config import get_settings
 from backend.core.db import Base
 from backend.worker import db as worker_db
 from backend.worker.celery_app import app, configure
 from backend.worker.chain import reset_chain
 from backend.worker.runtime import reset_runtime
-from backend.worker.settings import get_worker_settings
 
 PG_URL = os.environ.get("TUITION_TEST_DATABASE_URL")
 REDIS_URL = os.environ.get("TUITION_TEST_REDIS_URL")
@@ -99,7 +99,7 @@ def wenv(
         worker_db.reset()
         reset_chain()
         reset_runtime()
-        get_worker_settings.cache_clear()
+        get_settings.cache_clear()
 
 
 @pytest.fixture

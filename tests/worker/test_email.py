@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from backend.core.config import WorkerSettings
 from backend.worker import email
 from backend.worker.email import (
     ConsoleBackend,
@@ -18,7 +19,6 @@ from backend.worker.email import (
     format_amount,
     get_backend,
 )
-from backend.worker.settings import WorkerSettings
 
 
 def receipt(kind: str = "paid") -> EmailMessage:

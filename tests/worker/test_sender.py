@@ -13,11 +13,11 @@ from wk_chain import KEYS, Anvil
 from wk_procs import send_many
 from wk_support import WorkerEnv
 
+from backend.core.config import WorkerSettings
 from backend.core.db import session_scope
 from backend.worker.errors import TxWouldRevertError
 from backend.worker.models import TxStatus, WorkerTransaction, WorkerTxAttempt
 from backend.worker.sender import TxSender
-from backend.worker.settings import WorkerSettings
 
 pytestmark = pytest.mark.chain
 

@@ -73,11 +73,11 @@ def test_mint_run_twice_before_marking_sends_one_transaction(wenv: WorkerEnv, an
     cert_id = wenv.request_certificate(learner.address, wenv.deployed.courses[1])
     with anvil.no_automine():
         # The first run sends and gives up waiting (the block is not mined yet)...
+        from backend.core.config import get_settings
         from backend.worker.certificates import issue_certificate
         from backend.worker.chain import get_chain
         from backend.worker.errors import TxNotMinedError
         from backend.worker.runtime import get_sender
-        from backend.worker.settings import get_worker_settings
 
         def attempt() -> dict[str, Any]:
             return issue_certificate(
@@ -85,7 +85,7 @@ def test_mint_run_twice_before_marking_sends_one_transaction(wenv: WorkerEnv, an
                 factory=wenv.factory,
                 chain=get_chain(),
                 sender=get_sender(),
-                settings=get_worker_settings().model_copy(update={"receipt_timeout": 0.5}),
+                settings=get_settings().worker.model_copy(update={"receipt_timeout": 0.5}),
             )
 
         with pytest.raises(TxNotMinedError):

@@ -6,9 +6,9 @@ from eth_account import Account
 from sqlalchemy.orm import sessionmaker
 from web3 import HTTPProvider, Web3
 
+from backend.core.config import get_settings
 from backend.worker.db import make_worker_engine
 from backend.worker.sender import TxSender
-from backend.worker.settings import WorkerSettings
 
 
 def send_many(database_url: str, rpc_url: str, key: str, prefix: str, count: int) -> list[int]:
@@ -20,7 +20,7 @@ def send_many(database_url: str, rpc_url: str, key: str, prefix: str, count: int
             Web3(HTTPProvider(rpc_url)),
             account,
             sessionmaker(engine, expire_on_commit=False),
-            settings=WorkerSettings(),
+            settings=get_settings().worker,
         )
         return [sender.send(f"{prefix}:{i}", account.address, "0x").nonce for i in range(count)]
     finally:

@@ -32,13 +32,11 @@ from backend.worker import db as worker_db
 from backend.worker.chain import reset_chain
 from backend.worker.models import WorkerJob, WorkerTransaction
 from backend.worker.runtime import reset_runtime
-from backend.worker.settings import get_worker_settings
 
 
 def reset_settings() -> None:
     """Forget every cached setting, engine, chain and sender (after env changes)."""
     get_settings.cache_clear()
-    get_worker_settings.cache_clear()
     worker_db.reset()
     reset_chain()
     reset_runtime()
