@@ -40,7 +40,6 @@ from backend.orders.service import (
     revert_crypto_purchase,
     revert_crypto_refund,
 )
-from indexer.bulk import chunks
 from indexer.decoding import DecodedLog
 from indexer.models import IndexerAppliedLog
 from indexer.purchases import PurchaseRun
@@ -113,23 +112,18 @@ class BackendSink:
     def confirm(self, session: Session, chain_id: int, level: str, first: int, last: int) -> None:
         """Orders of blocks first..last are confirmed; deferred grants happen now."""
         if level == "final":
-            # Through the indexer's own (chain, block)-indexed log table to the orders' primary
-            # keys: orders have no block index, and a flag flip needs no service call per order.
-            effects = session.scalars(
-                select(IndexerAppliedLog.effect).where(
-                    IndexerAppliedLog.chain_id == chain_id,
-                    IndexerAppliedLog.event == "CoursePurchased",
-                    IndexerAppliedLog.block_number.between(first, last),
+            # One statement through the partial index of unconfirmed orders: it holds only the
+            # orders near the head, so a backfill (inserted already confirmed) costs nothing here.
+            session.execute(
+                update(Order)
+                .where(
+                    Order.chain_id == chain_id,
+                    Order.block_number.between(first, last),
+                    ~Order.confirmed,  # spelled as the partial index's predicate
                 )
-            ).all()
-            order_ids = sorted({e["order_id"] for e in effects if e.get("order_id")})
-            now = utcnow()
-            for part in chunks(order_ids):
-                session.execute(
-                    update(Order)
-                    .where(Order.id.in_(part), Order.confirmed.is_(False))
-                    .values(confirmed=True, updated_at=now)
-                )
+                .values(confirmed=True, updated_at=utcnow())
+                .execution_options(synchronize_session=False)
+            )
         elif level == "access":
             rows = session.scalars(
                 select(IndexerAppliedLog)

@@ -152,6 +152,42 @@ def bench_backfill(
     return eps
 
 
+# The tables a purchase writes to, parents first (foreign keys point backwards in this list).
+WRITTEN = ("orders", "entitlements", "audit_log", "indexer_applied_logs")
+
+
+def server_floor(url: str, events: int) -> float:
+    """Events/s if the client cost nothing: the server writing the rows the backfill wrote.
+
+    A second schema gets every table, index and foreign key (the same metadata), the catalog
+    rows the purchases point at, and then, in one timed transaction, `INSERT ... SELECT` of the
+    backfill's rows table by table: index maintenance, foreign-key checks and WAL, without any
+    parsing or client round trips. An upper bound for any client-side design on this schema.
+    """
+    engine = make_indexer_engine(url)
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql('DROP SCHEMA IF EXISTS "floor" CASCADE')
+            conn.exec_driver_sql('CREATE SCHEMA "floor"')
+        floor_engine = engine.execution_options(schema_translate_map={None: "floor"})
+        Base.metadata.create_all(floor_engine)
+        with engine.begin() as conn:
+            for parent in ("courses",):
+                conn.exec_driver_sql(f'INSERT INTO "floor"."{parent}" SELECT * FROM "{parent}"')
+        with engine.begin() as conn:
+            conn.exec_driver_sql("CHECKPOINT")
+        t0 = time.perf_counter()
+        with engine.begin() as conn:
+            for table in WRITTEN:
+                conn.exec_driver_sql(f'INSERT INTO "floor"."{table}" SELECT * FROM "{table}"')
+        elapsed = time.perf_counter() - t0
+    finally:
+        engine.dispose()
+    eps = events / elapsed
+    log(f"  floor    postgresql server alone: {elapsed:.2f}s = {eps:,.0f} events/s")
+    return eps
+
+
 def bench_naive(node: Anvil, em: Emitter, url: str, limit: int) -> float:
     """web3.py get_logs + process_log, then the backend's ORM service per event."""
     sessions = prepare(url)
@@ -322,6 +358,7 @@ def main() -> None:
         results["backfill_eps_postgres"] = (
             round(bench_backfill(node, em, pg, args.initial_range)) if pg else None
         )
+        results["server_floor_eps_postgres"] = round(server_floor(pg, events)) if pg else None
         results["pipeline_eps_sqlite"] = round(
             bench_backfill(node, em, sqlite_db(tmp / "pipeline.db"), args.initial_range,
                            pipeline_only=True)

@@ -14,6 +14,7 @@ from sqlalchemy import (
     Integer,
     String,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -50,6 +51,12 @@ class OrderStatus:
     SETTLED = (PAID, REFUNDED, DISPUTED, LOST)
 
 
+def _partial_index(name: str, column: str, *, unique: bool = False) -> Index:
+    """An index of `column` over the rows where it is set."""
+    where = text(f"{column} IS NOT NULL")
+    return Index(name, column, unique=unique, postgresql_where=where, sqlite_where=where)
+
+
 class Order(Base):
     """One purchase attempt of one course for one recipient."""
 
@@ -69,8 +76,23 @@ class Order(Base):
         Index("ix_orders_buyer", "buyer", "created_at"),
         Index("ix_orders_recipient_course", "recipient", "course_id"),
         Index("ix_orders_course_status", "course_id", "status"),
-        Index("ix_orders_stripe_payment_intent_id", "stripe_payment_intent_id"),
-        Index("ix_orders_stripe_charge_id", "stripe_charge_id"),
+        # Card references are NULL on every crypto order: partial indexes keep on-chain
+        # backfills (tens of thousands of crypto orders) from paying for them.
+        _partial_index("ix_orders_stripe_payment_intent_id", "stripe_payment_intent_id"),
+        _partial_index("ix_orders_stripe_charge_id", "stripe_charge_id"),
+        _partial_index(
+            "uq_orders_stripe_checkout_session_id", "stripe_checkout_session_id", unique=True
+        ),
+        # Orders still waiting for confirmations, by block: the indexer flips them as blocks
+        # age; the index holds only the few orders near the head.
+        Index(
+            "ix_orders_unconfirmed_block",
+            "chain_id",
+            "block_number",
+            postgresql_where=text("NOT confirmed"),
+            # SQLite stores booleans as integers; SQLAlchemy spells `~confirmed` like this there.
+            sqlite_where=text("confirmed = 0"),
+        ),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -97,9 +119,7 @@ class Order(Base):
     refund_log_index: Mapped[int | None] = mapped_column(Integer, default=None)
     refund_block_hash: Mapped[str | None] = mapped_column(String(66), default=None)
     # Card: Stripe's references.
-    stripe_checkout_session_id: Mapped[str | None] = mapped_column(
-        String(255), unique=True, default=None
-    )
+    stripe_checkout_session_id: Mapped[str | None] = mapped_column(String(255), default=None)
     stripe_payment_intent_id: Mapped[str | None] = mapped_column(String(255), default=None)
     stripe_charge_id: Mapped[str | None] = mapped_column(String(255), default=None)
     stripe_dispute_id: Mapped[str | None] = mapped_column(String(255), default=None)
