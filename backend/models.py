@@ -11,6 +11,7 @@ from backend.core.db import Base
 from backend.learning.models import LessonProgress
 from backend.orders.models import Order, OrderStatus, Rail
 from backend.outbox.models import OutboxMessage
+from backend.payouts.models import PayoutEntry, PayoutKind
 from backend.users.models import User
 from backend.webhooks.models import StripeEvent
 
@@ -31,6 +32,8 @@ __all__ = [
     "Order",
     "OrderStatus",
     "OutboxMessage",
+    "PayoutEntry",
+    "PayoutKind",
     "Rail",
     "StripeEvent",
     "Token",

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from backend.access.models import AccessSource, Entitlement
 from backend.access.service import active_entitlement, grant_access, revoke_access
 from backend.audit.service import record as audit
-from backend.catalog.models import Course, TokenPrice
+from backend.catalog.models import Course, Token, TokenPrice
 from backend.catalog.service import (
     course_by_onchain_id,
     link_onchain_course,
@@ -40,7 +40,9 @@ from backend.orders.service import (
     revert_crypto_purchase,
     revert_crypto_refund,
 )
-from indexer.decoding import DecodedLog
+from backend.payouts.models import PayoutKind
+from backend.payouts.service import forget_payout, record_payout
+from indexer.decoding import DecodedLog, json_safe
 from indexer.models import IndexerAppliedLog
 from indexer.purchases import PurchaseRun
 from indexer.sink import BatchContext, SinkBatch
@@ -52,21 +54,17 @@ ACTOR = "indexer"
 REORG = "reorg"
 # ICourseMarket.AccessSource -> the backend's entitlement source.
 ONCHAIN_SOURCES = {1: AccessSource.CRYPTO, 2: AccessSource.CARD, 3: AccessSource.GRANT}
-# Events that only the chain needs (balances are read live); recorded as applied, no effect.
 # Runs of purchases shorter than this go through the backend's service one by one (the bulk
 # path is also the faster one for a single live purchase: fewer statements than the ORM's).
 BULK_MIN = 1
-RECORD_ONLY = frozenset(
-    {
-        "Released",
-        "Withdrawn",
-        "FeeChanged",
-        "TreasuryChanged",
-        "TokenAllowed",
-        "DelegateSet",
-        "IssuerSet",
-    }
-)
+# Market and certificate configuration: kept as audit entries (who changed what, in which
+# transaction), with a compensating entry when a reorg orphans the change.
+CONFIG_EVENTS = {
+    "FeeChanged": ("market.fee_changed", "market"),
+    "TreasuryChanged": ("market.treasury_changed", "market"),
+    "DelegateSet": ("market.delegate_set", "provider"),
+    "IssuerSet": ("certificate.issuer_set", "provider"),
+}
 
 
 def _int(value: Any) -> int:
@@ -163,6 +161,10 @@ class HandlerBatch:
             "Refunded": self.refunded,
             "CertificateMinted": self.certificate_minted,
             "CertificateRevoked": self.certificate_revoked,
+            "Released": self.released,
+            "Withdrawn": self.withdrawn,
+            "TokenAllowed": self.token_allowed,
+            **{event: self.config_changed for event in CONFIG_EVENTS},
         }
         self._undo: dict[str, Callable[[AppliedRow], None]] = {
             "CourseCreated": self.undo_course_created,
@@ -174,6 +176,10 @@ class HandlerBatch:
             "Refunded": self.undo_refunded,
             "CertificateMinted": self.undo_certificate_minted,
             "CertificateRevoked": self.undo_certificate_revoked,
+            "Released": self.undo_payout,
+            "Withdrawn": self.undo_payout,
+            "TokenAllowed": self.undo_token_allowed,
+            **{event: self.undo_config_changed for event in CONFIG_EVENTS},
         }
 
     # ------------------------------------------------------------------ protocol
@@ -207,7 +213,7 @@ class HandlerBatch:
                     i = j
                     continue
             handler = self._handlers.get(lg.event)
-            # RECORD_ONLY events (and any new one) are kept as applied logs with no effect.
+            # Events without a handler (Locked, Transfer, ...) are kept as applied logs only.
             effects.append(handler(lg) if handler is not None else {})
             i += 1
         return effects
@@ -506,6 +512,103 @@ class HandlerBatch:
             tx_hash=row.tx_hash,
             log_index=row.log_index,
             block_hash=row.block_hash,
+        )
+
+    # ------------------------------------------------------------------ payouts
+
+    def _payout(self, lg: DecodedLog, kind: str, account: str, amount: Any, fee: Any) -> Any:
+        entry = record_payout(
+            self.session,
+            kind=kind,
+            account=account,
+            token=lg.args["token"],
+            amount=_int(amount),
+            fee=_int(fee),
+            chain_id=self.chain_id,
+            tx_hash=lg.tx_hash,
+            log_index=lg.log_index,
+            block_hash=lg.block_hash,
+            block_number=lg.block_number,
+        )
+        return {"payout_id": entry.id}
+
+    def released(self, lg: DecodedLog) -> dict[str, Any]:
+        a = lg.args
+        return self._payout(lg, PayoutKind.RELEASED, a["provider"], a["net"], a["fee"])
+
+    def withdrawn(self, lg: DecodedLog) -> dict[str, Any]:
+        a = lg.args
+        return self._payout(lg, PayoutKind.WITHDRAWN, a["payee"], a["amount"], 0)
+
+    def undo_payout(self, row: AppliedRow) -> None:
+        forget_payout(
+            self.session, chain_id=self.chain_id, tx_hash=row.tx_hash, log_index=row.log_index
+        )
+
+    # ------------------------------------------------------------------ configuration
+
+    def token_allowed(self, lg: DecodedLog) -> dict[str, Any]:
+        token = self.session.get(Token, lg.args["token"])
+        if token is None:
+            # Nobody described it (symbol, decimals): prices in it are not listed anyway.
+            log.warning("chain %s: TokenAllowed for unknown token %s", self.chain_id,
+                        lg.args["token"])  # fmt: skip
+            return {"skipped": "unknown token"}
+        prev, token.allowed = token.allowed, bool(lg.args["allowed"])
+        self._audit_config(lg, "market.token_allowed", "token", token.address,
+                           {"allowed": prev}, {"allowed": token.allowed})  # fmt: skip
+        return {"token": token.address, "prev": prev}
+
+    def undo_token_allowed(self, row: AppliedRow) -> None:
+        if "prev" not in row.effect:
+            return
+        token = self.session.get(Token, row.effect["token"])
+        if token is not None:
+            token.allowed = bool(row.effect["prev"])
+        self._audit_reverted(row, "market.token_allowed", "token", row.effect["token"])
+
+    def config_changed(self, lg: DecodedLog) -> dict[str, Any]:
+        action, subject = CONFIG_EVENTS[lg.event]
+        subject_id = lg.args.get("provider", lg.address) if subject == "provider" else lg.address
+        self._audit_config(lg, action, subject, subject_id, None, json_safe(lg.args))
+        return {"audited": action}
+
+    def undo_config_changed(self, row: AppliedRow) -> None:
+        action, subject = CONFIG_EVENTS[row.event]
+        subject_id = row.args.get("provider", row.address) if subject == "provider" else row.address
+        self._audit_reverted(row, action, subject, subject_id)
+
+    def _audit_config(
+        self,
+        lg: DecodedLog,
+        action: str,
+        subject_type: str,
+        subject_id: str,
+        before: dict[str, Any] | None,
+        after: dict[str, Any],
+    ) -> None:
+        audit(
+            self.session,
+            actor=ACTOR,
+            action=action,
+            subject_type=subject_type,
+            subject_id=subject_id,
+            before=before,
+            after=after,
+            reason=f"on-chain {lg.event} {lg.tx_hash}:{lg.log_index}",
+        )
+
+    def _audit_reverted(
+        self, row: AppliedRow, action: str, subject_type: str, subject: str
+    ) -> None:
+        audit(
+            self.session,
+            actor=REORG,
+            action=f"{action}.reverted",
+            subject_type=subject_type,
+            subject_id=subject,
+            before=json_safe(row.args),
+            reason=f"orphaned {row.event} {row.tx_hash}:{row.log_index} in {row.block_hash}",
         )
 
     # ------------------------------------------------------------------ operator grants

@@ -14,6 +14,7 @@ from backend.access.models import AccessSource, Entitlement
 from backend.access.service import grant_access
 from backend.catalog.models import Course, CourseStatus, Lesson, Token, TokenPrice
 from backend.core.security import ZERO_ADDRESS
+from backend.payouts.models import PayoutEntry, PayoutKind
 
 NATIVE = ZERO_ADDRESS
 USDC = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
@@ -93,3 +94,31 @@ def make_grant(session: Session, *, address: str, course_id: int, **kwargs: Any)
         actor=kwargs.get("actor", "test"),
         reason=kwargs.get("reason", "test grant"),
     )
+
+
+def make_payout(
+    session: Session,
+    *,
+    account: str,
+    kind: str = PayoutKind.WITHDRAWN,
+    token: str = NATIVE,
+    amount: int = 1,
+    fee: int = 0,
+    block_number: int = 1,
+) -> PayoutEntry:
+    """A payout ledger entry as the indexer records it."""
+    entry = PayoutEntry(
+        kind=kind,
+        account=account,
+        token=token,
+        amount=amount,
+        fee=fee,
+        chain_id=31337,
+        tx_hash=tx_hash(),
+        log_index=0,
+        block_hash=tx_hash(),
+        block_number=block_number,
+    )
+    session.add(entry)
+    session.flush()
+    return entry

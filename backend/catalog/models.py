@@ -14,6 +14,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    true,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -86,6 +87,9 @@ class Token(Base):
     symbol: Mapped[str] = mapped_column(String(16))
     decimals: Mapped[int] = mapped_column(Integer)
     name: Mapped[str] = mapped_column(String(64))
+    # The market's allowlist as last seen on-chain (TokenAllowed); purchases in a token the
+    # market does not allow would revert, so prices in it are not offered.
+    allowed: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
 
 
 class TokenPrice(Base):

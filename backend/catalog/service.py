@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -101,6 +101,11 @@ def list_by_provider(session: Session, provider: str) -> Sequence[Course]:
     ).all()
 
 
+def disallowed_tokens() -> Select[str]:
+    """Tokens the market's on-chain allowlist excludes (a purchase in them would revert)."""
+    return select(Token.address).where(Token.allowed.is_(False))
+
+
 def prices_for(session: Session, course_ids: Sequence[int]) -> dict[int, list[TokenPrice]]:
     """Accepted token prices per course."""
     result: dict[int, list[TokenPrice]] = {cid: [] for cid in course_ids}
@@ -108,7 +113,11 @@ def prices_for(session: Session, course_ids: Sequence[int]) -> dict[int, list[To
         return result
     rows = session.scalars(
         select(TokenPrice)
-        .where(TokenPrice.course_id.in_(course_ids), TokenPrice.accepted.is_(True))
+        .where(
+            TokenPrice.course_id.in_(course_ids),
+            TokenPrice.accepted.is_(True),
+            TokenPrice.token.not_in(disallowed_tokens()),
+        )
         .order_by(TokenPrice.course_id, TokenPrice.token)
     ).all()
     for price in rows:

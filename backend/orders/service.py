@@ -22,7 +22,7 @@ from backend.access.models import AccessSource, Entitlement
 from backend.access.service import active_entitlement, grant_access, revoke_access
 from backend.audit.service import record as audit
 from backend.catalog.models import Course, CourseStatus, TokenPrice
-from backend.catalog.service import course_by_onchain_id
+from backend.catalog.service import course_by_onchain_id, disallowed_tokens
 from backend.core.db import utcnow
 from backend.core.errors import ConflictError, InvalidInputError, NotFoundError
 from backend.core.security import checksum_address, new_bytes32
@@ -141,6 +141,7 @@ def create_crypto_quote(
             TokenPrice.course_id == course.id,
             TokenPrice.token == token,
             TokenPrice.accepted.is_(True),
+            TokenPrice.token.not_in(disallowed_tokens()),
         )
     )
     if price is None:

@@ -31,6 +31,8 @@ from backend.orders.router import market_address
 from backend.orders.schemas import TxOut
 from backend.orders.service import get_order
 from backend.orders.views import orders_out, tx_out
+from backend.payouts.schemas import PayoutOut, PayoutsOut
+from backend.payouts.service import payouts_of
 from backend.provider import service
 from backend.provider.schemas import (
     BalanceOut,
@@ -301,6 +303,41 @@ async def sales(
         )
 
     result: SalesOut = await session.run_sync(build)
+    return result
+
+
+@router.get("/payouts", response_model=PayoutsOut)
+async def payouts(
+    principal: CurrentUser,
+    session: DbSession,
+    before: Annotated[int | None, Query(ge=1)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> PayoutsOut:
+    """My payout ledger from the chain, newest first: escrow released to withdrawable (with the
+    platform fee released beside it) and my withdrawals."""
+
+    def build(s: Session) -> PayoutsOut:
+        entries = payouts_of(s, principal.address, before=before, limit=limit)
+        tokens = catalog.tokens_by_address(s)
+        return PayoutsOut(
+            payouts=[
+                PayoutOut(
+                    id=e.id,
+                    kind=e.kind,
+                    token=token_out(tokens, e.token),
+                    amount=e.amount,
+                    fee=e.fee,
+                    tx_hash=e.tx_hash,
+                    log_index=e.log_index,
+                    block_number=e.block_number,
+                    recorded_at=e.created_at,
+                )
+                for e in entries
+            ],
+            next_before=entries[-1].id if len(entries) == limit else None,
+        )
+
+    result: PayoutsOut = await session.run_sync(build)
     return result
 
 

@@ -396,6 +396,12 @@ def _on_charge(session: Session, charge: Mapping[str, Any], event_id: str) -> st
             reason=reason,
         ):
             _revoke_card(session, order, reason)
+            enqueue(
+                session,
+                Topics.RECEIPT_EMAIL,
+                {"orderId": order.id, "address": order.buyer, "kind": "refunded"},
+                dedupe_key=f"{Topics.RECEIPT_EMAIL}:refunded:{order.id}",
+            )
             return "refunded"
         return f"noop:{order.status}"
     refunded = int(charge.get("amount_refunded") or 0)

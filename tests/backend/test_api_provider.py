@@ -5,12 +5,14 @@ from __future__ import annotations
 import pytest
 from api_support import CHAIN_ID, MARKET, Api
 from eth_abi import decode
-from factories import NATIVE, USDC, account, make_course
+from factories import NATIVE, USDC, account, make_course, make_payout, seed_test_tokens
 from sqlalchemy import select
 
 from backend.audit.models import AuditEntry
+from backend.catalog.models import Token
 from backend.chain.client import selector
 from backend.orders.models import Order, OrderStatus, Rail
+from backend.payouts.models import PayoutKind
 
 pytestmark = pytest.mark.anyio
 
@@ -329,3 +331,61 @@ async def test_chain_endpoints_say_when_no_contract_is_deployed(api: Api) -> Non
         )
     assert response.status_code == 503
     assert response.json()["error"]["code"] == "chain_not_configured"
+
+
+async def test_payouts_list_my_ledger_newest_first_in_pages(api: Api) -> None:
+    big = 10**30  # beyond 2**63: exact as a string
+    await api.run(seed_test_tokens)
+    released = await api.run(
+        make_payout,
+        account=PROVIDER.address,
+        kind=PayoutKind.RELEASED,
+        token=USDC,
+        amount=990,
+        fee=10,
+    )
+    withdrawn = await api.run(make_payout, account=PROVIDER.address, amount=big)
+    await api.run(make_payout, account=OTHER.address, amount=5)
+    async with api.user(PROVIDER) as client:
+        first = await client.get("/api/v1/provider/payouts", params={"limit": 1})
+        second = await client.get(
+            "/api/v1/provider/payouts",
+            params={"limit": 1, "before": first.json()["nextBefore"]},
+        )
+    assert first.status_code == 200
+    [newest] = first.json()["payouts"]
+    assert newest["id"] == withdrawn.id and newest["kind"] == "withdrawn"
+    assert newest["amount"] == str(big) and newest["fee"] == "0"
+    assert newest["token"]["symbol"] == "ETH"
+    assert first.json()["nextBefore"] == withdrawn.id
+    [older] = second.json()["payouts"]
+    assert older["id"] == released.id and older["kind"] == "released"
+    assert (older["amount"], older["fee"], older["token"]["symbol"]) == ("990", "10", "USDC")
+    assert second.json()["nextBefore"] == released.id  # a full page: there may be more
+
+
+async def test_payouts_need_a_signed_in_provider(api: Api) -> None:
+    async with api.client() as client:
+        reply = await client.get("/api/v1/provider/payouts")
+    assert reply.status_code == 401
+    assert reply.json()["error"]["code"]
+
+
+async def test_prices_in_a_token_the_market_disallows_are_not_offered(api: Api) -> None:
+    await api.run(seed_test_tokens)
+    course = await api.run(
+        make_course, provider=PROVIDER.address, onchain_id=9, prices={NATIVE: 10, USDC: 20}
+    )
+
+    def disallow(s):  # type: ignore[no-untyped-def]
+        s.get(Token, USDC).allowed = False
+
+    await api.run(disallow)
+    async with api.user(LEARNER) as client:
+        listed = await client.get(f"/api/v1/courses/{course.id}")
+        quote = await client.post(
+            "/api/v1/orders/crypto", json={"courseId": course.id, "token": USDC}
+        )
+    assert [p["token"]["symbol"] for p in listed.json()["prices"]] == ["ETH"]
+    assert quote.status_code == 409
+    assert quote.json()["error"]["code"] == "token_not_accepted"

@@ -201,7 +201,18 @@ async def test_refund_after_payment_revokes_and_a_late_completion_does_not_resto
     assert (await _ok(api, late))["outcome"] == "noop:refunded"
     assert (await _order(api, order.id)).status == "refunded"
     assert await _active(api, course_id) == 0
-    assert await _topics(api) == ["access.card_grant", "email.receipt", "access.card_revoke"]
+    assert await _topics(api) == [
+        "access.card_grant",
+        "email.receipt",
+        "access.card_revoke",
+        "email.receipt",
+    ]
+    receipts = await api.query(
+        lambda s: s.scalars(
+            select(OutboxMessage.payload).where(OutboxMessage.topic == "email.receipt")
+        ).all()
+    )
+    assert [r.get("kind", "paid") for r in receipts] == ["paid", "refunded"]
 
 
 def _charge_of(api: Api, session_id: str) -> str:

@@ -14,11 +14,14 @@ from ixsupport import (
 )
 from sqlalchemy import select
 
-from backend.catalog.models import Course, CourseStatus, TokenPrice
+from backend.audit.models import AuditEntry
+from backend.catalog.models import Course, CourseStatus, Token, TokenPrice
+from backend.catalog.service import prices_for
 from backend.certificates.models import Certificate, CertificateStatus
 from backend.core.db import session_scope
 from backend.orders.models import OrderStatus
 from backend.orders.service import create_crypto_quote
+from backend.payouts.service import payouts_of
 
 ZERO = "0x" + "00" * 20
 NOREF = "0x" + "00" * 32
@@ -132,3 +135,62 @@ def test_access_confirmations_defer_the_grant(db, anvil, emitter):
     anvil.mine(2)
     ix.catch_up()
     assert orders(db)[0].confirmed is True
+
+
+def test_payouts_allowlist_and_configuration_are_recorded_then_undone_by_a_reorg(
+    db, anvil, emitter, cert_emitter
+):
+    with session_scope(db.sessions) as s:
+        s.add(Token(address=USDC, symbol="USDC", decimals=6, name="USD Coin"))
+    emitter.tx("courseCreated", 5, PROVIDER, 0, "Paid out course")
+    emitter.tx("priceSet", 5, USDC, 25 * 10**6, True)
+    ix = indexer_for(db, anvil, emitter, cert_emitter, reorg_window=16)
+    ix.catch_up()
+    course = course_id_of(db, 5)
+    before_changes = anvil.block_number()
+
+    big = 10**30  # beyond 2**63
+    emitter.tx("released", PROVIDER, USDC, big, 10)
+    emitter.tx("withdrawn", PROVIDER, USDC, big)
+    emitter.tx("tokenAllowed", USDC, False)
+    emitter.tx("feeChanged", 100, 250)
+    emitter.tx("delegateSet", PROVIDER, LEARNER, True)
+    cert_emitter.tx("issuerSet", PROVIDER, LEARNER, True)
+    ix.catch_up()
+
+    with db.sessions() as s:
+        ledger = [(p.kind, p.account, p.token, p.amount, p.fee) for p in payouts_of(s, PROVIDER)]
+        assert ledger == [
+            ("withdrawn", PROVIDER, USDC, big, 0),
+            ("released", PROVIDER, USDC, big, 10),
+        ]
+        assert s.get(Token, USDC).allowed is False
+        assert prices_for(s, [course]) == {course: []}  # USDC is no longer offered
+        actions = s.scalars(select(AuditEntry.action).where(AuditEntry.actor == "indexer")).all()
+        assert {
+            "market.token_allowed",
+            "market.fee_changed",
+            "market.delegate_set",
+            "certificate.issuer_set",
+        } <= set(actions)
+        [fee] = s.scalars(select(AuditEntry).where(AuditEntry.action == "market.fee_changed"))
+        assert fee.after == {"previousBps": 100, "newBps": 250}
+
+    # The chain drops every change: the ledger empties, the allowlist is restored, and each
+    # configuration change gets its compensating entry.
+    anvil.rpc("anvil_reorg", anvil.block_number() - before_changes, [])
+    ix.catch_up()
+    assert ix.reorgs == 1
+    with db.sessions() as s:
+        assert payouts_of(s, PROVIDER) == []
+        assert s.get(Token, USDC).allowed is True
+        assert [p.token for p in prices_for(s, [course])[course]] == [USDC]
+        reverted = s.scalars(
+            select(AuditEntry.action).where(AuditEntry.action.like("%.reverted"))
+        ).all()
+        assert sorted(reverted) == [
+            "certificate.issuer_set.reverted",
+            "market.delegate_set.reverted",
+            "market.fee_changed.reverted",
+            "market.token_allowed.reverted",
+        ]

@@ -1,0 +1,1 @@
+"""Provider money as the chain moved it: escrow released to withdrawable, and withdrawals."""
