@@ -18,6 +18,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
+from backend.certificates.models import CertificateMode
 from backend.core.db import Address, Base, TokenAmount, UTCDateTime, utcnow
 
 
@@ -40,6 +41,7 @@ class Course(Base):
         CheckConstraint(
             "(fiat_price IS NULL) = (fiat_currency IS NULL)", name="fiat_price_currency"
         ),
+        CheckConstraint("certificate_mode IN ('mint', 'voucher')", name="certificate_mode"),
         Index("ix_courses_provider", "provider"),
         Index("ix_courses_status_id", "status", "id"),
     )
@@ -54,6 +56,11 @@ class Course(Base):
     fiat_price: Mapped[int | None] = mapped_column(TokenAmount, default=None)
     fiat_currency: Mapped[str | None] = mapped_column(String(3), default=None)
     refund_window: Mapped[int] = mapped_column(Integer, default=0)  # seconds
+    # How completions are certified: the platform mints (and pays the gas), or the learner claims
+    # with a voucher signed by the issuer key (and pays the gas). See CertificateMode.
+    certificate_mode: Mapped[str] = mapped_column(
+        String(8), default=CertificateMode.MINT, server_default=CertificateMode.MINT
+    )
     listed_onchain: Mapped[bool | None] = mapped_column(Boolean, default=None)
     onchain_block: Mapped[int | None] = mapped_column(BigInteger, default=None)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

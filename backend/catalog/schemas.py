@@ -54,6 +54,7 @@ class CourseOut(ApiModel):
     description: str
     status: str
     refund_window: int
+    certificate_mode: Literal["mint", "voucher"]
     fiat_price: FiatPriceOut | None
     prices: list[TokenPriceOut]
     lesson_count: int
@@ -99,6 +100,8 @@ class CourseUpdateIn(ApiInput):
     description: str | None = Field(default=None, max_length=20_000)
     status: Literal["draft", "published", "delisted"] | None = None
     refund_window: int | None = Field(default=None, ge=0, le=MAX_REFUND_WINDOW)
+    # mint: the platform mints certificates and pays the gas; voucher: learners claim them.
+    certificate_mode: Literal["mint", "voucher"] | None = None
 
     @field_validator("title")
     @classmethod

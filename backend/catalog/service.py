@@ -137,6 +137,7 @@ def _course_snapshot(course: Course) -> dict[str, Any]:
         "fiatPrice": None if course.fiat_price is None else str(course.fiat_price),
         "fiatCurrency": course.fiat_currency,
         "refundWindow": course.refund_window,
+        "certificateMode": course.certificate_mode,
         "onchainId": course.onchain_id,
     }
 
@@ -171,7 +172,7 @@ def create_course(
 
 
 def update_course(session: Session, course: Course, *, actor: str, **changes: Any) -> Course:
-    """Change title, description, status or refund window."""
+    """Change title, description, status, refund window or certificate mode."""
     before = _course_snapshot(course)
     for key, value in changes.items():
         if value is None:

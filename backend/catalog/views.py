@@ -51,6 +51,7 @@ def courses_out(session: Session, courses: Sequence[Course]) -> list[CourseOut]:
             description=c.description,
             status=c.status,
             refund_window=c.refund_window,
+            certificate_mode=c.certificate_mode,
             fiat_price=(
                 FiatPriceOut(amount=c.fiat_price, currency=c.fiat_currency)
                 if c.fiat_price is not None and c.fiat_currency

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from backend.audit.service import record as audit
 from backend.catalog.models import Course
 from backend.catalog.service import get_course
-from backend.certificates.models import Certificate, CertificateMode, CertificateStatus
+from backend.certificates.models import Certificate, CertificateStatus
 from backend.core.db import utcnow
 from backend.core.security import checksum_address
 from backend.outbox.service import Topics, enqueue
@@ -65,9 +65,12 @@ def request_certificate(
     *,
     address: str,
     course_id: int,
-    mode: str = CertificateMode.MINT,
+    mode: str | None = None,
 ) -> Certificate:
-    """Create the certificate of (address, course) and queue its issuance (idempotent)."""
+    """Create the certificate of (address, course) and queue its issuance (idempotent).
+
+    `mode` overrides the course's `certificate_mode` (mint or voucher).
+    """
     address = checksum_address(address)
     existing = session.scalar(
         select(Certificate).where(
@@ -77,6 +80,7 @@ def request_certificate(
     if existing is not None:
         return existing
     course = get_course(session, course_id)
+    mode = mode or course.certificate_mode
     name = session.scalar(select(User.display_name).where(User.address == address))
     record = build_record(course, address, name)
     certificate = Certificate(

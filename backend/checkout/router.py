@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Path, Query
 
 from backend.checkout import service
 from backend.checkout.schemas import CheckoutIn, CheckoutOut, CheckoutStatusOut
@@ -24,10 +24,36 @@ async def start_stripe_checkout(
     return CheckoutOut(url=checkout.url, order_id=checkout.order_id, session_id=checkout.session_id)
 
 
+@router.get("/stripe", response_model=CheckoutStatusOut)
+async def stripe_checkout_status_by_session(
+    session_id: Annotated[str, Query(alias="sessionId", min_length=1, max_length=255)],
+    principal: CurrentUser,
+    session: DbSession,
+) -> CheckoutStatusOut:
+    """The order of a Checkout Session (the return page's `?session_id=` from Stripe)."""
+    status = await session.run_sync(
+        service.checkout_status_by_session, session_id, principal.address
+    )
+    return _status_out(status)
+
+
 @router.get("/stripe/{order_id}", response_model=CheckoutStatusOut)
 async def stripe_checkout_status(
     order_id: Annotated[str, Path(max_length=36)], principal: CurrentUser, session: DbSession
 ) -> CheckoutStatusOut:
     """The order's status (the return page polls this until `paid`)."""
-    order, has_access = await session.run_sync(service.checkout_status, order_id, principal.address)
-    return CheckoutStatusOut(order_id=order.id, status=order.status, has_access=has_access)
+    status = await session.run_sync(service.checkout_status, order_id, principal.address)
+    return _status_out(status)
+
+
+def _status_out(status: service.CheckoutStatus) -> CheckoutStatusOut:
+    order = status.order
+    return CheckoutStatusOut(
+        order_id=order.id,
+        status=order.status,
+        has_access=status.has_access,
+        course_id=order.course_id,
+        course_title=status.course_title,
+        amount=order.amount,
+        currency=order.currency,
+    )

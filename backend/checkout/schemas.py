@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from backend.core.schemas import ApiInput, ApiModel
+from backend.core.schemas import Amount, ApiInput, ApiModel
 
 
 class CheckoutIn(ApiInput):
@@ -22,8 +22,12 @@ class CheckoutOut(ApiModel):
 
 
 class CheckoutStatusOut(ApiModel):
-    """What the return page polls."""
+    """What the return page polls (it may have nothing but the checkout session id)."""
 
     order_id: str
     status: str
     has_access: bool
+    course_id: int
+    course_title: str
+    amount: Amount
+    currency: str | None

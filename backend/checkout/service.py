@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
@@ -13,7 +14,7 @@ from backend.catalog.service import get_course
 from backend.checkout.gateway import StripeGateway
 from backend.core.errors import ConflictError, NotFoundError
 from backend.orders import service as orders
-from backend.orders.models import Order
+from backend.orders.models import Order, Rail
 
 
 @dataclass(frozen=True)
@@ -75,10 +76,48 @@ async def start_checkout(
     return Checkout(url=order.checkout_url, order_id=order.id, session_id=str(cs["id"]))
 
 
-def checkout_status(session: Session, order_id: str, address: str) -> tuple[Order, bool]:
+@dataclass(frozen=True)
+class CheckoutStatus:
+    """What the return page shows of a card order."""
+
+    order: Order
+    course_title: str
+    has_access: bool
+
+
+def _status(session: Session, order: Order) -> CheckoutStatus:
+    entitlement = active_entitlement(session, order.recipient, order.course_id)
+    return CheckoutStatus(
+        order=order,
+        course_title=get_course(session, order.course_id).title,
+        has_access=entitlement is not None,
+    )
+
+
+def checkout_status(session: Session, order_id: str, address: str) -> CheckoutStatus:
     """A card order of `address` and whether access is granted."""
     order = orders.get_order(session, order_id)
     if address not in (order.buyer, order.recipient):
         raise NotFoundError(f"order {order_id} does not exist", code="order_not_found")
-    entitlement = active_entitlement(session, order.recipient, order.course_id)
-    return order, entitlement is not None
+    return _status(session, order)
+
+
+def checkout_status_by_session(
+    session: Session, checkout_session_id: str, address: str
+) -> CheckoutStatus:
+    """The card order of a Checkout Session, for its buyer only.
+
+    Stripe's success_url carries the session id, so the return page finds its order in any tab
+    or browser. The id is no secret (it is in the learner's address bar and history): whoever
+    else asks gets the same 404 as for an unknown session.
+    """
+    order = session.scalar(
+        select(Order).where(
+            Order.rail == Rail.CARD, Order.stripe_checkout_session_id == checkout_session_id
+        )
+    )
+    if order is None or order.buyer != address:
+        raise NotFoundError(
+            "no card order of yours has this checkout session", code="order_not_found"
+        )
+    return _status(session, order)

@@ -3,6 +3,9 @@
 The chain holds titles and token prices; the database holds what a learner reads. `tuition up`
 seeds these rows; the indexer links each one to its on-chain id when it sees `CourseCreated`
 from the same provider with the same title (in whichever order the two happen).
+
+Every course's certificates are minted by the platform except the free course's: its learners
+claim theirs with a voucher (and pay the gas), so the demo shows both certificate modes.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from backend.catalog import service as catalog
 from backend.catalog.models import Course, CourseStatus
+from backend.certificates.models import CertificateMode
 from backend.chain.deploy import DEMO_COURSES
 
 ACTOR = "system:seed-demo"
@@ -60,6 +64,7 @@ CONTENT: dict[str, dict[str, Any]] = {
     "Ethereum for Everyone": {
         "description": "A free, friendly start: wallets, keys, transactions and gas.",
         "fiat": None,
+        "certificate": CertificateMode.VOUCHER,
         "lessons": [
             ("Wallets and keys", "What a seed phrase is and why it matters."),
             ("Sending a transaction", "Nonces, gas and confirmations."),
@@ -94,6 +99,7 @@ def seed_demo_catalog(session: Session, provider: str) -> list[Course]:
             actor=ACTOR,
             description=content["description"],
             status=CourseStatus.PUBLISHED,
+            certificate_mode=content.get("certificate", CertificateMode.MINT),
         )
         if content["fiat"] is not None and course.fiat_price != content["fiat"]:
             catalog.set_fiat_price(

@@ -102,7 +102,64 @@ async def test_checkout_creates_a_pending_order_and_a_stripe_session(api: Api) -
         "usd",
     )
     assert order.stripe_checkout_session_id == checkout["sessionId"]
-    assert status == {"orderId": checkout["orderId"], "status": "pending", "hasAccess": False}
+    assert status == {
+        "orderId": checkout["orderId"],
+        "status": "pending",
+        "hasAccess": False,
+        "courseId": course_id,
+        "courseTitle": "Card course",
+        "amount": "4900",
+        "currency": "usd",
+    }
+
+
+async def test_return_url_from_stripe_finds_the_order_without_its_id(api: Api) -> None:
+    course_id = await _paid_course(api, title="Card course")
+    async with api.user(LEARNER) as client:
+        checkout = await _checkout(api, client, course_id)
+        # The hosted page's Pay button: Stripe fills {CHECKOUT_SESSION_ID} into success_url.
+        code, location = api.stripe_fake.pay(checkout["sessionId"])
+        assert code == 303
+        url = httpx.URL(location)
+        assert (url.host, url.path) == ("tuition.test", "/checkout/return")
+        session_id = url.params["session_id"]
+        assert session_id == checkout["sessionId"]
+        before = await client.get("/api/v1/checkout/stripe", params={"sessionId": session_id})
+        by_order = await client.get(f"/api/v1/checkout/stripe/{checkout['orderId']}")
+        [completed] = [
+            e
+            for e in api.stripe_fake.events("checkout.session.completed")
+            if e["data"]["object"]["id"] == session_id
+        ]
+        await _ok(api, completed)
+        after = await client.get("/api/v1/checkout/stripe", params={"sessionId": session_id})
+    assert before.status_code == 200, before.text
+    assert before.json() == by_order.json()
+    assert before.json()["orderId"] == checkout["orderId"]
+    assert before.json()["status"] == "pending"
+    assert after.json()["status"] == "paid" and after.json()["hasAccess"] is True
+
+
+async def test_checkout_session_lookup_answers_only_the_buyer(api: Api) -> None:
+    course_id = await _paid_course(api)
+    async with api.user(LEARNER) as client:
+        checkout = await _checkout(api, client, course_id)
+        unknown = await client.get("/api/v1/checkout/stripe", params={"sessionId": "cs_test_nope"})
+        missing = await client.get("/api/v1/checkout/stripe")
+    async with api.user(STRANGER) as stranger:
+        foreign = await stranger.get(
+            "/api/v1/checkout/stripe", params={"sessionId": checkout["sessionId"]}
+        )
+    async with api.client() as anonymous:
+        signed_out = await anonymous.get(
+            "/api/v1/checkout/stripe", params={"sessionId": checkout["sessionId"]}
+        )
+    # Someone else's session looks exactly like one that does not exist.
+    assert foreign.status_code == unknown.status_code == 404
+    assert foreign.json()["error"]["code"] == unknown.json()["error"]["code"] == "order_not_found"
+    assert set(foreign.json()["error"]) >= {"code", "message"}
+    assert signed_out.status_code == 401
+    assert missing.status_code == 422
 
 
 async def test_checkout_is_refused_when_it_cannot_be_sold(api: Api) -> None:

@@ -23,7 +23,6 @@ from e2e_support import ApiUser, Chain, E2EStack, wait_for
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from sqlalchemy.engine import make_url
-from sqlalchemy.orm import Session, sessionmaker
 
 PG_URL = os.environ.get("TUITION_TEST_DATABASE_URL")
 REDIS_URL = os.environ.get("TUITION_TEST_REDIS_URL")
@@ -168,20 +167,6 @@ def catalog(stack: E2EStack) -> dict[str, dict[str, Any]]:
         return by_title
 
     return wait_for(linked, "the indexer to link the demo catalog to its on-chain courses")
-
-
-@pytest.fixture(scope="session")
-def db(stack: E2EStack) -> Iterator[sessionmaker[Session]]:
-    """Sessions on the stack's own database (only for what the API cannot do; see the tests)."""
-    from backend.core.database import enable_sqlite_transactions
-    from backend.core.db import make_engine
-
-    engine = make_engine(stack.database_url)
-    enable_sqlite_transactions(engine)
-    try:
-        yield sessionmaker(bind=engine, expire_on_commit=False)
-    finally:
-        engine.dispose()
 
 
 # ------------------------------------------------------------------ people

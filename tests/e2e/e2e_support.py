@@ -251,6 +251,9 @@ class ApiUser:
     def post(self, path: str, body: Any = None, **kwargs: Any) -> Any:
         return self.request("POST", path, json=body if body is not None else {}, **kwargs)
 
+    def patch(self, path: str, body: Any, **kwargs: Any) -> Any:
+        return self.request("PATCH", path, json=body, **kwargs)
+
     # ---------------------------------------------------------------- what the tests observe
 
     def access(self, course_id: int, address: str | None = None) -> dict[str, Any]:

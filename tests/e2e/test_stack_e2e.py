@@ -24,12 +24,9 @@ from e2e_support import (
     wait_for,
 )
 from eth_account import Account
-from sqlalchemy.orm import Session, sessionmaker
 from web3 import Web3
 from web3.logs import DISCARD
 
-from backend.certificates.models import CertificateMode
-from backend.certificates.service import request_certificate
 from backend.devstack import DEMO_KEYS
 
 pytestmark = [pytest.mark.chain, pytest.mark.slow]
@@ -390,7 +387,15 @@ def test_card_purchase_is_recorded_on_chain_and_its_refund_revokes_it(
     checkout = learner.post("/api/v1/checkout/stripe", {"courseId": course["id"]}, expect=201)
     assert checkout["url"] == f"{stack.stripe_url}/pay/{checkout['sessionId']}"
     pending = learner.get(f"/api/v1/checkout/stripe/{checkout['orderId']}")
-    assert pending == {"orderId": checkout["orderId"], "status": "pending", "hasAccess": False}
+    assert pending == {
+        "orderId": checkout["orderId"],
+        "status": "pending",
+        "hasAccess": False,
+        "courseId": course["id"],
+        "courseTitle": CARD_COURSE,
+        "amount": fiat["amount"],
+        "currency": "usd",
+    }
 
     # The learner pays on the Stripe stand-in's hosted page; its webhook reaches the API.
     with httpx.Client(base_url=stack.stripe_url, timeout=30) as stripe:
@@ -488,25 +493,21 @@ def test_voucher_certificate_is_claimed_by_the_learner_and_indexed(
     chain: Chain,
     catalog: dict[str, dict[str, Any]],
     learner: ApiUser,
-    db: sessionmaker[Session],
+    provider: ApiUser,
 ) -> None:
     course = catalog[FREE_COURSE]
     onchain_id = course["onchainId"]
     total = course["lessonCount"]
+    # The provider chooses vouchers for this course (the demo already does: setting it again is
+    # a no-op the API still answers with the course).
+    updated = provider.patch(
+        f"/api/v1/provider/courses/{course['id']}", {"certificateMode": "voucher"}
+    )
+    assert updated["certificateMode"] == "voucher"
     reply = quote(learner, course, NATIVE)
     send_api_tx(chain, learner, reply["transaction"])
     wait_access(learner, course)
     complete_lessons(learner, course, range(1, total))
-
-    # The API has no way to choose voucher mode (completion always requests a platform mint),
-    # so the certificate is requested in voucher mode here, with the backend's own function,
-    # just before the learner completes the last lesson through the API. From there on it is
-    # the product's path: outbox -> worker signs a voucher -> API -> claim -> indexer -> API.
-    with db() as session:
-        request_certificate(
-            session, address=learner.address, course_id=course["id"], mode=CertificateMode.VOUCHER
-        )
-        session.commit()
     done = complete_lessons(learner, course, range(total, total + 1))
     assert done["certificate"]["mode"] == "voucher"
 

@@ -3,6 +3,11 @@ temporary directory), Debian's Chromium driven by Playwright, and a test wallet 
 
 Chromium: /usr/bin/chromium (`apt-get install -y chromium`), or TUITION_CHROMIUM. Without it
 the browser tests skip with a loud reason; CI installs it through scripts/setup.
+
+Screenshots: `app.screenshot(name)` writes docs/screenshots/<name>.png only when
+TUITION_SCREENSHOTS=1 (to refresh the committed ones after a page's look changed); otherwise it
+takes the same screenshot into the test's tmp_path, so the code path keeps working and the
+working tree stays clean.
 """
 
 from __future__ import annotations
@@ -25,6 +30,13 @@ ROOT = Path(__file__).resolve().parents[2]
 WEB = ROOT / "backend" / "web"
 DIST = WEB / "dist"
 SCREENSHOTS = ROOT / "docs" / "screenshots"
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def screenshots_dir(tmp_path: Path) -> Path:
+    """docs/screenshots with TUITION_SCREENSHOTS=1, else a throwaway directory."""
+    return SCREENSHOTS if os.environ.get("TUITION_SCREENSHOTS") == "1" else tmp_path / "screenshots"
+
 
 CHROMIUM_ARGS = [
     "--headless",
@@ -217,6 +229,7 @@ class App:
     context: Any
     base_url: str
     console_errors: list[str]
+    screenshot_dir: Path
 
     def goto(self, path: str) -> None:
         self.page.goto(self.base_url + path)
@@ -236,16 +249,18 @@ class App:
         page.locator("header").get_by_role("button", name="Sign out").wait_for()
 
     def screenshot(self, name: str, full_page: bool = True) -> Path:
-        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        path = SCREENSHOTS / f"{name}.png"
+        """Capture the page as <name>.png (see the module docstring for where)."""
+        self.screenshot_dir.mkdir(parents=True, exist_ok=True)
+        path = self.screenshot_dir / f"{name}.png"
         # Let transitions and fonts settle.
         self.page.wait_for_timeout(150)
         self.page.screenshot(path=str(path), full_page=full_page, animations="disabled")
+        assert path.read_bytes().startswith(PNG_SIGNATURE), f"{path} is not a PNG"
         return path
 
 
 @pytest.fixture
-def open_app(browser: Any, stack: Stack) -> Iterator[Callable[..., App]]:
+def open_app(browser: Any, stack: Stack, tmp_path: Path) -> Iterator[Callable[..., App]]:
     """Factory: `open_app(key_name, chain_id=31337, viewport=DESKTOP)` → App on the catalog."""
     opened: list[App] = []
 
@@ -268,7 +283,7 @@ def open_app(browser: Any, stack: Stack) -> Iterator[Callable[..., App]]:
         page = context.new_page()
         errors: list[str] = []
         page.on("pageerror", lambda exc: errors.append(str(exc)))
-        app = App(page, wallet, context, stack.api_url, errors)
+        app = App(page, wallet, context, stack.api_url, errors, screenshots_dir(tmp_path))
         opened.append(app)
         app.goto(path)
         page.locator("main h1").first.wait_for()

@@ -10,6 +10,7 @@ from contextlib import contextmanager
 import httpx
 import pytest
 from conftest import App, Stack
+from websupport import fresh_key
 
 pytestmark = [pytest.mark.browser, pytest.mark.chain, pytest.mark.slow]
 
@@ -132,6 +133,39 @@ def test_buy_by_card(open_app, stack: Stack) -> None:
     row = page.locator('tr[data-rail="card"]')
     row.wait_for()
     assert "paid" in row.inner_text()
+
+
+def test_card_return_page_finds_the_order_in_another_browser(open_app, stack: Stack) -> None:
+    """Back from Stripe on another device: nothing but the session id Stripe put in the URL."""
+    key = fresh_key(stack.rpc_url)
+    app: App = open_app(key)
+    page = app.page
+    course = open_course(app, stack, "Solidity from Zero")
+    assert course["fiatPrice"], "the demo catalog should have a card price for this course"
+    app.sign_in()
+    page.get_by_test_id("buy-card").click()
+    page.wait_for_url(re.compile(re.escape(stack.stripe_url) + r"/pay/"))
+    page.get_by_role("button", name=re.compile("^Pay")).click()
+    page.wait_for_url(re.compile(r"/checkout/return\?"))
+    back = httpx.URL(page.url)
+    assert back.params["session_id"].startswith("cs_"), "Stripe fills in {CHECKOUT_SESSION_ID}"
+    assert page.evaluate("() => sessionStorage.getItem('tuition.cardCheckout')") is not None
+
+    # Another browser: no cookies, empty sessionStorage; the learner signs in with the same wallet.
+    other: App = open_app(key, path=back.raw_path.decode())
+    assert other.page.evaluate("() => sessionStorage.length") == 0
+    other.page.get_by_text("sign in to see this payment").wait_for()  # only the buyer may
+    other.sign_in()
+    other.page.locator('[data-testid="checkout-return"][data-status="paid"]').wait_for(
+        timeout=60_000
+    )
+    other.page.get_by_role("heading", name="Payment received").wait_for()
+    text = other.page.get_by_test_id("checkout-return").inner_text()
+    assert "“Solidity from Zero” is yours." in text
+    assert "Paid $49.00 by card." in text
+    other.page.get_by_role("link", name="Start learning").click()
+    other.page.get_by_test_id("lesson").wait_for()
+    assert other.page.url.endswith(f"/courses/{course['id']}/lessons/1")
 
 
 DOMAIN_SEPARATOR = "0x3644e515"  # DOMAIN_SEPARATOR() selector

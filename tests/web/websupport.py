@@ -19,6 +19,13 @@ def rpc(rpc_url: str, method: str, params: list[Any] | None = None) -> Any:
     return reply["result"]
 
 
+def fresh_key(rpc_url: str, *, ether: int = 10) -> str:
+    """The private key of a new account holding `ether` (no earlier run or test has used it)."""
+    account = Account.create()
+    rpc(rpc_url, "anvil_setBalance", [account.address, hex(ether * 10**18)])
+    return "0x" + bytes(account.key).hex()
+
+
 def mine(rpc_url: str, blocks: int = 1) -> None:
     rpc(rpc_url, "anvil_mine", [hex(blocks)])
 

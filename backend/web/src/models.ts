@@ -32,6 +32,8 @@ export interface Course {
   prices: Price[];
   fiat: { amount: bigint; currency: string } | null;
   refundWindow: number;
+  /** mint: the platform mints the certificate; voucher: the learner claims it (and pays gas). */
+  certificateMode: "mint" | "voucher";
 }
 
 function pick<T = any>(obj: Raw | undefined | null, ...keys: string[]): T | undefined {
@@ -111,6 +113,7 @@ export function toCourse(raw: Raw): Course {
     prices,
     fiat: toFiat(raw),
     refundWindow: Number(pick(raw, "refundWindow", "refund_window") ?? 0),
+    certificateMode: pick(raw, "certificateMode") === "voucher" ? "voucher" : "mint",
   };
 }
 
@@ -245,6 +248,7 @@ export interface CertificateInfo {
   courseId: number;
   courseTitle: string | null;
   status: string; // requested | minting | minted | claimable | revoked
+  mode: "mint" | "voucher";
   tokenId: string | null;
   txHash: string | null;
   recordHash: string | null;
@@ -264,6 +268,7 @@ export function toCertificate(raw: Raw): CertificateInfo {
     courseId: Number(pick(raw, "courseId", "course_id") ?? pick(course, "id")),
     courseTitle: pick(raw, "courseTitle", "course_title") ?? pick(course, "title") ?? null,
     status: String(pick(raw, "status") ?? "requested"),
+    mode: pick(raw, "mode") === "voucher" ? "voucher" : "mint",
     tokenId: pick(raw, "tokenId", "token_id") != null ? String(pick(raw, "tokenId", "token_id")) : null,
     txHash: pick(raw, "txHash", "tx_hash") ?? null,
     recordHash,

@@ -255,11 +255,12 @@ export const PENDING_CARD_KEY = "tuition.cardCheckout";
 
 export async function startCardCheckout(courseId: number): Promise<void> {
   const res = await api<StripeCheckoutResponse>("/checkout/stripe", { method: "POST", body: { courseId } });
-  // The return page learns the order from here (success_url carries only the session id).
+  // The return page finds the order by the session id Stripe puts in success_url; this copy only
+  // serves links back without one (and a canceled payment's way back to the course).
   try {
     sessionStorage.setItem(PENDING_CARD_KEY, JSON.stringify({ orderId: res.orderId, sessionId: res.sessionId, courseId }));
   } catch {
-    /* private mode: the return page falls back to the session id */
+    /* private mode: the session id in the return URL is enough */
   }
   window.location.assign(res.url);
 }

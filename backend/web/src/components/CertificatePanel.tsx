@@ -13,43 +13,56 @@ export function CertificatePanel({
   courseId,
   onchainCourseId,
   courseCompleted,
+  mode = "mint",
 }: {
   courseId: number;
   onchainCourseId: string | null;
   courseCompleted: boolean;
+  mode?: "mint" | "voucher";
 }) {
   const certs = useAsync(() => fetchMyCertificates(), [courseId, courseCompleted]);
   const cert = certs.data?.find((c) => c.courseId === courseId) ?? null;
+  // A mined claim stays "claimable" here until the indexer has seen it on-chain: keep asking.
+  const [claimed, setClaimed] = useState(false);
   const waiting = Boolean(
-    (courseCompleted && !cert) || (cert && (cert.status === "requested" || cert.status === "minting")),
+    (courseCompleted && !cert) ||
+      (cert && (cert.status === "requested" || cert.status === "minting" || (cert.status === "claimable" && claimed))),
   );
   useInterval(() => certs.reload(), 2000, waiting);
+  const onClaimed = () => {
+    setClaimed(true);
+    certs.reload();
+  };
 
   return (
     <section class="card certificate-panel" aria-labelledby={`cert-${courseId}`} data-testid="certificate-panel" data-status={cert?.status ?? (courseCompleted ? "pending" : "none")}>
       <h2 id={`cert-${courseId}`}>Certificate</h2>
       {certs.error && <Alert>{certs.error}</Alert>}
-      <CertificateState cert={cert} courseCompleted={courseCompleted} onchainCourseId={onchainCourseId} onChange={certs.reload} />
+      <CertificateState cert={cert} mode={mode} courseCompleted={courseCompleted} onchainCourseId={onchainCourseId} onClaimed={onClaimed} />
     </section>
   );
 }
 
 function CertificateState({
   cert,
+  mode,
   courseCompleted,
   onchainCourseId,
-  onChange,
+  onClaimed,
 }: {
   cert: CertificateInfo | null;
+  mode: "mint" | "voucher";
   courseCompleted: boolean;
   onchainCourseId: string | null;
-  onChange: () => void;
+  onClaimed: () => void;
 }) {
   if (!cert) {
     return courseCompleted ? (
       <p role="status">
         <span class="spinner" aria-hidden="true" /> Course completed! Preparing your certificate…
       </p>
+    ) : mode === "voucher" ? (
+      <p class="muted">Complete every lesson to earn an on-chain certificate, which you claim with your wallet (you pay the gas).</p>
     ) : (
       <p class="muted">Complete every lesson to earn an on-chain certificate.</p>
     );
@@ -59,11 +72,12 @@ function CertificateState({
     case "minting":
       return (
         <p role="status">
-          <span class="spinner" aria-hidden="true" /> Course completed! Your certificate is being minted on-chain…
+          <span class="spinner" aria-hidden="true" /> Course completed!{" "}
+          {cert.mode === "voucher" ? "Preparing your certificate voucher…" : "Your certificate is being minted on-chain…"}
         </p>
       );
     case "claimable":
-      return <ClaimCertificate cert={cert} onchainCourseId={onchainCourseId} onClaimed={onChange} />;
+      return <ClaimCertificate cert={cert} onchainCourseId={onchainCourseId} onClaimed={onClaimed} />;
     case "minted":
       return (
         <div role="status">
@@ -127,17 +141,27 @@ function ClaimCertificate({ cert, onchainCourseId, onClaimed }: { cert: Certific
     }
   };
   const busy = progress.phase === "working" || progress.phase === "wallet" || progress.phase === "pending";
+  // Mined: claiming again would revert, so no button while the indexer catches up.
+  const claimed = progress.phase === "confirmed";
   return (
     <div>
-      <p>
-        <strong>Your certificate is ready to claim.</strong> Claiming mints it to your wallet; you pay the gas.
-      </p>
-      {voucher && (
-        <p class="muted small">Voucher valid until {new Date(Number(voucher.deadline) * 1000).toUTCString()}.</p>
+      {claimed ? (
+        <p role="status">
+          <span class="spinner" aria-hidden="true" /> Certificate claimed. Waiting for the chain to confirm it…
+        </p>
+      ) : (
+        <>
+          <p>
+            <strong>Your certificate is ready to claim.</strong> Claiming mints it to your wallet; you pay the gas.
+          </p>
+          {voucher && (
+            <p class="muted small">Voucher valid until {new Date(Number(voucher.deadline) * 1000).toUTCString()}.</p>
+          )}
+          <button type="button" onClick={claim} disabled={busy || !voucher || !courseOnchain}>
+            Claim certificate
+          </button>
+        </>
       )}
-      <button type="button" onClick={claim} disabled={busy || !voucher || !courseOnchain}>
-        Claim certificate
-      </button>
       <TxStatus progress={progress} testId="claim-status" />
     </div>
   );

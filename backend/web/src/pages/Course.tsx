@@ -172,7 +172,7 @@ function BuyPanel({ course }: { course: Course }) {
           </Link>
         )}
         {signedIn && (
-          <CertificatePanel courseId={course.id} onchainCourseId={course.onchainId} courseCompleted={Boolean(progress?.courseCompleted)} />
+          <CertificatePanel courseId={course.id} onchainCourseId={course.onchainId} courseCompleted={Boolean(progress?.courseCompleted)} mode={course.certificateMode} />
         )}
       </div>
     );

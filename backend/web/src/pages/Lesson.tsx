@@ -131,7 +131,7 @@ function LessonView({ id, n }: { id: string; n: number }) {
           </div>
         )}
         {courseCompleted && course.data && (
-          <CertificatePanel courseId={course.data.id} onchainCourseId={course.data.onchainId} courseCompleted={courseCompleted} />
+          <CertificatePanel courseId={course.data.id} onchainCourseId={course.data.onchainId} courseCompleted={courseCompleted} mode={course.data.certificateMode} />
         )}
       </article>
     </div>
