@@ -62,7 +62,6 @@ class IndexerAppliedLog(Base):
     __table_args__ = (
         UniqueConstraint("chain_id", "block_hash", "tx_hash", "log_index"),
         Index("ix_indexer_applied_logs_chain_block", "chain_id", "block_number"),
-        Index("ix_indexer_applied_logs_chain_tx", "chain_id", "tx_hash"),
     )
 
     id: Mapped[int] = mapped_column(
