@@ -1,13 +1,17 @@
 """Browser: a provider creates a course, registers it on-chain, prices it on both rails,
-publishes it, sees the sale and withdraws."""
+publishes it, sees the sale and withdraws; the payout ledger after a release and a withdrawal;
+the certificate mode of a course."""
 
 from __future__ import annotations
 
+import json
 import re
+from typing import Any
 
 import pytest
 from conftest import App, Stack
-from websupport import wait_mining
+from eth_account import Account
+from websupport import NATIVE, Market, fresh_key, increase_time, wait_mining
 
 pytestmark = [pytest.mark.browser, pytest.mark.chain, pytest.mark.slow]
 
@@ -90,3 +94,157 @@ def test_provider_creates_prices_and_sells_a_course(open_app, stack: Stack) -> N
     withdraw.click()
     page.locator('[data-testid="withdraw-status"][data-phase="confirmed"]').wait_for()
     assert "Withdraw ETH" in page.get_by_test_id("withdraw-status").inner_text()
+
+
+def token_text(amount: int, decimals: int, symbol: str) -> str:
+    """How the app's formatToken shows an amount with at most 6 decimals."""
+    whole, fraction = divmod(amount, 10**decimals)
+    digits = str(fraction).rjust(decimals, "0").rstrip("0")
+    assert len(digits) <= 6, "the app would round this amount"
+    return f"{whole:,}" + (f".{digits}" if digits else "") + f" {symbol}"
+
+
+def api_json(app: App, path: str, method: str = "GET", body: Any = None) -> Any:
+    """Call the API from the page, with its session cookie (and its Origin on writes)."""
+    script = """async ([path, method, body]) => {
+        const init = { method, headers: { Accept: "application/json" } };
+        if (body !== null) {
+            init.body = JSON.stringify(body);
+            init.headers["Content-Type"] = "application/json";
+        }
+        const reply = await fetch(path, init);
+        return { status: reply.status, text: await reply.text() };
+    }"""
+    reply = app.page.evaluate(script, [path, method, body])
+    assert reply["status"] == 200, f"{method} {path}: {reply['status']} {reply['text']}"
+    return json.loads(reply["text"])
+
+
+def test_payout_ledger_shows_a_release_and_the_withdrawal(open_app, stack: Stack) -> None:
+    # A provider with no history sells a course with a one-minute refund window.
+    provider_key, learner_key = fresh_key(stack.rpc_url), fresh_key(stack.rpc_url)
+    provider = Account.from_key(provider_key).address
+    market = Market(stack.rpc_url, stack.contract("CourseMarket"))
+    price = 2 * 10**16  # 0.02 ETH
+    fee = price * market.fee_bps() // 10_000
+    net = price - fee
+    assert fee > 0, "the demo market charges a platform fee"
+    course_id = market.create_course(provider_key, "Payout Ledger Workshop", 60)
+    market.set_price(provider_key, course_id, NATIVE, price)
+
+    app: App = open_app(provider_key, path="/provider")
+    page = app.page
+    app.sign_in()
+    ledger = page.locator("section.payouts")
+    ledger.get_by_text("No payouts yet.").wait_for()
+
+    # The sale matures: its escrow bucket is released by the withdrawal itself.
+    market.buy_with_native(learner_key, course_id, price)
+    increase_time(stack.rpc_url, 2 * 24 * 3600)
+    assert market.releasable_of(provider, NATIVE) == (net, fee)
+    assert market.withdrawable_of(provider, NATIVE) == net
+    page.reload()
+    withdraw = page.locator('.balances tr[data-token="ETH"]').get_by_role("button", name="Withdraw")
+    wait_mining(stack.rpc_url, withdraw.is_enabled, timeout=30, what="a withdrawable balance")
+    assert token_text(net, 18, "ETH") in page.locator('.balances tr[data-token="ETH"]').inner_text()
+    withdraw.click()
+    status = page.locator('[data-testid="withdraw-status"][data-phase="confirmed"]')
+    status.wait_for()
+    tx_hash = status.locator("code").get_attribute("title")
+    assert market.withdrawable_of(provider, NATIVE) == 0
+
+    # The page polls the ledger until the indexer has recorded both events of the withdrawal.
+    rows = ledger.get_by_role("region", name="Payout ledger").locator("tbody tr")
+    wait_mining(stack.rpc_url, lambda: rows.count() == 2, timeout=120, what="the payout rows")
+    withdrawn, released = rows.nth(0), rows.nth(1)
+    assert withdrawn.get_attribute("data-kind") == "withdrawn"
+    assert released.get_attribute("data-kind") == "released"
+    cells = [row.locator("td").all_inner_texts() for row in (withdrawn, released)]
+    assert cells[0][1:4] == ["Withdrawn", token_text(net, 18, "ETH"), "—"]
+    assert cells[1][1:4] == ["Released", token_text(net, 18, "ETH"), token_text(fee, 18, "ETH")]
+    for row in (withdrawn, released):
+        assert row.locator("code").get_attribute("title") == tx_hash
+    assert ledger.get_by_role("button", name="Load more").count() == 0
+    app.screenshot("provider-payouts")
+
+    # The API says the same, in base units.
+    body = api_json(app, "/api/v1/provider/payouts")
+    entries = [(e["kind"], e["amount"], e["fee"], e["txHash"]) for e in body["payouts"]]
+    assert entries == [
+        ("withdrawn", str(net), "0", tx_hash),
+        ("released", str(net), str(fee), tx_hash),
+    ]
+    assert body["nextBefore"] is None
+
+    # Pages of one entry: "Load more" walks the ledger back with nextBefore.
+    page.route(
+        re.compile(r"/api/v1/provider/payouts\?"),
+        lambda route: route.continue_(url=re.sub(r"limit=\d+", "limit=1", route.request.url)),
+    )
+    page.reload()
+    load_more = ledger.get_by_role("button", name="Load more")
+    load_more.wait_for()
+    assert rows.count() == 1 and rows.first.get_attribute("data-kind") == "withdrawn"
+    load_more.click()
+    rows.nth(1).wait_for()
+    assert [r.get_attribute("data-kind") for r in rows.all()] == ["withdrawn", "released"]
+    # That page was full, so one more (empty) page ends the ledger.
+    load_more.click()
+    load_more.wait_for(state="detached")
+    assert rows.count() == 2
+
+
+def test_switch_a_course_certificate_mode(open_app, stack: Stack) -> None:
+    title = "Designing Token Economies"
+    course = stack.course_by_title(title)
+    assert course["certificateMode"] == "mint", "the demo course starts with minted certificates"
+    path = f"/api/v1/courses/{course['id']}"
+
+    app: App = open_app("provider", path="/provider")
+    page = app.page
+    app.sign_in()
+    card = page.locator(f'article.manage-course[data-course-id="{course["id"]}"]')
+    form = card.get_by_role("form", name=f"Certificates of {title}")
+    mode = form.get_by_label("Certificates")
+    save = form.get_by_role("button", name="Save mode")
+    form.get_by_text("Tuition mints each certificate").wait_for()
+    assert mode.input_value() == "mint" and save.is_disabled()
+
+    try:
+        # A refused change shows the API's message and changes nothing.
+        page.route(
+            f"**/api/v1/provider/courses/{course['id']}",
+            lambda route: route.fulfill(
+                status=503,
+                content_type="application/json",
+                body=json.dumps({"error": {"code": "unavailable", "message": "Try again soon."}}),
+            ),
+        )
+        mode.select_option(label="Claimed by the learner")
+        form.get_by_text("pay the gas").wait_for()
+        save.click()
+        form.get_by_role("alert").filter(has_text="Try again soon.").wait_for()
+        page.unroute(f"**/api/v1/provider/courses/{course['id']}")
+        assert api_json(app, path)["certificateMode"] == "mint"
+
+        save.click()
+        form.get_by_text("Saved: certificates claimed by the learner.").wait_for()
+        assert api_json(app, path)["certificateMode"] == "voucher"
+        assert stack.course_by_title(title)["certificateMode"] == "voucher"
+        page.reload()
+        form.get_by_label("Certificates").wait_for()
+        assert mode.input_value() == "voucher" and save.is_disabled()
+
+        # Back to minted by the platform: the stack is shared by the other tests.
+        mode.select_option(label="Minted by the platform")
+        save.click()
+        form.get_by_text("Saved: certificates minted by the platform.").wait_for()
+        assert api_json(app, path)["certificateMode"] == "mint"
+    finally:
+        if stack.course_by_title(title)["certificateMode"] != "mint":
+            api_json(
+                app,
+                f"/api/v1/provider/courses/{course['id']}",
+                "PATCH",
+                {"certificateMode": "mint"},
+            )

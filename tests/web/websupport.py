@@ -10,6 +10,8 @@ import httpx
 from eth_account import Account
 from web3 import HTTPProvider, Web3
 
+NATIVE = "0x0000000000000000000000000000000000000000"
+
 
 def rpc(rpc_url: str, method: str, params: list[Any] | None = None) -> Any:
     body = {"jsonrpc": "2.0", "id": 1, "method": method, "params": params or []}
@@ -44,30 +46,76 @@ def wait_mining(
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def increase_time(rpc_url: str, seconds: int) -> None:
+    """Move the chain's clock forward and mine a block at the new time."""
+    rpc(rpc_url, "evm_increaseTime", [hex(seconds)])
+    mine(rpc_url)
+
+
+def contract(w3: Web3, name: str, address: str) -> Any:
+    from backend.chain.artifacts import load_abi
+
+    return w3.eth.contract(address=Web3.to_checksum_address(address), abi=load_abi(name))
+
+
+def send(w3: Web3, key: str, fn: Any, *, value: int = 0) -> Any:
+    """Sign and send a contract call with `key`; the receipt of a successful transaction."""
+    account = Account.from_key(key)
+    tx = fn.build_transaction(
+        {
+            "from": account.address,
+            "value": value,
+            "nonce": w3.eth.get_transaction_count(account.address, "pending"),
+        }
+    )
+    signed = account.sign_transaction(tx)
+    tx_hash = w3.eth.send_raw_transaction(signed.raw_transaction)
+    receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=60)
+    assert receipt["status"] == 1, f"transaction {tx_hash.hex()} reverted"
+    return receipt
+
+
+class Market:
+    """The course market called directly by a provider's or a learner's key."""
+
+    def __init__(self, rpc_url: str, address: str) -> None:
+        self.w3 = Web3(HTTPProvider(rpc_url))
+        self.market = contract(self.w3, "CourseMarket", address)
+
+    def create_course(self, key: str, title: str, refund_window: int) -> int:
+        """Register a course (listed at once) and return its on-chain id."""
+        receipt = send(self.w3, key, self.market.functions.createCourse(title, refund_window))
+        (created,) = self.market.events.CourseCreated().process_receipt(receipt)
+        return int(created["args"]["courseId"])
+
+    def set_price(self, key: str, course_id: int, token: str, price: int) -> None:
+        send(self.w3, key, self.market.functions.setPrice(course_id, token, price))
+
+    def buy_with_native(self, key: str, course_id: int, price: int) -> None:
+        fn = self.market.functions.purchase(course_id, NATIVE, price, NATIVE, b"\0" * 32)
+        send(self.w3, key, fn, value=price)
+
+    def fee_bps(self) -> int:
+        return int(self.market.functions.feeBps().call())
+
+    def withdrawable_of(self, payee: str, token: str) -> int:
+        return int(self.market.functions.withdrawableOf(payee, token).call())
+
+    def releasable_of(self, provider: str, token: str) -> tuple[int, int]:
+        net, fee = self.market.functions.releasableOf(provider, token).call()
+        return int(net), int(fee)
+
+
 class Operator:
     """The backend's operator/issuer key acting on the certificate contract."""
 
     def __init__(self, rpc_url: str, key: str, certificate: str) -> None:
-        from backend.chain.artifacts import load_abi
-
         self.w3 = Web3(HTTPProvider(rpc_url))
-        self.account = Account.from_key(key)
-        self.certificate = self.w3.eth.contract(
-            address=Web3.to_checksum_address(certificate), abi=load_abi("CourseCertificate")
-        )
+        self.key = key
+        self.certificate = contract(self.w3, "CourseCertificate", certificate)
 
     def _send(self, fn: Any) -> Any:
-        tx = fn.build_transaction(
-            {
-                "from": self.account.address,
-                "nonce": self.w3.eth.get_transaction_count(self.account.address, "pending"),
-            }
-        )
-        signed = self.account.sign_transaction(tx)
-        tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
-        receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=60)
-        assert receipt["status"] == 1, f"transaction {tx_hash.hex()} reverted"
-        return receipt
+        return send(self.w3, self.key, fn)
 
     def mint(self, learner: str, course_id: int, record_hash: bytes) -> int:
         self._send(self.certificate.functions.mint(learner, course_id, record_hash))

@@ -291,3 +291,55 @@ export async function fetchMyEntitlements(): Promise<Entitlement[]> {
 export async function fetchMyOrders(): Promise<Order[]> {
   return itemsOf<Raw>(await api<unknown>("/me/orders")).map(toOrder);
 }
+
+// ------------------------------------------------------------------ provider payouts
+
+export interface Payout {
+  id: number;
+  /** released: escrow became withdrawable (net, with the platform fee beside it); withdrawn: paid out. */
+  kind: string;
+  token: { address: Address | null; symbol: string; decimals: number };
+  amount: bigint;
+  fee: bigint;
+  txHash: string;
+  logIndex: number;
+  blockNumber: number;
+  recordedAt: string | null;
+}
+
+export interface PayoutPage {
+  payouts: Payout[];
+  /** The `before` of the next (older) page, or null on the last one. */
+  nextBefore: number | null;
+}
+
+export function toPayout(raw: Raw): Payout {
+  const tokenRaw = pick<Raw>(raw, "token");
+  const tokenObj = typeof tokenRaw === "object" && tokenRaw ? tokenRaw : null;
+  const address = addr(tokenObj ? pick(tokenObj, "address") : tokenRaw);
+  const known = tokenByAddress(address);
+  return {
+    id: Number(pick(raw, "id")),
+    kind: String(pick(raw, "kind") ?? ""),
+    token: {
+      address,
+      symbol: String(pick(tokenObj, "symbol") ?? known?.symbol ?? "?"),
+      decimals: Number(pick(tokenObj, "decimals") ?? known?.decimals ?? 18),
+    },
+    amount: BigInt(pick(raw, "amount") ?? 0),
+    fee: BigInt(pick(raw, "fee") ?? 0),
+    txHash: String(pick(raw, "txHash", "tx_hash") ?? ""),
+    logIndex: Number(pick(raw, "logIndex", "log_index") ?? 0),
+    blockNumber: Number(pick(raw, "blockNumber", "block_number") ?? 0),
+    recordedAt: pick(raw, "recordedAt", "recorded_at") ?? null,
+  };
+}
+
+/** One page of the signed-in provider's payout ledger, newest first. */
+export async function fetchPayouts(
+  { before, limit, signal }: { before?: number | null; limit?: number; signal?: AbortSignal } = {},
+): Promise<PayoutPage> {
+  const raw = await api<Raw>("/provider/payouts", { query: { before, limit }, signal });
+  const next = pick(raw, "nextBefore", "next_before");
+  return { payouts: itemsOf<Raw>(raw.payouts ?? []).map(toPayout), nextBefore: next == null ? null : Number(next) };
+}

@@ -1,15 +1,15 @@
 // Provider dashboard: create a course (metadata through the API; on-chain registration and token
-// prices signed by the provider's wallet from the API's tx endpoints), card price, sales across
-// both rails, balances per token and withdrawals.
-import { useState } from "preact/hooks";
+// prices signed by the provider's wallet from the API's tx endpoints), card price, certificate
+// mode, sales across both rails, balances per token, withdrawals and the payout ledger.
+import { useCallback, useEffect, useState } from "preact/hooks";
 import { getAddress, parseEventLogs, type Hex } from "viem";
 import { api, errorMessage, itemsOf } from "../api";
 import { marketAbi } from "../chain";
 import { RequireSignIn } from "../components/wallet-ui";
-import { Alert, Loading, PriceList, TxStatus, useAsync, usePageTitle } from "../components/ui";
+import { Alert, Loading, PriceList, TxHash, TxStatus, useAsync, useInterval, usePageTitle } from "../components/ui";
 import { config, tokenByAddress, type TokenInfo } from "../config";
-import { fiatDigits, formatFiat, formatToken, parseFiatInput, parseTokenInput } from "../format";
-import { toCourse, toOrder, type Course } from "../models";
+import { fiatDigits, formatDate, formatFiat, formatToken, parseFiatInput, parseTokenInput } from "../format";
+import { fetchPayouts, toCourse, toOrder, type Course, type Payout, type PayoutPage } from "../models";
 import { sendAndWait, type TxProgress } from "../purchase";
 import { Link } from "../router";
 import { sessionStore } from "../session";
@@ -41,8 +41,15 @@ export function ProviderPage() {
   );
 }
 
+/** A withdrawal this page sent, awaited in the payout ledger. */
+interface Withdrawal {
+  hash: string;
+  at: number;
+}
+
 function Dashboard() {
   const session = useStore(sessionStore);
+  const [withdrawal, setWithdrawal] = useState<Withdrawal | null>(null);
   const courses = useAsync(async () => (await api<Raw[]>("/provider/courses")).map(toCourse), [session.user?.address]);
   return (
     <div class="provider">
@@ -52,7 +59,7 @@ function Dashboard() {
       </p>
       <div class="provider-grid">
         <CreateCourse onCreated={courses.reload} />
-        <Balances />
+        <Balances onWithdrawn={(hash) => setWithdrawal({ hash, at: Date.now() })} />
       </div>
       <section aria-labelledby="my-courses-title">
         <h2 id="my-courses-title">Your courses</h2>
@@ -68,6 +75,7 @@ function Dashboard() {
         </ul>
       </section>
       <Sales />
+      <Payouts key={session.user?.address} awaiting={withdrawal} />
     </div>
   );
 }
@@ -224,6 +232,7 @@ function ManageCourse({ course, onChange }: { course: Course; onChange: () => vo
       )}
       <TxStatus progress={tx} testId={`register-status-${course.id}`} />
       <FiatPriceForm course={course} onChange={onChange} />
+      <CertificateModeForm course={course} onChange={onChange} />
       <div class="button-row">
         {course.status !== "published" ? (
           <button type="button" class="button-small" onClick={() => setStatus("published")} disabled={!course.onchainId && !course.fiat}>
@@ -340,9 +349,62 @@ function FiatPriceForm({ course, onChange }: { course: Course; onChange: () => v
   );
 }
 
+const CERTIFICATE_MODES: Record<Course["certificateMode"], { label: string; note: string }> = {
+  mint: { label: "Minted by the platform", note: "Tuition mints each certificate to the learner's wallet and pays the gas." },
+  voucher: { label: "Claimed by the learner", note: "Learners claim their certificate with a signed voucher and pay the gas." },
+};
+
+function CertificateModeForm({ course, onChange }: { course: Course; onChange: () => void }) {
+  const [mode, setMode] = useState<Course["certificateMode"]>(course.certificateMode);
+  const [busy, setBusy] = useState(false);
+  const [message, setMessage] = useState<{ kind: "error" | "success"; text: string } | null>(null);
+  // Follow the saved mode when the course list reloads.
+  useEffect(() => setMode(course.certificateMode), [course.certificateMode]);
+  const submit = async (event: Event) => {
+    event.preventDefault();
+    setMessage(null);
+    setBusy(true);
+    try {
+      const saved = toCourse(await api<Raw>(`/provider/courses/${course.id}`, { method: "PATCH", body: { certificateMode: mode } }));
+      setMessage({ kind: "success", text: `Saved: certificates ${CERTIFICATE_MODES[saved.certificateMode].label.toLowerCase()}.` });
+      onChange();
+    } catch (err) {
+      setMessage({ kind: "error", text: errorMessage(err) });
+    } finally {
+      setBusy(false);
+    }
+  };
+  return (
+    <form class="inline-form certificate-mode-form" onSubmit={submit} aria-label={`Certificates of ${course.title}`}>
+      <div class="field">
+        <label for={`cm-mode-${course.id}`}>Certificates</label>
+        <select
+          id={`cm-mode-${course.id}`}
+          value={mode}
+          aria-describedby={`cm-note-${course.id}`}
+          onChange={(e) => setMode((e.currentTarget as HTMLSelectElement).value === "voucher" ? "voucher" : "mint")}
+        >
+          {(["mint", "voucher"] as const).map((m) => (
+            <option key={m} value={m}>
+              {CERTIFICATE_MODES[m].label}
+            </option>
+          ))}
+        </select>
+      </div>
+      <button type="submit" class="button-small button-secondary" disabled={busy || mode === course.certificateMode}>
+        {busy ? "Saving…" : "Save mode"}
+      </button>
+      <p id={`cm-note-${course.id}`} class="muted small form-note">
+        {CERTIFICATE_MODES[mode].note}
+      </p>
+      {message && <Alert kind={message.kind}>{message.text}</Alert>}
+    </form>
+  );
+}
+
 // ------------------------------------------------------------------ money
 
-function Balances() {
+function Balances({ onWithdrawn }: { onWithdrawn: (hash: string) => void }) {
   const balances = useAsync(() => api<Raw>("/provider/balances"), []);
   const [tx, setTx] = useState<TxProgress>({ phase: "idle", message: "" });
   const busy = tx.phase === "working" || tx.phase === "wallet" || tx.phase === "pending";
@@ -350,8 +412,9 @@ function Balances() {
     try {
       setTx({ phase: "working", message: `Preparing the ${symbol} withdrawal…` });
       const data = await api<TxData>("/provider/tx/withdraw", { method: "POST", body: { token } });
-      await sendAndWait(txRequest(data), `Withdraw ${symbol}`, setTx);
+      const receipt = await sendAndWait(txRequest(data), `Withdraw ${symbol}`, setTx);
       balances.reload();
+      onWithdrawn(receipt.transactionHash);
     } catch (err) {
       setTx((t) => ({ ...t, phase: "failed", message: errorMessage(err) }));
     }
@@ -438,6 +501,139 @@ function Sales() {
       )}
       {sales.data && orders.length === 0 && <p>No sales yet.</p>}
       {orders.length > 0 && <OrdersTable orders={orders.map((o) => ({ ...o, courseTitle: o.courseTitle ?? titles.get(o.courseId) ?? null }))} showBuyer />}
+    </section>
+  );
+}
+
+// ------------------------------------------------------------------ payout ledger
+
+const PAYOUT_PAGE = 20;
+/** How long the ledger is polled for a withdrawal the indexer has not recorded yet. */
+const PAYOUT_WAIT_MS = 3 * 60_000;
+
+interface Ledger {
+  /** Newest first. */
+  rows: Payout[];
+  /** `before` of the next older page; null once the oldest entry is loaded. */
+  cursor: number | null;
+  loaded: boolean;
+}
+
+/** Fold a fresh newest page into the loaded ledger. The page holds every entry from its oldest id
+ * up (all of them when it is the last page): loaded rows in that range are replaced (a reorg may
+ * have dropped some), older pages are kept unless newer entries than the page holds are missing
+ * between them. */
+function withNewest(prev: Ledger, page: PayoutPage): Ledger {
+  const floor = page.nextBefore ?? 0;
+  const newestKnown = prev.rows[0]?.id ?? 0;
+  if (!prev.loaded || floor > newestKnown) return { rows: page.payouts, cursor: page.nextBefore, loaded: true };
+  return {
+    rows: [...page.payouts, ...prev.rows.filter((r) => r.id < floor)],
+    cursor: page.nextBefore === null ? null : prev.cursor,
+    loaded: true,
+  };
+}
+
+function payoutKindLabel(kind: string): string {
+  return ({ released: "Released", withdrawn: "Withdrawn" } as Record<string, string>)[kind] ?? kind;
+}
+
+function Payouts({ awaiting }: { awaiting: Withdrawal | null }) {
+  const [ledger, setLedger] = useState<Ledger>({ rows: [], cursor: null, loaded: false });
+  const [error, setError] = useState<string | null>(null);
+  const [loadingMore, setLoadingMore] = useState(false);
+
+  const refresh = useCallback(async () => {
+    try {
+      const page = await fetchPayouts({ limit: PAYOUT_PAGE });
+      setLedger((prev) => withNewest(prev, page));
+      setError(null);
+    } catch (err) {
+      setError(errorMessage(err));
+    }
+  }, []);
+  useEffect(() => {
+    void refresh();
+  }, [refresh, awaiting]);
+
+  // The indexer records a withdrawal a few blocks after it is mined: poll until it shows.
+  const hash = awaiting?.hash.toLowerCase();
+  const waiting =
+    awaiting !== null &&
+    !ledger.rows.some((r) => r.txHash.toLowerCase() === hash) &&
+    Date.now() - awaiting.at < PAYOUT_WAIT_MS;
+  useInterval(refresh, 2000, waiting);
+
+  const loadMore = async () => {
+    const before = ledger.cursor;
+    if (before === null) return;
+    setLoadingMore(true);
+    try {
+      const page = await fetchPayouts({ before, limit: PAYOUT_PAGE });
+      // Ignore the page if a refresh replaced the ledger meanwhile.
+      setLedger((prev) => (prev.cursor === before ? { rows: [...prev.rows, ...page.payouts], cursor: page.nextBefore, loaded: true } : prev));
+      setError(null);
+    } catch (err) {
+      setError(errorMessage(err));
+    } finally {
+      setLoadingMore(false);
+    }
+  };
+
+  const { rows } = ledger;
+  return (
+    <section class="payouts" aria-labelledby="payouts-title">
+      <h2 id="payouts-title">Payouts</h2>
+      <p class="muted small">
+        Released: a sale's refund window ended and its net moved from escrow to your withdrawable balance (the platform fee
+        went to the treasury). Withdrawn: paid out to your wallet. Sales without a refund window are credited at once and show
+        up here when withdrawn.
+      </p>
+      {!ledger.loaded && !error && <Loading />}
+      {error && <Alert>{error}</Alert>}
+      {ledger.loaded && rows.length === 0 && <p>No payouts yet.</p>}
+      {rows.length > 0 && (
+        <div class="table-wrap" tabIndex={0} role="region" aria-label="Payout ledger">
+          <table class="data-table">
+            <thead>
+              <tr>
+                <th scope="col">Recorded</th>
+                <th scope="col">Kind</th>
+                <th scope="col" class="num">
+                  Amount
+                </th>
+                <th scope="col" class="num">
+                  Platform fee
+                </th>
+                <th scope="col">Transaction</th>
+              </tr>
+            </thead>
+            <tbody>
+              {rows.map((p) => (
+                <tr key={p.id} data-kind={p.kind} data-payout-id={p.id}>
+                  <td>{formatDate(p.recordedAt, true)}</td>
+                  <td>
+                    <span class={`badge badge-${p.kind}`}>{payoutKindLabel(p.kind)}</span>
+                  </td>
+                  <td class="num">{formatToken(p.amount, p.token.decimals, p.token.symbol)}</td>
+                  <td class="num">{p.kind === "released" ? formatToken(p.fee, p.token.decimals, p.token.symbol) : "—"}</td>
+                  <td>
+                    <TxHash hash={p.txHash} label="" />
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
+      )}
+      {waiting && <Loading label="Waiting for your withdrawal to reach the ledger…" />}
+      {ledger.cursor !== null && (
+        <div class="button-row">
+          <button type="button" class="button-secondary button-small" onClick={loadMore} disabled={loadingMore}>
+            {loadingMore ? "Loading…" : "Load more"}
+          </button>
+        </div>
+      )}
     </section>
   );
 }
