@@ -9,6 +9,8 @@ import typer
 app = typer.Typer(no_args_is_help=True, help="Tuition: sell courses for crypto or card.")
 db_app = typer.Typer(no_args_is_help=True, help="Database migrations.")
 app.add_typer(db_app, name="db")
+access_app = typer.Typer(no_args_is_help=True, help="Access rights and their on-chain records.")
+app.add_typer(access_app, name="access")
 
 
 @app.command()
@@ -215,6 +217,30 @@ def worker(
         beat=beat,
         loglevel=loglevel,
         metrics_port=metrics_port or None,
+    )
+
+
+@access_app.command("adopt")
+def access_adopt(
+    course: int = typer.Argument(..., help="The on-chain course id."),
+    learner: str = typer.Argument(..., help="The learner's address."),
+) -> None:
+    """Record in the database an access the chain grants and the database lacks (the fix the
+    reconciler prints for "chain_only" drift)."""
+    from backend.worker.chain import get_chain
+    from backend.worker.db import get_session_factory
+    from backend.worker.reconcile import adopt_chain_access
+
+    try:
+        result = adopt_chain_access(
+            course, learner, factory=get_session_factory(), chain=get_chain()
+        )
+    except LookupError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(
+        f"entitlement {result['entitlement_id']} ({result['source']}) records course {course} "
+        f"for {learner}"
     )
 
 

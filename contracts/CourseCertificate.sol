@@ -61,8 +61,9 @@ contract CourseCertificate is ICourseCertificate, IERC5192, ERC721, AccessContro
     // ---------------------------------------------------------------- issuing
 
     /// @inheritdoc ICourseCertificate
-    /// @dev Reverts with UnknownCourse (from the market) for unknown courses and
-    /// ERC721InvalidReceiver for a zero learner.
+    /// @dev Reverts with UnknownCourse or InvalidCourseId (from the market) for unknown courses,
+    /// ERC721InvalidReceiver for a zero learner and NoCourseAccess unless the learner holds
+    /// access to the course in the market.
     /// @param learner The holder (one certificate per learner and course: AlreadyCertified).
     /// @param courseId The course (the caller must be its issuer: NotIssuer).
     /// @param recordHash First 28 bytes of the off-chain record's keccak-256 (ZeroRecordHash).
@@ -77,7 +78,8 @@ contract CourseCertificate is ICourseCertificate, IERC5192, ERC721, AccessContro
 
     /// @inheritdoc ICourseCertificate
     /// @dev Replay is impossible because a (learner, course) pair has a single token id; the
-    /// signature must be canonical (low `s`), as ECDSA enforces.
+    /// signature must be canonical (low `s`), as ECDSA enforces. The caller must hold access to
+    /// the course in the market when claiming (NoCourseAccess), whatever the voucher says.
     /// @param courseId The course.
     /// @param recordHash The record hash the voucher was signed for.
     /// @param deadline Last valid second of the voucher (VoucherExpired).
@@ -251,6 +253,9 @@ contract CourseCertificate is ICourseCertificate, IERC5192, ERC721, AccessContro
         tokenId = _tokenId(learner, courseId);
         // Checked here so the error is ours rather than ERC-721's.
         if (_ownerOf(tokenId) != address(0)) revert AlreadyCertified(learner, courseId);
+        if (learner == address(0)) revert ERC721InvalidReceiver(address(0));
+        // Whatever the rail (on-chain purchase, card, grant): the market is the one answer.
+        if (!_market.hasAccess(courseId, learner)) revert NoCourseAccess(courseId, learner);
         _records[tokenId] = Record({issuedAt: uint32(block.timestamp), recordHash: recordHash});
         _mint(learner, tokenId);
         emit Locked(tokenId);
@@ -267,8 +272,10 @@ contract CourseCertificate is ICourseCertificate, IERC5192, ERC721, AccessContro
         return hasRole(ISSUER_ROLE, account) || _issuers[provider][account];
     }
 
-    /// @dev `courseId << 160 | uint160(learner)`; course ids are sequential and far below 2**96.
+    /// @dev `courseId << 160 | uint160(learner)`. Course ids are sequential and far below 2**96;
+    /// larger ones would alias smaller ones, so they revert (InvalidCourseId).
     function _tokenId(address learner, uint256 courseId) private pure returns (uint256) {
+        if (courseId > type(uint96).max) revert InvalidCourseId(courseId);
         return (courseId << 160) | uint160(learner);
     }
 

@@ -56,6 +56,8 @@ contract CourseMarket is ICourseMarket, AccessControlDefaultAdminRules, Reentran
 
     uint256 private constant _BPS = 10_000;
     uint256 private constant _RING_SIZE = 32;
+    /// @dev The largest course id: ids share a 256-bit storage key with a 160-bit address.
+    uint256 private constant _MAX_COURSE_ID = type(uint96).max;
 
     /// @dev One slot, read once per purchase. The pause flag is hand-rolled instead of
     /// OpenZeppelin's Pausable, which keeps it in a slot of its own: a second cold read
@@ -422,7 +424,7 @@ contract CourseMarket is ICourseMarket, AccessControlDefaultAdminRules, Reentran
         external
         onlyRole(OPERATOR_ROLE)
     {
-        uint256 key = _key(courseId, learner);
+        uint256 key = _courseKey(courseId, learner);
         AccessSource source = _access[key].source;
         if (source != AccessSource.Card && source != AccessSource.Grant) {
             revert NotOperatorGranted(courseId, learner);
@@ -524,12 +526,12 @@ contract CourseMarket is ICourseMarket, AccessControlDefaultAdminRules, Reentran
 
     /// @inheritdoc ICourseMarket
     function hasAccess(uint256 courseId, address learner) external view returns (bool) {
-        return _access[_key(courseId, learner)].source != AccessSource.None;
+        return _access[_courseKey(courseId, learner)].source != AccessSource.None;
     }
 
     /// @inheritdoc ICourseMarket
     function accessOf(uint256 courseId, address learner) external view returns (Access memory) {
-        return _access[_key(courseId, learner)];
+        return _access[_courseKey(courseId, learner)];
     }
 
     /// @inheritdoc ICourseMarket
@@ -575,10 +577,11 @@ contract CourseMarket is ICourseMarket, AccessControlDefaultAdminRules, Reentran
         returns (uint256 price, bool accepted)
     {
         if (token == address(0)) {
+            if (courseId > _MAX_COURSE_ID) revert InvalidCourseId(courseId);
             CourseRecord storage c = _courses[courseId];
             return (c.nativePrice, c.nativeAccepted);
         }
-        Price storage p = _prices[_key(courseId, token)];
+        Price storage p = _prices[_courseKey(courseId, token)];
         return (p.price, p.accepted);
     }
 
@@ -689,6 +692,7 @@ contract CourseMarket is ICourseMarket, AccessControlDefaultAdminRules, Reentran
         view
         returns (uint256 price, uint256 fee, uint256 deadline, uint256 payees)
     {
+        if (courseId > _MAX_COURSE_ID) revert InvalidCourseId(courseId);
         uint256 config;
         uint256 courseWord;
         CourseRecord storage c = _courses[courseId];
@@ -918,8 +922,9 @@ contract CourseMarket is ICourseMarket, AccessControlDefaultAdminRules, Reentran
         _reentrancyGuardStorageSlot().asBoolean().tstore(entered);
     }
 
-    /// @dev Reverts with UnknownCourse for unknown ids.
+    /// @dev Reverts with InvalidCourseId for ids of 2**96 and more, UnknownCourse for unknown ids.
     function _requireCourse(uint256 courseId) private view returns (CourseRecord storage c) {
+        if (courseId > _MAX_COURSE_ID) revert InvalidCourseId(courseId);
         c = _courses[courseId];
         if (c.providerId == 0) revert UnknownCourse(courseId);
     }
@@ -945,9 +950,16 @@ contract CourseMarket is ICourseMarket, AccessControlDefaultAdminRules, Reentran
         return (bits >> index) & 1 != 0;
     }
 
-    /// @dev One mapping key for a (small id, address) pair: ids (course and provider ids are
-    /// sequential, far below 2**96) in the high 96 bits, the address in the low 160. One keccak
-    /// per lookup instead of two for a nested mapping.
+    /// @dev `_key` for a course id that no earlier check has bounded (InvalidCourseId).
+    function _courseKey(uint256 courseId, address account) private pure returns (uint256) {
+        if (courseId > _MAX_COURSE_ID) revert InvalidCourseId(courseId);
+        return _key(courseId, account);
+    }
+
+    /// @dev One mapping key for a (small id, address) pair: the id in the high 96 bits, the
+    /// address in the low 160. One keccak per lookup instead of two for a nested mapping. Larger
+    /// ids would alias smaller ones (`id + 2**96` shifts to the same key): callers pass provider
+    /// ids (uint32) or course ids already bounded by `_requireCourse`, `_quote` or `_courseKey`.
     function _key(uint256 id, address account) private pure returns (uint256) {
         return (id << 160) | uint160(account);
     }

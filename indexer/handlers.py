@@ -54,6 +54,8 @@ ACTOR = "indexer"
 REORG = "reorg"
 # ICourseMarket.AccessSource -> the backend's entitlement source.
 ONCHAIN_SOURCES = {1: AccessSource.CRYPTO, 2: AccessSource.CARD, 3: AccessSource.GRANT}
+# Entitlements an operator's revokeAccess can end (recorded with grantAccess).
+MIRRORED_SOURCES = (AccessSource.CARD, AccessSource.FREE, AccessSource.GRANT)
 # Runs of purchases shorter than this go through the backend's service one by one (the bulk
 # path is also the faster one for a single live purchase: fewer statements than the ORM's).
 BULK_MIN = 1
@@ -616,6 +618,19 @@ class HandlerBatch:
     def _order_by_ref(self, ref: str) -> Order | None:
         return self.session.scalar(select(Order).where(Order.order_ref == ref.lower()))
 
+    def _mirrored_entitlement(self, course_id: int, learner: str, ref: str) -> Entitlement | None:
+        """The entitlement whose on-chain record is `ref` (the backend's grants carry the row's
+        `chain_ref`; the chain keeps its first 21 bytes)."""
+        digest = ref.lower()[: 2 + 42]
+        rows = self.session.scalars(
+            select(Entitlement).where(
+                Entitlement.course_id == course_id,
+                Entitlement.address == learner,
+                Entitlement.chain_ref.is_not(None),
+            )
+        ).all()
+        return next((e for e in rows if (e.chain_ref or "")[: 2 + 42] == digest), None)
+
     def access_granted(self, lg: DecodedLog) -> dict[str, Any]:
         a = lg.args
         course = course_by_onchain_id(self.session, a["courseId"])
@@ -625,6 +640,11 @@ class HandlerBatch:
         existing = active_entitlement(self.session, a["learner"], course.id)
         if existing is not None:
             return {"entitlement_id": existing.id, "created": False}
+        mirrored = self._mirrored_entitlement(course.id, a["learner"], str(a["ref"]))
+        if mirrored is not None:
+            # The worker's own grantAccess of a row the database has revoked since: its
+            # revokeAccess is on the way. Adopting it would bring back access that ended.
+            return {"entitlement_id": mirrored.id, "created": False, "mirror_of_revoked": True}
         order = self._order_by_ref(a["ref"])
         ent = grant_access(
             self.session,
@@ -634,6 +654,8 @@ class HandlerBatch:
             order_id=order.id if order is not None else None,
             actor=ACTOR,
             reason=f"on-chain AccessGranted {lg.tx_hash}:{lg.log_index}",
+            on_chain=True,
+            chain_ref=str(a["ref"]).lower(),
         )
         return {"entitlement_id": ent.id, "created": True, "order_id": ent.order_id}
 
@@ -650,6 +672,7 @@ class HandlerBatch:
             order_id=ent.order_id,
             actor=ACTOR,
             reason=f"{REORG}: AccessGranted {row.tx_hash}:{row.log_index} reorganized away",
+            on_chain=True,
         )
 
     def access_revoked(self, lg: DecodedLog) -> dict[str, Any]:
@@ -659,8 +682,15 @@ class HandlerBatch:
             return {"skipped": "unknown course"}
         active = active_entitlement(self.session, a["learner"], course.id)
         # On-chain revokeAccess only ends Card/Grant access; never touch a crypto purchase's.
-        if active is None or active.source not in (AccessSource.CARD, AccessSource.GRANT):
+        if active is None or active.source not in MIRRORED_SOURCES:
             return {"revoked": None}
+        if (
+            active.chain_ref is not None
+            and active.chain_ref[: 2 + 42] != str(a["ref"]).lower()[: 2 + 42]
+        ):
+            # The revoke of an earlier record (the worker names the record it ends): the active
+            # entitlement is another one, whose own grant the chain gets (or already has).
+            return {"revoked": None, "other_record": active.id}
         revoke_access(
             self.session,
             address=a["learner"],
@@ -668,6 +698,7 @@ class HandlerBatch:
             order_id=active.order_id,
             actor=ACTOR,
             reason=f"on-chain AccessRevoked {lg.tx_hash}:{lg.log_index}",
+            on_chain=True,
         )
         return {
             "revoked": active.id,
@@ -689,6 +720,7 @@ class HandlerBatch:
             order_id=e.get("order_id"),
             actor=ACTOR,
             reason=f"{REORG}: AccessRevoked {row.tx_hash}:{row.log_index} reorganized away",
+            on_chain=True,
         )
 
     # ------------------------------------------------------------------ certificates
@@ -778,9 +810,10 @@ class HandlerBatch:
         cert = self.session.scalar(select(Certificate).where(Certificate.token_id == token_id))
         if cert is None:
             return {"skipped": "unknown certificate"}
-        prev = {"status": cert.status}
+        prev = {"status": cert.status, "reason_code": cert.revoke_reason_code}
         cert.status = CertificateStatus.REVOKED
         cert.revoked_at = utcnow()
+        cert.revoke_reason_code = int(lg.args["reason"])
         self.session.flush()
         audit(
             self.session,
@@ -801,6 +834,7 @@ class HandlerBatch:
             return
         cert.status = row.effect["prev"]["status"]
         cert.revoked_at = None
+        cert.revoke_reason_code = row.effect["prev"].get("reason_code")
         self.session.flush()
         audit(
             self.session,

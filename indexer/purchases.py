@@ -21,7 +21,7 @@ from typing import Any, cast
 from sqlalchemy import Table, select, text
 from sqlalchemy.orm import Session
 
-from backend.access.models import AccessSource, Entitlement
+from backend.access.models import AccessSource, ChainStatus, Entitlement
 from backend.audit.models import AuditEntry
 from backend.catalog.models import Course
 from backend.core.db import utcnow
@@ -44,6 +44,7 @@ ORDER_COLUMNS = (
 )  # fmt: skip
 ENTITLEMENT_COLUMNS = (
     "id", "address", "course_id", "source", "order_id", "granted_at", "granted_by",
+    "chain_status", "chain_updated_at",
 )  # fmt: skip
 AUDIT_COLUMNS = (
     "at", "actor", "action", "subject_type", "subject_id", "before", "after", "reason",
@@ -245,7 +246,10 @@ class PurchaseRun:
 
         def entitlement_rows() -> Iterator[tuple[Any, ...]]:
             for order_id, ent_id, course_id, *_, recipient, _token in facts:
-                yield (ent_id, recipient, course_id, AccessSource.CRYPTO, order_id, now, ACTOR)
+                yield (
+                    ent_id, recipient, course_id, AccessSource.CRYPTO, order_id, now, ACTOR,
+                    ChainStatus.RECORDED, now,
+                )  # fmt: skip
 
         def audit_rows() -> Iterator[tuple[Any, ...]]:
             for (
@@ -280,6 +284,7 @@ class PurchaseRun:
                     "grantedAt": now_iso,
                     "revokedAt": None,
                     "revokeReason": None,
+                    "chainStatus": ChainStatus.RECORDED,
                 }
                 yield (now, ACTOR, "order.paid", "order", order_id, None, order_after,
                        reason + (" with anomalies" if anomalies else ""), request_id)  # fmt: skip

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from backend.access.models import AccessSource, Entitlement
 from backend.access.service import grant_access
 from backend.catalog.models import Course, CourseStatus, Lesson, Token, TokenPrice
+from backend.certificates.models import Certificate, CertificateStatus
 from backend.core.security import ZERO_ADDRESS
 from backend.payouts.models import PayoutEntry, PayoutKind
 
@@ -93,7 +94,30 @@ def make_grant(session: Session, *, address: str, course_id: int, **kwargs: Any)
         order_id=kwargs.get("order_id"),
         actor=kwargs.get("actor", "test"),
         reason=kwargs.get("reason", "test grant"),
+        on_chain=kwargs.get("on_chain", False),
     )
+
+
+def make_certificate(
+    session: Session, *, course_id: int, address: str, status: str = CertificateStatus.MINTED
+) -> Certificate:
+    """A certificate of (course, address), minted unless `status` says otherwise."""
+    course = session.get(Course, course_id)
+    assert course is not None
+    token_id = None
+    if course.onchain_id is not None:
+        token_id = (int(course.onchain_id) << 160) | int(address, 16)
+    certificate = Certificate(
+        course_id=course_id,
+        address=address,
+        token_id=token_id if status == CertificateStatus.MINTED else None,
+        record_hash="0x" + keccak(text=f"record:{course_id}:{address}")[:28].hex(),
+        record={"course": course_id, "learner": address},
+        status=status,
+    )
+    session.add(certificate)
+    session.flush()
+    return certificate
 
 
 def make_payout(

@@ -56,6 +56,8 @@ def chain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         learners = [Account.from_key(DEMO_KEYS[k]).address for k in ("learner", "learner2")]
         digest = bytes.fromhex(record_hash(RECORD)[2:])
         for learner in learners:
+            # Certificates need access on-chain: the operator records a grant first.
+            deployer.send(market.functions.grantAccess(1, learner, 3, b"\x01" * 32))
             deployer.send(certificate.functions.mint(learner, 1, digest))
         revoked_id = certificate.functions.tokenIdFor(learners[1], 1).call()
         deployer.send(certificate.functions.revoke(revoked_id, 1))

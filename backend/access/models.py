@@ -21,6 +21,22 @@ class AccessSource:
     ALL = (CRYPTO, CARD, FREE, GRANT)
 
 
+class ChainStatus:
+    """Where an entitlement's on-chain record (`CourseMarket.hasAccess`) stands.
+
+    The database answers at once; the chain follows through the outbox and the worker:
+    pending -> recorded (grantAccess mined, or the chain already held it: purchases, grants the
+    indexer adopted) | failed (with `chain_error`); after a revoke: revoke_pending -> revoked.
+    """
+
+    PENDING = "pending"
+    RECORDED = "recorded"
+    FAILED = "failed"
+    REVOKE_PENDING = "revoke_pending"
+    REVOKED = "revoked"
+    ALL = (PENDING, RECORDED, FAILED, REVOKE_PENDING, REVOKED)
+
+
 class Entitlement(Base):
     """A (address, course) access right; revoked rows are kept as history.
 
@@ -31,6 +47,10 @@ class Entitlement(Base):
     __tablename__ = "entitlements"
     __table_args__ = (
         CheckConstraint("source IN ('crypto', 'card', 'free', 'grant')", name="source"),
+        CheckConstraint(
+            "chain_status IN ('pending', 'recorded', 'failed', 'revoke_pending', 'revoked')",
+            name="chain_status",
+        ),
         Index(
             "uq_entitlements_active_course_address",
             "course_id",
@@ -54,3 +74,11 @@ class Entitlement(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     revoke_reason: Mapped[str | None] = mapped_column(String(200), default=None)
     revoked_by: Mapped[str | None] = mapped_column(String(80), default=None)
+    # The on-chain mirror (see ChainStatus). `chain_ref` is the bytes32 `ref` of grantAccess
+    # (0x hex): the order's `order_ref` for card access, a hash of the entitlement id for free
+    # claims and admin grants, the event's ref for grants adopted from the chain.
+    chain_status: Mapped[str] = mapped_column(String(16), default=ChainStatus.PENDING)
+    chain_ref: Mapped[str | None] = mapped_column(String(66), default=None)
+    chain_tx_hash: Mapped[str | None] = mapped_column(String(66), default=None)
+    chain_error: Mapped[str | None] = mapped_column(String(500), default=None)
+    chain_updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)

@@ -97,6 +97,7 @@ async def claim_free_course(
             order_id=None,
             actor=f"user:{principal.address}",
             reason="free course claimed",
+            on_chain=False,
         )
         return AccessOut(has_access=True, source=entitlement.source, since=entitlement.granted_at)
 

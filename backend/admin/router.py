@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from backend.access.models import AccessSource, Entitlement
+from backend.access.models import AccessSource
 from backend.access.schemas import EntitlementOut, GrantIn, RevokeIn
 from backend.access.service import grant_access, revoke_access
 from backend.audit.models import AuditEntry
@@ -36,23 +36,10 @@ class AuditEntryOut(ApiModel):
     request_id: str | None
 
 
-def _out(e: Entitlement) -> EntitlementOut:
-    return EntitlementOut(
-        id=e.id,
-        course_id=e.course_id,
-        address=e.address,
-        source=e.source,
-        order_id=e.order_id,
-        granted_at=e.granted_at,
-        revoked_at=e.revoked_at,
-        revoke_reason=e.revoke_reason,
-        active=e.revoked_at is None,
-    )
-
-
 @router.post("/entitlements/grant", response_model=EntitlementOut)
 async def admin_grant(body: GrantIn, admin: AdminUser, session: DbSession) -> EntitlementOut:
-    """Give an address access without payment (scholarship, support case); idempotent."""
+    """Give an address access without payment (scholarship, support case); idempotent. The
+    grant is recorded on-chain (`grantAccess`, source Grant) by the worker."""
 
     def grant(s: Session) -> EntitlementOut:
         get_course(s, body.course_id)
@@ -64,8 +51,9 @@ async def admin_grant(body: GrantIn, admin: AdminUser, session: DbSession) -> En
             order_id=None,
             actor=f"admin:{admin.address}",
             reason=body.reason,
+            on_chain=False,
         )
-        return _out(entitlement)
+        return EntitlementOut.of(entitlement)
 
     result: EntitlementOut = await session.run_sync(grant)
     return result
@@ -73,7 +61,8 @@ async def admin_grant(body: GrantIn, admin: AdminUser, session: DbSession) -> En
 
 @router.post("/entitlements/revoke", response_model=EntitlementOut)
 async def admin_revoke(body: RevokeIn, admin: AdminUser, session: DbSession) -> EntitlementOut:
-    """Revoke an address's active access to a course (404 if it has none)."""
+    """Revoke an address's active access to a course (404 if it has none; 409 for access bought
+    on-chain, which only a refund ends)."""
 
     def revoke(s: Session) -> EntitlementOut:
         get_course(s, body.course_id)
@@ -84,10 +73,11 @@ async def admin_revoke(body: RevokeIn, admin: AdminUser, session: DbSession) -> 
             order_id=None,
             actor=f"admin:{admin.address}",
             reason=body.reason,
+            on_chain=False,
         )
         if revoked is None:
             raise NotFoundError("no active access to revoke", code="no_active_access")
-        return _out(revoked)
+        return EntitlementOut.of(revoked)
 
     result: EntitlementOut = await session.run_sync(revoke)
     return result

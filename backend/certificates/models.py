@@ -5,7 +5,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import (
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    Integer,
+    SmallInteger,
+    String,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from backend.core.db import Address, Base, TokenAmount, UTCDateTime, utcnow
@@ -20,6 +28,17 @@ class CertificateStatus:
     MINTED = "minted"
     CLAIMABLE = "claimable"
     REVOKED = "revoked"
+
+
+class RevokeReason:
+    """ICourseCertificate's revocation reason codes (the contract takes any uint8)."""
+
+    ISSUED_IN_ERROR = 1
+    ACADEMIC_MISCONDUCT = 2
+    COURSE_WITHDRAWN = 3
+    LEARNER_REQUEST = 4
+    REFUNDED = 5  # the payment for the course was refunded (either rail)
+    DISPUTED = 6  # the card payment was disputed and the dispute lost
 
 
 class CertificateMode:
@@ -57,3 +76,11 @@ class Certificate(Base):
     requested_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    # The on-chain reason code (see RevokeReason; the indexer sets it from CertificateRevoked)
+    # and the text given when the product asked for the revocation (the chain holds the code).
+    revoke_reason_code: Mapped[int | None] = mapped_column(SmallInteger, default=None)
+    revoke_reason: Mapped[str | None] = mapped_column(String(500), default=None)
+    # A revocation the product asked for and the indexer has not seen on-chain yet.
+    revoke_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    revoke_requested_by: Mapped[str | None] = mapped_column(String(120), default=None)
+    revoke_tx_hash: Mapped[str | None] = mapped_column(String(66), default=None)

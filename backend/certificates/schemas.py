@@ -23,3 +23,8 @@ class CertificateOut(ApiModel):
     voucher_signature: str | None
     voucher_deadline: Amount | None
     requested_at: datetime
+    revoked_at: datetime | None = None
+    # 1 issued in error, 2 academic misconduct, 3 course withdrawn, 4 learner request,
+    # 5 payment refunded, 6 payment disputed (ICourseCertificate).
+    revoke_reason_code: int | None = None
+    revoke_requested_at: datetime | None = None

@@ -3,6 +3,11 @@
 `request_certificate` is the ONE entry point: it writes the certificate record with its salted
 canonical record and record hash, and an outbox message `certificate.requested` for the worker,
 in the caller's transaction. Idempotent per (course, learner).
+
+`request_revocation` is the one way the product revokes: it stores the reason and queues
+`certificate.revoke` for the worker; the indexer marks the row revoked when the chain says so.
+A learner who loses access because the payment was refunded or lost in a card dispute keeps the
+token (soulbound) but it is revoked with reason 5 (refunded) or 6 (disputed), on both rails.
 """
 
 from __future__ import annotations
@@ -13,14 +18,14 @@ from collections.abc import Sequence
 from typing import Any
 
 from eth_utils import keccak
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from backend.audit.service import record as audit
 from backend.catalog.models import Course
 from backend.catalog.service import get_course
-from backend.certificates.models import Certificate, CertificateStatus
+from backend.certificates.models import Certificate, CertificateStatus, RevokeReason
 from backend.core.db import utcnow
 from backend.core.security import checksum_address
 from backend.outbox.service import Topics, enqueue
@@ -137,3 +142,79 @@ def certificates_of(session: Session, address: str) -> Sequence[Certificate]:
         .where(Certificate.address == address)
         .order_by(Certificate.requested_at.desc())
     ).all()
+
+
+def request_revocation(
+    session: Session,
+    certificate: Certificate,
+    *,
+    reason_code: int,
+    reason: str,
+    actor: str,
+) -> bool:
+    """Ask for `certificate` to be revoked on-chain with `reason_code` (idempotent, audited).
+
+    Only a minted certificate is revoked; one already revoked, or with a revocation on its way,
+    is left as it is. Returns whether a revocation was queued.
+    """
+    if certificate.status != CertificateStatus.MINTED or certificate.token_id is None:
+        return False
+    if certificate.revoke_requested_at is not None:
+        return False
+    now = utcnow()
+    # Conditional, so two concurrent requests queue one revocation.
+    claimed = session.execute(
+        update(Certificate)
+        .where(
+            Certificate.id == certificate.id,
+            Certificate.status == CertificateStatus.MINTED,
+            Certificate.revoke_requested_at.is_(None),
+        )
+        .values(
+            revoke_reason_code=reason_code,
+            revoke_reason=reason[:500],
+            revoke_requested_at=now,
+            revoke_requested_by=actor[:120],
+            updated_at=now,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    session.refresh(certificate)
+    if not claimed.rowcount:  # type: ignore[attr-defined]
+        return False
+    enqueue(
+        session,
+        Topics.CERTIFICATE_REVOKE,
+        {"certificateId": certificate.id, "reasonCode": reason_code},
+        dedupe_key=f"{Topics.CERTIFICATE_REVOKE}:{certificate.id}",
+    )
+    audit(
+        session,
+        actor=actor,
+        action="certificate.revoke_request",
+        subject_type="certificate",
+        subject_id=certificate.id,
+        before={"status": certificate.status},
+        after={"reasonCode": reason_code, "reason": certificate.revoke_reason},
+        reason=reason,
+    )
+    return True
+
+
+def revoke_for_lost_access(
+    session: Session, *, course_id: int, address: str, reason_code: int, reason: str, actor: str
+) -> None:
+    """Revoke the certificate of (course, address), if one was issued, after a refund or a lost
+    dispute took the learner's access away. A certificate not minted yet is left to fail its
+    mint or claim on-chain (the market says no access), so nothing is certified either way."""
+    if reason_code not in (RevokeReason.REFUNDED, RevokeReason.DISPUTED):
+        raise ValueError(f"not a lost-access reason code: {reason_code}")
+    certificate = session.scalar(
+        select(Certificate).where(
+            Certificate.course_id == course_id, Certificate.address == checksum_address(address)
+        )
+    )
+    if certificate is not None:
+        request_revocation(
+            session, certificate, reason_code=reason_code, reason=reason, actor=actor
+        )

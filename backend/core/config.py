@@ -75,6 +75,9 @@ class WorkerSettings(BaseModel):
     # Entitlements changed more recently than this are not judged: their chain write may still
     # be on its way through the outbox.
     reconcile_grace: float = 600.0
+    # Blocks of the market's grant and purchase logs scanned per run for access the database
+    # does not know (within hosted RPCs' common eth_getLogs range cap).
+    reconcile_blocks: int = Field(default=10_000, ge=1)
     alive_file: Path = Path("/tmp/tuition-beat.alive")  # noqa: S108 - the compose healthcheck
 
     # Outbox

@@ -23,6 +23,7 @@ from backend.access.service import active_entitlement, grant_access, revoke_acce
 from backend.audit.service import record as audit
 from backend.catalog.models import Course, CourseStatus, TokenPrice
 from backend.catalog.service import course_by_onchain_id, disallowed_tokens
+from backend.certificates.models import RevokeReason
 from backend.core.db import utcnow
 from backend.core.errors import ConflictError, InvalidInputError, NotFoundError
 from backend.core.security import checksum_address, new_bytes32
@@ -344,6 +345,7 @@ def _grant_for(session: Session, order: Order, reason: str) -> Entitlement:
         order_id=order.id,
         actor=INDEXER if order.rail == Rail.CRYPTO else "stripe",
         reason=reason,
+        on_chain=order.rail == Rail.CRYPTO,
     )
 
 
@@ -385,6 +387,7 @@ def revert_crypto_purchase(
             order_id=order.id,
             actor=INDEXER,
             reason=f"purchase {tx_hash}:{log_index} reorganized away",
+            on_chain=True,
         )
     return order
 
@@ -461,6 +464,8 @@ def record_crypto_refund(
                 order_id=active.order_id,
                 actor=INDEXER,
                 reason=reason,
+                on_chain=True,
+                certificate_reason=RevokeReason.REFUNDED,
             )
         return None
     order.refund_tx_hash, order.refund_log_index = tx_hash, log_index
@@ -485,6 +490,8 @@ def record_crypto_refund(
         order_id=order.id,
         actor=INDEXER,
         reason=reason,
+        on_chain=True,
+        certificate_reason=RevokeReason.REFUNDED,
     )
     return order
 

@@ -17,8 +17,10 @@ class Topics:
     """Outbox topics the worker relays."""
 
     CERTIFICATE_REQUESTED = "certificate.requested"
-    CARD_GRANT = "access.card_grant"  # record a paid card order on-chain (grantAccess)
-    CARD_REVOKE = "access.card_revoke"  # record a card refund/chargeback on-chain (revokeAccess)
+    CERTIFICATE_REVOKE = "certificate.revoke"  # revoke(tokenId, reasonCode) on-chain
+    # Mirror an entitlement on-chain (grantAccess / revokeAccess): card, free claim, admin grant.
+    ACCESS_GRANT = "access.chain_grant"
+    ACCESS_REVOKE = "access.chain_revoke"
     RECEIPT_EMAIL = "email.receipt"
 
 

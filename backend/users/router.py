@@ -39,20 +39,7 @@ async def my_entitlements(principal: CurrentUser, session: DbSession) -> list[En
             .order_by(Entitlement.granted_at.desc(), Entitlement.id.desc())
         )
     ).all()
-    return [
-        EntitlementOut(
-            id=e.id,
-            course_id=e.course_id,
-            address=e.address,
-            source=e.source,
-            order_id=e.order_id,
-            granted_at=e.granted_at,
-            revoked_at=e.revoked_at,
-            revoke_reason=e.revoke_reason,
-            active=e.revoked_at is None,
-        )
-        for e in rows
-    ]
+    return [EntitlementOut.of(e) for e in rows]
 
 
 @router.get("/certificates", response_model=list[CertificateOut])

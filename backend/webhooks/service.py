@@ -23,9 +23,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from backend.access.models import AccessSource
-from backend.access.service import grant_access, revoke_access
+from backend.access.service import active_entitlement, grant_access, revoke_access
 from backend.audit.service import record as audit
-from backend.catalog.models import Course
+from backend.certificates.models import RevokeReason
+from backend.certificates.service import revoke_for_lost_access
 from backend.checkout.gateway import StripeGateway
 from backend.core.db import utcnow
 from backend.core.errors import NotFoundError
@@ -249,7 +250,8 @@ def _order_for_payment(
 
 
 def _grant_card(session: Session, order: Order, reason: str) -> None:
-    entitlement = grant_access(
+    # The access service queues the on-chain record (grantAccess) with the entitlement.
+    grant_access(
         session,
         address=order.recipient,
         course_id=order.course_id,
@@ -257,26 +259,15 @@ def _grant_card(session: Session, order: Order, reason: str) -> None:
         order_id=order.id,
         actor=STRIPE,
         reason=reason,
-    )
-    if entitlement.order_id != order.id:
-        return  # already entitled through another order: nothing to record on-chain
-    onchain_id = session.scalar(select(Course.onchain_id).where(Course.id == order.course_id))
-    enqueue(
-        session,
-        Topics.CARD_GRANT,
-        {
-            "orderId": order.id,
-            "courseId": order.course_id,
-            "onchainCourseId": onchain_id,
-            "learner": order.recipient,
-            "ref": order.order_ref,
-            "source": "card",
-        },
-        dedupe_key=f"{Topics.CARD_GRANT}:{entitlement.id}",
+        on_chain=False,
     )
 
 
-def _revoke_card(session: Session, order: Order, reason: str) -> None:
+def _revoke_card(
+    session: Session, order: Order, reason: str, certificate_reason: int | None = None
+) -> None:
+    """End the order's access (the access service queues revokeAccess); with
+    `certificate_reason` (refunded, dispute lost) the learner's certificate is revoked too."""
     revoked = revoke_access(
         session,
         address=order.recipient,
@@ -284,23 +275,23 @@ def _revoke_card(session: Session, order: Order, reason: str) -> None:
         order_id=order.id,
         actor=STRIPE,
         reason=reason,
+        on_chain=False,
+        certificate_reason=certificate_reason,
     )
-    if revoked is None:
-        return
-    onchain_id = session.scalar(select(Course.onchain_id).where(Course.id == order.course_id))
-    enqueue(
-        session,
-        Topics.CARD_REVOKE,
-        {
-            "orderId": order.id,
-            "courseId": order.course_id,
-            "onchainCourseId": onchain_id,
-            "learner": order.recipient,
-            "ref": order.order_ref,
-            "reason": reason,
-        },
-        dedupe_key=f"{Topics.CARD_REVOKE}:{revoked.id}",
-    )
+    # Access already ended (a dispute opened earlier): the certificate still follows.
+    if (
+        revoked is None
+        and certificate_reason is not None
+        and active_entitlement(session, order.recipient, order.course_id) is None
+    ):
+        revoke_for_lost_access(
+            session,
+            course_id=order.course_id,
+            address=order.recipient,
+            reason_code=certificate_reason,
+            reason=reason,
+            actor=STRIPE,
+        )
 
 
 def _note_anomaly(order: Order, entry: dict[str, Any]) -> None:
@@ -395,7 +386,7 @@ def _on_charge(session: Session, charge: Mapping[str, Any], event_id: str) -> st
             actor=STRIPE,
             reason=reason,
         ):
-            _revoke_card(session, order, reason)
+            _revoke_card(session, order, reason, RevokeReason.REFUNDED)
             enqueue(
                 session,
                 Topics.RECEIPT_EMAIL,
@@ -459,7 +450,7 @@ def _on_dispute(session: Session, dispute: Mapping[str, Any], event_id: str) -> 
             actor=STRIPE,
             reason=reason,
         ):
-            _revoke_card(session, order, reason)
+            _revoke_card(session, order, reason, RevokeReason.DISPUTED)
             return "dispute_lost"
         return f"noop:{order.status}"
     if status in _DISPUTE_OPEN:

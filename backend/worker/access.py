@@ -1,9 +1,12 @@
-"""Recording card purchases and card refunds on-chain (CourseMarket.grantAccess/revokeAccess).
+"""Mirroring entitlements on-chain: `CourseMarket.grantAccess` / `revokeAccess`.
 
-The database decides (the learner's entitlement from the paid card order); the chain mirrors it
-so `hasAccess` answers for both rails. Idempotent: the chain is asked first and nothing is sent
-when it already agrees; sends go through the sender under a per-order key; the contract refuses a
-second grant (`AlreadyHasAccess`), and a refused estimate is re-judged against the chain.
+The database decides (`backend.access.service` writes the entitlement and, in the same
+transaction, an `access.chain_grant` / `access.chain_revoke` outbox message); the chain follows
+so `hasAccess` gives the same answer for every source: card payments, free claims through the
+API and admin grants (on-chain purchases are on-chain already). Idempotent: the chain is asked
+first and nothing is sent when it already agrees; sends go through the sender under a key per
+entitlement `ref`; the contract refuses a second grant (`AlreadyHasAccess`), and a refused
+estimate is re-judged against the chain. The entitlement's `chain_status` records the outcome.
 """
 
 from __future__ import annotations
@@ -12,19 +15,13 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from backend.access.models import Entitlement
+from backend.access.models import AccessSource, ChainStatus, Entitlement
 from backend.catalog.models import Course
-from backend.core.db import session_scope
-from backend.orders.models import Order, Rail
-from backend.worker.chain import (
-    SOURCE_CARD,
-    Chain,
-    access_record,
-    has_access,
-)
+from backend.core.db import session_scope, utcnow
+from backend.worker.chain import SOURCE_CARD, SOURCE_GRANT, Chain, access_record, has_access
 from backend.worker.errors import (
     PermanentError,
     RetryableError,
@@ -35,112 +32,154 @@ from backend.worker.sender import TxSender
 
 log = logging.getLogger(__name__)
 
+# The on-chain AccessSource an operator records for each off-chain source.
+ONCHAIN_SOURCE = {
+    AccessSource.CARD: SOURCE_CARD,
+    AccessSource.FREE: SOURCE_GRANT,
+    AccessSource.GRANT: SOURCE_GRANT,
+}
+
 
 @dataclass(frozen=True)
-class CardOrder:
-    """What the worker needs of a card order, read in one short transaction."""
+class EntitlementJob:
+    """What the worker needs of an entitlement, read in one short transaction."""
 
-    id: str
+    id: int
     course_onchain_id: int
     learner: str
+    source: str
     ref: bytes  # bytes32
-    entitled_by_this_order: bool  # an active entitlement from this order
-    entitled: bool  # any active entitlement of (course, learner)
+    active: bool  # this entitlement is active
+    pair_active: bool  # any active entitlement of (course, learner)
+    pair_digests: frozenset[bytes]  # the on-chain digests of every record of the pair
 
 
-def order_ref_bytes(order_ref: str) -> bytes:
-    """The bytes32 `ref` of an order: its 0x hex `order_ref`, or keccak of the order id."""
-    raw = bytes.fromhex(order_ref.removeprefix("0x"))
+def ref_bytes(ref: str) -> bytes:
+    """The bytes32 `ref` of a 0x-hex string."""
+    raw = bytes.fromhex(ref.removeprefix("0x"))
     if len(raw) != 32:
-        raise PermanentError(f"order_ref {order_ref!r} is not bytes32")
+        raise PermanentError(f"ref {ref!r} is not bytes32")
     return raw
 
 
-def load_card_order(factory: sessionmaker[Session], order_id: str) -> CardOrder:
-    """The card order `order_id` with its entitlement state."""
+def load_entitlement(factory: sessionmaker[Session], entitlement_id: int) -> EntitlementJob:
+    """Entitlement `entitlement_id` with what the comparison with the chain needs."""
     with session_scope(factory) as s:
-        order = s.get(Order, order_id)
-        if order is None:
-            raise PermanentError(f"order {order_id} does not exist")
-        if order.rail != Rail.CARD:
-            raise PermanentError(f"order {order_id} is not a card order")
-        course = s.get(Course, order.course_id)
+        ent = s.get(Entitlement, entitlement_id)
+        if ent is None:
+            raise PermanentError(f"entitlement {entitlement_id} does not exist")
+        if ent.source not in ONCHAIN_SOURCE:
+            raise PermanentError(f"entitlement {entitlement_id} is a {ent.source} purchase")
+        if ent.chain_ref is None:
+            raise PermanentError(f"entitlement {entitlement_id} has no on-chain ref")
+        course = s.get(Course, ent.course_id)
         if course is None or course.onchain_id is None:
-            raise RetryableError(f"course {order.course_id} has no on-chain id yet")
-        active = s.scalars(
-            select(Entitlement).where(
-                Entitlement.course_id == order.course_id,
-                Entitlement.address == order.recipient,
-                Entitlement.revoked_at.is_(None),
+            raise RetryableError(f"course {ent.course_id} has no on-chain id yet")
+        pair = s.execute(
+            select(Entitlement.revoked_at, Entitlement.chain_ref).where(
+                Entitlement.course_id == ent.course_id, Entitlement.address == ent.address
             )
         ).all()
-        return CardOrder(
-            id=order.id,
+        return EntitlementJob(
+            id=ent.id,
             course_onchain_id=int(course.onchain_id),
-            learner=order.recipient,
-            ref=order_ref_bytes(order.order_ref),
-            entitled_by_this_order=any(e.order_id == order.id for e in active),
-            entitled=bool(active),
+            learner=ent.address,
+            source=ent.source,
+            ref=ref_bytes(ent.chain_ref),
+            active=ent.revoked_at is None,
+            pair_active=any(revoked_at is None for revoked_at, _ in pair),
+            pair_digests=frozenset(ref_bytes(ref)[:21] for _, ref in pair if ref),
         )
 
 
-def record_card_grant(
-    order_id: str, *, factory: sessionmaker[Session], chain: Chain, sender: TxSender
+def mark(
+    factory: sessionmaker[Session],
+    entitlement_id: int,
+    status: str,
+    *,
+    tx_hash: str | None = None,
+    error: str | None = None,
+) -> None:
+    """Record where the entitlement's on-chain mirror stands."""
+    values: dict[str, Any] = {
+        "chain_status": status,
+        "chain_error": error[:500] if error else None,
+        "chain_updated_at": utcnow(),
+    }
+    if tx_hash is not None:
+        values["chain_tx_hash"] = tx_hash
+    with session_scope(factory) as s:
+        s.execute(update(Entitlement).where(Entitlement.id == entitlement_id).values(**values))
+
+
+def record_grant(
+    entitlement_id: int, *, factory: sessionmaker[Session], chain: Chain, sender: TxSender
 ) -> dict[str, Any]:
-    """grantAccess(course, learner, Card, ref) unless the chain already grants access."""
-    order = load_card_order(factory, order_id)
-    result: dict[str, Any] = {"order_id": order.id}
-    if not order.entitled_by_this_order:
-        # Refunded (or never completed) before we got here: the revoke side handles the rest.
+    """grantAccess(course, learner, Card|Grant, ref) unless the chain already grants access."""
+    job = load_entitlement(factory, entitlement_id)
+    result: dict[str, Any] = {"entitlement_id": job.id}
+    if not job.active:
+        # Revoked before we got here: the revoke side handles the rest.
         return {**result, "outcome": "not_entitled"}
     market = chain.market
-    base = f"grant:{market.address}:{order.ref.hex()}"
-    if has_access(chain, order.course_onchain_id, order.learner):
+    base = f"grant:{market.address}:{job.ref.hex()}"
+    if has_access(chain, job.course_onchain_id, job.learner):
         sender.settle_operation(base)
+        mark(factory, job.id, ChainStatus.RECORDED)
         return {**result, "outcome": "already_on_chain"}
     data = market.encode_abi(
-        "grantAccess", args=[order.course_onchain_id, order.learner, SOURCE_CARD, order.ref]
+        "grantAccess",
+        args=[job.course_onchain_id, job.learner, ONCHAIN_SOURCE[job.source], job.ref],
     )
-    key = sender.fresh_key(base)
     try:
-        tx = sender.send(key, market.address, data)
+        tx = sender.send(sender.fresh_key(base), market.address, data)
         mined = sender.wait(tx)
-    except (TxWouldRevertError, TxRevertedError):
-        if has_access(chain, order.course_onchain_id, order.learner):
+    except (TxWouldRevertError, TxRevertedError) as exc:
+        if has_access(chain, job.course_onchain_id, job.learner):
+            mark(factory, job.id, ChainStatus.RECORDED)
             return {**result, "outcome": "already_on_chain"}
+        mark(factory, job.id, ChainStatus.FAILED, error=str(exc))
         raise
-    log.info("order %s: card access recorded on-chain in %s", order.id, mined.tx_hash)
+    mark(factory, job.id, ChainStatus.RECORDED, tx_hash=mined.tx_hash)
+    log.info("entitlement %s: access recorded on-chain in %s", job.id, mined.tx_hash)
     return {**result, "outcome": "granted", "tx_hash": mined.tx_hash}
 
 
-def record_card_revoke(
-    order_id: str, *, factory: sessionmaker[Session], chain: Chain, sender: TxSender
+def record_revoke(
+    entitlement_id: int, *, factory: sessionmaker[Session], chain: Chain, sender: TxSender
 ) -> dict[str, Any]:
-    """revokeAccess(course, learner, ref) when the on-chain access is this order's card grant."""
-    order = load_card_order(factory, order_id)
-    result: dict[str, Any] = {"order_id": order.id}
-    if order.entitled:
-        # Still entitled in the DB (another order, an admin grant): the chain keeps access.
+    """revokeAccess(course, learner, ref) when the on-chain access is a record the product made
+    for this (course, learner): this entitlement's, or an earlier one's the chain kept when this
+    one found access already there."""
+    job = load_entitlement(factory, entitlement_id)
+    result: dict[str, Any] = {"entitlement_id": job.id}
+    if job.active:
+        return {**result, "outcome": "still_active"}
+    if job.pair_active:
+        # Entitled again (another order, a grant): the chain keeps access for that one.
+        mark(factory, job.id, ChainStatus.REVOKED)
         return {**result, "outcome": "still_entitled"}
     market = chain.market
-    base = f"revoke:{market.address}:{order.ref.hex()}"
-    source, digest = access_record(chain, order.course_onchain_id, order.learner)
+    base = f"revoke:{market.address}:{job.ref.hex()}"
+    source, digest = access_record(chain, job.course_onchain_id, job.learner)
     if source == 0:
         sender.settle_operation(base)
+        mark(factory, job.id, ChainStatus.REVOKED)
         return {**result, "outcome": "already_revoked"}
-    if source != SOURCE_CARD or digest != order.ref[:21]:
-        # Bought on-chain since, or card access of another order: not ours to revoke.
-        return {**result, "outcome": "not_this_order", "source": source}
-    data = market.encode_abi(
-        "revokeAccess", args=[order.course_onchain_id, order.learner, order.ref]
-    )
-    key = sender.fresh_key(base)
+    if source not in (SOURCE_CARD, SOURCE_GRANT) or digest not in job.pair_digests:
+        # Bought on-chain since, or a record the product never made: not ours to revoke.
+        mark(factory, job.id, ChainStatus.REVOKED)
+        return {**result, "outcome": "not_this_record", "source": source}
+    data = market.encode_abi("revokeAccess", args=[job.course_onchain_id, job.learner, job.ref])
     try:
-        tx = sender.send(key, market.address, data)
+        tx = sender.send(sender.fresh_key(base), market.address, data)
         mined = sender.wait(tx)
-    except (TxWouldRevertError, TxRevertedError):
-        if not has_access(chain, order.course_onchain_id, order.learner):
+    except (TxWouldRevertError, TxRevertedError) as exc:
+        if not has_access(chain, job.course_onchain_id, job.learner):
+            mark(factory, job.id, ChainStatus.REVOKED)
             return {**result, "outcome": "already_revoked"}
+        mark(factory, job.id, ChainStatus.FAILED, error=str(exc))
         raise
-    log.info("order %s: card access revoked on-chain in %s", order.id, mined.tx_hash)
+    mark(factory, job.id, ChainStatus.REVOKED, tx_hash=mined.tx_hash)
+    log.info("entitlement %s: access revoked on-chain in %s", job.id, mined.tx_hash)
     return {**result, "outcome": "revoked", "tx_hash": mined.tx_hash}

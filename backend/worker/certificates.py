@@ -14,14 +14,15 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from backend.access.models import Entitlement
 from backend.catalog.models import Course
 from backend.certificates.models import Certificate, CertificateMode, CertificateStatus
 from backend.core.config import WorkerSettings, get_settings
 from backend.core.db import session_scope, utcnow
-from backend.worker.chain import Chain, certificate_on_chain, token_id_for
+from backend.worker.chain import Chain, certificate_on_chain, has_access, token_id_for
 from backend.worker.errors import (
     PermanentError,
     RetryableError,
@@ -49,6 +50,7 @@ class CertificateJob:
     status: str
     tx_hash: str | None
     voucher_deadline: int | None
+    entitled: bool  # an active entitlement of (course, learner) in the database
 
 
 def _load(factory: sessionmaker[Session], certificate_id: int) -> CertificateJob | None:
@@ -62,6 +64,13 @@ def _load(factory: sessionmaker[Session], certificate_id: int) -> CertificateJob
         if course is None or course.onchain_id is None:
             # The course gets its on-chain id when the indexer sees CourseCreated: wait for it.
             raise RetryableError(f"course {cert.course_id} has no on-chain id yet")
+        entitled = s.scalar(
+            select(Entitlement.id).where(
+                Entitlement.course_id == cert.course_id,
+                Entitlement.address == cert.address,
+                Entitlement.revoked_at.is_(None),
+            )
+        )
         return CertificateJob(
             id=cert.id,
             learner=cert.address,
@@ -71,6 +80,7 @@ def _load(factory: sessionmaker[Session], certificate_id: int) -> CertificateJob
             status=cert.status,
             tx_hash=cert.tx_hash,
             voucher_deadline=cert.voucher_deadline,
+            entitled=entitled is not None,
         )
 
 
@@ -130,6 +140,13 @@ def issue_certificate(
             token_id=token_id,
         )
         return {"certificate_id": job.id, "outcome": "already_on_chain", "token_id": str(token_id)}
+
+    # The contract certifies only learners who hold access on-chain (NoCourseAccess).
+    if not has_access(chain, job.course_onchain_id, job.learner):
+        if job.entitled:
+            # A free claim, grant or card payment whose grantAccess is still on its way.
+            raise RetryableError(f"certificate {job.id}: access not on-chain yet")
+        raise PermanentError(f"certificate {job.id}: the learner has no access to the course")
 
     if job.mode == CertificateMode.VOUCHER:
         return _issue_voucher(job, token_id, factory=factory, chain=chain, settings=settings)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -121,6 +122,15 @@ def call_view(fn: Any) -> Any:
         raise
     except (requests.RequestException, OSError, Web3Exception) as exc:
         raise ChainUnavailableError(f"eth_call failed: {exc}") from exc
+
+
+def call_rpc(fn: Callable[[], Any]) -> Any:
+    """`fn()` (a JSON-RPC read such as `eth_getLogs`), with transport failures turned into
+    `ChainUnavailableError` (retried)."""
+    try:
+        return fn()
+    except (requests.RequestException, OSError, Web3Exception) as exc:
+        raise ChainUnavailableError(f"JSON-RPC read failed: {exc}") from exc
 
 
 def token_id_for(learner: str, course_id: int) -> int:

@@ -31,8 +31,9 @@ Publisher = Callable[[str, dict[str, Any]], None]
 
 # Topic names as the backend writes them (backend.outbox.service.Topics).
 CERTIFICATE_REQUESTED = "certificate.requested"
-CARD_GRANT = "access.card_grant"
-CARD_REVOKE = "access.card_revoke"
+CERTIFICATE_REVOKE = "certificate.revoke"
+ACCESS_GRANT = "access.chain_grant"
+ACCESS_REVOKE = "access.chain_revoke"
 RECEIPT_EMAIL = "email.receipt"
 STRIPE_EVENT = "stripe.event"
 
@@ -52,8 +53,8 @@ def _certificate(payload: dict[str, Any]) -> dict[str, Any]:
     return {"certificate_id": int(_pick(payload, "certificateId", "certificate_id"))}
 
 
-def _order(payload: dict[str, Any]) -> dict[str, Any]:
-    return {"order_id": str(_pick(payload, "orderId", "order_id"))}
+def _entitlement(payload: dict[str, Any]) -> dict[str, Any]:
+    return {"entitlement_id": int(_pick(payload, "entitlementId", "entitlement_id"))}
 
 
 def _receipt(payload: dict[str, Any]) -> dict[str, Any]:
@@ -77,8 +78,9 @@ class Route:
 
 ROUTES: dict[str, Route] = {
     CERTIFICATE_REQUESTED: Route("tuition.mint_certificate", _certificate),
-    CARD_GRANT: Route("tuition.record_card_grant", _order),
-    CARD_REVOKE: Route("tuition.record_card_revoke", _order),
+    CERTIFICATE_REVOKE: Route("tuition.revoke_certificate", _certificate),
+    ACCESS_GRANT: Route("tuition.record_access_grant", _entitlement),
+    ACCESS_REVOKE: Route("tuition.record_access_revoke", _entitlement),
     RECEIPT_EMAIL: Route("tuition.send_receipt", _receipt),
     STRIPE_EVENT: Route("tuition.process_stripe_event", _stripe),
 }

@@ -1,12 +1,23 @@
-"""Reconciliation: DB entitlements versus on-chain `hasAccess`, one batch per run.
+"""Reconciliation: DB entitlements versus on-chain `hasAccess`, in both directions.
 
-Each run takes the next batch of entitlements (a cursor in `worker_cursors` walks the table and
-wraps around) and asks the chain about each (course, learner):
+The rule: the database answers at once, the chain follows within the worker's latency, and this
+repairs drift both ways. Each run:
 
-- active in the DB, no access on-chain: for a card entitlement the grant is missing: a grant is
-  enqueued (safe: it only writes what the DB already decided). Other sources are reported.
-- revoked in the DB (and no other active entitlement), card access of that order still on-chain:
-  the revoke is missing: a revoke is enqueued. Anything else is reported.
+1. takes the next batch of entitlements (a cursor in `worker_cursors` walks the table and wraps
+   around) and asks the chain about each (course, learner):
+   - active in the DB, no access on-chain: for card, free and granted access the grant is
+     missing, so `record_access_grant` is enqueued (safe: it only writes what the DB decided).
+     A crypto purchase the chain does not hold is reported.
+   - active in both, the row still "pending"/"failed": the chain agrees, the row is marked
+     "recorded".
+   - revoked in the DB (and no other active entitlement), this row's Card/Grant access still
+     on-chain: the revoke is missing, so `record_access_revoke` is enqueued. Anything else is
+     reported.
+2. scans the next range of the market's `AccessGranted` and `CoursePurchased` logs (a block
+   cursor from the deploy block, wrapping at the head) for (course, learner) pairs the chain
+   grants and the database has never heard of (for example a grant sent with the operator key
+   outside the product). Those are reported as "chain_only" with the one-command fix
+   `tuition access adopt COURSE LEARNER`, which records the chain's access in the database.
 
 Every drift is logged, counted (`tuition_reconcile_drift_total`), stored in
 `worker_reconcile_drift` and written to the audit log. Entitlements changed within
@@ -21,17 +32,24 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select, tuple_
+from eth_utils import keccak
+from sqlalchemy import select, tuple_, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from backend.access.models import AccessSource, Entitlement
+from backend.access.models import AccessSource, ChainStatus, Entitlement
 from backend.audit.service import record as audit
 from backend.catalog.models import Course
 from backend.core.config import WorkerSettings
 from backend.core.db import session_scope, utcnow
-from backend.orders.models import Order
 from backend.worker import metrics
-from backend.worker.chain import SOURCE_CARD, Chain, access_record
+from backend.worker.chain import (
+    SOURCE_CARD,
+    SOURCE_GRANT,
+    SOURCE_PURCHASE,
+    Chain,
+    access_record,
+    call_rpc,
+)
 from backend.worker.jobs import mark_enqueued, upsert_job
 from backend.worker.models import ReconcileDrift, WorkerCursor
 from backend.worker.outbox import Publisher
@@ -39,7 +57,20 @@ from backend.worker.outbox import Publisher
 log = logging.getLogger(__name__)
 
 CURSOR = "reconcile_access"
+CHAIN_CURSOR = "reconcile_chain_blocks"
 ACTOR = "worker:reconcile"
+MIRRORED = (AccessSource.CARD, AccessSource.FREE, AccessSource.GRANT)
+
+ACCESS_GRANTED = "0x" + keccak(text="AccessGranted(uint256,address,uint8,bytes32)").hex()
+COURSE_PURCHASED = (
+    "0x"
+    + keccak(text="CoursePurchased(uint256,address,address,address,uint256,uint256,bytes32)").hex()
+)
+
+
+def fix_command(course_onchain_id: int, learner: str) -> str:
+    """The command that records a chain-only access in the database."""
+    return f"tuition access adopt {course_onchain_id} {learner}"
 
 
 @dataclass(frozen=True)
@@ -51,7 +82,8 @@ class Row:
     learner: str
     source: str
     order_id: str | None
-    order_ref: str | None
+    chain_ref: str | None
+    chain_status: str
     active: bool
 
 
@@ -73,16 +105,15 @@ def _batch(
     """The next entitlements after `after`, the (course id, learner) pairs active in the DB
     among them, and the cursor for the next run."""
     found = s.execute(
-        select(Entitlement, Course.onchain_id, Order.order_ref)
+        select(Entitlement, Course.onchain_id)
         .join(Course, Course.id == Entitlement.course_id)
-        .outerjoin(Order, Order.id == Entitlement.order_id)
         .where(Entitlement.id > after)
         .order_by(Entitlement.id)
         .limit(limit)
     ).all()
     next_cursor = found[-1][0].id if len(found) == limit else 0  # wrap around at the end
     rows: list[Row] = []
-    for ent, onchain_id, order_ref in found:
+    for ent, onchain_id in found:
         changed = ent.revoked_at or ent.granted_at
         if onchain_id is None or changed > grace_cutoff:
             continue
@@ -93,7 +124,8 @@ def _batch(
                 learner=ent.address,
                 source=ent.source,
                 order_id=ent.order_id,
-                order_ref=order_ref,
+                chain_ref=ent.chain_ref,
+                chain_status=ent.chain_status,
                 active=ent.revoked_at is None,
             )
         )
@@ -115,8 +147,12 @@ def _batch(
     return rows, active_pairs, next_cursor
 
 
-def _judge(chain: Chain, rows: list[Row], active_pairs: set[tuple[int, str]]) -> list[Drift]:
+def _judge(
+    chain: Chain, rows: list[Row], active_pairs: set[tuple[int, str]]
+) -> tuple[list[Drift], list[int]]:
+    """The drifts of a batch, and the ids of rows the chain confirms (to mark "recorded")."""
     drifts: list[Drift] = []
+    confirmed: list[int] = []
     seen: set[tuple[int, str]] = set()
     for row in rows:
         pair = (row.course_onchain_id, row.learner)
@@ -126,23 +162,94 @@ def _judge(chain: Chain, rows: list[Row], active_pairs: set[tuple[int, str]]) ->
         source, digest = access_record(chain, row.course_onchain_id, row.learner)
         metrics.RECONCILE_CHECKED.inc()
         on_chain = source != 0
-        if row.active and not on_chain:
+        if row.active and on_chain:
+            if row.chain_status != ChainStatus.RECORDED:
+                confirmed.append(row.id)
+        elif row.active:
             drift = Drift(row, "missing_on_chain", on_chain, source)
-            if row.source == AccessSource.CARD and row.order_id:
+            if row.source in MIRRORED:
                 drift.action = "enqueued_grant"
-                drift.job = ("tuition.record_card_grant", {"order_id": row.order_id})
+                drift.job = ("tuition.record_access_grant", {"entitlement_id": row.id})
             drifts.append(drift)
-        elif not row.active and on_chain:
+        elif on_chain:
             drift = Drift(row, "unexpected_on_chain", on_chain, source)
             ours = (
-                row.order_ref is not None
-                and digest == bytes.fromhex(row.order_ref.removeprefix("0x"))[:21]
+                row.chain_ref is not None
+                and digest == bytes.fromhex(row.chain_ref.removeprefix("0x"))[:21]
             )
-            if row.source == AccessSource.CARD and row.order_id and source == SOURCE_CARD and ours:
+            if row.source in MIRRORED and source in (SOURCE_CARD, SOURCE_GRANT) and ours:
                 drift.action = "enqueued_revoke"
-                drift.job = ("tuition.record_card_revoke", {"order_id": row.order_id})
+                drift.job = ("tuition.record_access_revoke", {"entitlement_id": row.id})
             drifts.append(drift)
-    return drifts
+    return drifts, confirmed
+
+
+@dataclass(frozen=True)
+class ChainOnly:
+    """A (course, learner) the chain grants and the database has no entitlement for."""
+
+    course_onchain_id: int
+    learner: str
+    source: int
+
+
+def _chain_pairs(chain: Chain, start: int, blocks: int) -> tuple[list[tuple[int, str]], int, int]:
+    """(course, learner) pairs of the market's grant and purchase logs in `blocks` blocks from
+    `start`, the last block scanned and the head."""
+    head = int(call_rpc(lambda: chain.w3.eth.block_number))
+    start = max(start, chain.deployment.deploy_block)
+    if start > head:
+        return [], head, head
+    end = min(head, start + blocks - 1)
+    logs = call_rpc(
+        lambda: chain.w3.eth.get_logs(
+            {
+                "address": chain.market.address,
+                "fromBlock": start,
+                "toBlock": end,
+                "topics": [[ACCESS_GRANTED, COURSE_PURCHASED]],
+            }
+        )
+    )
+    pairs: list[tuple[int, str]] = []
+    for lg in logs:
+        topics = [bytes(t) for t in lg["topics"]]
+        # AccessGranted(courseId, learner, ...); CoursePurchased(courseId, buyer, recipient, ...)
+        who = topics[2] if topics[0].hex() == ACCESS_GRANTED[2:] else topics[3]
+        pairs.append((int.from_bytes(topics[1], "big"), chain.w3.to_checksum_address(who[12:])))
+    return pairs, end, head
+
+
+def _judge_chain(s: Session, chain: Chain, pairs: list[tuple[int, str]]) -> list[ChainOnly]:
+    """The pairs that hold access on-chain and have no entitlement row at all (rows that exist
+    are judged by the entitlement walk)."""
+    unique = sorted(set(pairs))
+    if not unique:
+        return []
+    courses = dict(
+        s.execute(
+            select(Course.onchain_id, Course.id).where(
+                Course.onchain_id.in_({c for c, _ in unique})
+            )
+        ).all()
+    )
+    known = {
+        (int(onchain_id or 0), address)
+        for onchain_id, address in s.execute(
+            select(Course.onchain_id, Entitlement.address)
+            .join(Course, Course.id == Entitlement.course_id)
+            .where(tuple_(Course.onchain_id, Entitlement.address).in_(unique))
+        ).all()
+    }
+    found: list[ChainOnly] = []
+    for course_onchain_id, learner in unique:
+        if course_onchain_id not in courses or (course_onchain_id, learner) in known:
+            continue  # not a course of this product, or the entitlement walk's business
+        source, _digest = access_record(chain, course_onchain_id, learner)
+        metrics.RECONCILE_CHECKED.inc()
+        if source != 0:
+            found.append(ChainOnly(course_onchain_id, learner, source))
+    return found
 
 
 def reconcile_access(
@@ -161,16 +268,30 @@ def reconcile_access(
         cursor = s.get(WorkerCursor, CURSOR)
         after = cursor.position if cursor else 0
         rows, active_pairs, next_cursor = _batch(s, after, limit, grace_cutoff)
+        chain_cursor = s.get(WorkerCursor, CHAIN_CURSOR)
+        from_block = chain_cursor.position if chain_cursor else 0
 
-    drifts = _judge(chain, rows, active_pairs)  # chain calls outside any DB transaction
+    # Chain calls outside any DB transaction.
+    drifts, confirmed = _judge(chain, rows, active_pairs)
+    pairs, last_block, head = _chain_pairs(chain, from_block, settings.reconcile_blocks)
+    with session_scope(factory) as s:
+        chain_only = _judge_chain(s, chain, pairs)
+    next_block = 0 if last_block >= head else last_block + 1  # wrap around at the head
 
     to_publish: list[tuple[str, dict[str, Any]]] = []
     with session_scope(factory) as s:
-        cursor = s.get(WorkerCursor, CURSOR)
-        if cursor is None:
-            s.add(WorkerCursor(name=CURSOR, position=next_cursor))
-        else:
-            cursor.position = next_cursor
+        _advance(s, CURSOR, next_cursor)
+        _advance(s, CHAIN_CURSOR, next_block)
+        if confirmed:
+            s.execute(
+                update(Entitlement)
+                .where(Entitlement.id.in_(confirmed), Entitlement.revoked_at.is_(None))
+                .values(
+                    chain_status=ChainStatus.RECORDED, chain_error=None, chain_updated_at=utcnow()
+                )
+            )
+        for c in chain_only:
+            _report_chain_only(s, run_id, chain.chain_id, c)
         for d in drifts:
             detail = {
                 "entitlement_id": d.row.id,
@@ -182,7 +303,7 @@ def reconcile_access(
                 task, kwargs = d.job
                 topic = "reconcile." + task.rsplit("_", 1)[-1]  # reconcile.grant / .revoke
                 job, needed = upsert_job(
-                    s, topic=topic, ref=str(kwargs["order_id"]), task=task, payload=kwargs
+                    s, topic=topic, ref=str(kwargs["entitlement_id"]), task=task, payload=kwargs
                 )
                 if needed:
                     mark_enqueued(s, job)
@@ -228,7 +349,98 @@ def reconcile_access(
     return {
         "run_id": run_id,
         "checked": len(rows),
-        "drift": len(drifts),
+        "drift": len(drifts) + len(chain_only),
+        "chain_only": len(chain_only),
+        "confirmed": len(confirmed),
         "fixes": len(to_publish),
         "next_cursor": next_cursor,
+        "next_block": next_block,
     }
+
+
+def _advance(s: Session, name: str, position: int) -> None:
+    cursor = s.get(WorkerCursor, name)
+    if cursor is None:
+        s.add(WorkerCursor(name=name, position=position))
+    else:
+        cursor.position = position
+
+
+def _report_chain_only(s: Session, run_id: str, chain_id: int, c: ChainOnly) -> None:
+    fix = fix_command(c.course_onchain_id, c.learner)
+    s.add(
+        ReconcileDrift(
+            run_id=run_id,
+            chain_id=chain_id,
+            course_id=c.course_onchain_id,
+            learner=c.learner,
+            kind="chain_only",
+            db_active=False,
+            chain_access=True,
+            action="reported",
+            detail={"chain_source": c.source, "fix": fix},
+        )
+    )
+    audit(
+        s,
+        actor=ACTOR,
+        action="reconcile.drift",
+        subject_type="course",
+        subject_id=c.course_onchain_id,
+        before={"db_active": False, "chain_access": True, "learner": c.learner},
+        after={"action": "reported", "fix": fix},
+        reason="chain_only",
+    )
+    metrics.DRIFT.labels(kind="chain_only").inc()
+    log.warning(
+        "drift chain_only: course %d learner %s has on-chain access (source %d) and no "
+        "entitlement; fix: %s",
+        c.course_onchain_id,
+        c.learner,
+        c.source,
+        fix,
+    )
+
+
+# On-chain AccessSource -> entitlement source of an adopted access.
+_ADOPTED_SOURCES = {
+    SOURCE_PURCHASE: AccessSource.CRYPTO,
+    SOURCE_CARD: AccessSource.CARD,
+    SOURCE_GRANT: AccessSource.GRANT,
+}
+
+
+def adopt_chain_access(
+    course_onchain_id: int, learner: str, *, factory: sessionmaker[Session], chain: Chain
+) -> dict[str, Any]:
+    """The "chain_only" fix: record the chain's access of (course, learner) in the database.
+
+    Idempotent (an active entitlement is returned as it is). The entitlement keeps the chain's
+    source and its 21-byte digest as `chain_ref`, so a later revoke through the product reaches
+    the chain too.
+
+    Raises:
+        LookupError: the course is not one of the product's, or the chain grants no access.
+    """
+    from backend.access.service import grant_access
+
+    learner = chain.w3.to_checksum_address(learner)
+    source, digest = access_record(chain, course_onchain_id, learner)
+    if source == 0:
+        raise LookupError(f"course {course_onchain_id}: {learner} has no access on-chain")
+    with session_scope(factory) as s:
+        course_id = s.scalar(select(Course.id).where(Course.onchain_id == course_onchain_id))
+        if course_id is None:
+            raise LookupError(f"on-chain course {course_onchain_id} is not linked to a course")
+        ent = grant_access(
+            s,
+            address=learner,
+            course_id=course_id,
+            source=_ADOPTED_SOURCES[source],
+            order_id=None,
+            actor="cli:adopt",
+            reason=f"adopted from the chain (on-chain source {source})",
+            on_chain=True,
+            chain_ref="0x" + digest.ljust(32, b"\0").hex(),
+        )
+        return {"entitlement_id": ent.id, "source": ent.source, "course_id": course_id}

@@ -119,28 +119,56 @@ def mint_certificate(self: Task, certificate_id: int, job_id: int | None = None)
     )
 
 
-@app.task(base=TuitionTask, bind=True, name="tuition.record_card_grant")
-def record_card_grant(self: Task, order_id: str, job_id: int | None = None) -> dict[str, Any]:
-    """Record a paid card order on-chain: grantAccess(course, learner, Card, ref)."""
-    from backend.worker.access import record_card_grant as grant
-
-    return _until_mined(
-        self,
-        lambda: grant(
-            str(order_id), factory=get_session_factory(), chain=get_chain(), sender=get_sender()
-        ),
-    )
-
-
-@app.task(base=TuitionTask, bind=True, name="tuition.record_card_revoke")
-def record_card_revoke(self: Task, order_id: str, job_id: int | None = None) -> dict[str, Any]:
-    """Record a card refund or chargeback on-chain: revokeAccess(course, learner, ref)."""
-    from backend.worker.access import record_card_revoke as revoke
+@app.task(base=TuitionTask, bind=True, name="tuition.revoke_certificate")
+def revoke_certificate(
+    self: Task, certificate_id: int, job_id: int | None = None
+) -> dict[str, Any]:
+    """Revoke a certificate on-chain with the reason code stored on its row."""
+    from backend.worker.revocations import revoke_certificate as revoke
 
     return _until_mined(
         self,
         lambda: revoke(
-            str(order_id), factory=get_session_factory(), chain=get_chain(), sender=get_sender()
+            int(certificate_id),
+            factory=get_session_factory(),
+            chain=get_chain(),
+            sender=get_sender(),
+        ),
+    )
+
+
+@app.task(base=TuitionTask, bind=True, name="tuition.record_access_grant")
+def record_access_grant(
+    self: Task, entitlement_id: int, job_id: int | None = None
+) -> dict[str, Any]:
+    """Record an entitlement on-chain: grantAccess(course, learner, Card|Grant, ref)."""
+    from backend.worker.access import record_grant
+
+    return _until_mined(
+        self,
+        lambda: record_grant(
+            int(entitlement_id),
+            factory=get_session_factory(),
+            chain=get_chain(),
+            sender=get_sender(),
+        ),
+    )
+
+
+@app.task(base=TuitionTask, bind=True, name="tuition.record_access_revoke")
+def record_access_revoke(
+    self: Task, entitlement_id: int, job_id: int | None = None
+) -> dict[str, Any]:
+    """Record the end of an entitlement on-chain: revokeAccess(course, learner, ref)."""
+    from backend.worker.access import record_revoke
+
+    return _until_mined(
+        self,
+        lambda: record_revoke(
+            int(entitlement_id),
+            factory=get_session_factory(),
+            chain=get_chain(),
+            sender=get_sender(),
         ),
     )
 

@@ -17,6 +17,10 @@ pragma solidity 0.8.28;
 ///   that minted or signed the voucher is in `CertificateMinted`.
 /// - Revocation is written only when it happens and keeps the certificate: a revoked certificate
 ///   verifies as revoked, not as missing.
+/// - Only a learner who holds access to the course in CourseMarket (`hasAccess`, from any rail)
+///   can be certified, whoever the issuer is, the platform's key included. Losing access later
+///   (a refund, a lost card dispute) does not burn the certificate: the platform revokes it with
+///   reason 5 (payment refunded) or 6 (payment disputed), so it verifies as revoked.
 interface ICourseCertificate {
     /// @notice Everything a verifier needs, in one call.
     struct Certificate {
@@ -39,7 +43,8 @@ interface ICourseCertificate {
         bytes28 recordHash
     );
     /// @notice A certificate was revoked with a reason code (1 = issued in error, 2 = academic
-    /// misconduct, 3 = course withdrawn, 4 = learner request; others are issuer-defined).
+    /// misconduct, 3 = course withdrawn, 4 = learner request, 5 = payment refunded, 6 = payment
+    /// disputed; others are issuer-defined).
     event CertificateRevoked(uint256 indexed tokenId, uint8 reason, address by);
     /// @notice `provider` authorized (or de-authorized) `issuer` to certify its courses.
     event IssuerSet(address indexed provider, address indexed issuer, bool allowed);
@@ -51,6 +56,10 @@ interface ICourseCertificate {
     error AlreadyRevoked(uint256 tokenId);
     error UnknownCertificate(uint256 tokenId);
     error ZeroRecordHash();
+    /// @notice `learner` has no access to `courseId` in the market, so cannot be certified.
+    error NoCourseAccess(uint256 courseId, address learner);
+    /// @notice Course ids are below 2**96 (the token id packs one with an address).
+    error InvalidCourseId(uint256 courseId);
 
     /// @notice Issue a certificate to `learner` for `courseId`. Caller: an ISSUER (platform minter)
     /// or an issuer the course's provider authorized.

@@ -95,6 +95,8 @@ interface ICourseMarket {
     // ---------------------------------------------------------------- errors
 
     error UnknownCourse(uint256 courseId);
+    /// @notice Course ids are below 2**96 (they share a storage key with an address).
+    error InvalidCourseId(uint256 courseId);
     error CourseNotListed(uint256 courseId);
     error NotCourseManager(uint256 courseId, address account);
     error TokenNotAllowed(address token);

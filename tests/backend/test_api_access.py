@@ -10,9 +10,10 @@ from factories import account, make_course, make_grant
 from sqlalchemy import select
 
 from backend.access.models import Entitlement
-from backend.access.service import revoke_access
+from backend.access.service import entitlement_ref, revoke_access
 from backend.audit.models import AuditEntry
 from backend.catalog.models import CourseStatus
+from backend.outbox.models import OutboxMessage
 
 pytestmark = pytest.mark.anyio
 
@@ -57,6 +58,7 @@ async def test_revoked_access_is_false(api: Api) -> None:
         order_id=None,
         actor="test",
         reason="test",
+        on_chain=False,
     )
     assert (await _access(api, course.id, LEARNER.address))[1]["hasAccess"] is False
 
@@ -108,6 +110,26 @@ async def test_free_course_can_be_claimed_once(api: Api) -> None:
     assert len(rows) == 1
 
 
+async def _chain_messages(api: Api) -> list[tuple[str, dict]]:  # type: ignore[type-arg]
+    rows = await api.query(
+        lambda s: s.scalars(select(OutboxMessage).order_by(OutboxMessage.id)).all()
+    )
+    return [(m.topic, m.payload) for m in rows if m.topic.startswith("access.")]
+
+
+async def test_free_claim_is_queued_for_the_chain_with_its_entitlement(api: Api) -> None:
+    course = await api.run(make_course, provider=PROVIDER.address, fiat_price=0)
+    async with api.user(LEARNER) as client:
+        await client.post(f"/api/v1/courses/{course.id}/claim")
+        await client.post(f"/api/v1/courses/{course.id}/claim")
+        mine = (await client.get("/api/v1/me/entitlements")).json()
+    (row,) = mine
+    assert (row["source"], row["chainStatus"], row["chainTxHash"]) == ("free", "pending", None)
+    assert await _chain_messages(api) == [("access.chain_grant", {"entitlementId": row["id"]})]
+    ent = await api.query(lambda s: s.get(Entitlement, row["id"]))
+    assert ent.chain_ref == entitlement_ref(row["id"])
+
+
 async def test_paid_or_unpublished_course_cannot_be_claimed(api: Api) -> None:
     paid = await api.run(make_course, provider=PROVIDER.address, fiat_price=100)
     draft = await api.run(
@@ -147,6 +169,37 @@ async def test_admin_grants_and_revokes_with_an_audit_trail(api: Api) -> None:
     assert actions == ["access.revoke", "access.grant"]
     assert audit.json()[1]["actor"] == f"admin:{ADMIN.address}"
     assert audit.json()[1]["reason"] == "scholarship"
+
+
+async def test_admin_grant_and_revoke_are_queued_for_the_chain(api: Api) -> None:
+    api.app.state.services.admins = frozenset({ADMIN.address})
+    course = await api.run(make_course, provider=PROVIDER.address)
+    payload = {"address": LEARNER.address, "courseId": course.id, "reason": "scholarship"}
+    async with api.user(ADMIN) as admin:
+        granted = (await admin.post("/api/v1/admin/entitlements/grant", json=payload)).json()
+        await admin.post("/api/v1/admin/entitlements/grant", json=payload)
+        revoked = (await admin.post("/api/v1/admin/entitlements/revoke", json=payload)).json()
+    assert granted["chainStatus"] == "pending"
+    assert revoked["chainStatus"] == "revoke_pending"
+    assert await _chain_messages(api) == [
+        ("access.chain_grant", {"entitlementId": granted["id"]}),
+        ("access.chain_revoke", {"entitlementId": granted["id"]}),
+    ]
+
+
+async def test_admin_cannot_revoke_a_purchase_made_on_chain(api: Api) -> None:
+    api.app.state.services.admins = frozenset({ADMIN.address})
+    course = await api.run(make_course, provider=PROVIDER.address)
+    await api.run(
+        make_grant, address=LEARNER.address, course_id=course.id, source="crypto", on_chain=True
+    )
+    payload = {"address": LEARNER.address, "courseId": course.id, "reason": "please"}
+    async with api.user(ADMIN) as admin:
+        response = await admin.post("/api/v1/admin/entitlements/revoke", json=payload)
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "purchase_needs_refund"
+    assert (await _access(api, course.id, LEARNER.address))[1]["hasAccess"] is True
+    assert await _chain_messages(api) == []
 
 
 async def test_admin_endpoints_refuse_non_admins(api: Api) -> None:

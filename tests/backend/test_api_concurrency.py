@@ -85,6 +85,7 @@ async def test_access_check_on_the_production_read_path_sees_committed_changes(
             order_id=None,
             actor="test",
             reason="test",
+            on_chain=False,
         )
         revoked = (await client.get(url, params={"address": ALICE.address})).json()
         unknown = await client.get(

@@ -13,10 +13,11 @@ from typing import Any
 import httpx
 import pytest
 from api_support import Api
-from factories import account, make_course, make_grant
+from factories import account, make_certificate, make_course, make_grant
 from sqlalchemy import select
 
 from backend.access.models import Entitlement
+from backend.certificates.models import Certificate
 from backend.orders.models import Order
 from backend.outbox.models import OutboxMessage
 from backend.webhooks.models import StripeEvent
@@ -219,7 +220,7 @@ async def test_completed_payment_grants_access_once_however_often_delivered(api:
     assert len(entitlements) == 1 and entitlements[0].order_id == checkout["orderId"]
     order = await _order(api, checkout["orderId"])
     assert order.stripe_payment_intent_id and order.stripe_payment_intent_id.startswith("pi_")
-    assert await _topics(api) == ["access.card_grant", "email.receipt"]
+    assert await _topics(api) == ["access.chain_grant", "email.receipt"]
     stored = await api.query(
         lambda s: s.scalars(select(StripeEvent).where(StripeEvent.event_id == event["id"])).one()
     )
@@ -259,9 +260,9 @@ async def test_refund_after_payment_revokes_and_a_late_completion_does_not_resto
     assert (await _order(api, order.id)).status == "refunded"
     assert await _active(api, course_id) == 0
     assert await _topics(api) == [
-        "access.card_grant",
+        "access.chain_grant",
         "email.receipt",
-        "access.card_revoke",
+        "access.chain_revoke",
         "email.receipt",
     ]
     receipts = await api.query(
@@ -292,10 +293,10 @@ async def test_dispute_revokes_and_a_won_dispute_restores_access(api: Api) -> No
     assert [e.revoked_at is None for e in entitlements] == [False, True]
     assert (await _order(api, checkout["orderId"])).status == "paid"
     assert await _topics(api) == [
-        "access.card_grant",
+        "access.chain_grant",
         "email.receipt",
-        "access.card_revoke",
-        "access.card_grant",
+        "access.chain_revoke",
+        "access.chain_grant",
     ]
 
 
@@ -501,3 +502,49 @@ async def test_my_orders_and_entitlements_cover_the_card_rail(api: Api) -> None:
     assert entitlements[0]["source"] == "card" and entitlements[0]["active"] is True
     assert one.status_code == 200
     assert hidden.status_code == 404 and status.status_code == 404
+
+
+async def _certified(api: Api, course_id: int) -> int:
+    """A minted certificate of the learner for the course; returns its id."""
+    cert = await api.run(
+        make_certificate, course_id=course_id, address=LEARNER.address, status="minted"
+    )
+    return cert.id
+
+
+async def _certificate(api: Api, certificate_id: int) -> Certificate:
+    return await api.query(lambda s: s.get_one(Certificate, certificate_id))
+
+
+async def test_card_refund_revokes_the_minted_certificate_as_refunded(api: Api) -> None:
+    course_id = await _paid_course(api, onchain_id=21)
+    async with api.user(LEARNER) as client:
+        checkout = await _checkout(api, client, course_id)
+    await _ok(api, api.stripe_fake.complete_session(checkout["sessionId"]))
+    cert_id = await _certified(api, course_id)
+    refunded = api.stripe_fake.refund_charge(_charge_of(api, checkout["sessionId"]))
+    assert (await _ok(api, refunded))["outcome"] == "refunded"
+    cert = await _certificate(api, cert_id)
+    assert (cert.revoke_reason_code, cert.revoke_requested_by) == (5, "stripe")
+    assert (await _topics(api)).count("certificate.revoke") == 1
+
+
+async def test_lost_dispute_revokes_the_certificate_as_disputed_a_won_one_keeps_it(
+    api: Api,
+) -> None:
+    won_course = await _paid_course(api, onchain_id=22)
+    lost_course = await _paid_course(api, onchain_id=23)
+    outcomes = {}
+    for course_id, won in ((won_course, True), (lost_course, False)):
+        async with api.user(LEARNER) as client:
+            checkout = await _checkout(api, client, course_id)
+        await _ok(api, api.stripe_fake.complete_session(checkout["sessionId"]))
+        cert_id = await _certified(api, course_id)
+        opened = api.stripe_fake.open_dispute(_charge_of(api, checkout["sessionId"]))
+        assert (await _ok(api, opened))["outcome"] == "disputed"
+        assert (await _certificate(api, cert_id)).revoke_requested_at is None, "may still win"
+        closed = api.stripe_fake.close_dispute(opened["data"]["object"]["id"], won=won)
+        await _ok(api, closed)
+        outcomes[won] = (await _certificate(api, cert_id)).revoke_reason_code
+    assert outcomes == {True: None, False: 6}
+    assert (await _topics(api)).count("certificate.revoke") == 1

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from db_support import MigratedDatabase
 
 import backend.models
+from backend.access.service import entitlement_ref
 from backend.core import migrate
 from backend.core.db import Base
 
@@ -65,3 +69,67 @@ def test_migrations_downgrade_to_base_and_upgrade_again(tmp_path: Path) -> None:
     assert migrate.current(url) == ("0001_initial",)
     migrate.upgrade(url)
     assert migrate.current(url) == migrate.heads()
+
+
+def test_0008_backfills_the_on_chain_record_of_existing_entitlements(tmp_path: Path) -> None:
+    """Crypto access is the chain's own fact, other active access waits for the reconciler with
+    its ref, revoked access is done, and a queued card grant becomes the entitlement's grant."""
+    url = f"sqlite:///{tmp_path / 'backfill.db'}"
+    migrate.upgrade(url, "0007_drop_applied_logs_tx_index")
+    engine = sa.create_engine(url)
+    tables = sa.MetaData()
+    tables.reflect(engine)
+    now = datetime(2026, 12, 1, tzinfo=UTC)
+    learner = "0x" + "ab" * 20
+    order_ref = "0x" + "cd" * 32
+    with engine.begin() as conn:
+        conn.execute(
+            tables.tables["courses"].insert(),
+            {"id": 1, "provider": learner, "title": "T", "description": "", "status": "published",
+             "refund_window": 0, "created_at": now, "updated_at": now},
+        )  # fmt: skip
+        conn.execute(
+            tables.tables["orders"].insert(),
+            {"id": "card-1", "rail": "card", "course_id": 1, "buyer": learner,
+             "recipient": learner, "amount": "4900", "currency": "usd", "fee": "0",
+             "status": "paid",
+             "order_ref": order_ref, "confirmed": False, "anomalies": [], "created_at": now,
+             "updated_at": now},
+        )  # fmt: skip
+        rows = [
+            (1, "crypto", None, None),
+            (2, "card", "card-1", None),
+            (3, "free", None, None),
+            (4, "grant", None, now),
+        ]
+        for ent_id, source, order_id, revoked_at in rows:
+            conn.execute(
+                tables.tables["entitlements"].insert(),
+                {"id": ent_id, "address": f"0x{ent_id:040x}", "course_id": 1, "source": source,
+                 "order_id": order_id, "granted_at": now, "granted_by": "test",
+                 "revoked_at": revoked_at},
+            )  # fmt: skip
+        conn.execute(
+            tables.tables["outbox"].insert(),
+            {"topic": "access.card_grant", "payload": {"orderId": "card-1"},
+             "dedupe_key": "access.card_grant:2", "created_at": now, "available_at": now,
+             "attempts": 0},
+        )  # fmt: skip
+    engine.dispose()
+
+    migrate.upgrade(url)
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        found = conn.execute(
+            sa.text("SELECT id, chain_status, chain_ref FROM entitlements ORDER BY id")
+        ).all()
+        message = conn.execute(sa.text("SELECT topic, payload, dedupe_key FROM outbox")).one()
+    engine.dispose()
+    assert [tuple(r) for r in found] == [
+        (1, "recorded", None),
+        (2, "pending", order_ref),
+        (3, "pending", entitlement_ref(3)),
+        (4, "revoked", entitlement_ref(4)),
+    ]
+    assert message[0] == "access.chain_grant" and message[2] == "access.chain_grant:2"
+    assert json.loads(message[1]) == {"entitlementId": 2}

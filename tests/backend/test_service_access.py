@@ -48,6 +48,7 @@ def _grant(session: Session, course_id: int, order_id: str | None, source: str) 
         order_id=order_id,
         actor="test",
         reason="test",
+        on_chain=False,
     )
 
 
@@ -98,6 +99,7 @@ def test_revoking_for_another_order_keeps_access(sync_session: Session) -> None:
         order_id="order-unrelated",
         actor="test",
         reason="refund of something else",
+        on_chain=True,
     )
     assert revoked is None
     assert len(_active(sync_session, course.id)) == 1
@@ -116,6 +118,7 @@ def test_revoking_one_paid_order_regrants_from_another_paid_order(sync_session: 
         order_id=card.id,
         actor="stripe",
         reason="refunded",
+        on_chain=False,
     )
     active = _active(sync_session, course.id)
     assert [(e.order_id, e.source) for e in active] == [(crypto.id, AccessSource.CRYPTO)]
@@ -132,6 +135,7 @@ def test_revoke_is_idempotent_and_audited_once(sync_session: Session) -> None:
             order_id=None,
             actor="admin",
             reason="mistake",
+            on_chain=False,
         )
     rows = sync_session.scalars(select(Entitlement)).all()
     assert len(rows) == 1 and rows[0].revoke_reason == "mistake"
@@ -152,6 +156,7 @@ def test_regrant_after_revoke_creates_a_new_row_keeping_history(sync_session: Se
         order_id=None,
         actor="t",
         reason="r",
+        on_chain=False,
     )
     second = _grant(sync_session, course.id, None, AccessSource.GRANT)
     assert second.id != first.id

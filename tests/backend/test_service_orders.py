@@ -6,7 +6,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from factories import NATIVE, USDC, account, make_course, tx_hash
+from factories import NATIVE, USDC, account, make_certificate, make_course, tx_hash
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -14,9 +14,11 @@ from backend.access.models import Entitlement
 from backend.audit.models import AuditEntry
 from backend.catalog.models import Course
 from backend.catalog.service import link_onchain_course, mirror_course_update, mirror_price
+from backend.certificates.models import RevokeReason
 from backend.core.db import utcnow
 from backend.orders import service
 from backend.orders.models import Order, OrderStatus
+from backend.outbox.models import OutboxMessage
 
 PROVIDER = account("provider")
 BUYER = account("buyer")
@@ -201,6 +203,21 @@ def test_onchain_refund_revokes_access_once(sync_session: Session) -> None:
         select(AuditEntry).where(AuditEntry.action == "access.revoke")
     ).all()
     assert len(revokes) == 1
+
+
+def test_onchain_refund_revokes_the_minted_certificate_as_refunded(sync_session: Session) -> None:
+    course = _course(sync_session)
+    _purchase(sync_session)
+    cert = make_certificate(sync_session, course_id=course.id, address=BUYER.address)
+    _refund(sync_session)
+    _refund(sync_session)
+    sync_session.refresh(cert)
+    assert cert.status == "minted", "the indexer marks it revoked once the chain says so"
+    assert cert.revoke_reason_code == RevokeReason.REFUNDED and cert.revoke_requested_at
+    messages = sync_session.scalars(
+        select(OutboxMessage).where(OutboxMessage.topic == "certificate.revoke")
+    ).all()
+    assert [m.payload for m in messages] == [{"certificateId": cert.id, "reasonCode": 5}]
 
 
 def test_reorged_refund_restores_the_purchase(sync_session: Session) -> None:

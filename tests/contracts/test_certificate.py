@@ -12,7 +12,7 @@ import pytest
 from eth_account import Account
 from eth_account.messages import encode_typed_data
 from eth_utils import keccak
-from market_helpers import DAY, ZERO, new_course
+from market_helpers import DAY, GRANT, ZERO, buy_native, fee_of, new_course, order_ref
 from signing import VOUCHER_TYPES, sign_voucher
 
 SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
@@ -53,6 +53,17 @@ def svg_of(meta) -> ET.Element:
 
 def attributes(meta) -> dict:
     return {a["trait_type"]: a["value"] for a in meta["attributes"]}
+
+
+def enrol(market, operator, course_id, learner):
+    """Give `learner` access to `course_id` the way an operator records a grant."""
+    market.grantAccess(course_id, learner, GRANT, order_ref(f"grant:{learner}"), sender=operator)
+
+
+@pytest.fixture(autouse=True)
+def learner_has_access(market, operator, course_id, learner):
+    """`learner` holds access to the course (certificates need it); `other` does not."""
+    enrol(market, operator, course_id, learner)
 
 
 # ---------------------------------------------------------------- minting
@@ -120,6 +131,68 @@ def test_provider_authorized_issuer(certificate, market, course_id, provider, le
     certificate.setIssuer(other, False, sender=provider)
     with ape.reverts(certificate.NotIssuer):
         certificate.mint(provider, course_id, RECORD, sender=other)
+
+
+def test_no_issuer_can_certify_a_learner_without_access(
+    certificate, market, course_id, issuer, provider, other, accounts
+):
+    provider_issuer = accounts[8]
+    certificate.setIssuer(provider_issuer, True, sender=provider)
+    for key in (issuer, provider_issuer):
+        with ape.reverts(certificate.NoCourseAccess, courseId=course_id, learner=other.address):
+            certificate.mint(other, course_id, RECORD, sender=key)
+
+
+def test_provider_cannot_certify_itself_without_buying(
+    certificate, market, course_id, provider, chain
+):
+    certificate.setIssuer(provider, True, sender=provider)
+    with ape.reverts(certificate.NoCourseAccess, courseId=course_id, learner=provider.address):
+        certificate.mint(provider, course_id, RECORD, sender=provider)
+    deadline, signature = voucher(certificate, provider, provider, course_id, chain)
+    with ape.reverts(certificate.NoCourseAccess, courseId=course_id, learner=provider.address):
+        certificate.claim(course_id, RECORD, deadline, signature, sender=provider)
+    buy_native(market, course_id, provider)
+    certificate.mint(provider, course_id, RECORD, sender=provider)
+    assert certificate.verify(token_id(provider, course_id)).holder == provider.address
+
+
+def test_voucher_cannot_be_claimed_without_access(
+    certificate, course_id, issuer, provider, other, accounts, chain
+):
+    provider_issuer = accounts[8]
+    certificate.setIssuer(provider_issuer, True, sender=provider)
+    for signer in (issuer, provider_issuer):
+        deadline, signature = voucher(certificate, signer, other, course_id, chain)
+        with ape.reverts(certificate.NoCourseAccess, courseId=course_id, learner=other.address):
+            certificate.claim(course_id, RECORD, deadline, signature, sender=other)
+
+
+@pytest.mark.parametrize("rail", ["purchase", "card", "grant"])
+def test_access_from_any_rail_allows_certification(
+    certificate, market, operator, course_id, issuer, other, rail
+):
+    if rail == "purchase":
+        buy_native(market, course_id, other)
+    else:
+        source = {"card": 2, "grant": GRANT}[rail]
+        market.grantAccess(course_id, other, source, order_ref(rail), sender=operator)
+    certificate.mint(other, course_id, RECORD, sender=issuer)
+    assert certificate.ownerOf(token_id(other, course_id)) == other.address
+
+
+def test_access_lost_before_minting_blocks_certification(
+    certificate, market, operator, course_id, issuer, provider, other
+):
+    buy_native(market, course_id, other)
+    price, _ = market.priceOf(course_id, ZERO)
+    market.refund(course_id, other, other, ZERO, price, fee_of(price), sender=provider)
+    with ape.reverts(certificate.NoCourseAccess, courseId=course_id, learner=other.address):
+        certificate.mint(other, course_id, RECORD, sender=issuer)
+    market.grantAccess(course_id, other, 2, order_ref("card"), sender=operator)
+    market.revokeAccess(course_id, other, order_ref("card refund"), sender=operator)
+    with ape.reverts(certificate.NoCourseAccess, courseId=course_id, learner=other.address):
+        certificate.mint(other, course_id, RECORD, sender=issuer)
 
 
 def test_issuer_role_is_admin_granted(certificate, owner, other):
@@ -363,9 +436,10 @@ def test_token_uri_unknown(certificate, learner):
         certificate.tokenURI(token_id(learner, 1))
 
 
-def test_hostile_title_is_escaped(certificate, market, issuer, learner):
+def test_hostile_title_is_escaped(certificate, market, operator, issuer, learner):
     title = 'R&D <script>alert("x")</script> it\'s \\ back\tslash\x01 ünï'
     hostile = new_course(market, learner, title, DAY)
+    enrol(market, operator, hostile, learner)
     certificate.mint(learner, hostile, RECORD, sender=issuer)
     meta = metadata(certificate, token_id(learner, hostile))  # parses: JSON escaping works
     assert attributes(meta)["Course"] == title

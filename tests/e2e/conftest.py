@@ -12,6 +12,7 @@ worker's broker use that Redis under a key prefix private to the session.
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
 from collections.abc import Callable, Iterator
@@ -23,6 +24,8 @@ from e2e_support import ApiUser, Chain, E2EStack, wait_for
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from sqlalchemy.engine import make_url
+
+from backend.devstack import DEMO_KEYS
 
 PG_URL = os.environ.get("TUITION_TEST_DATABASE_URL")
 REDIS_URL = os.environ.get("TUITION_TEST_REDIS_URL")
@@ -85,6 +88,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2EStack]:
     extra_env = {
         # Every test signs in a few fresh wallets; the default 30/min per IP is for humans.
         "TUITION_AUTH_RATE_LIMIT": "10000",
+        # The demo admin wallet may grant and revoke access through the admin API.
+        "TUITION_ADMIN_ADDRESSES": json.dumps([Account.from_key(DEMO_KEYS["admin"]).address]),
         # Keep the beat's liveness file with this stack, not in the shared /tmp.
         "TUITION_WORKER_ALIVE_FILE": str(state / "beat.alive"),
     }
@@ -190,9 +195,13 @@ def sign_in(stack: E2EStack) -> Iterator[Callable[[LocalAccount], ApiUser]]:
 @pytest.fixture
 def provider(sign_in: Callable[[LocalAccount], ApiUser]) -> ApiUser:
     """The demo provider (anvil account 2), who created every demo course on-chain."""
-    from backend.devstack import DEMO_KEYS
-
     return sign_in(Account.from_key(DEMO_KEYS["provider"]))
+
+
+@pytest.fixture
+def admin(sign_in: Callable[[LocalAccount], ApiUser]) -> ApiUser:
+    """The demo admin (anvil account 0), an admin of the API too."""
+    return sign_in(Account.from_key(DEMO_KEYS["admin"]))
 
 
 @pytest.fixture

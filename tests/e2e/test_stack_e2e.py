@@ -15,6 +15,7 @@ import pytest
 from e2e_support import (
     NATIVE,
     SOURCE_CARD,
+    SOURCE_GRANT,
     SOURCE_NONE,
     SOURCE_PURCHASE,
     ApiUser,
@@ -307,7 +308,7 @@ def test_free_course_is_claimed_on_chain_at_price_zero(
 
 
 def test_free_course_is_claimed_through_the_api_once_its_card_price_is_zero(
-    catalog: dict[str, dict[str, Any]], learner: ApiUser, provider: ApiUser
+    chain: Chain, catalog: dict[str, dict[str, Any]], learner: ApiUser, provider: ApiUser
 ) -> None:
     """The card rail's free enrolment: no wallet transaction, just the signed-in claim."""
     course = catalog[FREE_COURSE]
@@ -326,8 +327,53 @@ def test_free_course_is_claimed_through_the_api_once_its_card_price_is_zero(
             (course["id"], "free", True)
         ]
         assert learner.get(f"/api/v1/courses/{course['id']}/lessons/1")["position"] == 1
+        # The chain follows the database: the worker records the claim with grantAccess.
+        wait_for(
+            lambda: chain.market.functions.hasAccess(course["onchainId"], learner.address).call(),
+            "the worker's grantAccess for the free claim",
+        )
+        record = chain.market.functions.accessOf(course["onchainId"], learner.address).call()
+        assert record[0] == SOURCE_GRANT
+        (entitlement,) = wait_for(
+            lambda: (
+                (e := learner.get("/api/v1/me/entitlements"))[0]["chainStatus"] == "recorded" and e
+            ),
+            "the entitlement to show its on-chain record",
+        )
+        assert entitlement["chainTxHash"]
     finally:
         provider.request("DELETE", path)  # the other tests expect the demo course as seeded
+
+
+def test_admin_grant_and_revoke_end_on_chain(
+    chain: Chain, catalog: dict[str, dict[str, Any]], admin: ApiUser, learner: ApiUser
+) -> None:
+    course = catalog[ESN_COURSE]
+    onchain_id = course["onchainId"]
+    payload = {"address": learner.address, "courseId": course["id"], "reason": "scholarship"}
+    granted = admin.post("/api/v1/admin/entitlements/grant", payload)
+    assert (granted["source"], granted["active"]) == ("grant", True)
+    assert learner.access(course["id"])["hasAccess"] is True, "the database answers at once"
+    wait_for(
+        lambda: chain.market.functions.hasAccess(onchain_id, learner.address).call(),
+        "the worker's grantAccess for the admin grant",
+    )
+    assert chain.market.functions.accessOf(onchain_id, learner.address).call()[0] == SOURCE_GRANT
+
+    revoked = admin.post("/api/v1/admin/entitlements/revoke", payload | {"reason": "mistake"})
+    assert revoked["active"] is False
+    assert learner.access(course["id"])["hasAccess"] is False
+    wait_for(
+        lambda: not chain.market.functions.hasAccess(onchain_id, learner.address).call(),
+        "the worker's revokeAccess for the admin revoke",
+    )
+    (row,) = wait_for(
+        lambda: (e := learner.get("/api/v1/me/entitlements"))[0]["chainStatus"] == "revoked" and e,
+        "the entitlement to show its on-chain revoke",
+    )
+    assert row["revokeReason"] == "mistake"
+    refused = learner.request("POST", "/api/v1/admin/entitlements/grant", json=payload, expect=403)
+    assert refused["error"]["code"] == "not_admin"
 
 
 # ------------------------------------------------------------------ refunds
@@ -549,3 +595,57 @@ def test_voucher_certificate_is_claimed_by_the_learner_and_indexed(
     assert chain.certificate.functions.ownerOf(expected_id).call() == learner.address
     verified = chain.certificate.functions.verify(expected_id).call()
     assert verified[0] == learner.address and Web3.to_hex(verified[4]) == cert["recordHash"]
+
+
+def _minted_certificate(learner: ApiUser, course: dict[str, Any]) -> dict[str, Any]:
+    """Complete every lesson and wait for the worker's mint."""
+    complete_lessons(learner, course, range(1, course["lessonCount"] + 1))
+    return wait_for(
+        lambda: (c := certificate_of(learner, course)) and c["status"] == "minted" and c,
+        "the worker to mint the certificate",
+    )
+
+
+def _wait_revoked(chain: Chain, learner: ApiUser, course: dict[str, Any]) -> dict[str, Any]:
+    """Wait until the chain and the API both say the certificate is revoked; returns the API's."""
+    tid = token_id(course["onchainId"], learner.address)
+    wait_for(
+        lambda: chain.certificate.functions.verify(tid).call()[5],
+        "the worker's revoke of the certificate",
+    )
+    return wait_for(
+        lambda: (c := certificate_of(learner, course)) and c["status"] == "revoked" and c,
+        "the indexer to mark the certificate revoked",
+    )
+
+
+def test_refunded_crypto_purchase_revokes_the_certificate_as_refunded(
+    chain: Chain, catalog: dict[str, dict[str, Any]], learner: ApiUser, provider: ApiUser
+) -> None:
+    course = catalog[ETH_COURSE]
+    paid = buy_with_eth(chain, learner, course)
+    _minted_certificate(learner, course)
+    reply = provider.post(f"/api/v1/orders/{paid['id']}/refund")
+    send_api_tx(chain, provider, reply["transaction"])
+    cert = _wait_revoked(chain, learner, course)
+    assert cert["revokeReasonCode"] == 5
+    tid = token_id(course["onchainId"], learner.address)
+    holder, *_, revoked, _, reason = chain.certificate.functions.verify(tid).call()
+    assert (holder, revoked, reason) == (learner.address, True, 5), "kept, but revoked"
+
+
+def test_refunded_card_purchase_revokes_the_certificate_as_refunded(
+    stack: E2EStack, chain: Chain, catalog: dict[str, dict[str, Any]], learner: ApiUser,
+    provider: ApiUser,
+) -> None:  # fmt: skip
+    course = catalog[CARD_COURSE]
+    checkout = learner.post("/api/v1/checkout/stripe", {"courseId": course["id"]}, expect=201)
+    with httpx.Client(base_url=stack.stripe_url, timeout=30) as stripe:
+        assert stripe.post(f"/pay/{checkout['sessionId']}").status_code == 303
+    wait_order(learner, checkout["orderId"], "paid")
+    # The certificate needs the card access on-chain first: the mint waits for the grant.
+    _minted_certificate(learner, course)
+    provider.post(f"/api/v1/orders/{checkout['orderId']}/refund")
+    wait_order(learner, checkout["orderId"], "refunded")
+    cert = _wait_revoked(chain, learner, course)
+    assert cert["revokeReasonCode"] == 5

@@ -14,6 +14,7 @@ from ixsupport import (
 )
 from sqlalchemy import select
 
+from backend.access.service import entitlement_ref, grant_access, revoke_access
 from backend.audit.models import AuditEntry
 from backend.catalog.models import Course, CourseStatus, Token, TokenPrice
 from backend.catalog.service import prices_for
@@ -21,6 +22,7 @@ from backend.certificates.models import Certificate, CertificateStatus
 from backend.core.db import session_scope
 from backend.orders.models import OrderStatus
 from backend.orders.service import create_crypto_quote
+from backend.outbox.models import OutboxMessage
 from backend.payouts.service import payouts_of
 
 ZERO = "0x" + "00" * 20
@@ -59,11 +61,13 @@ def test_purchase_grants_access_and_refund_revokes(db, anvil, emitter):
         c = s.get(Course, course)
         assert c.provider == PROVIDER and c.refund_window == 3600 and c.listed_onchain
     assert prices == {ZERO: (10**17, True), USDC: (25 * 10**6, True)}
+    assert [e.chain_status for e in entitlements(db)] == ["recorded"]  # the chain's own fact
 
     emitter.tx("refunded", 7, LEARNER, LEARNER, ZERO, 10**17, PROVIDER)
     anvil.mine(3)
     ix.catch_up()
     assert active_entitlements(db) == {}
+    assert [e.chain_status for e in entitlements(db)] == ["revoked"]
     [order] = orders(db)
     assert order.status == OrderStatus.REFUNDED
     assert order.confirmed is True  # 3 confirmations reached
@@ -97,8 +101,71 @@ def test_card_grants_and_revocations_mirror(db, anvil, emitter):
     ix.catch_up()
     course = course_id_of(db, 2)
     assert active_entitlements(db) == {(course, LEARNER): 1}
-    assert entitlements(db)[0].source == "card"
+    [ent] = entitlements(db)
+    assert (ent.source, ent.chain_status, ent.chain_ref) == ("card", "recorded", "0x" + "11" * 32)
     emitter.tx("accessRevoked", 2, LEARNER, 2, "0x" + "11" * 32)
+    ix.catch_up()
+    assert active_entitlements(db) == {}
+    assert [e.chain_status for e in entitlements(db)] == ["revoked"]
+    with session_scope(db.sessions) as s:  # applied from the chain: nothing to send back
+        assert s.scalars(select(OutboxMessage.topic)).all() == []
+
+
+def _db_grant(db, course: int, source: str = "grant") -> int:
+    with session_scope(db.sessions) as s:
+        return grant_access(
+            s,
+            address=LEARNER,
+            course_id=course,
+            source=source,
+            order_id=None,
+            actor="test",
+            reason="test",
+            on_chain=False,
+        ).id
+
+
+def _db_revoke(db, course: int) -> None:
+    with session_scope(db.sessions) as s:
+        revoke_access(
+            s,
+            address=LEARNER,
+            course_id=course,
+            order_id=None,
+            actor="test",
+            reason="test",
+            on_chain=False,
+        )
+
+
+def test_the_workers_grant_of_a_since_revoked_row_is_not_adopted(db, anvil, emitter):
+    emitter.tx("courseCreated", 3, PROVIDER, 0, "Granted course")
+    ix = indexer_for(db, anvil, emitter)
+    ix.catch_up()
+    course = course_id_of(db, 3)
+    first = _db_grant(db, course)
+    _db_revoke(db, course)  # revoked before the worker's grantAccess was indexed
+    emitter.tx("accessGranted", 3, LEARNER, 3, entitlement_ref(first))
+    ix.catch_up()
+    assert active_entitlements(db) == {}, "access that ended must not come back"
+
+
+def test_the_revoke_of_an_earlier_record_leaves_the_active_entitlement(db, anvil, emitter):
+    emitter.tx("courseCreated", 4, PROVIDER, 0, "Claimed again")
+    ix = indexer_for(db, anvil, emitter)
+    ix.catch_up()
+    course = course_id_of(db, 4)
+    first = _db_grant(db, course)
+    emitter.tx("accessGranted", 4, LEARNER, 3, entitlement_ref(first))
+    ix.catch_up()
+    _db_revoke(db, course)
+    second = _db_grant(db, course)  # granted again before the revoke reached the chain
+    emitter.tx("accessRevoked", 4, LEARNER, 3, entitlement_ref(first))
+    ix.catch_up()
+    assert active_entitlements(db) == {(course, LEARNER): 1}
+    assert [e.id for e in entitlements(db) if e.revoked_at is None] == [second]
+    # A revoke naming the active record is followed.
+    emitter.tx("accessRevoked", 4, LEARNER, 3, entitlement_ref(second))
     ix.catch_up()
     assert active_entitlements(db) == {}
 

@@ -96,7 +96,11 @@ def test_real_contracts_purchase_refund_certificate(db, anvil, tmp_path):
     assert active_entitlements(db) == {}
     assert orders(db)[0].status == OrderStatus.REFUNDED
 
-    # The platform issuer certifies the learner for course 2.
+    # The platform issuer certifies the learner for course 2 (a grant first: certificates need
+    # access on-chain).
+    send(w3, KEYS["operator"], market.functions.grantAccess(
+        course_ids[1], learner, 3, b"\x07" * 32))  # fmt: skip
+    ix.catch_up()
     record_hash = b"\x42" * 28
     send(w3, KEYS["operator"], cert.functions.mint(learner, course_ids[1], record_hash))
     ix.catch_up()

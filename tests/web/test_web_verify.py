@@ -32,8 +32,13 @@ def make_record(learner: str, course_id: int, title: str) -> dict:
 @pytest.fixture(scope="module")
 def certificates(stack: Stack) -> dict:
     """One valid and one revoked certificate, minted by the operator straight on-chain."""
-    operator = Operator(stack.rpc_url, stack.keys["operator"], stack.contract("CourseCertificate"))
-    # Fresh holders: certificates can go to any address, and reruns never collide.
+    operator = Operator(
+        stack.rpc_url,
+        stack.keys["operator"],
+        stack.contract("CourseCertificate"),
+        stack.contract("CourseMarket"),
+    )
+    # Fresh holders (granted access first, as certificates need it): reruns never collide.
     valid_holder = Account.create().address
     revoked_holder = Account.create().address
     valid_record = make_record(valid_holder, 2, "Zero-Knowledge Proofs in Practice")

@@ -109,15 +109,19 @@ class Market:
 class Operator:
     """The backend's operator/issuer key acting on the certificate contract."""
 
-    def __init__(self, rpc_url: str, key: str, certificate: str) -> None:
+    def __init__(self, rpc_url: str, key: str, certificate: str, market: str) -> None:
         self.w3 = Web3(HTTPProvider(rpc_url))
         self.key = key
         self.certificate = contract(self.w3, "CourseCertificate", certificate)
+        self.market = contract(self.w3, "CourseMarket", market)
 
     def _send(self, fn: Any) -> Any:
         return send(self.w3, self.key, fn)
 
     def mint(self, learner: str, course_id: int, record_hash: bytes) -> int:
+        """Grant access (certificates need it on-chain), then mint."""
+        ref = bytes.fromhex(record_hash.hex().ljust(64, "0"))
+        self._send(self.market.functions.grantAccess(course_id, learner, 3, ref))
         self._send(self.certificate.functions.mint(learner, course_id, record_hash))
         return int(self.certificate.functions.tokenIdFor(learner, course_id).call())
 

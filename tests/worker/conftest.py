@@ -83,6 +83,22 @@ def wenv(
     database_url: str, deployed: Deployed, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[WorkerEnv]:
     """The worker configured for this test's database and the session's chain, Celery eager."""
+    yield from _worker_env(database_url, deployed, tmp_path, monkeypatch)
+
+
+@pytest.fixture
+def own_wenv(
+    database_url: str, anvil: Anvil, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[WorkerEnv]:
+    """`wenv` over contracts of the test's own: scans of the market's logs (reconciliation)
+    see only what this test did."""
+    deployed = deploy(anvil, tmp_path / "own-deployment", n_courses=3)
+    yield from _worker_env(database_url, deployed, tmp_path, monkeypatch)
+
+
+def _worker_env(
+    database_url: str, deployed: Deployed, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[WorkerEnv]:
     env = WorkerEnv.build(database_url, deployed, tmp_path)
     for key, value in env.env.items():
         monkeypatch.setenv(key, value)

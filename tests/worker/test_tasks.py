@@ -170,17 +170,22 @@ def test_card_grant_and_revoke_are_recorded_once(wenv: WorkerEnv, anvil: Anvil) 
 
     assert relay() == 2  # the grant and the receipt
     assert access(wenv, course, learner.address) == (True, 2)  # AccessSource.Card
-    assert run(tasks.record_card_grant, order_id=order_id)["outcome"] == "already_on_chain"
-    assert run(tasks.record_card_grant, order_id=order_id)["outcome"] == "already_on_chain"
+    entitlement_id = wenv.entitlement_of(order_id)
+    assert wenv.chain_status(entitlement_id) == "recorded"
+    grant = tasks.record_access_grant
+    assert run(grant, entitlement_id=entitlement_id)["outcome"] == "already_on_chain"
+    assert run(grant, entitlement_id=entitlement_id)["outcome"] == "already_on_chain"
     assert len(wenv.transactions("grant:")) == 1
 
     wenv.refund_card_order(order_id)
     assert relay() == 2  # the revoke and the refund receipt
     assert access(wenv, course, learner.address) == (False, 0)
-    assert run(tasks.record_card_revoke, order_id=order_id)["outcome"] == "already_revoked"
+    assert wenv.chain_status(entitlement_id) == "revoked"
+    revoke = tasks.record_access_revoke
+    assert run(revoke, entitlement_id=entitlement_id)["outcome"] == "already_revoked"
     assert len(wenv.transactions("revoke:")) == 1
     # A stale grant message delivered after the refund does nothing.
-    assert run(tasks.record_card_grant, order_id=order_id)["outcome"] == "not_entitled"
+    assert run(grant, entitlement_id=entitlement_id)["outcome"] == "not_entitled"
     assert access(wenv, course, learner.address) == (False, 0)
 
     mails = [message_from_bytes(p.read_bytes()) for p in wenv.mail_files()]
@@ -211,8 +216,8 @@ def test_card_revoke_leaves_other_access_alone(wenv: WorkerEnv, anvil: Anvil) ->
     wenv.refund_card_order(order_id, receipt=False)
     relay()
     assert access(wenv, course, learner.address) == (True, 2)
-    (job,) = [j for j in wenv.jobs() if j.topic == "access.card_revoke"]
-    assert job.result and job.result["outcome"] == "not_this_order"
+    (job,) = [j for j in wenv.jobs() if j.topic == "access.chain_revoke"]
+    assert job.result and job.result["outcome"] == "not_this_record"
 
 
 # ---------------------------------------------------------------------- receipts
@@ -267,7 +272,7 @@ def test_relay_crash_before_commit_publishes_again(wenv: WorkerEnv, anvil: Anvil
     assert wenv.unpublished() == 1 and wenv.jobs() == []  # rolled back: nothing lost
 
     relay_once(wenv.factory, lambda task, kwargs: published.append(task))
-    assert published == ["tuition.record_card_grant"] * 2  # at most twice
+    assert published == ["tuition.record_access_grant"] * 2  # at most twice
     assert wenv.unpublished() == 0
     assert relay_once(wenv.factory, lambda task, kwargs: published.append(task)) == 0
 
@@ -291,7 +296,8 @@ def test_resume_stalled_republishes_lost_jobs(wenv: WorkerEnv, anvil: Anvil) -> 
 # ---------------------------------------------------------------------- reconciliation
 
 
-def test_reconcile_detects_and_fixes_drift(wenv: WorkerEnv, anvil: Anvil) -> None:
+def test_reconcile_detects_and_fixes_drift(own_wenv: WorkerEnv, anvil: Anvil) -> None:
+    wenv = own_wenv
     learner = new_learner(anvil)
     course = wenv.deployed.courses[1]
     order_id = wenv.paid_card_order(learner.address, course, receipt=False)
@@ -323,9 +329,10 @@ def test_reconcile_detects_and_fixes_drift(wenv: WorkerEnv, anvil: Anvil) -> Non
     assert wenv.count(WorkerTransaction) == 2
 
 
-def test_reconcile_reports_what_it_cannot_fix(wenv: WorkerEnv, anvil: Anvil) -> None:
+def test_reconcile_reports_what_it_cannot_fix(own_wenv: WorkerEnv, anvil: Anvil) -> None:
     from backend.access.service import grant_access
 
+    wenv = own_wenv
     learner = new_learner(anvil)
     course_id = wenv.course(wenv.deployed.courses[2])
     with session_scope(wenv.factory) as s:
@@ -337,6 +344,7 @@ def test_reconcile_reports_what_it_cannot_fix(wenv: WorkerEnv, anvil: Anvil) -> 
             order_id=None,
             actor="test",
             reason="indexed purchase",
+            on_chain=True,
         )
     summary = run(tasks.reconcile_access)
     assert summary["drift"] == 1 and summary["fixes"] == 0
@@ -344,3 +352,227 @@ def test_reconcile_reports_what_it_cannot_fix(wenv: WorkerEnv, anvil: Anvil) -> 
         (drift,) = s.scalars(select(ReconcileDrift)).all()
         assert (drift.kind, drift.action) == ("missing_on_chain", "reported")
     assert wenv.transactions() == []
+
+
+def test_reconcile_repairs_drift_both_ways_then_finds_none(
+    own_wenv: WorkerEnv, anvil: Anvil
+) -> None:
+    """Every source in the database, drift seeded in both directions: one run fixes what the
+    database decided, the printed command fixes what only the chain knew, then zero drift."""
+    from wk_chain import ADMIN
+
+    from backend.access.models import Entitlement
+    from backend.access.service import grant_access
+    from backend.worker.chain import get_chain
+    from backend.worker.reconcile import adopt_chain_access
+
+    wenv = own_wenv
+    c1, c2, c3 = wenv.deployed.courses
+    card_learner, free_learner, granted, outsider, in_sync = (new_learner(anvil) for _ in range(5))
+    wenv.paid_card_order(card_learner.address, c1, receipt=False)
+    with session_scope(wenv.factory) as s:
+        for learner, source in ((free_learner, "free"), (granted, "grant")):
+            grant_access(
+                s,
+                address=learner.address,
+                course_id=wenv.course(c2),
+                source=source,
+                order_id=None,
+                actor="test",
+                reason="seeded",
+                on_chain=False,
+            )
+    # Every message is lost: three database grants missing on-chain.
+    with session_scope(wenv.factory) as s:
+        s.execute(update(OutboxMessage).values(published_at=utcnow()))
+    wenv.enrol(in_sync.address, c3)  # agreement: no drift
+    # A grant sent with an operator key outside the product: on-chain only.
+    transact(
+        wenv.deployed.w3,
+        wenv.deployed.market.functions.grantAccess(c3, outsider.address, 3, b"\x09" * 32),
+        ADMIN,
+    )
+
+    summary = run(tasks.reconcile_access)
+    assert (summary["drift"], summary["fixes"], summary["chain_only"]) == (4, 3, 1)
+    for learner, course, source in (
+        (card_learner, c1, 2),
+        (free_learner, c2, 3),
+        (granted, c2, 3),
+    ):
+        assert access(wenv, course, learner.address) == (True, source)
+    with session_scope(wenv.factory) as s:
+        statuses = s.scalars(select(Entitlement.chain_status)).all()
+        assert set(statuses) == {"recorded"}
+        (chain_only,) = s.scalars(
+            select(ReconcileDrift).where(ReconcileDrift.kind == "chain_only")
+        ).all()
+    assert chain_only.learner == outsider.address and chain_only.action == "reported"
+    fix = chain_only.detail["fix"]
+    assert fix == f"tuition access adopt {c3} {outsider.address}"
+
+    # The printed fix: the database records the chain's access.
+    adopted = adopt_chain_access(c3, outsider.address, factory=wenv.factory, chain=get_chain())
+    assert adopted["source"] == "grant"
+    sent = wenv.count(WorkerTransaction)
+    for _ in range(2):
+        again = run(tasks.reconcile_access)
+        assert (again["drift"], again["fixes"], again["chain_only"]) == (0, 0, 0)
+    assert wenv.count(WorkerTransaction) == sent  # the second and third runs changed nothing
+
+
+# ---------------------------------------------------------------------- one path to the chain
+
+
+@pytest.mark.parametrize("source", ["free", "grant"])
+def test_api_grants_and_revokes_end_on_chain(wenv: WorkerEnv, anvil: Anvil, source: str) -> None:
+    """A free claim or an admin grant: the database answers at once, the chain follows."""
+    from backend.access.models import Entitlement
+    from backend.access.service import grant_access, revoke_access
+
+    learner = new_learner(anvil)
+    course = wenv.deployed.courses[4]
+    with session_scope(wenv.factory) as s:
+        ent = grant_access(
+            s,
+            address=learner.address,
+            course_id=wenv.course(course),
+            source=source,
+            order_id=None,
+            actor="test",
+            reason="claimed",
+            on_chain=False,
+        )
+        assert ent.chain_status == "pending"
+        entitlement_id = ent.id
+    assert not access(wenv, course, learner.address)[0]
+    relay()
+    assert access(wenv, course, learner.address) == (True, 3)  # AccessSource.Grant
+    with session_scope(wenv.factory) as s:
+        ent = s.get(Entitlement, entitlement_id)
+        assert ent is not None and ent.chain_status == "recorded" and ent.chain_tx_hash
+        ref = ent.chain_ref
+    record = wenv.deployed.market.functions.accessOf(course, learner.address).call()
+    assert ref is not None and record[3] == bytes.fromhex(ref[2:])[:21], "ref ties chain to row"
+
+    with session_scope(wenv.factory) as s:
+        revoke_access(
+            s,
+            address=learner.address,
+            course_id=wenv.course(course),
+            order_id=None,
+            actor="test",
+            reason="support case",
+            on_chain=False,
+        )
+    relay()
+    assert access(wenv, course, learner.address) == (False, 0)
+    with session_scope(wenv.factory) as s:
+        ent = s.get(Entitlement, entitlement_id)
+        assert ent is not None and ent.chain_status == "revoked"
+    assert run(tasks.record_access_revoke, entitlement_id=entitlement_id)["outcome"] == (
+        "already_revoked"
+    )
+    assert len(wenv.transactions()) == 2
+
+
+def test_failed_grant_is_shown_on_the_entitlement(wenv: WorkerEnv, anvil: Anvil) -> None:
+    from backend.access.models import Entitlement
+    from backend.worker.errors import TxWouldRevertError
+
+    learner = new_learner(anvil)
+    course = wenv.deployed.courses[5]
+    order_id = wenv.paid_card_order(learner.address, course, receipt=False)
+    entitlement_id = wenv.entitlement_of(order_id)
+    market = wenv.deployed.market
+    from wk_chain import ADMIN
+
+    # The market is paused: grantAccess reverts, and the row says so.
+    transact(
+        wenv.deployed.w3,
+        market.functions.grantRole(market.functions.GUARDIAN_ROLE().call(), ADMIN.address),
+        ADMIN,
+    )
+    transact(wenv.deployed.w3, market.functions.pause(), ADMIN)
+    try:
+        with pytest.raises(TxWouldRevertError):
+            run(tasks.record_access_grant, entitlement_id=entitlement_id)
+    finally:
+        transact(wenv.deployed.w3, market.functions.unpause(), ADMIN)
+    with session_scope(wenv.factory) as s:
+        ent = s.get(Entitlement, entitlement_id)
+        assert ent is not None and ent.chain_status == "failed" and ent.chain_error
+    assert run(tasks.record_access_grant, entitlement_id=entitlement_id)["outcome"] == "granted"
+    with session_scope(wenv.factory) as s:
+        ent = s.get(Entitlement, entitlement_id)
+        assert ent is not None and ent.chain_status == "recorded" and ent.chain_error is None
+
+
+def test_certificate_waits_for_the_grant_on_chain(wenv: WorkerEnv, anvil: Anvil) -> None:
+    """Completed right after a free claim: the mint waits for grantAccess instead of failing."""
+    from backend.access.service import grant_access
+    from backend.core.config import get_settings
+    from backend.worker.certificates import issue_certificate
+    from backend.worker.chain import get_chain
+    from backend.worker.errors import PermanentError, RetryableError
+    from backend.worker.runtime import get_sender
+
+    learner, stranger = new_learner(anvil), new_learner(anvil)
+    course = wenv.deployed.courses[3]
+
+    def issue(cert_id: int) -> dict[str, Any]:
+        return issue_certificate(
+            cert_id,
+            factory=wenv.factory,
+            chain=get_chain(),
+            sender=get_sender(),
+            settings=get_settings().worker,
+        )
+
+    with session_scope(wenv.factory) as s:
+        grant_access(
+            s,
+            address=learner.address,
+            course_id=wenv.course(course),
+            source="free",
+            order_id=None,
+            actor="test",
+            reason="claimed",
+            on_chain=False,
+        )
+    cert_id = wenv.request_certificate(learner.address, course, enrol=False)
+    with pytest.raises(RetryableError, match="not on-chain yet"):
+        issue(cert_id)
+    run(tasks.relay_outbox)  # the grant (and the certificate message, retried until it mints)
+    assert access(wenv, course, learner.address)[0]
+    assert issue(cert_id)["outcome"] in ("minted", "already_final", "already_on_chain")
+    assert wenv.certificate(cert_id).status == CertificateStatus.MINTED
+
+    # No access anywhere: the certificate is never sent.
+    stranger_cert = wenv.request_certificate(stranger.address, course, enrol=False)
+    with pytest.raises(PermanentError, match="no access"):
+        issue(stranger_cert)
+    assert wenv.deployed.certificate.functions.balanceOf(stranger.address).call() == 0
+
+
+def test_card_refund_revokes_the_minted_certificate(wenv: WorkerEnv, anvil: Anvil) -> None:
+    from backend.certificates.models import RevokeReason
+
+    learner = new_learner(anvil)
+    course = wenv.deployed.courses[0]
+    order_id = wenv.paid_card_order(learner.address, course, receipt=False)
+    relay()
+    cert_id = wenv.request_certificate(learner.address, course, enrol=False)
+    relay()
+    assert wenv.certificate(cert_id).status == CertificateStatus.MINTED
+
+    wenv.refund_card_order(order_id, receipt=False, certificate_reason=RevokeReason.REFUNDED)
+    cert = wenv.certificate(cert_id)
+    assert cert.revoke_reason_code == 5 and cert.revoke_requested_at is not None
+    relay()
+    assert access(wenv, course, learner.address) == (False, 0)
+    token_id = token_id_for(learner.address, course)
+    onchain = wenv.deployed.certificate.functions.verify(token_id).call()
+    assert (onchain[0], onchain[5], onchain[7]) == (learner.address, True, 5), "revoked, kept"
+    assert run(tasks.revoke_certificate, certificate_id=cert_id)["outcome"] == "already_revoked"
+    assert len(wenv.transactions("revoke:")) == 2  # the access and the certificate

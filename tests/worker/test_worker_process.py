@@ -96,8 +96,9 @@ def test_worker_consumes_the_outbox(
     learner = new_learner(anvil)
     course = wenv.deployed.courses[0]
     wenv.user(learner.address, "proc@example.com")
-    cert_id = wenv.request_certificate(learner.address, course)
+    # Paid by card, then completed: the card grant is what lets the certificate be minted.
     wenv.paid_card_order(learner.address, course)
+    cert_id = wenv.request_certificate(learner.address, course, enrol=False)
 
     def done() -> bool:
         return (
@@ -156,8 +157,9 @@ def test_kill_9_mid_mint_then_restart(
     learner = new_learner(anvil)
     course = wenv.deployed.courses[1]
     wenv.user(learner.address, "crash@example.com")
-    cert_id = wenv.request_certificate(learner.address, course)
+    # Paid by card, then completed: the card grant is what lets the certificate be minted.
     wenv.paid_card_order(learner.address, course)
+    cert_id = wenv.request_certificate(learner.address, course, enrol=False)
 
     # The mint is sent and its hash stored; the worker now sleeps before awaiting the receipt.
     try:

@@ -163,11 +163,14 @@ def deploy(anvil: Anvil, directory: Path, n_courses: int = 6) -> Deployed:
 
     market = create("CourseMarket", ADMIN.address, ADMIN.address, 500, ADMIN_DELAY)
     certificate = create("CourseCertificate", ADMIN.address, market.address)
-    transact(
-        w3,
-        market.functions.grantRole(market.functions.OPERATOR_ROLE().call(), OPERATOR.address),
-        ADMIN,
-    )
+    # The admin too, so tests can record access on-chain without touching the nonces of the
+    # operator key (the worker's sender owns those).
+    for account in (OPERATOR, ADMIN):
+        transact(
+            w3,
+            market.functions.grantRole(market.functions.OPERATOR_ROLE().call(), account.address),
+            ADMIN,
+        )
     transact(
         w3,
         certificate.functions.grantRole(

@@ -12,11 +12,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from eth_utils import keccak
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
-from wk_chain import KEYS, ROOT, Deployed
+from wk_chain import ADMIN, KEYS, ROOT, Deployed, transact
 
-from backend.access.models import AccessSource
+from backend.access.models import AccessSource, Entitlement
 from backend.access.service import grant_access, revoke_access
 from backend.catalog.models import Course
 from backend.certificates.models import Certificate
@@ -113,8 +114,36 @@ class WorkerEnv:
         with session_scope(self.factory) as s:
             s.add(User(address=address, email=email))
 
-    def request_certificate(self, learner: str, onchain_course: int, mode: str = "mint") -> int:
-        """The backend's request_certificate (certificate row + outbox message)."""
+    def enrol(self, learner: str, onchain_course: int) -> None:
+        """Access recorded on-chain (an operator grant) and its entitlement, as the indexer
+        would have applied it: no outbox message."""
+        ref = keccak(text=f"enrol:{learner}:{onchain_course}")
+        transact(
+            self.deployed.w3,
+            self.deployed.market.functions.grantAccess(onchain_course, learner, 3, ref),
+            ADMIN,
+        )
+        course_id = self.course(onchain_course)
+        with session_scope(self.factory) as s:
+            grant_access(
+                s,
+                address=learner,
+                course_id=course_id,
+                source=AccessSource.GRANT,
+                order_id=None,
+                actor="test",
+                reason="enrolled",
+                on_chain=True,
+                chain_ref="0x" + ref.hex(),
+            )
+
+    def request_certificate(
+        self, learner: str, onchain_course: int, mode: str = "mint", *, enrol: bool = True
+    ) -> int:
+        """The backend's request_certificate (certificate row + outbox message); the learner is
+        enrolled first unless `enrol=False` (certificates need access on-chain)."""
+        if enrol:
+            self.enrol(learner, onchain_course)
         course_id = self.course(onchain_course)
         with session_scope(self.factory) as s:
             return request_certificate(s, address=learner, course_id=course_id, mode=mode).id
@@ -136,8 +165,8 @@ class WorkerEnv:
                 order_id=order.id,
                 actor="test",
                 reason="paid by card",
+                on_chain=False,  # queues access.chain_grant
             )
-            enqueue(s, Topics.CARD_GRANT, {"orderId": order.id}, dedupe_key=f"grant:{order.id}")
             if receipt:
                 enqueue(
                     s,
@@ -147,7 +176,9 @@ class WorkerEnv:
                 )
             return order.id
 
-    def refund_card_order(self, order_id: str, *, receipt: bool = True) -> None:
+    def refund_card_order(
+        self, order_id: str, *, receipt: bool = True, certificate_reason: int | None = None
+    ) -> None:
         """Refund: entitlement revoked, outbox messages (revoke, receipt)."""
         with session_scope(self.factory) as s:
             order = s.get(Order, order_id)
@@ -160,8 +191,9 @@ class WorkerEnv:
                 order_id=order.id,
                 actor="test",
                 reason="refunded",
+                on_chain=False,  # queues access.chain_revoke
+                certificate_reason=certificate_reason,
             )
-            enqueue(s, Topics.CARD_REVOKE, {"orderId": order.id}, dedupe_key=f"revoke:{order.id}")
             if receipt:
                 enqueue(
                     s,
@@ -169,6 +201,20 @@ class WorkerEnv:
                     {"orderId": order.id, "kind": "refunded"},
                     dedupe_key=f"receipt:refunded:{order.id}",
                 )
+
+    def entitlement_of(self, order_id: str) -> int:
+        """The id of the (newest) entitlement of an order."""
+        with session_scope(self.factory) as s:
+            found = s.scalar(
+                select(func.max(Entitlement.id)).where(Entitlement.order_id == order_id)
+            )
+            assert found is not None, f"order {order_id} has no entitlement"
+            return int(found)
+
+    def chain_status(self, entitlement_id: int) -> str:
+        """Where the entitlement's on-chain record stands."""
+        with session_scope(self.factory) as s:
+            return str(s.get_one(Entitlement, entitlement_id).chain_status)
 
     def certificate(self, certificate_id: int) -> Certificate:
         """A fresh copy of the certificate row."""
