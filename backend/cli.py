@@ -11,6 +11,8 @@ db_app = typer.Typer(no_args_is_help=True, help="Database migrations.")
 app.add_typer(db_app, name="db")
 access_app = typer.Typer(no_args_is_help=True, help="Access rights and their on-chain records.")
 app.add_typer(access_app, name="access")
+catalog_app = typer.Typer(no_args_is_help=True, help="Courses and their on-chain links.")
+app.add_typer(catalog_app, name="catalog")
 
 
 @app.command()
@@ -242,6 +244,53 @@ def access_adopt(
         f"entitlement {result['entitlement_id']} ({result['source']}) records course {course} "
         f"for {learner}"
     )
+
+
+@catalog_app.command("check-links")
+def catalog_check_links(
+    fix: bool = typer.Option(False, "--fix", help="Unlink the courses the chain disowns."),
+) -> None:
+    """Report courses linked to an on-chain id that the market gives to another provider (or
+    does not know); exit 1 when there are any and --fix was not given."""
+    from web3 import Web3
+    from web3.exceptions import ContractLogicError
+
+    from backend.catalog.service import mismatched_links, unlink_onchain
+    from backend.chain.artifacts import load_abi
+    from backend.chain.deployment import load_deployment
+    from backend.core.config import get_settings
+    from backend.core.db import session_scope
+    from backend.worker.db import get_session_factory
+
+    settings = get_settings()
+    market_address = load_deployment(settings.deployment_file).market
+    if market_address is None:
+        raise typer.BadParameter("no CourseMarket deployed on this network")
+    w3 = Web3(Web3.HTTPProvider(settings.rpc_url))
+    market = w3.eth.contract(
+        address=Web3.to_checksum_address(market_address), abi=load_abi("CourseMarket")
+    )
+
+    def provider_of(onchain_id: int) -> str | None:
+        try:
+            return str(market.functions.courseProvider(onchain_id).call())
+        except ContractLogicError:
+            return None  # UnknownCourse / InvalidCourseId
+
+    with session_scope(get_session_factory()) as s:
+        found = mismatched_links(s, provider_of)
+        for course, onchain in found:
+            typer.echo(
+                f"course {course.id} ({course.provider}) is linked to on-chain course "
+                f"{course.onchain_id}, whose provider is {onchain or 'nobody (no such course)'}"
+            )
+            if fix:
+                unlink_onchain(
+                    s, course, actor="cli:check-links", reason="not the chain's provider"
+                )
+    typer.echo(f"{len(found)} mismatched link(s){' removed' if fix and found else ''}")
+    if found and not fix:
+        raise typer.Exit(1)
 
 
 @app.command()

@@ -7,7 +7,7 @@ from datetime import datetime
 from pydantic import Field
 
 from backend.access.models import Entitlement
-from backend.core.schemas import AddressStr, ApiInput, ApiModel
+from backend.core.schemas import AddressStr, ApiInput, ApiModel, RowId
 
 
 class AccessOut(ApiModel):
@@ -61,7 +61,7 @@ class GrantIn(ApiInput):
     """Admin grant."""
 
     address: AddressStr
-    course_id: int = Field(ge=1)
+    course_id: RowId
     reason: str = Field(min_length=3, max_length=200)
 
 
@@ -69,5 +69,5 @@ class RevokeIn(ApiInput):
     """Admin revoke."""
 
     address: AddressStr
-    course_id: int = Field(ge=1)
+    course_id: RowId
     reason: str = Field(min_length=3, max_length=200)

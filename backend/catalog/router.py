@@ -12,10 +12,11 @@ from backend.catalog.schemas import CourseDetailOut, CoursePageOut
 from backend.catalog.views import course_detail_out, courses_out
 from backend.core.deps import DbSession, OptionalUser
 from backend.core.errors import InvalidInputError
+from backend.core.schemas import MAX_INT32
 
 router = APIRouter(prefix="/courses", tags=["catalog"])
 
-CourseId = Annotated[int, Path(ge=1, le=2**31 - 1, description="The course's id")]
+CourseId = Annotated[int, Path(ge=1, le=MAX_INT32, description="The course's id")]
 
 
 @router.get("", response_model=CoursePageOut)
@@ -27,7 +28,8 @@ async def list_courses(
     """Published courses with their token and card prices, `limit` at a time."""
     after_id = None
     if cursor:
-        if not cursor.isdigit():
+        # ASCII digits only ("³" is a digit to str.isdigit) and within the id column.
+        if not (cursor.isascii() and cursor.isdigit()) or int(cursor) > MAX_INT32:
             raise InvalidInputError(
                 "cursor must be a value returned as nextCursor", code="bad_cursor"
             )

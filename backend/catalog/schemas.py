@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from backend.core.schemas import Amount, ApiInput, ApiModel
+from backend.core.schemas import Amount, ApiInput, ApiModel, OnchainCourseId
 
 MAX_FIAT_AMOUNT = 99_999_999  # Stripe's cap (8 digits of minor units)
 MAX_REFUND_WINDOW = 30 * 24 * 3600
@@ -145,4 +145,4 @@ class LessonOut(ApiModel):
 class OnchainIdIn(ApiInput):
     """Link a course to its on-chain id (normally done by the indexer)."""
 
-    onchain_id: int = Field(ge=1, lt=2**96)
+    onchain_id: OnchainCourseId

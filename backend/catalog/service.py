@@ -6,10 +6,10 @@ Sync functions on a `Session` (the indexer calls `link_onchain_course`, `mirror_
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -259,8 +259,21 @@ def list_lessons(session: Session, course_id: int) -> Sequence[Lesson]:
     ).all()
 
 
-def set_onchain_id(session: Session, course: Course, onchain_id: int, *, actor: str) -> Course:
-    """Link a course to its on-chain id by hand (the indexer normally does it)."""
+def set_onchain_id(
+    session: Session, course: Course, onchain_id: int, *, actor: str, onchain_provider: str
+) -> Course:
+    """Link a course to its on-chain id. The link comes from the chain: `onchain_provider` is
+    who the market pays out for that id, and it must be the course's provider.
+
+    Raises:
+        ForbiddenError: the on-chain course belongs to another provider.
+        ConflictError: the course or the on-chain id is linked already.
+    """
+    if checksum_address(onchain_provider) != course.provider:
+        raise ForbiddenError(
+            f"on-chain course {onchain_id} is paid out to another provider",
+            code="not_onchain_provider",
+        )
     if course.onchain_id == onchain_id:
         return course
     if course.onchain_id is not None:
@@ -314,8 +327,16 @@ def link_onchain_course(
     """
     provider = checksum_address(provider)
     linked = course_by_onchain_id(session, onchain_id)
-    if linked is not None:
+    if linked is not None and linked.provider == provider:
         return linked
+    if linked is not None:
+        # Linked by another provider before the chain said whose it is: the chain wins.
+        unlink_onchain(
+            session,
+            linked,
+            actor="indexer",
+            reason=f"on-chain course {onchain_id} was created by {provider}, not {linked.provider}",
+        )
     course = session.scalar(
         select(Course)
         .where(
@@ -341,7 +362,44 @@ def link_onchain_course(
         course.refund_window = refund_window
     course.listed_onchain = True
     course.onchain_block = block_number
-    return set_onchain_id(session, course, onchain_id, actor="indexer")
+    return set_onchain_id(session, course, onchain_id, actor="indexer", onchain_provider=provider)
+
+
+def unlink_onchain(session: Session, course: Course, *, actor: str, reason: str) -> Course:
+    """Remove a course's link to an on-chain id that is not its provider's (audited); the prices
+    mirrored from that on-chain course go with it."""
+    before = _course_snapshot(course)
+    course.onchain_id = None
+    course.listed_onchain = False
+    course.onchain_block = None
+    session.execute(delete(TokenPrice).where(TokenPrice.course_id == course.id))
+    session.flush()
+    audit(
+        session,
+        actor=actor,
+        action="course.unlink_onchain",
+        subject_type="course",
+        subject_id=course.id,
+        before=before,
+        after=_course_snapshot(course),
+        reason=reason,
+    )
+    return course
+
+
+def mismatched_links(
+    session: Session, provider_of: Callable[[int], str | None]
+) -> list[tuple[Course, str | None]]:
+    """Linked courses whose on-chain id the chain gives to another provider (or does not know),
+    with who the chain says the provider is. `provider_of` asks the market."""
+    found: list[tuple[Course, str | None]] = []
+    for course in session.scalars(
+        select(Course).where(Course.onchain_id.is_not(None)).order_by(Course.id)
+    ):
+        onchain = provider_of(int(course.onchain_id or 0))
+        if onchain is None or checksum_address(onchain) != course.provider:
+            found.append((course, onchain))
+    return found
 
 
 def mirror_price(

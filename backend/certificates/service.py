@@ -22,11 +22,13 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from backend.access.service import active_entitlement
 from backend.audit.service import record as audit
 from backend.catalog.models import Course
 from backend.catalog.service import get_course
 from backend.certificates.models import Certificate, CertificateStatus, RevokeReason
 from backend.core.db import utcnow
+from backend.core.errors import ForbiddenError
 from backend.core.security import checksum_address
 from backend.outbox.service import Topics, enqueue
 from backend.users.models import User
@@ -75,6 +77,10 @@ def request_certificate(
     """Create the certificate of (address, course) and queue its issuance (idempotent).
 
     `mode` overrides the course's `certificate_mode` (mint or voucher).
+
+    Raises:
+        ForbiddenError: `address` holds no access to the course (only learners are certified;
+            the chain refuses them too, NoCourseAccess).
     """
     address = checksum_address(address)
     existing = session.scalar(
@@ -84,6 +90,8 @@ def request_certificate(
     )
     if existing is not None:
         return existing
+    if active_entitlement(session, address, course_id) is None:
+        raise ForbiddenError("only learners with access are certified", code="not_entitled")
     course = get_course(session, course_id)
     mode = mode or course.certificate_mode
     name = session.scalar(select(User.display_name).where(User.address == address))

@@ -75,6 +75,16 @@ async def escrow_of(chain: ChainClient, market: str, provider: str, token: str) 
     return int(net), int(fee)
 
 
+async def course_provider(chain: ChainClient, market: str, course_id: int) -> str | None:
+    """`CourseMarket.courseProvider(courseId)`, or None when no such course exists yet."""
+    (count,) = decode(["uint256"], await chain.call(market, encode_call("courseCount()", [], [])))
+    if not 1 <= course_id <= int(count):
+        return None
+    data = encode_call("courseProvider(uint256)", ["uint256"], [course_id])
+    (provider,) = decode(["address"], await chain.call(market, data))
+    return str(provider)
+
+
 class Web3ChainClient:
     """`ChainClient` over JSON-RPC (TUITION_RPC_URL)."""
 

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from pydantic import Field
-
-from backend.core.schemas import Amount, ApiInput, ApiModel
+from backend.core.schemas import Amount, ApiInput, ApiModel, RowId
 
 
 class CheckoutIn(ApiInput):
     """Buy a course by card."""
 
-    course_id: int = Field(ge=1)
+    course_id: RowId
 
 
 class CheckoutOut(ApiModel):

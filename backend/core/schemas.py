@@ -9,6 +9,7 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
+    Field,
     PlainSerializer,
     WithJsonSchema,
 )
@@ -17,6 +18,15 @@ from pydantic.alias_generators import to_camel
 from backend.core.security import checksum_address
 
 MAX_UINT256 = 2**256 - 1
+# Integers are bounded where they enter, by the column (and contract) they end up in, so an
+# out-of-range value is a 422 naming the field, never an overflow in the database driver.
+MAX_INT32 = 2**31 - 1  # Integer primary keys (courses, lessons, certificates)
+MAX_INT64 = 2**63 - 1  # BigInteger columns (on-chain course ids, ledger ids)
+
+# The id of a row with an Integer primary key (a course).
+RowId = Annotated[int, Field(ge=1, le=MAX_INT32)]
+# An on-chain course id: below 2**96 in the contracts, stored as a BigInteger.
+OnchainCourseId = Annotated[int, Field(ge=1, le=MAX_INT64)]
 
 
 class ApiModel(BaseModel):

@@ -9,19 +9,26 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from backend.access.service import active_entitlement
-from backend.catalog.models import Lesson
+from backend.catalog.models import CourseStatus, Lesson
 from backend.catalog.service import get_course, get_lesson, lesson_count
 from backend.certificates.models import Certificate
 from backend.certificates.service import request_certificate
-from backend.core.errors import ForbiddenError
+from backend.core.errors import ConflictError, ForbiddenError
 from backend.learning.models import LessonProgress
 
 
-def require_entitled(session: Session, address: str, course_id: int) -> None:
-    """403 `not_entitled` unless `address` may open the course (its provider always may)."""
+def require_readable(session: Session, address: str, course_id: int) -> None:
+    """403 `not_entitled` unless `address` may read the course: an entitled learner, or its
+    provider previewing its own lessons."""
     course = get_course(session, course_id)
     if course.provider == address:
         return
+    require_access(session, address, course_id)
+
+
+def require_access(session: Session, address: str, course_id: int) -> None:
+    """403 `not_entitled` unless `address` holds access to the course. Reading is not earning:
+    the provider's preview does not count, for progress or for a certificate."""
     if active_entitlement(session, address, course_id) is None:
         raise ForbiddenError(
             "buy this course (or get access) to open its lessons", code="not_entitled"
@@ -29,8 +36,8 @@ def require_entitled(session: Session, address: str, course_id: int) -> None:
 
 
 def open_lesson(session: Session, *, address: str, course_id: int, position: int) -> Lesson:
-    """Lesson `position` of a course, for an entitled learner."""
-    require_entitled(session, address, course_id)
+    """Lesson `position` of a course, for an entitled learner or its provider."""
+    require_readable(session, address, course_id)
     return get_lesson(session, course_id, position)
 
 
@@ -57,8 +64,16 @@ def completed_count(session: Session, address: str, course_id: int) -> int:
 
 def complete_lesson(session: Session, *, address: str, course_id: int, position: int) -> Progress:
     """Record that `address` completed a lesson (idempotent); the last one requests the
-    certificate."""
-    lesson = open_lesson(session, address=address, course_id=course_id, position=position)
+    certificate. Needs access (the provider's preview earns nothing), on a course that is not a
+    draft (409 `course_not_published`)."""
+    course = get_course(session, course_id)
+    require_access(session, address, course_id)
+    if course.status == CourseStatus.DRAFT:
+        raise ConflictError(
+            "a draft earns nothing: lessons count once the course is published",
+            code="course_not_published",
+        )
+    lesson = get_lesson(session, course_id, position)
     exists = session.scalar(
         select(LessonProgress.id).where(
             LessonProgress.address == address, LessonProgress.lesson_id == lesson.id

@@ -5,10 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import Field
-
 from backend.catalog.schemas import TokenOut
-from backend.core.schemas import AddressStr, Amount, ApiInput, ApiModel
+from backend.core.schemas import AddressStr, Amount, ApiInput, ApiModel, RowId
 
 
 class TxOut(ApiModel):
@@ -50,7 +48,7 @@ class OrderOut(ApiModel):
 class CryptoOrderIn(ApiInput):
     """Quote a crypto purchase; `recipient` defaults to the signed-in buyer."""
 
-    course_id: int = Field(ge=1)
+    course_id: RowId
     token: AddressStr
     recipient: AddressStr | None = None
 

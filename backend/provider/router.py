@@ -25,6 +25,7 @@ from backend.catalog.views import course_detail_out, courses_out, token_out
 from backend.chain import tx as txs
 from backend.core.deps import CurrentUser, DbSession, ServicesDep
 from backend.core.errors import ConflictError, InvalidInputError, NotFoundError
+from backend.core.schemas import MAX_INT64
 from backend.learning.router import LessonNumber
 from backend.orders.models import OrderStatus, Rail
 from backend.orders.router import market_address
@@ -156,13 +157,30 @@ async def put_lesson(
 
 @router.put("/courses/{course_id}/onchain-id", response_model=CourseDetailOut)
 async def link_onchain_id(
-    course_id: CourseId, body: OnchainIdIn, principal: CurrentUser, session: DbSession
+    course_id: CourseId,
+    body: OnchainIdIn,
+    principal: CurrentUser,
+    session: DbSession,
+    services: ServicesDep,
 ) -> CourseDetailOut:
-    """Link the course to its on-chain id by hand (the indexer does it from CourseCreated)."""
+    """Link the course to its on-chain id by hand (the indexer does it from CourseCreated).
+
+    Only an on-chain course that exists and is paid out to my wallet can be linked: 404
+    `onchain_course_not_found`, 403 `not_onchain_provider`.
+    """
+    provider = await service.onchain_provider(
+        services.chain, market_address(services), body.onchain_id
+    )
 
     def link(s: Session) -> CourseDetailOut:
         course = catalog.get_owned_course(s, course_id, principal.address)
-        catalog.set_onchain_id(s, course, body.onchain_id, actor=_actor(principal.address))
+        catalog.set_onchain_id(
+            s,
+            course,
+            body.onchain_id,
+            actor=_actor(principal.address),
+            onchain_provider=provider,
+        )
         return course_detail_out(s, course)
 
     result: CourseDetailOut = await session.run_sync(link)
@@ -310,7 +328,7 @@ async def sales(
 async def payouts(
     principal: CurrentUser,
     session: DbSession,
-    before: Annotated[int | None, Query(ge=1)] = None,
+    before: Annotated[int | None, Query(ge=1, le=MAX_INT64)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> PayoutsOut:
     """My payout ledger from the chain, newest first: escrow released to withdrawable (with the

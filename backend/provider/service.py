@@ -10,8 +10,15 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from backend.catalog.models import Course, Token
-from backend.chain.client import ChainClient, ChainError, escrow_of, withdrawable_of
-from backend.core.errors import UpstreamError
+from backend.chain.client import (
+    ChainClient,
+    ChainError,
+    course_provider,
+    escrow_of,
+    withdrawable_of,
+)
+from backend.core.errors import NotFoundError, UpstreamError
+from backend.core.security import checksum_address
 from backend.orders.models import Order, OrderStatus, Rail
 
 
@@ -76,3 +83,21 @@ async def balances(
         return list(await asyncio.gather(*(one(t) for t in tokens)))
     except ChainError as exc:
         raise UpstreamError(f"the chain node did not answer: {exc}", code="chain_error") from exc
+
+
+async def onchain_provider(chain: ChainClient, market: str, onchain_id: int) -> str:
+    """Who the market pays out for on-chain course `onchain_id` (links come from the chain).
+
+    Raises:
+        NotFoundError: the market has no such course (yet): nothing to link.
+        UpstreamError: the chain node did not answer.
+    """
+    try:
+        provider = await course_provider(chain, market, onchain_id)
+    except ChainError as exc:
+        raise UpstreamError(f"the chain node did not answer: {exc}", code="chain_error") from exc
+    if provider is None:
+        raise NotFoundError(
+            f"the market has no course {onchain_id}", code="onchain_course_not_found"
+        )
+    return checksum_address(provider)

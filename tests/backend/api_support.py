@@ -79,6 +79,8 @@ class FakeChain:
     wallets: dict[str, set[tuple[bytes, bytes]]] = field(default_factory=dict)
     withdrawable: dict[tuple[str, str], int] = field(default_factory=dict)
     escrow: dict[tuple[str, str], tuple[int, int]] = field(default_factory=dict)
+    # on-chain course id -> provider (CourseMarket.courseProvider; ids 1..max exist)
+    courses: dict[int, str] = field(default_factory=dict)
     down: bool = False
     calls: list[tuple[str, bytes]] = field(default_factory=list)
 
@@ -104,6 +106,13 @@ class FakeChain:
             provider, token = decode(["address", "address"], args)
             net, fee = self.escrow.get((provider.lower(), token.lower()), (0, 0))
             return encode(["uint256", "uint256"], [net, fee])
+        if sel == selector("courseCount()"):
+            return encode(["uint256"], [max(self.courses, default=0)])
+        if sel == selector("courseProvider(uint256)"):
+            (course_id,) = decode(["uint256"], args)
+            if course_id not in self.courses:
+                raise ChainError("execution reverted: UnknownCourse")
+            return encode(["address"], [self.courses[course_id]])
         raise ChainError("execution reverted")
 
 

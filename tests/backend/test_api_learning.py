@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from backend.certificates.models import Certificate
 from backend.certificates.service import canonical_record_bytes, request_certificate
+from backend.core.errors import ForbiddenError
 from backend.outbox.models import OutboxMessage
 
 pytestmark = pytest.mark.anyio
@@ -88,6 +89,7 @@ async def test_completing_every_lesson_requests_one_certificate(api: Api) -> Non
 
 async def test_request_certificate_is_idempotent(api: Api) -> None:
     course = await api.run(make_course, provider=PROVIDER.address)
+    await api.run(make_grant, address=LEARNER.address, course_id=course.id)
     first = await api.run(request_certificate, address=LEARNER.address, course_id=course.id)
     second = await api.run(
         request_certificate, address=LEARNER.address.lower(), course_id=course.id
@@ -103,3 +105,32 @@ def test_canonical_record_encoding_is_sorted_compact_utf8() -> None:
     encoded = canonical_record_bytes(record)
     assert encoded == '{"a":"é","b":1,"c":{"y":[1,2],"z":null}}'.encode()
     assert json.loads(encoded) == record
+
+
+async def test_provider_previews_but_earns_nothing_from_its_own_course(api: Api) -> None:
+    """Reading is not earning: the provider may open its lessons, not complete them, and no
+    certificate is requested for it (published course or draft alike)."""
+    published = await api.run(make_course, provider=PROVIDER.address, lessons=1, onchain_id=8)
+    draft = await api.run(
+        make_course, provider=PROVIDER.address, lessons=1, status="draft", onchain_id=9
+    )
+    async with api.user(PROVIDER) as provider:
+        for course in (published, draft):
+            read = await provider.get(f"/api/v1/courses/{course.id}/lessons/1")
+            done = await provider.post(f"/api/v1/courses/{course.id}/lessons/1/complete")
+            assert read.status_code == 200
+            assert done.status_code == 403 and done.json()["error"]["code"] == "not_entitled"
+    assert await api.query(lambda s: s.scalars(select(Certificate)).all()) == []
+    with pytest.raises(ForbiddenError):
+        await api.run(request_certificate, address=PROVIDER.address, course_id=published.id)
+
+
+async def test_a_draft_earns_nothing_even_for_a_learner_with_access(api: Api) -> None:
+    draft = await api.run(make_course, provider=PROVIDER.address, lessons=1, status="draft")
+    await api.run(make_grant, address=LEARNER.address, course_id=draft.id)
+    async with api.user(LEARNER) as learner:
+        read = await learner.get(f"/api/v1/courses/{draft.id}/lessons/1")
+        done = await learner.post(f"/api/v1/courses/{draft.id}/lessons/1/complete")
+    assert read.status_code == 200
+    assert done.status_code == 409 and done.json()["error"]["code"] == "course_not_published"
+    assert await api.query(lambda s: s.scalars(select(Certificate)).all()) == []

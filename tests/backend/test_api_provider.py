@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from api_support import CHAIN_ID, MARKET, Api
 from eth_abi import decode
@@ -117,6 +119,7 @@ async def test_create_course_and_set_price_transactions_encode_the_interface_cal
 ) -> None:
     course = await api.run(make_course, provider=PROVIDER.address, title="Solidity")
     base = f"/api/v1/provider/courses/{course.id}"
+    api.chain.courses[42] = PROVIDER.address
     async with api.user(PROVIDER) as client:
         create = (await client.post(f"{base}/tx/create-course")).json()
         early_price = await client.post(
@@ -158,6 +161,7 @@ async def test_create_course_and_set_price_transactions_encode_the_interface_cal
 async def test_onchain_id_cannot_be_linked_twice(api: Api) -> None:
     first = await api.run(make_course, provider=PROVIDER.address, onchain_id=9)
     second = await api.run(make_course, provider=PROVIDER.address)
+    api.chain.courses.update({9: PROVIDER.address, 10: PROVIDER.address})
     async with api.user(PROVIDER) as client:
         taken = await client.put(
             f"/api/v1/provider/courses/{second.id}/onchain-id", json={"onchainId": 9}
@@ -167,6 +171,39 @@ async def test_onchain_id_cannot_be_linked_twice(api: Api) -> None:
         )
     assert taken.status_code == 409 and taken.json()["error"]["code"] == "onchain_id_taken"
     assert relink.status_code == 409 and relink.json()["error"]["code"] == "already_linked"
+
+
+async def test_onchain_links_come_from_the_chain(api: Api) -> None:
+    """Squatting: a provider cannot link another provider's on-chain course, nor one that does
+    not exist yet (every future course of every provider)."""
+    mine = await api.run(make_course, provider=PROVIDER.address)
+    api.chain.courses.update({1: OTHER.address, 2: PROVIDER.address})
+    path = f"/api/v1/provider/courses/{mine.id}/onchain-id"
+    async with api.user(PROVIDER) as client:
+        theirs = await client.put(path, json={"onchainId": 1})
+        future = await client.put(path, json={"onchainId": 3})
+        api.chain.down = True
+        unreachable = await client.put(path, json={"onchainId": 2})
+        api.chain.down = False
+        unchanged = (await client.get(f"/api/v1/courses/{mine.id}")).json()
+        linked = await client.put(path, json={"onchainId": 2})
+    assert theirs.status_code == 403 and theirs.json()["error"]["code"] == "not_onchain_provider"
+    assert future.status_code == 404
+    assert future.json()["error"]["code"] == "onchain_course_not_found"
+    assert unreachable.status_code == 502 and unreachable.json()["error"]["code"] == "chain_error"
+    assert unchanged["onchainId"] is None
+    assert linked.status_code == 200 and linked.json()["onchainId"] == 2
+
+
+@pytest.mark.parametrize("onchain_id", [0, 2**63, 2**96 - 1, 2**96, -1, 1.5, "1e3"])
+async def test_out_of_range_onchain_ids_are_422_naming_the_field(api: Api, onchain_id: Any) -> None:
+    mine = await api.run(make_course, provider=PROVIDER.address)
+    async with api.user(PROVIDER) as client:
+        response = await client.put(
+            f"/api/v1/provider/courses/{mine.id}/onchain-id", json={"onchainId": onchain_id}
+        )
+    assert response.status_code == 422
+    assert "onchainId" in response.text
 
 
 async def test_title_of_an_onchain_course_is_locked(api: Api) -> None:

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from backend.access.models import Entitlement
 from backend.audit.models import AuditEntry
-from backend.catalog.models import Course
+from backend.catalog.models import Course, TokenPrice
 from backend.catalog.service import link_onchain_course, mirror_course_update, mirror_price
 from backend.certificates.models import RevokeReason
 from backend.core.db import utcnow
@@ -284,6 +284,43 @@ def test_stale_pending_orders_expire(sync_session: Session) -> None:
     assert service.expire_stale_orders(sync_session) == 0
     assert service.expire_stale_orders(sync_session, now=utcnow() + timedelta(hours=1)) == 1
     assert quote.status == OrderStatus.EXPIRED
+
+
+def test_course_created_takes_a_squatted_link_back_for_its_provider(
+    sync_session: Session,
+) -> None:
+    """A link made before the chain said whose the id is (old data, or a race) is removed when
+    CourseCreated names another provider, and the real provider's draft is linked."""
+    squatter = make_course(sync_session, provider=FRIEND.address, title="Mine", onchain_id=31)
+    sync_session.add(TokenPrice(course_id=squatter.id, token=NATIVE, price=1, accepted=True))
+    real = make_course(sync_session, provider=PROVIDER.address, title="Rust", status="draft")
+    linked = link_onchain_course(sync_session, PROVIDER.address, "Rust", 31, block_number=7)
+    assert linked.id == real.id and real.onchain_id == 31
+    assert squatter.onchain_id is None and squatter.listed_onchain is False
+    prices = sync_session.scalars(select(TokenPrice).where(TokenPrice.course_id == squatter.id))
+    assert prices.all() == []
+    (entry,) = sync_session.scalars(
+        select(AuditEntry).where(AuditEntry.action == "course.unlink_onchain")
+    ).all()
+    assert entry.subject_id == str(squatter.id) and entry.before["onchainId"] == 31
+
+
+def test_mismatched_links_are_found_and_can_be_removed(sync_session: Session) -> None:
+    from backend.catalog.service import mismatched_links, unlink_onchain
+
+    good = make_course(sync_session, provider=PROVIDER.address, onchain_id=41)
+    squatted = make_course(sync_session, provider=FRIEND.address, onchain_id=42)
+    future = make_course(sync_session, provider=FRIEND.address, onchain_id=43)
+    chain = {41: PROVIDER.address, 42: PROVIDER.address}
+    found = mismatched_links(sync_session, chain.get)
+    assert [(c.id, who) for c, who in found] == [
+        (squatted.id, PROVIDER.address),
+        (future.id, None),
+    ]
+    for course, _ in found:
+        unlink_onchain(sync_session, course, actor="test", reason="repair")
+    assert mismatched_links(sync_session, chain.get) == []
+    assert good.onchain_id == 41
 
 
 def test_indexer_links_the_providers_draft_and_mirrors_prices(sync_session: Session) -> None:

@@ -548,8 +548,31 @@ def test_certificate_waits_for_the_grant_on_chain(wenv: WorkerEnv, anvil: Anvil)
     assert issue(cert_id)["outcome"] in ("minted", "already_final", "already_on_chain")
     assert wenv.certificate(cert_id).status == CertificateStatus.MINTED
 
-    # No access anywhere: the certificate is never sent.
+    # Access lost after the request (on neither side now): the certificate is never sent.
+    from backend.access.service import revoke_access
+
+    with session_scope(wenv.factory) as s:
+        grant_access(
+            s,
+            address=stranger.address,
+            course_id=wenv.course(course),
+            source="grant",
+            order_id=None,
+            actor="test",
+            reason="briefly",
+            on_chain=True,
+        )
     stranger_cert = wenv.request_certificate(stranger.address, course, enrol=False)
+    with session_scope(wenv.factory) as s:
+        revoke_access(
+            s,
+            address=stranger.address,
+            course_id=wenv.course(course),
+            order_id=None,
+            actor="test",
+            reason="ended",
+            on_chain=True,
+        )
     with pytest.raises(PermanentError, match="no access"):
         issue(stranger_cert)
     assert wenv.deployed.certificate.functions.balanceOf(stranger.address).call() == 0
