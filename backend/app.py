@@ -24,11 +24,12 @@ from backend.checkout.router import router as checkout_router
 from backend.core import migrate
 from backend.core.config import Settings, get_settings
 from backend.core.database import Database
-from backend.core.deps import Services, make_admins
+from backend.core.deps import Services, admin_principal, current_principal, make_admins
 from backend.core.errors import error_response, install_error_handlers
 from backend.core.logging import configure_logging
 from backend.core.metrics import render_metrics
 from backend.core.middleware import OriginCheckMiddleware, RequestContextMiddleware
+from backend.core.openapi import install_openapi
 from backend.core.ratelimit import RateLimiter, make_rate_limiter
 from backend.learning.router import router as learning_router
 from backend.orders.router import router as orders_router
@@ -170,6 +171,7 @@ def create_app(
 
     app.include_router(web_config_router)
     mount_web(app)  # last: its SPA fallback route answers every other GET
+    install_openapi(app, signed_in=current_principal, admin=admin_principal)
 
     # Innermost first: the Origin check sees requests after CORS preflights were answered;
     # the request context (id, timing, access log) wraps everything.

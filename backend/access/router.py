@@ -15,6 +15,7 @@ from backend.catalog.router import CourseId
 from backend.catalog.service import get_course
 from backend.core.deps import CurrentUser, DbSession, Services
 from backend.core.errors import ConflictError, InvalidInputError, NotFoundError
+from backend.core.openapi import errors
 from backend.core.security import InvalidAddressError, checksum_address
 
 router = APIRouter(prefix="/courses", tags=["access"])
@@ -77,7 +78,7 @@ async def access_check(request: Request) -> Response:
     return Response(orjson.dumps(body), media_type=_JSON)
 
 
-@router.post("/{course_id}/claim", response_model=AccessOut)
+@router.post("/{course_id}/claim", response_model=AccessOut, responses=errors(409))
 async def claim_free_course(
     course_id: CourseId, principal: CurrentUser, session: DbSession
 ) -> AccessOut:

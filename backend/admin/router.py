@@ -16,6 +16,7 @@ from backend.audit.models import AuditEntry
 from backend.catalog.service import get_course
 from backend.core.deps import AdminUser, DbSession
 from backend.core.errors import NotFoundError
+from backend.core.openapi import errors
 from backend.core.schemas import ApiModel
 
 router = APIRouter(prefix="/admin", tags=["admin"])
@@ -36,7 +37,7 @@ class AuditEntryOut(ApiModel):
     request_id: str | None
 
 
-@router.post("/entitlements/grant", response_model=EntitlementOut)
+@router.post("/entitlements/grant", response_model=EntitlementOut, responses=errors(404))
 async def admin_grant(body: GrantIn, admin: AdminUser, session: DbSession) -> EntitlementOut:
     """Give an address access without payment (scholarship, support case); idempotent. The
     grant is recorded on-chain (`grantAccess`, source Grant) by the worker."""
@@ -59,7 +60,7 @@ async def admin_grant(body: GrantIn, admin: AdminUser, session: DbSession) -> En
     return result
 
 
-@router.post("/entitlements/revoke", response_model=EntitlementOut)
+@router.post("/entitlements/revoke", response_model=EntitlementOut, responses=errors(404, 409))
 async def admin_revoke(body: RevokeIn, admin: AdminUser, session: DbSession) -> EntitlementOut:
     """Revoke an address's active access to a course (404 if it has none; 409 for access bought
     on-chain, which only a refund ends)."""

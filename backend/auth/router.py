@@ -16,6 +16,7 @@ from backend.core.deps import (
     bearer_or_cookie_token,
     client_ip,
 )
+from backend.core.openapi import errors
 from backend.core.security import NONCE_COOKIE, SESSION_COOKIE
 from backend.users.models import User
 from backend.users.service import roles_of, update_profile
@@ -23,7 +24,12 @@ from backend.users.service import roles_of, update_profile
 router = APIRouter(prefix="/auth", tags=["auth"])
 
 
-@router.get("/nonce", response_model=NonceOut, dependencies=[Depends(auth_rate_limit)])
+@router.get(
+    "/nonce",
+    response_model=NonceOut,
+    dependencies=[Depends(auth_rate_limit)],
+    responses=errors(429),
+)
 async def get_nonce(response: Response, session: DbSession, services: ServicesDep) -> NonceOut:
     """A fresh single-use nonce (10 minutes), bound to this client by an HttpOnly cookie."""
     issued = await service.issue_nonce(session, services.settings)
@@ -47,7 +53,12 @@ async def get_nonce(response: Response, session: DbSession, services: ServicesDe
     )
 
 
-@router.post("/verify", response_model=SessionOut, dependencies=[Depends(auth_rate_limit)])
+@router.post(
+    "/verify",
+    response_model=SessionOut,
+    dependencies=[Depends(auth_rate_limit)],
+    responses=errors(401, 429),
+)
 async def verify(
     body: VerifyIn,
     request: Request,

@@ -9,11 +9,14 @@ from fastapi import APIRouter, Path, Query
 from backend.checkout import service
 from backend.checkout.schemas import CheckoutIn, CheckoutOut, CheckoutStatusOut
 from backend.core.deps import CurrentUser, DbSession, ServicesDep
+from backend.core.openapi import errors
 
 router = APIRouter(prefix="/checkout", tags=["checkout"])
 
 
-@router.post("/stripe", response_model=CheckoutOut, status_code=201)
+@router.post(
+    "/stripe", response_model=CheckoutOut, status_code=201, responses=errors(404, 409, 502, 503)
+)
 async def start_stripe_checkout(
     body: CheckoutIn, principal: CurrentUser, session: DbSession, services: ServicesDep
 ) -> CheckoutOut:
@@ -24,7 +27,7 @@ async def start_stripe_checkout(
     return CheckoutOut(url=checkout.url, order_id=checkout.order_id, session_id=checkout.session_id)
 
 
-@router.get("/stripe", response_model=CheckoutStatusOut)
+@router.get("/stripe", response_model=CheckoutStatusOut, responses=errors(404))
 async def stripe_checkout_status_by_session(
     session_id: Annotated[str, Query(alias="sessionId", min_length=1, max_length=255)],
     principal: CurrentUser,

@@ -11,6 +11,7 @@ from backend.catalog.router import CourseId
 from backend.catalog.schemas import LessonOut
 from backend.certificates.schemas import CertificateOut
 from backend.core.deps import CurrentUser, DbSession
+from backend.core.openapi import errors
 from backend.learning import service
 from backend.learning.schemas import ProgressOut
 
@@ -35,7 +36,7 @@ async def read_lesson(
     return result
 
 
-@router.post("/{course_id}/lessons/{n}/complete", response_model=ProgressOut)
+@router.post("/{course_id}/lessons/{n}/complete", response_model=ProgressOut, responses=errors(409))
 async def complete_lesson(
     course_id: CourseId, n: LessonNumber, principal: CurrentUser, session: DbSession
 ) -> ProgressOut:

@@ -19,6 +19,7 @@ from backend.core.errors import (
     NotFoundError,
     ServiceUnavailableError,
 )
+from backend.core.openapi import errors
 from backend.core.security import ZERO_ADDRESS
 from backend.orders import service
 from backend.orders.models import Order, OrderStatus, Rail
@@ -40,7 +41,9 @@ def market_address(services: Services) -> str:
     return market
 
 
-@router.post("/crypto", response_model=CryptoQuoteOut, status_code=201)
+@router.post(
+    "/crypto", response_model=CryptoQuoteOut, status_code=201, responses=errors(404, 409, 503)
+)
 async def quote_crypto_order(
     body: CryptoOrderIn, principal: CurrentUser, session: DbSession, services: ServicesDep
 ) -> CryptoQuoteOut:
@@ -95,7 +98,7 @@ async def get_order(order_id: OrderId, principal: CurrentUser, session: DbSessio
     return result
 
 
-@router.post("/{order_id}/refund", response_model=RefundOut)
+@router.post("/{order_id}/refund", response_model=RefundOut, responses=errors(409, 502, 503))
 async def refund_order(
     order_id: OrderId, principal: CurrentUser, session: DbSession, services: ServicesDep
 ) -> RefundOut:

@@ -25,6 +25,7 @@ from backend.catalog.views import course_detail_out, courses_out, token_out
 from backend.chain import tx as txs
 from backend.core.deps import CurrentUser, DbSession, ServicesDep
 from backend.core.errors import ConflictError, InvalidInputError, NotFoundError
+from backend.core.openapi import errors
 from backend.core.schemas import MAX_INT64
 from backend.learning.router import LessonNumber
 from backend.orders.models import OrderStatus, Rail
@@ -83,7 +84,7 @@ async def create_course(
     return result
 
 
-@router.patch("/courses/{course_id}", response_model=CourseDetailOut)
+@router.patch("/courses/{course_id}", response_model=CourseDetailOut, responses=errors(409))
 async def update_course(
     course_id: CourseId, body: CourseUpdateIn, principal: CurrentUser, session: DbSession
 ) -> CourseDetailOut:
@@ -100,7 +101,9 @@ async def update_course(
     return result
 
 
-@router.put("/courses/{course_id}/fiat-price", response_model=CourseDetailOut)
+@router.put(
+    "/courses/{course_id}/fiat-price", response_model=CourseDetailOut, responses=errors(409)
+)
 async def set_fiat_price(
     course_id: CourseId, body: FiatPriceIn, principal: CurrentUser, session: DbSession
 ) -> CourseDetailOut:
@@ -155,7 +158,11 @@ async def put_lesson(
     return result
 
 
-@router.put("/courses/{course_id}/onchain-id", response_model=CourseDetailOut)
+@router.put(
+    "/courses/{course_id}/onchain-id",
+    response_model=CourseDetailOut,
+    responses=errors(409, 502, 503),
+)
 async def link_onchain_id(
     course_id: CourseId,
     body: OnchainIdIn,
@@ -187,7 +194,9 @@ async def link_onchain_id(
     return result
 
 
-@router.post("/courses/{course_id}/tx/create-course", response_model=TxOut)
+@router.post(
+    "/courses/{course_id}/tx/create-course", response_model=TxOut, responses=errors(409, 503)
+)
 async def tx_create_course(
     course_id: CourseId, principal: CurrentUser, session: DbSession, services: ServicesDep
 ) -> TxOut:
@@ -218,7 +227,7 @@ def _linked(course: Course) -> int:
     return course.onchain_id
 
 
-@router.post("/courses/{course_id}/tx/set-price", response_model=TxOut)
+@router.post("/courses/{course_id}/tx/set-price", response_model=TxOut, responses=errors(409, 503))
 async def tx_set_price(
     course_id: CourseId,
     body: SetPriceIn,
@@ -242,7 +251,7 @@ async def tx_set_price(
     return result
 
 
-@router.post("/courses/{course_id}/tx/refund", response_model=TxOut)
+@router.post("/courses/{course_id}/tx/refund", response_model=TxOut, responses=errors(409, 503))
 async def tx_refund(
     course_id: CourseId,
     body: RefundTxIn,
@@ -282,7 +291,7 @@ async def tx_refund(
     return result
 
 
-@router.post("/tx/withdraw", response_model=TxOut)
+@router.post("/tx/withdraw", response_model=TxOut, responses=errors(503))
 async def tx_withdraw(body: WithdrawIn, principal: CurrentUser, services: ServicesDep) -> TxOut:
     """`withdraw(token)` for my wallet to sign."""
     return tx_out(txs.withdraw(market_address(services), services.settings.chain_id, body.token))
@@ -359,7 +368,7 @@ async def payouts(
     return result
 
 
-@router.get("/balances", response_model=BalancesOut)
+@router.get("/balances", response_model=BalancesOut, responses=errors(502, 503))
 async def balances(
     principal: CurrentUser, session: DbSession, services: ServicesDep, response: Response
 ) -> BalancesOut:

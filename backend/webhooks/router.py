@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from backend.core.deps import ServicesDep
 from backend.core.errors import BadRequestError, DomainError
+from backend.core.openapi import errors
 from backend.webhooks import service
 from backend.webhooks.schemas import WebhookAck
 
@@ -46,7 +47,7 @@ class WebhookProcessingError(DomainError):
     message = "The event could not be processed; it will be retried."
 
 
-@router.post("/stripe", response_model=WebhookAck)
+@router.post("/stripe", response_model=WebhookAck, responses=errors(400, 503))
 async def stripe_webhook(request: Request, services: ServicesDep) -> WebhookAck:
     """Receive a Stripe event (signature-checked, deduplicated, re-fetched, applied)."""
     declared = request.headers.get("content-length")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -163,3 +164,22 @@ async def test_startup_seeds_the_native_coin_and_deployed_tokens(api: Api) -> No
     )
     assert tokens["ETH"] == ("0x0000000000000000000000000000000000000000", 18)
     assert tokens["ESN"][1] == 18
+
+
+def test_openapi_lists_each_operations_errors_with_the_one_error_body(shared_app: Any) -> None:
+    spec = shared_app.openapi()
+    assert "ErrorOut" in spec["components"]["schemas"]
+    assert "HTTPValidationError" not in spec["components"]["schemas"]
+    ref = {"$ref": "#/components/schemas/ErrorOut"}
+    for path, operations in spec["paths"].items():
+        for method, operation in operations.items():
+            responses = operation["responses"]
+            for code, entry in responses.items():
+                if int(code) >= 400:
+                    assert entry["content"]["application/json"]["schema"] == ref, (path, code)
+            if path.startswith(("/api/v1/provider", "/api/v1/me", "/api/v1/admin")):
+                assert "401" in responses, f"{method} {path} needs sign-in"
+            if path.startswith("/api/v1/admin"):
+                assert "403" in responses, f"{method} {path} is for admins"
+            if "{" in path:
+                assert "404" in responses, f"{method} {path} takes an id"
