@@ -19,6 +19,7 @@ from backend.core.metrics import REQUEST_LATENCY
 from backend.core.security import NONCE_COOKIE, SESSION_COOKIE, origin_of
 
 access_logger = logging.getLogger("tuition.access")
+logger = logging.getLogger("tuition.api")
 
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 _UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -67,16 +68,37 @@ class RequestContextMiddleware:
         raw_id = request_id.encode()
         start = time.perf_counter()
 
+        started = False
+
         async def send_wrapper(message: Message) -> None:
-            nonlocal status
+            nonlocal status, started
             if message["type"] == "http.response.start":
                 status = message["status"]
+                started = True
                 message.setdefault("headers", [])
                 message["headers"] = [*message["headers"], (b"x-request-id", raw_id)]
             await send(message)
 
         try:
             await self.app(scope, receive, send_wrapper)
+        except Exception:
+            if started:
+                raise  # half a response is out: only the server can end it
+            # Answered here rather than re-raised to the server (as Starlette's outermost
+            # handler does), which would also drop the client's keep-alive connection.
+            logger.exception("unhandled error on %s %s", scope["method"], scope["path"])
+            body = orjson.dumps(error_body("internal_error", "Something went wrong on our side."))
+            await send_wrapper(
+                {
+                    "type": "http.response.start",
+                    "status": 500,
+                    "headers": [
+                        (b"content-type", b"application/json"),
+                        (b"content-length", str(len(body)).encode()),
+                    ],
+                }
+            )
+            await send_wrapper({"type": "http.response.body", "body": body})
         finally:
             elapsed = time.perf_counter() - start
             template = route_template(scope, self.route_prefixes)

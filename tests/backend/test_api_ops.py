@@ -92,6 +92,25 @@ async def test_unexpected_exceptions_become_a_500_in_the_error_shape(
     assert "fire" not in response.text
 
 
+async def test_an_unexpected_exception_does_not_escape_to_the_server(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Nothing reaches the server, which would drop the client's keep-alive connection."""
+    from backend.catalog import service
+
+    def boom(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("database on fire")
+
+    monkeypatch.setattr(service, "list_published", boom)
+    transport = httpx.ASGITransport(app=api.app, raise_app_exceptions=True)
+    async with httpx.AsyncClient(transport=transport, base_url=PUBLIC_URL) as client:
+        first = await client.get("/api/v1/courses")
+        second = await client.get("/healthz")
+    assert first.status_code == 500 and first.json()["error"]["code"] == "internal_error"
+    assert first.headers["x-request-id"]
+    assert second.status_code == 200
+
+
 async def test_request_id_is_echoed_or_generated(api: Api) -> None:
     async with api.client() as client:
         echoed = await client.get("/healthz", headers={"X-Request-ID": "trace-42"})
