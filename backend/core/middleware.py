@@ -49,6 +49,22 @@ def route_template(scope: Scope, prefixes: tuple[str, ...] = ()) -> str:
     return str(template)
 
 
+async def send_error(send: Send, status: int, code: str, message: str) -> None:
+    """Answer with the API's error body from an ASGI middleware."""
+    body = orjson.dumps(error_body(code, message))
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
 class RequestContextMiddleware:
     """Assign a request id (X-Request-ID in and out), time the request, log one line."""
 
@@ -87,18 +103,9 @@ class RequestContextMiddleware:
             # Answered here rather than re-raised to the server (as Starlette's outermost
             # handler does), which would also drop the client's keep-alive connection.
             logger.exception("unhandled error on %s %s", scope["method"], scope["path"])
-            body = orjson.dumps(error_body("internal_error", "Something went wrong on our side."))
-            await send_wrapper(
-                {
-                    "type": "http.response.start",
-                    "status": 500,
-                    "headers": [
-                        (b"content-type", b"application/json"),
-                        (b"content-length", str(len(body)).encode()),
-                    ],
-                }
+            await send_error(
+                send_wrapper, 500, "internal_error", "Something went wrong on our side."
             )
-            await send_wrapper({"type": "http.response.body", "body": body})
         finally:
             elapsed = time.perf_counter() - start
             template = route_template(scope, self.route_prefixes)
@@ -163,20 +170,9 @@ class OriginCheckMiddleware:
         if origin is not None and origin_of(origin) in self.allowed:
             await self.app(scope, receive, send)
             return
-        body = orjson.dumps(
-            error_body(
-                "origin_mismatch",
-                "Cross-origin request refused: the Origin header must be the site's own.",
-            )
+        await send_error(
+            send,
+            403,
+            "origin_mismatch",
+            "Cross-origin request refused: the Origin header must be the site's own.",
         )
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 403,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
