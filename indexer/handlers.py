@@ -20,7 +20,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from backend.access.models import AccessSource, Entitlement
-from backend.access.service import active_entitlement, grant_access, revoke_access
+from backend.access.service import active_entitlement, grant_access
 from backend.audit.service import record as audit
 from backend.catalog.models import Course, Token, TokenPrice
 from backend.catalog.service import (
@@ -34,6 +34,7 @@ from backend.core.db import utcnow
 from backend.orders.models import Order
 from backend.orders.service import (
     UnknownOnchainCourseError,
+    end_order_access,
     order_snapshot,
     record_crypto_purchase,
     record_crypto_refund,
@@ -665,14 +666,14 @@ class HandlerBatch:
         ent = self.session.get(Entitlement, row.effect["entitlement_id"])
         if ent is None or ent.revoked_at is not None:
             return
-        revoke_access(
+        end_order_access(
             self.session,
             address=ent.address,
             course_id=ent.course_id,
             order_id=ent.order_id,
+            on_chain=True,
             actor=ACTOR,
             reason=f"{REORG}: AccessGranted {row.tx_hash}:{row.log_index} reorganized away",
-            on_chain=True,
         )
 
     def access_revoked(self, lg: DecodedLog) -> dict[str, Any]:
@@ -691,14 +692,14 @@ class HandlerBatch:
             # The revoke of an earlier record (the worker names the record it ends): the active
             # entitlement is another one, whose own grant the chain gets (or already has).
             return {"revoked": None, "other_record": active.id}
-        revoke_access(
+        end_order_access(
             self.session,
             address=a["learner"],
             course_id=course.id,
             order_id=active.order_id,
+            on_chain=True,
             actor=ACTOR,
             reason=f"on-chain AccessRevoked {lg.tx_hash}:{lg.log_index}",
-            on_chain=True,
         )
         return {
             "revoked": active.id,

@@ -3,9 +3,11 @@
 `record_crypto_purchase` (the backend's) is the reference: per purchase it matches the quote,
 writes the order, grants access and audits both, through the ORM — a few hundred purchases per
 second. A backfill replays tens of thousands. This module writes the very same rows (order,
-entitlement, the two audit entries, the access metric) with bulk inserts, but only for the
-purchases whose outcome involves no decision: the course is linked, no order of that
-transaction exists yet, the orderRef is zero or matches no order (no quote to compare), the
+entitlement, the two audit entries, the access metric) with bulk inserts (the entitlement and
+its audit entry built by `backend.access.service.OnChainGrants`, the order's audited state by
+`backend.orders.service.snapshot_of`, so every grant still comes from the access service),
+but only for the purchases whose outcome involves no decision: the course is linked, no order
+of that transaction exists yet, the orderRef is zero or matches no order (no quote to compare), the
 recipient has no active entitlement to the course, and the (course, recipient) pair occurs
 once in the run. Everything else goes through `record_crypto_purchase` itself, in chain order.
 A test compares both paths row by row, so a change in the backend's records shows up there.
@@ -21,17 +23,20 @@ from typing import Any, cast
 from sqlalchemy import Table, select, text
 from sqlalchemy.orm import Session
 
-from backend.access.models import AccessSource, ChainStatus, Entitlement
+from backend.access.models import AccessSource, Entitlement
+from backend.access.service import OnChainGrants
 from backend.audit.models import AuditEntry
+from backend.audit.service import COLUMNS as AUDIT_COLUMNS
+from backend.audit.service import row as audit_row
 from backend.catalog.models import Course
 from backend.core.db import utcnow
 from backend.core.logging import request_id_var
-from backend.core.metrics import ACCESS_CHANGES
+from backend.core.security import ZERO_REF
 from backend.orders.models import Order, OrderStatus, Rail
+from backend.orders.service import snapshot_of
 from indexer.bulk import BulkWriter, chunks
 from indexer.decoding import DecodedLog, keccak256
 
-ZERO_REF = "0x" + "00" * 32
 ORDERS = cast(Table, Order.__table__)
 ENTITLEMENTS = cast(Table, Entitlement.__table__)
 AUDIT_LOG = cast(Table, AuditEntry.__table__)
@@ -41,14 +46,6 @@ ORDER_COLUMNS = (
     "id", "rail", "course_id", "buyer", "recipient", "amount", "token", "fee", "status",
     "order_ref", "chain_id", "tx_hash", "log_index", "block_hash", "block_number", "confirmed",
     "anomalies", "created_at", "updated_at", "paid_at",
-)  # fmt: skip
-ENTITLEMENT_COLUMNS = (
-    "id", "address", "course_id", "source", "order_id", "granted_at", "granted_by",
-    "chain_status", "chain_updated_at",
-)  # fmt: skip
-AUDIT_COLUMNS = (
-    "at", "actor", "action", "subject_type", "subject_id", "before", "after", "reason",
-    "request_id",
 )  # fmt: skip
 
 
@@ -213,8 +210,11 @@ class PurchaseRun:
         order_ids = _uuid4_batch(n)
         ent_ids = writer.reserve_ids(ENTITLEMENTS, n)
         now = utcnow()
-        now_iso = now.isoformat()
         request_id = request_id_var.get()
+        # The entitlements and their audit entries come from the access service's own helper.
+        grants = OnChainGrants(
+            source=AccessSource.CRYPTO, actor=ACTOR, now=now, request_id=request_id
+        )
         # Each table's rows are built while its COPY streams (the server indexes the first rows
         # while Python builds the next); the orders pass keeps what the later passes reuse.
         facts: list[tuple[Any, ...]] = []
@@ -246,10 +246,7 @@ class PurchaseRun:
 
         def entitlement_rows() -> Iterator[tuple[Any, ...]]:
             for order_id, ent_id, course_id, *_, recipient, _token in facts:
-                yield (
-                    ent_id, recipient, course_id, AccessSource.CRYPTO, order_id, now, ACTOR,
-                    ChainStatus.RECORDED, now,
-                )  # fmt: skip
+                yield grants.row(ent_id, recipient, course_id, order_id)
 
         def audit_rows() -> Iterator[tuple[Any, ...]]:
             for (
@@ -257,42 +254,33 @@ class PurchaseRun:
                 confirmed, amount, fee, buyer, recipient, token,
             ) in facts:  # fmt: skip
                 reason = f"on-chain purchase {tx_hash}:{log_index}"
-                # Same shapes as backend.orders.service.order_snapshot / access.service._snapshot.
-                order_after = {
-                    "status": OrderStatus.PAID,
-                    "rail": Rail.CRYPTO,
-                    "courseId": course_id,
-                    "buyer": buyer,
-                    "recipient": recipient,
-                    "amount": str(amount),
-                    "token": token,
-                    "currency": None,
-                    "fee": str(fee),
-                    "txHash": tx_hash,
-                    "logIndex": log_index,
-                    "blockHash": block_hash,
-                    "confirmed": confirmed,
-                    "stripePaymentIntentId": None,
-                    "anomalies": anomalies,
-                }
-                ent_after = {
-                    "id": ent_id,
-                    "address": recipient,
-                    "courseId": course_id,
-                    "source": AccessSource.CRYPTO,
-                    "orderId": order_id,
-                    "grantedAt": now_iso,
-                    "revokedAt": None,
-                    "revokeReason": None,
-                    "chainStatus": ChainStatus.RECORDED,
-                }
-                yield (now, ACTOR, "order.paid", "order", order_id, None, order_after,
-                       reason + (" with anomalies" if anomalies else ""), request_id)  # fmt: skip
-                yield (now, ACTOR, "access.grant", "entitlement", str(ent_id), None, ent_after,
-                       reason, request_id)  # fmt: skip
+                order_after = snapshot_of(
+                    status=OrderStatus.PAID,
+                    rail=Rail.CRYPTO,
+                    course_id=course_id,
+                    buyer=buyer,
+                    recipient=recipient,
+                    amount=amount,
+                    token=token,
+                    currency=None,
+                    fee=fee,
+                    tx_hash=tx_hash,
+                    log_index=log_index,
+                    block_hash=block_hash,
+                    confirmed=confirmed,
+                    stripe_payment_intent_id=None,
+                    anomalies=anomalies,
+                )
+                paid_reason = reason + (" with anomalies" if anomalies else "")
+                yield audit_row(
+                    at=now, actor=ACTOR, action="order.paid", subject_type="order",
+                    subject_id=order_id, before=None, after=order_after, reason=paid_reason,
+                    request_id=request_id,
+                )  # fmt: skip
+                yield grants.audit_row(ent_id, recipient, course_id, order_id, reason=paid_reason)
 
         writer.insert(ORDERS, ORDER_COLUMNS, order_rows(), count=n, trusted=True)
-        writer.insert(ENTITLEMENTS, ENTITLEMENT_COLUMNS, entitlement_rows(), count=n, trusted=True)
+        writer.insert(ENTITLEMENTS, grants.COLUMNS, entitlement_rows(), count=n, trusted=True)
         writer.insert(AUDIT_LOG, AUDIT_COLUMNS, audit_rows(), count=2 * n, trusted=True)
-        ACCESS_CHANGES.labels("grant", AccessSource.CRYPTO).inc(n)
+        grants.counted(n)
         self.bulk_count += n

@@ -87,9 +87,10 @@ def prepare_database(url: str, schema: str | None, courses: int, entitlements: i
             SELECT i, '{PROVIDER}', 'Course ' || i, '', 'published', 0, now(), now()
             FROM generate_series(1, {courses}) AS i"""
         entitlements_sql = f"""
-            INSERT INTO entitlements (address, course_id, source, granted_at, granted_by)
+            INSERT INTO entitlements (address, course_id, source, granted_at, granted_by,
+                                      chain_status)
             SELECT '0x' || lpad(k::text, 40, '0'), ((k - 1) %% {courses}) + 1, 'crypto', now(),
-                   'bench'
+                   'bench', 'recorded'
             FROM generate_series(1, {entitlements}) AS k"""
     else:
         now = "strftime('%Y-%m-%d %H:%M:%f', 'now')"
@@ -101,8 +102,10 @@ def prepare_database(url: str, schema: str | None, courses: int, entitlements: i
         entitlements_sql = f"""
             WITH RECURSIVE seq(k) AS
                 (SELECT 1 UNION ALL SELECT k + 1 FROM seq WHERE k < {entitlements})
-            INSERT INTO entitlements (address, course_id, source, granted_at, granted_by)
-            SELECT printf('0x%040d', k), ((k - 1) % {courses}) + 1, 'crypto', {now}, 'bench'
+            INSERT INTO entitlements (address, course_id, source, granted_at, granted_by,
+                                      chain_status)
+            SELECT printf('0x%040d', k), ((k - 1) % {courses}) + 1, 'crypto', {now}, 'bench',
+                   'recorded'
             FROM seq"""
     with engine.begin() as conn:
         conn.exec_driver_sql(courses_sql)

@@ -15,6 +15,7 @@ says where that stands; the reconciler repairs drift in both directions.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from eth_utils import keccak
@@ -24,27 +25,51 @@ from sqlalchemy.orm import Session
 
 from backend.access.models import AccessSource, ChainStatus, Entitlement
 from backend.audit.service import record as audit
+from backend.audit.service import row as audit_row
 from backend.core.db import utcnow
 from backend.core.errors import ConflictError, InvalidInputError
 from backend.core.metrics import ACCESS_CHANGES
 from backend.core.security import checksum_address
-from backend.orders.models import Order, OrderStatus, Rail
 from backend.outbox.service import Topics, enqueue
-
-_ORDER_SOURCES = {Rail.CRYPTO: AccessSource.CRYPTO, Rail.CARD: AccessSource.CARD}
 
 
 def _snapshot(ent: Entitlement) -> dict[str, Any]:
+    return _snapshot_of(
+        entitlement_id=ent.id,
+        address=ent.address,
+        course_id=ent.course_id,
+        source=ent.source,
+        order_id=ent.order_id,
+        granted_at=ent.granted_at.isoformat() if ent.granted_at else None,
+        revoked_at=ent.revoked_at.isoformat() if ent.revoked_at else None,
+        revoke_reason=ent.revoke_reason,
+        chain_status=ent.chain_status,
+    )
+
+
+def _snapshot_of(
+    *,
+    entitlement_id: int,
+    address: str,
+    course_id: int,
+    source: str,
+    order_id: str | None,
+    granted_at: str | None,
+    revoked_at: str | None,
+    revoke_reason: str | None,
+    chain_status: str,
+) -> dict[str, Any]:
+    # The audited state of an entitlement (the ORM path and the bulk path write the same).
     return {
-        "id": ent.id,
-        "address": ent.address,
-        "courseId": ent.course_id,
-        "source": ent.source,
-        "orderId": ent.order_id,
-        "grantedAt": ent.granted_at.isoformat() if ent.granted_at else None,
-        "revokedAt": ent.revoked_at.isoformat() if ent.revoked_at else None,
-        "revokeReason": ent.revoke_reason,
-        "chainStatus": ent.chain_status,
+        "id": entitlement_id,
+        "address": address,
+        "courseId": course_id,
+        "source": source,
+        "orderId": order_id,
+        "grantedAt": granted_at,
+        "revokedAt": revoked_at,
+        "revokeReason": revoke_reason,
+        "chainStatus": chain_status,
     }
 
 
@@ -87,7 +112,8 @@ def grant_access(
     Args:
         on_chain: The chain already holds this access (an event the indexer applies); else
             the worker records it with `grantAccess` (crypto purchases are always on-chain).
-        chain_ref: The on-chain `ref` of a grant adopted from the chain (0x hex).
+        chain_ref: The on-chain `ref` (0x hex) of a grant adopted from the chain, or the one
+            the worker records (an order's reference); by default the row's own.
     """
     if source not in AccessSource.ALL:
         raise InvalidInputError(f"unknown access source {source!r}")
@@ -128,7 +154,8 @@ def grant_access(
             raise
         return winner
     if not recorded:
-        entitlement.chain_ref = _chain_ref_for(session, entitlement)
+        # The record the worker writes on-chain: the order's reference, else the row's own.
+        entitlement.chain_ref = chain_ref or entitlement_ref(entitlement.id)
         enqueue(
             session,
             Topics.ACCESS_GRANT,
@@ -158,21 +185,16 @@ def revoke_access(
     actor: str,
     reason: str,
     on_chain: bool,
-    certificate_reason: int | None = None,
 ) -> Entitlement | None:
     """Take access away (idempotent); returns the entitlement revoked, or None if nothing was.
 
-    With `order_id`, only an entitlement that came from that order is revoked (refunding one of
-    two payments must not remove access the other one pays for); if another settled order of the
-    same learner still pays for the course, access is re-granted from it. Without `order_id`
-    (admin), whatever is active is revoked.
+    With `order_id`, only an entitlement that came from that order is revoked (an order that
+    ends goes through `backend.orders.service.end_order_access`, which also grants access again
+    from another paid order). Without `order_id` (admin), whatever is active is revoked.
 
     Args:
         on_chain: The chain already took the access away (an event the indexer applies); else
             the worker sends `revokeAccess` for card, free and granted access.
-        certificate_reason: A refund or a lost dispute (RevokeReason.REFUNDED / DISPUTED): the
-            learner's certificate of the course, if minted, is revoked with that code once no
-            access is left.
 
     Raises:
         ConflictError: an off-chain revoke of an on-chain purchase (only a refund undoes one).
@@ -218,61 +240,72 @@ def revoke_access(
         reason=reason,
     )
     ACCESS_CHANGES.labels("revoke", active.source).inc()
-    still = None
-    if order_id is not None:
-        still = _regrant_from_other_order(session, address, course_id, order_id, actor)
-    if certificate_reason is not None and still is None:
-        from backend.certificates.service import revoke_for_lost_access
-
-        revoke_for_lost_access(
-            session,
-            course_id=course_id,
-            address=address,
-            reason_code=certificate_reason,
-            reason=reason,
-            actor=actor,
-        )
     return active
 
 
-def _chain_ref_for(session: Session, entitlement: Entitlement) -> str:
-    """The `ref` the worker records on-chain: the order's reference, else the entitlement's."""
-    if entitlement.order_id is not None:
-        order_ref = session.scalar(select(Order.order_ref).where(Order.id == entitlement.order_id))
-        if order_ref:
-            return order_ref
-    return entitlement_ref(entitlement.id)
+class OnChainGrants:
+    """Grants the chain already holds, as rows for a bulk insert (the indexer's backfill).
 
+    The same entitlement row and `access.grant` audit entry that `grant_access(on_chain=True)`
+    writes, without its per-row queries: the caller has established what `grant_access` would
+    check (no active entitlement of the pair, each pair once in the batch). Call `counted` once
+    the rows are written.
+    """
 
-def _regrant_from_other_order(
-    session: Session, address: str, course_id: int, revoked_order_id: str, actor: str
-) -> Entitlement | None:
-    other = session.scalar(
-        select(Order)
-        .where(
-            Order.recipient == address,
-            Order.course_id == course_id,
-            Order.status == OrderStatus.PAID,
-            Order.id != revoked_order_id,
+    COLUMNS = (
+        "id", "address", "course_id", "source", "order_id", "granted_at", "granted_by",
+        "chain_status", "chain_updated_at",
+    )  # fmt: skip
+
+    def __init__(self, *, source: str, actor: str, now: datetime, request_id: str | None) -> None:
+        self.source = source
+        self.actor = actor[:80]
+        self.now = now
+        self.now_iso = now.isoformat()
+        self.request_id = request_id
+
+    def row(
+        self, entitlement_id: int, address: str, course_id: int, order_id: str | None
+    ) -> tuple[Any, ...]:
+        """The entitlement's values in `COLUMNS` order."""
+        return (
+            entitlement_id, address, course_id, self.source, order_id, self.now, self.actor,
+            ChainStatus.RECORDED, self.now,
+        )  # fmt: skip
+
+    def audit_row(
+        self,
+        entitlement_id: int,
+        address: str,
+        course_id: int,
+        order_id: str | None,
+        *,
+        reason: str,
+    ) -> tuple[Any, ...]:
+        """The grant's audit entry in `backend.audit.service.COLUMNS` order."""
+        after = _snapshot_of(
+            entitlement_id=entitlement_id,
+            address=address,
+            course_id=course_id,
+            source=self.source,
+            order_id=order_id,
+            granted_at=self.now_iso,
+            revoked_at=None,
+            revoke_reason=None,
+            chain_status=ChainStatus.RECORDED,
         )
-        .order_by(Order.paid_at)
-        .limit(1)
-    )
-    if other is None:
-        return None
-    return grant_access(
-        session,
-        address=address,
-        course_id=course_id,
-        source=_ORDER_SOURCES[other.rail],
-        order_id=other.id,
-        actor=actor,
-        reason=f"still paid by order {other.id} after order {revoked_order_id} ended",
-        # A crypto order's access is on-chain already; a card order's is recorded again.
-        on_chain=other.rail == Rail.CRYPTO,
-    )
+        return audit_row(
+            at=self.now,
+            actor=self.actor,
+            action="access.grant",
+            subject_type="entitlement",
+            subject_id=entitlement_id,
+            before=None,
+            after=after,
+            reason=reason,
+            request_id=self.request_id,
+        )
 
-
-def source_for_rail(rail: str) -> str:
-    """The entitlement source of an order paid on `rail`."""
-    return _ORDER_SOURCES[rail]
+    def counted(self, n: int) -> None:
+        """Count `n` written grants in the access metric."""
+        ACCESS_CHANGES.labels("grant", self.source).inc(n)

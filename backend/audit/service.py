@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -34,3 +35,26 @@ def record(
     )
     session.add(entry)
     return entry
+
+
+# The columns of `row`, for writers that insert many entries at once (the indexer's backfill).
+COLUMNS = (
+    "at", "actor", "action", "subject_type", "subject_id", "before", "after", "reason",
+    "request_id",
+)  # fmt: skip
+
+
+def row(
+    *,
+    at: datetime,
+    actor: str,
+    action: str,
+    subject_type: str,
+    subject_id: str | int,
+    before: dict[str, Any] | None,
+    after: dict[str, Any] | None,
+    reason: str | None,
+    request_id: str | None,
+) -> tuple[Any, ...]:
+    """The values of one entry in `COLUMNS` order (what `record` writes, for a bulk insert)."""
+    return (at, actor, action, subject_type, str(subject_id), before, after, reason, request_id)

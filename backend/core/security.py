@@ -13,6 +13,9 @@ from eth_utils import keccak
 SESSION_COOKIE = "tuition_session"
 NONCE_COOKIE = "tuition_siwe"
 ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
+# The native coin where a token address is expected (the contracts' convention).
+NATIVE_TOKEN = ZERO_ADDRESS
+ZERO_REF = "0x" + "00" * 32
 
 _HEX_ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
 _BYTES32 = re.compile(r"0x[0-9a-f]{64}")

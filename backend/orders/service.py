@@ -24,15 +24,24 @@ from backend.audit.service import record as audit
 from backend.catalog.models import Course, CourseStatus, TokenPrice
 from backend.catalog.service import course_by_onchain_id, disallowed_tokens
 from backend.certificates.models import RevokeReason
+from backend.certificates.service import revoke_for_lost_access
 from backend.core.db import utcnow
 from backend.core.errors import ConflictError, InvalidInputError, NotFoundError
-from backend.core.security import checksum_address, new_bytes32
+from backend.core.security import ZERO_REF, checksum_address, new_bytes32
 from backend.orders.models import Order, OrderStatus, Rail
+from backend.outbox.service import Topics, enqueue
 
 QUOTE_TTL = timedelta(minutes=30)
 CARD_ORDER_TTL = timedelta(hours=24)  # Stripe Checkout Sessions expire after 24 h by default
-ZERO_REF = "0x" + "00" * 32
 INDEXER = "indexer"
+_RAIL_SOURCES = {Rail.CRYPTO: AccessSource.CRYPTO, Rail.CARD: AccessSource.CARD}
+
+
+class _Unset:
+    """The type of `UNSET` (an argument not given, where None is meaningful)."""
+
+
+UNSET = _Unset()
 
 
 class UnknownOnchainCourseError(NotFoundError):
@@ -43,22 +52,60 @@ class UnknownOnchainCourseError(NotFoundError):
 
 def order_snapshot(order: Order) -> dict[str, Any]:
     """The audited state of an order."""
+    return snapshot_of(
+        status=order.status,
+        rail=order.rail,
+        course_id=order.course_id,
+        buyer=order.buyer,
+        recipient=order.recipient,
+        amount=order.amount,
+        token=order.token,
+        currency=order.currency,
+        fee=order.fee,
+        tx_hash=order.tx_hash,
+        log_index=order.log_index,
+        block_hash=order.block_hash,
+        confirmed=order.confirmed,
+        stripe_payment_intent_id=order.stripe_payment_intent_id,
+        anomalies=order.anomalies,
+    )
+
+
+def snapshot_of(
+    *,
+    status: str,
+    rail: str,
+    course_id: int,
+    buyer: str | None,
+    recipient: str | None,
+    amount: int,
+    token: str | None,
+    currency: str | None,
+    fee: int,
+    tx_hash: str | None,
+    log_index: int | None,
+    block_hash: str | None,
+    confirmed: bool,
+    stripe_payment_intent_id: str | None,
+    anomalies: list[dict[str, Any]] | None,
+) -> dict[str, Any]:
+    """The audited state of an order from its values (for writers that build rows in bulk)."""
     return {
-        "status": order.status,
-        "rail": order.rail,
-        "courseId": order.course_id,
-        "buyer": order.buyer,
-        "recipient": order.recipient,
-        "amount": str(order.amount),
-        "token": order.token,
-        "currency": order.currency,
-        "fee": str(order.fee),
-        "txHash": order.tx_hash,
-        "logIndex": order.log_index,
-        "blockHash": order.block_hash,
-        "confirmed": order.confirmed,
-        "stripePaymentIntentId": order.stripe_payment_intent_id,
-        "anomalies": list(order.anomalies or []),
+        "status": status,
+        "rail": rail,
+        "courseId": course_id,
+        "buyer": buyer,
+        "recipient": recipient,
+        "amount": str(amount),
+        "token": token,
+        "currency": currency,
+        "fee": str(fee),
+        "txHash": tx_hash,
+        "logIndex": log_index,
+        "blockHash": block_hash,
+        "confirmed": confirmed,
+        "stripePaymentIntentId": stripe_payment_intent_id,
+        "anomalies": list(anomalies or []),
     }
 
 
@@ -70,11 +117,16 @@ def transition(
     allowed_from: Iterable[str],
     actor: str,
     reason: str,
+    before: dict[str, Any] | _Unset | None = UNSET,
 ) -> bool:
-    """Move `order` to `new_status` if its current status allows it; audited. False: no-op."""
+    """Move `order` to `new_status` if its current status allows it; audited. False: no-op.
+
+    `before` overrides the audited prior state (None: the order is new in this transaction).
+    """
     if order.status == new_status or order.status not in set(allowed_from):
         return False
-    before = order_snapshot(order)
+    if isinstance(before, _Unset):
+        before = order_snapshot(order)
     order.status = new_status
     now = utcnow()
     if new_status == OrderStatus.PAID and order.paid_at is None:
@@ -124,6 +176,178 @@ def ensure_not_entitled(session: Session, address: str, course_id: int) -> None:
     """409 if `address` already has access to the course."""
     if active_entitlement(session, address, course_id) is not None:
         raise ConflictError(f"{address} already has access to this course", code="already_entitled")
+
+
+# ------------------------------------------------------------------------------ paid / ended
+# Every rail ends here: the indexer (crypto), the Stripe webhook (card). Access and the rail's
+# side effects follow the order, never the other way round.
+
+
+def mark_paid(
+    session: Session,
+    order: Order,
+    *,
+    actor: str,
+    reason: str,
+    allowed_from: Iterable[str] = (OrderStatus.PENDING,),
+    before: dict[str, Any] | _Unset | None = UNSET,
+) -> bool:
+    """Move `order` to paid, grant its access and queue the rail's side effects.
+
+    The one way an order of any rail becomes paid. A no-op (False) when the order's status does
+    not allow it. A card order's first payment queues its receipt; its access is then recorded
+    on-chain by the worker, a crypto order's access is on-chain already.
+    """
+    first_payment = order.paid_at is None
+    if not transition(
+        session,
+        order,
+        OrderStatus.PAID,
+        allowed_from=allowed_from,
+        actor=actor,
+        reason=reason,
+        before=before,
+    ):
+        return False
+    grant_order_access(session, order, actor=actor, reason=reason)
+    if order.rail == Rail.CARD and first_payment:
+        enqueue(
+            session,
+            Topics.RECEIPT_EMAIL,
+            {"orderId": order.id, "address": order.buyer},
+            dedupe_key=f"{Topics.RECEIPT_EMAIL}:{order.id}",
+        )
+    return True
+
+
+def mark_ended(
+    session: Session,
+    order: Order,
+    status: str,
+    *,
+    actor: str,
+    reason: str,
+    allowed_from: Iterable[str],
+    certificate_reason: int | None = None,
+) -> bool:
+    """Move `order` to an ending status (refunded, disputed, lost, reverted) and end its access.
+
+    The one way an order of any rail stops paying for access. A no-op (False) when the order's
+    status does not allow it. With `certificate_reason` (refunded, dispute lost) the learner's
+    certificate is revoked too once no access is left. A refunded card order queues its
+    refund receipt.
+    """
+    if not transition(
+        session, order, status, allowed_from=allowed_from, actor=actor, reason=reason
+    ):
+        return False
+    end_order_access(
+        session,
+        address=order.recipient,
+        course_id=order.course_id,
+        order_id=order.id,
+        on_chain=order.rail == Rail.CRYPTO,
+        actor=actor,
+        reason=reason,
+        certificate_reason=certificate_reason,
+    )
+    if order.rail == Rail.CARD and status == OrderStatus.REFUNDED:
+        enqueue(
+            session,
+            Topics.RECEIPT_EMAIL,
+            {"orderId": order.id, "address": order.buyer, "kind": "refunded"},
+            dedupe_key=f"{Topics.RECEIPT_EMAIL}:refunded:{order.id}",
+        )
+    return True
+
+
+def source_for_rail(rail: str) -> str:
+    """The entitlement source of an order paid on `rail`."""
+    return _RAIL_SOURCES[rail]
+
+
+def grant_order_access(session: Session, order: Order, *, actor: str, reason: str) -> Entitlement:
+    """The access a paid order gives its recipient (idempotent)."""
+    return grant_access(
+        session,
+        address=order.recipient,
+        course_id=order.course_id,
+        source=source_for_rail(order.rail),
+        order_id=order.id,
+        actor=actor,
+        reason=reason,
+        # A crypto purchase's access is on-chain already; a card order's is recorded by the worker.
+        on_chain=order.rail == Rail.CRYPTO,
+        chain_ref=order.order_ref if order.rail == Rail.CARD else None,
+    )
+
+
+def end_order_access(
+    session: Session,
+    *,
+    address: str,
+    course_id: int,
+    order_id: str | None,
+    on_chain: bool,
+    actor: str,
+    reason: str,
+    certificate_reason: int | None = None,
+) -> Entitlement | None:
+    """End the access `order_id` pays for; returns the entitlement revoked, or None.
+
+    If another paid order of the same learner still pays for the course, access is granted
+    again from it (refunding one of two payments must not remove what the other pays for).
+    With `certificate_reason`, the learner's certificate is revoked once no access is left,
+    also when the access had already ended (a dispute opened earlier).
+    """
+    revoked = revoke_access(
+        session,
+        address=address,
+        course_id=course_id,
+        order_id=order_id,
+        actor=actor,
+        reason=reason,
+        on_chain=on_chain,
+    )
+    if revoked is not None and order_id is not None:
+        _grant_from_another_order(session, revoked.address, course_id, order_id, actor)
+    if (
+        certificate_reason is not None
+        and active_entitlement(session, checksum_address(address), course_id) is None
+    ):
+        revoke_for_lost_access(
+            session,
+            course_id=course_id,
+            address=checksum_address(address),
+            reason_code=certificate_reason,
+            reason=reason,
+            actor=actor,
+        )
+    return revoked
+
+
+def _grant_from_another_order(
+    session: Session, address: str, course_id: int, ended_order_id: str, actor: str
+) -> Entitlement | None:
+    other = session.scalar(
+        select(Order)
+        .where(
+            Order.recipient == address,
+            Order.course_id == course_id,
+            Order.status == OrderStatus.PAID,
+            Order.id != ended_order_id,
+        )
+        .order_by(Order.paid_at)
+        .limit(1)
+    )
+    if other is None:
+        return None
+    return grant_order_access(
+        session,
+        other,
+        actor=actor,
+        reason=f"still paid by order {other.id} after order {ended_order_id} ended",
+    )
 
 
 # ------------------------------------------------------------------------------ crypto quotes
@@ -250,10 +474,9 @@ def record_crypto_purchase(
         seen_before = order_snapshot(order)
         order.log_index, order.block_hash, order.block_number = log_index, block_hash, block_number
         order.confirmed = order.confirmed or confirmed
-        if not transition(
+        if not mark_paid(
             session,
             order,
-            OrderStatus.PAID,
             allowed_from=(OrderStatus.REVERTED,),
             actor=INDEXER,
             reason=f"purchase {tx_hash}:{log_index} re-mined in block {block_number}",
@@ -270,7 +493,10 @@ def record_crypto_purchase(
                 reason="purchase seen again (confirmation or new block)",
             )
         if order.status == OrderStatus.PAID:
-            _grant_for(session, order, f"on-chain purchase {tx_hash}:{log_index}")
+            # Seen again while paid: its access stands (a no-op unless something removed it).
+            grant_order_access(
+                session, order, actor=INDEXER, reason=f"on-chain purchase {tx_hash}:{log_index}"
+            )
         return order
 
     comparison = _Comparison()
@@ -318,35 +544,16 @@ def record_crypto_purchase(
     order.chain_id, order.tx_hash, order.log_index = chain_id, tx_hash, log_index
     order.block_hash, order.block_number, order.confirmed = block_hash, block_number, confirmed
     order.anomalies = [*(order.anomalies or []), *comparison.anomalies]
-    order.status = OrderStatus.PAID
-    order.paid_at = now
-    session.flush()
-    audit(
+    mark_paid(
         session,
+        order,
+        allowed_from=(OrderStatus.PENDING, OrderStatus.EXPIRED),
         actor=INDEXER,
-        action="order.paid",
-        subject_type="order",
-        subject_id=order.id,
-        before=before,
-        after=order_snapshot(order),
         reason=f"on-chain purchase {tx_hash}:{log_index}"
         + (" with anomalies" if comparison.anomalies else ""),
+        before=before,
     )
-    _grant_for(session, order, f"on-chain purchase {tx_hash}:{log_index}")
     return order
-
-
-def _grant_for(session: Session, order: Order, reason: str) -> Entitlement:
-    return grant_access(
-        session,
-        address=order.recipient,
-        course_id=order.course_id,
-        source=AccessSource.CRYPTO if order.rail == Rail.CRYPTO else AccessSource.CARD,
-        order_id=order.id,
-        actor=INDEXER if order.rail == Rail.CRYPTO else "stripe",
-        reason=reason,
-        on_chain=order.rail == Rail.CRYPTO,
-    )
 
 
 def revert_crypto_purchase(
@@ -371,24 +578,15 @@ def revert_crypto_purchase(
     )
     if order is None or order.block_hash != block_hash:
         return None
-    if transition(
+    if mark_ended(
         session,
         order,
         OrderStatus.REVERTED,
         allowed_from=(OrderStatus.PAID, OrderStatus.REFUNDED),
         actor=INDEXER,
-        reason=f"block {block_hash} was reorganized away",
+        reason=f"purchase {tx_hash}:{log_index} reorganized away (block {block_hash})",
     ):
         order.confirmed = False
-        revoke_access(
-            session,
-            address=order.recipient,
-            course_id=order.course_id,
-            order_id=order.id,
-            actor=INDEXER,
-            reason=f"purchase {tx_hash}:{log_index} reorganized away",
-            on_chain=True,
-        )
     return order
 
 
@@ -457,14 +655,14 @@ def record_crypto_refund(
         )
         active = active_entitlement(session, learner, course.id)
         if active is not None and active.source == AccessSource.CRYPTO:
-            revoke_access(
+            end_order_access(
                 session,
                 address=learner,
                 course_id=course.id,
                 order_id=active.order_id,
+                on_chain=True,
                 actor=INDEXER,
                 reason=reason,
-                on_chain=True,
                 certificate_reason=RevokeReason.REFUNDED,
             )
         return None
@@ -475,22 +673,13 @@ def record_crypto_refund(
             *(order.anomalies or []),
             {"field": "refund_amount", "quoted": str(order.amount), "paid": str(amount)},
         ]
-    transition(
+    mark_ended(
         session,
         order,
         OrderStatus.REFUNDED,
         allowed_from=(OrderStatus.PAID,),
         actor=INDEXER,
         reason=reason,
-    )
-    revoke_access(
-        session,
-        address=learner,
-        course_id=course.id,
-        order_id=order.id,
-        actor=INDEXER,
-        reason=reason,
-        on_chain=True,
         certificate_reason=RevokeReason.REFUNDED,
     )
     return order
@@ -519,16 +708,14 @@ def revert_crypto_refund(
     if order is None or order.refund_block_hash != block_hash:
         return None
     order.refund_tx_hash = order.refund_log_index = order.refund_block_hash = None
-    if transition(
+    if mark_paid(
         session,
         order,
-        OrderStatus.PAID,
         allowed_from=(OrderStatus.REFUNDED,),
         actor=INDEXER,
         reason=f"refund {tx_hash}:{log_index} reorganized away",
     ):
         order.closed_at = None
-        _grant_for(session, order, f"refund {tx_hash}:{log_index} reorganized away")
     return order
 
 

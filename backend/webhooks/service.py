@@ -2,9 +2,10 @@
 re-fetched from Stripe (never on the payload's), and converge whatever the order and number of
 deliveries.
 
-Each card order is a small state machine (see `OrderStatus`); every handler reads the current
-state of the Stripe object and moves the order only along allowed edges, so a late or repeated
-event is a no-op: an old `checkout.session.completed` can never re-activate a refunded order.
+Every handler reads the current state of the Stripe object and translates it into a call of
+`backend.orders.card` (which owns the card order's state machine, its access and its receipts),
+so a late or repeated event is a no-op: an old `checkout.session.completed` can never
+re-activate a refunded order.
 
 `process_stripe_event(session, event_id, source=...)` is the one processing function: the API
 calls it inline (with objects it fetched asynchronously beforehand), the worker may call it for
@@ -18,27 +19,20 @@ import logging
 from collections.abc import Mapping
 from typing import Any, Protocol
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from backend.access.models import AccessSource
-from backend.access.service import active_entitlement, grant_access, revoke_access
-from backend.audit.service import record as audit
-from backend.certificates.models import RevokeReason
-from backend.certificates.service import revoke_for_lost_access
 from backend.checkout.gateway import StripeGateway
 from backend.core.db import utcnow
 from backend.core.errors import NotFoundError
 from backend.core.metrics import STRIPE_EVENTS
-from backend.orders.models import Order, OrderStatus, Rail
-from backend.orders.service import transition
-from backend.outbox.service import Topics, enqueue
+from backend.orders import card
+from backend.orders.models import Order, OrderStatus
 from backend.webhooks.models import StripeEvent
 
 logger = logging.getLogger(__name__)
 
-STRIPE = "stripe"
 # Event type -> the kind of object to re-fetch.
 HANDLED: dict[str, str] = {
     "checkout.session.completed": "checkout.session",
@@ -226,145 +220,53 @@ def _metadata_order_id(obj: Mapping[str, Any]) -> str | None:
     return str(value) if value else None
 
 
-def _lock_card_order(session: Session, *conditions: Any) -> Order | None:
-    return session.scalar(
-        select(Order)
-        .where(Order.rail == Rail.CARD, or_(*conditions))
-        .order_by(Order.created_at)
-        .limit(1)
-        .with_for_update()
-    )
-
-
-def _order_for_payment(
-    session: Session, obj: Mapping[str, Any], charge_id: str | None
-) -> Order | None:
-    conditions = []
-    if charge_id:
-        conditions.append(Order.stripe_charge_id == charge_id)
-    if payment_intent := _id_of(obj.get("payment_intent")):
-        conditions.append(Order.stripe_payment_intent_id == payment_intent)
-    if order_id := _metadata_order_id(obj):
-        conditions.append(Order.id == order_id)
-    return _lock_card_order(session, *conditions) if conditions else None
-
-
-def _grant_card(session: Session, order: Order, reason: str) -> None:
-    # The access service queues the on-chain record (grantAccess) with the entitlement.
-    grant_access(
-        session,
-        address=order.recipient,
-        course_id=order.course_id,
-        source=AccessSource.CARD,
-        order_id=order.id,
-        actor=STRIPE,
-        reason=reason,
-        on_chain=False,
-    )
-
-
-def _revoke_card(
-    session: Session, order: Order, reason: str, certificate_reason: int | None = None
-) -> None:
-    """End the order's access (the access service queues revokeAccess); with
-    `certificate_reason` (refunded, dispute lost) the learner's certificate is revoked too."""
-    revoked = revoke_access(
-        session,
-        address=order.recipient,
-        course_id=order.course_id,
-        order_id=order.id,
-        actor=STRIPE,
-        reason=reason,
-        on_chain=False,
-        certificate_reason=certificate_reason,
-    )
-    # Access already ended (a dispute opened earlier): the certificate still follows.
-    if (
-        revoked is None
-        and certificate_reason is not None
-        and active_entitlement(session, order.recipient, order.course_id) is None
-    ):
-        revoke_for_lost_access(
-            session,
-            course_id=order.course_id,
-            address=order.recipient,
-            reason_code=certificate_reason,
-            reason=reason,
-            actor=STRIPE,
-        )
-
-
-def _note_anomaly(order: Order, entry: dict[str, Any]) -> None:
-    anomalies = list(order.anomalies or [])
-    if entry not in anomalies:
-        order.anomalies = [*anomalies, entry]
+def _outcome(moved: bool, done: str, order: Order) -> str:
+    return done if moved else f"noop:{order.status}"
 
 
 def _on_checkout_session(
     session: Session, cs: Mapping[str, Any], event_type: str, event_id: str
 ) -> str:
-    conditions = [Order.stripe_checkout_session_id == str(cs.get("id"))]
-    if order_id := _metadata_order_id(cs):
-        conditions.append(Order.id == order_id)
-    order = _lock_card_order(session, *conditions)
+    order = card.lock_card_order(
+        session, checkout_session_id=str(cs.get("id")), order_id=_metadata_order_id(cs)
+    )
     if order is None:
         logger.warning("Stripe checkout session %s matches no order", cs.get("id"))
         return "unknown_order"
-    if order.stripe_checkout_session_id is None:
-        order.stripe_checkout_session_id = str(cs.get("id"))
-    if (payment_intent := _id_of(cs.get("payment_intent"))) and not order.stripe_payment_intent_id:
-        order.stripe_payment_intent_id = payment_intent
+    card.attach_processor_ids(
+        order,
+        checkout_session_id=str(cs.get("id")),
+        payment_intent_id=_id_of(cs.get("payment_intent")),
+    )
     reason = f"Stripe {event_type} ({event_id})"
-    payment_status = cs.get("payment_status")
-    if payment_status in ("paid", "no_payment_required"):
-        if cs.get("amount_total") != order.amount or (cs.get("currency") or "") != order.currency:
-            _note_anomaly(
-                order,
-                {
-                    "field": "amount",
-                    "quoted": f"{order.amount} {order.currency}",
-                    "paid": f"{cs.get('amount_total')} {cs.get('currency')}",
-                },
-            )
-        if transition(
+    if cs.get("payment_status") in ("paid", "no_payment_required"):
+        moved = card.checkout_paid(
             session,
             order,
-            OrderStatus.PAID,
-            allowed_from=(OrderStatus.PENDING,),
-            actor=STRIPE,
+            amount=cs.get("amount_total"),
+            currency=cs.get("currency") or "",
             reason=reason,
-        ):
-            _grant_card(session, order, reason)
-            enqueue(
-                session,
-                Topics.RECEIPT_EMAIL,
-                {"orderId": order.id, "address": order.buyer},
-                dedupe_key=f"{Topics.RECEIPT_EMAIL}:{order.id}",
-            )
-            return "paid"
-        return f"noop:{order.status}"
+        )
+        return _outcome(moved, "paid", order)
     if cs.get("status") == "expired":
-        moved = transition(
-            session,
-            order,
-            OrderStatus.EXPIRED,
-            allowed_from=(OrderStatus.PENDING,),
-            actor=STRIPE,
-            reason=reason,
-        )
-        return "expired" if moved else f"noop:{order.status}"
+        moved = card.checkout_closed(session, order, OrderStatus.EXPIRED, reason=reason)
+        return _outcome(moved, "expired", order)
     if event_type == "checkout.session.async_payment_failed":
-        moved = transition(
-            session,
-            order,
-            OrderStatus.FAILED,
-            allowed_from=(OrderStatus.PENDING,),
-            actor=STRIPE,
-            reason=reason,
-        )
-        return "failed" if moved else f"noop:{order.status}"
+        moved = card.checkout_closed(session, order, OrderStatus.FAILED, reason=reason)
+        return _outcome(moved, "failed", order)
     session.flush()
     return f"awaiting_payment:{order.status}"
+
+
+def _order_for_payment(
+    session: Session, obj: Mapping[str, Any], charge_id: str | None
+) -> Order | None:
+    return card.lock_card_order(
+        session,
+        charge_id=charge_id,
+        payment_intent_id=_id_of(obj.get("payment_intent")),
+        order_id=_metadata_order_id(obj),
+    )
 
 
 def _on_charge(session: Session, charge: Mapping[str, Any], event_id: str) -> str:
@@ -373,44 +275,14 @@ def _on_charge(session: Session, charge: Mapping[str, Any], event_id: str) -> st
     if order is None:
         logger.warning("Stripe charge %s matches no order", charge_id)
         return "unknown_order"
-    order.stripe_charge_id = order.stripe_charge_id or charge_id
-    if not order.stripe_payment_intent_id:
-        order.stripe_payment_intent_id = _id_of(charge.get("payment_intent"))
+    card.attach_processor_ids(
+        order, charge_id=charge_id, payment_intent_id=_id_of(charge.get("payment_intent"))
+    )
     reason = f"Stripe charge {charge_id} refunded ({event_id})"
     if charge.get("refunded"):
-        if transition(
-            session,
-            order,
-            OrderStatus.REFUNDED,
-            allowed_from=(OrderStatus.PENDING, OrderStatus.PAID, OrderStatus.DISPUTED),
-            actor=STRIPE,
-            reason=reason,
-        ):
-            _revoke_card(session, order, reason, RevokeReason.REFUNDED)
-            enqueue(
-                session,
-                Topics.RECEIPT_EMAIL,
-                {"orderId": order.id, "address": order.buyer, "kind": "refunded"},
-                dedupe_key=f"{Topics.RECEIPT_EMAIL}:refunded:{order.id}",
-            )
-            return "refunded"
-        return f"noop:{order.status}"
-    refunded = int(charge.get("amount_refunded") or 0)
-    if refunded:
-        # A partial refund keeps access; it is flagged for review.
-        _note_anomaly(
-            order, {"field": "partial_refund", "quoted": str(order.amount), "paid": str(refunded)}
-        )
-        session.flush()
-        audit(
-            session,
-            actor=STRIPE,
-            action="order.partial_refund",
-            subject_type="order",
-            subject_id=order.id,
-            after={"amountRefunded": str(refunded)},
-            reason=reason,
-        )
+        return _outcome(card.refunded(session, order, reason=reason), "refunded", order)
+    if amount_refunded := int(charge.get("amount_refunded") or 0):
+        card.partially_refunded(session, order, amount_refunded, reason=reason)
         return "partial_refund"
     session.flush()
     return f"noop:{order.status}"
@@ -425,45 +297,14 @@ def _on_dispute(session: Session, dispute: Mapping[str, Any], event_id: str) -> 
     if order is None:
         logger.warning("Stripe dispute %s matches no order", dispute_id)
         return "unknown_order"
-    order.stripe_dispute_id = dispute_id
-    order.stripe_charge_id = order.stripe_charge_id or _id_of(dispute.get("charge"))
+    card.attach_processor_ids(order, dispute_id=dispute_id, charge_id=_id_of(dispute.get("charge")))
     status = str(dispute.get("status"))
     reason = f"Stripe dispute {dispute_id} {status} ({event_id})"
     if status in _DISPUTE_RESOLVED_FOR_MERCHANT:
-        if transition(
-            session,
-            order,
-            OrderStatus.PAID,
-            allowed_from=(OrderStatus.DISPUTED, OrderStatus.PENDING),
-            actor=STRIPE,
-            reason=reason,
-        ):
-            _grant_card(session, order, reason)
-            return "dispute_won"
-        return f"noop:{order.status}"
+        return _outcome(card.dispute_won(session, order, reason=reason), "dispute_won", order)
     if status == "lost":
-        if transition(
-            session,
-            order,
-            OrderStatus.LOST,
-            allowed_from=(OrderStatus.PENDING, OrderStatus.PAID, OrderStatus.DISPUTED),
-            actor=STRIPE,
-            reason=reason,
-        ):
-            _revoke_card(session, order, reason, RevokeReason.DISPUTED)
-            return "dispute_lost"
-        return f"noop:{order.status}"
+        return _outcome(card.dispute_lost(session, order, reason=reason), "dispute_lost", order)
     if status in _DISPUTE_OPEN:
-        if transition(
-            session,
-            order,
-            OrderStatus.DISPUTED,
-            allowed_from=(OrderStatus.PENDING, OrderStatus.PAID),
-            actor=STRIPE,
-            reason=reason,
-        ):
-            _revoke_card(session, order, reason)
-            return "disputed"
-        return f"noop:{order.status}"
+        return _outcome(card.dispute_opened(session, order, reason=reason), "disputed", order)
     session.flush()
     return f"noop:{order.status}"

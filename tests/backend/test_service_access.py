@@ -1,4 +1,5 @@
-"""grant_access / revoke_access: idempotency, cross-order rules, races, the audit trail."""
+"""grant_access / revoke_access (and an ended order's end_order_access): idempotency,
+cross-order rules, races, the audit trail."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from backend.access.models import AccessSource, Entitlement
 from backend.audit.models import AuditEntry
 from backend.core.db import utcnow
 from backend.orders.models import Order, OrderStatus, Rail
+from backend.orders.service import end_order_access
 
 PROVIDER = account("provider")
 LEARNER = account("learner")
@@ -111,7 +113,7 @@ def test_revoking_one_paid_order_regrants_from_another_paid_order(sync_session: 
     crypto = _paid_order(sync_session, course.id, "crypto")
     _grant(sync_session, course.id, card.id, AccessSource.CARD)
     card.status = OrderStatus.REFUNDED
-    service.revoke_access(
+    end_order_access(
         sync_session,
         address=LEARNER.address,
         course_id=course.id,

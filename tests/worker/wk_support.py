@@ -18,14 +18,14 @@ from sqlalchemy.orm import Session, sessionmaker
 from wk_chain import ADMIN, KEYS, ROOT, Deployed, transact
 
 from backend.access.models import AccessSource, Entitlement
-from backend.access.service import grant_access, revoke_access
+from backend.access.service import grant_access
 from backend.catalog.models import Course
 from backend.certificates.models import Certificate
 from backend.certificates.service import request_certificate
 from backend.core.config import get_settings
 from backend.core.db import session_scope, utcnow
 from backend.orders.models import Order, OrderStatus
-from backend.orders.service import create_card_order
+from backend.orders.service import create_card_order, end_order_access
 from backend.outbox.models import OutboxMessage
 from backend.outbox.service import Topics, enqueue
 from backend.users.models import User
@@ -184,7 +184,7 @@ class WorkerEnv:
             order = s.get(Order, order_id)
             assert order is not None
             order.status = OrderStatus.REFUNDED
-            revoke_access(
+            end_order_access(
                 s,
                 address=order.recipient,
                 course_id=order.course_id,
