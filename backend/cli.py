@@ -229,9 +229,9 @@ def access_adopt(
 ) -> None:
     """Record in the database an access the chain grants and the database lacks (the fix the
     reconciler prints for "chain_only" drift)."""
+    from backend.access.reconcile import adopt_chain_access
     from backend.worker.chain import get_chain
     from backend.worker.db import get_session_factory
-    from backend.worker.reconcile import adopt_chain_access
 
     try:
         result = adopt_chain_access(

@@ -22,6 +22,8 @@ class Topics:
     ACCESS_GRANT = "access.chain_grant"
     ACCESS_REVOKE = "access.chain_revoke"
     RECEIPT_EMAIL = "email.receipt"
+    # A stored Stripe event the API could not process (job records only: the sweep publishes).
+    STRIPE_EVENT = "stripe.event"
 
 
 def enqueue(

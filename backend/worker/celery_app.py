@@ -111,7 +111,17 @@ def configure(app: Celery) -> None:
     )
 
 
-app = Celery("tuition", include=["backend.worker.tasks"])
+# Where the tasks are: the worker's own, and each domain's beside its services. Named, not
+# imported: the domains build on this app, not the other way round.
+TASK_MODULES = (
+    "backend.worker.tasks",
+    "backend.access.tasks",
+    "backend.certificates.tasks",
+    "backend.orders.tasks",
+    "backend.webhooks.tasks",
+)
+
+app = Celery("tuition", include=list(TASK_MODULES))
 configure(app)
 
 

@@ -22,20 +22,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from backend.core.db import session_scope, utcnow
 from backend.outbox.models import OutboxMessage
+from backend.outbox.service import Topics
 from backend.worker import metrics
 from backend.worker.jobs import mark_enqueued, upsert_job
 
 log = logging.getLogger(__name__)
 
 Publisher = Callable[[str, dict[str, Any]], None]
-
-# Topic names as the backend writes them (backend.outbox.service.Topics).
-CERTIFICATE_REQUESTED = "certificate.requested"
-CERTIFICATE_REVOKE = "certificate.revoke"
-ACCESS_GRANT = "access.chain_grant"
-ACCESS_REVOKE = "access.chain_revoke"
-RECEIPT_EMAIL = "email.receipt"
-STRIPE_EVENT = "stripe.event"
 
 
 class BadMessageError(ValueError):
@@ -77,12 +70,12 @@ class Route:
 
 
 ROUTES: dict[str, Route] = {
-    CERTIFICATE_REQUESTED: Route("tuition.mint_certificate", _certificate),
-    CERTIFICATE_REVOKE: Route("tuition.revoke_certificate", _certificate),
-    ACCESS_GRANT: Route("tuition.record_access_grant", _entitlement),
-    ACCESS_REVOKE: Route("tuition.record_access_revoke", _entitlement),
-    RECEIPT_EMAIL: Route("tuition.send_receipt", _receipt),
-    STRIPE_EVENT: Route("tuition.process_stripe_event", _stripe),
+    Topics.CERTIFICATE_REQUESTED: Route("tuition.mint_certificate", _certificate),
+    Topics.CERTIFICATE_REVOKE: Route("tuition.revoke_certificate", _certificate),
+    Topics.ACCESS_GRANT: Route("tuition.record_access_grant", _entitlement),
+    Topics.ACCESS_REVOKE: Route("tuition.record_access_revoke", _entitlement),
+    Topics.RECEIPT_EMAIL: Route("tuition.send_receipt", _receipt),
+    Topics.STRIPE_EVENT: Route("tuition.process_stripe_event", _stripe),
 }
 
 # A message the relay cannot route is retried with this back-off (seconds, capped), so one bad

@@ -1,4 +1,7 @@
-"""Celery tasks. Each takes ids, opens its own sessions, and is safe to run twice.
+"""The worker's task base, its publisher and its infrastructure tasks (outbox relay, transaction
+recovery, stalled jobs, ping). Domain tasks live beside their services (`backend/<domain>/
+tasks.py`, listed in `celery_app.TASK_MODULES`) and build on `TuitionTask` and `until_mined`.
+Each takes ids, opens its own sessions, and is safe to run twice.
 
 Retry policy: `RetryableError` (RPC down, node lagging, a lost race) is retried with exponential
 back-off and full jitter; a transaction that is broadcast but not yet mined is re-checked every few
@@ -20,11 +23,10 @@ from backend.core.config import get_settings
 from backend.core.db import session_scope
 from backend.worker import jobs, metrics
 from backend.worker.celery_app import app
-from backend.worker.chain import get_chain
 from backend.worker.db import get_session_factory
 from backend.worker.errors import NotDeployedError, RetryableError, TxNotMinedError
 from backend.worker.models import JobStatus
-from backend.worker.runtime import get_email_backend, get_sender, get_stripe_gateway
+from backend.worker.runtime import get_sender
 
 log = logging.getLogger(__name__)
 
@@ -85,10 +87,15 @@ class TuitionTask(Task):
 
 def publish(task_name: str, kwargs: dict[str, Any]) -> None:
     """Send `task_name(**kwargs)` to the broker (or run it inline in eager mode)."""
+    if task_name not in app.tasks:
+        # A process that has not loaded the domains' task modules yet (a worker has).
+        app.loader.import_default_modules()
     app.tasks[task_name].apply_async(kwargs=kwargs)
 
 
-def _until_mined(task: Task, body: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+def until_mined(task: Task, body: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """Run a task body that sends a transaction; a transaction not mined yet is checked again
+    shortly (without counting as a retry) instead of failing the run."""
     try:
         return body()
     except TxNotMinedError as exc:
@@ -97,108 +104,6 @@ def _until_mined(task: Task, body: Callable[[], dict[str, Any]]) -> dict[str, An
         log.info("%s: %s; checking again in %d s", task.name, exc, PENDING_RECHECK)
         task.apply_async(kwargs=task.request.kwargs, countdown=PENDING_RECHECK)
         raise Ignore() from exc
-
-
-# ---------------------------------------------------------------------- chain writes
-
-
-@app.task(base=TuitionTask, bind=True, name="tuition.mint_certificate")
-def mint_certificate(self: Task, certificate_id: int, job_id: int | None = None) -> dict[str, Any]:
-    """Issue a requested certificate: mint with the issuer key, or sign a claim voucher."""
-    from backend.worker.certificates import issue_certificate
-
-    return _until_mined(
-        self,
-        lambda: issue_certificate(
-            int(certificate_id),
-            factory=get_session_factory(),
-            chain=get_chain(),
-            sender=get_sender(),
-            settings=get_settings().worker,
-        ),
-    )
-
-
-@app.task(base=TuitionTask, bind=True, name="tuition.revoke_certificate")
-def revoke_certificate(
-    self: Task, certificate_id: int, job_id: int | None = None
-) -> dict[str, Any]:
-    """Revoke a certificate on-chain with the reason code stored on its row."""
-    from backend.worker.revocations import revoke_certificate as revoke
-
-    return _until_mined(
-        self,
-        lambda: revoke(
-            int(certificate_id),
-            factory=get_session_factory(),
-            chain=get_chain(),
-            sender=get_sender(),
-        ),
-    )
-
-
-@app.task(base=TuitionTask, bind=True, name="tuition.record_access_grant")
-def record_access_grant(
-    self: Task, entitlement_id: int, job_id: int | None = None
-) -> dict[str, Any]:
-    """Record an entitlement on-chain: grantAccess(course, learner, Card|Grant, ref)."""
-    from backend.worker.access import record_grant
-
-    return _until_mined(
-        self,
-        lambda: record_grant(
-            int(entitlement_id),
-            factory=get_session_factory(),
-            chain=get_chain(),
-            sender=get_sender(),
-        ),
-    )
-
-
-@app.task(base=TuitionTask, bind=True, name="tuition.record_access_revoke")
-def record_access_revoke(
-    self: Task, entitlement_id: int, job_id: int | None = None
-) -> dict[str, Any]:
-    """Record the end of an entitlement on-chain: revokeAccess(course, learner, ref)."""
-    from backend.worker.access import record_revoke
-
-    return _until_mined(
-        self,
-        lambda: record_revoke(
-            int(entitlement_id),
-            factory=get_session_factory(),
-            chain=get_chain(),
-            sender=get_sender(),
-        ),
-    )
-
-
-# ---------------------------------------------------------------------- email and Stripe
-
-
-@app.task(base=TuitionTask, bind=True, name="tuition.send_receipt")
-def send_receipt(
-    self: Task, order_id: str, kind: str = "paid", job_id: int | None = None
-) -> dict[str, Any]:
-    """Email the receipt of a paid or refunded order, once per (order, kind)."""
-    from backend.worker.receipts import send_receipt as send
-
-    return send(
-        str(order_id),
-        kind,
-        factory=get_session_factory(),
-        backend=get_email_backend(),
-        settings=get_settings().worker,
-    )
-
-
-@app.task(base=TuitionTask, bind=True, name="tuition.process_stripe_event", max_retries=10)
-def process_stripe_event(self: Task, event_id: str, job_id: int | None = None) -> dict[str, Any]:
-    """Apply a stored Stripe webhook event with the backend's `process_stripe_event`."""
-    from backend.worker.stripe_events import process_event
-
-    outcome = process_event(get_session_factory(), get_stripe_gateway(), str(event_id))
-    return {"event_id": event_id, "outcome": outcome}
 
 
 # ---------------------------------------------------------------------- periodic
@@ -235,23 +140,6 @@ def recover_transactions() -> dict[str, int]:
         return {}
 
 
-@app.task(name="tuition.sweep_stripe_events", ignore_result=True, acks_late=False)
-def sweep_stripe_events() -> int:
-    """Hand verified Stripe events the API could not process to `process_stripe_event`."""
-    from backend.worker.stripe_events import sweep
-
-    return sweep(get_session_factory(), publish)
-
-
-@app.task(name="tuition.expire_orders", ignore_result=True, acks_late=False)
-def expire_orders() -> int:
-    """Mark pending orders past their expiry as expired (the backend's periodic job)."""
-    from backend.orders.service import expire_stale_orders
-
-    with session_scope(get_session_factory()) as s:
-        return expire_stale_orders(s)
-
-
 @app.task(name="tuition.resume_stalled", ignore_result=True, acks_late=False)
 def resume_stalled() -> int:
     """Re-publish open jobs nobody touched for `stalled_after` seconds (lost messages)."""
@@ -265,25 +153,6 @@ def resume_stalled() -> int:
         log.warning("re-publishing stalled job %s: %s(%s)", kwargs["job_id"], task_name, kwargs)
         publish(task_name, kwargs)
     return len(again)
-
-
-@app.task(base=TuitionTask, bind=True, name="tuition.reconcile_access", max_retries=2)
-def reconcile_access(self: Task, batch: int | None = None) -> dict[str, Any]:
-    """Compare a batch of DB entitlements with on-chain access; report and fix drift."""
-    from backend.worker.reconcile import reconcile_access as reconcile
-
-    try:
-        chain = get_chain()
-    except NotDeployedError as exc:
-        log.info("reconcile: %s", exc)
-        return {}
-    return reconcile(
-        factory=get_session_factory(),
-        chain=chain,
-        settings=get_settings().worker,
-        publish=publish,
-        batch=batch,
-    )
 
 
 @app.task(name="tuition.ping", ignore_result=False, acks_late=False)

@@ -18,6 +18,7 @@ from backend.core.db import session_scope, utcnow
 from backend.devtools.stripe_fake import StripeFake
 from backend.orders.models import Order, OrderStatus
 from backend.orders.service import create_card_order
+from backend.webhooks import tasks as webhook_tasks
 from backend.webhooks.models import StripeEvent
 from backend.webhooks.service import store_event
 from backend.worker import tasks
@@ -88,10 +89,10 @@ def test_stored_event_is_processed_once_and_its_effects_follow(
     wenv.user(learner.address, "stripe@example.com")
     order_id, event_id = paid_event(wenv, fake, learner.address)
 
-    assert tasks.process_stripe_event.apply(kwargs={"event_id": event_id}).get()["outcome"] == (
-        "paid"
-    )
-    again = tasks.process_stripe_event.apply(kwargs={"event_id": event_id}).get()
+    assert webhook_tasks.process_stripe_event.apply(kwargs={"event_id": event_id}).get()[
+        "outcome"
+    ] == ("paid")
+    again = webhook_tasks.process_stripe_event.apply(kwargs={"event_id": event_id}).get()
     assert again["outcome"] == "paid"  # the stored outcome: processed once
     with session_scope(wenv.factory) as s:
         order = s.get(Order, order_id)
@@ -109,22 +110,22 @@ def test_sweep_hands_over_unprocessed_events(
 ) -> None:
     learner = new_learner(anvil)
     _, event_id = paid_event(wenv, fake, learner.address)
-    assert tasks.sweep_stripe_events.apply().get() == 0  # the API's own turn first
+    assert webhook_tasks.sweep_stripe_events.apply().get() == 0  # the API's own turn first
     with session_scope(wenv.factory) as s:
         s.execute(update(StripeEvent).values(last_received_at=utcnow() - timedelta(minutes=10)))
-    assert tasks.sweep_stripe_events.apply().get() == 1
+    assert webhook_tasks.sweep_stripe_events.apply().get() == 1
     with session_scope(wenv.factory) as s:
         row = s.scalar(select(StripeEvent).where(StripeEvent.event_id == event_id))
         assert row is not None and row.processed and row.outcome == "paid"
     (job,) = wenv.jobs()
     assert job.status == JobStatus.DONE
-    assert tasks.sweep_stripe_events.apply().get() == 0
+    assert webhook_tasks.sweep_stripe_events.apply().get() == 0
 
 
 def test_stripe_outage_is_recorded_and_retried(
     wenv: WorkerEnv, anvil: Anvil, fake: StripeFake, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from backend.worker.stripe_events import process_event
+    from backend.webhooks.tasks import process_event
 
     learner = new_learner(anvil)
     _, event_id = paid_event(wenv, fake, learner.address)

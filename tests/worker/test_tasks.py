@@ -12,9 +12,13 @@ from sqlalchemy import select, update
 from wk_chain import Anvil, new_learner, transact
 from wk_support import WorkerEnv
 
+from backend.access import tasks as access_tasks
 from backend.audit.models import AuditEntry
+from backend.certificates import tasks as certificate_tasks
 from backend.certificates.models import CertificateStatus
+from backend.certificates.vouchers import record_hash28
 from backend.core.db import session_scope, utcnow
+from backend.orders import tasks as order_tasks
 from backend.outbox.models import OutboxMessage
 from backend.outbox.service import enqueue
 from backend.worker import tasks
@@ -27,7 +31,6 @@ from backend.worker.models import (
     WorkerTransaction,
 )
 from backend.worker.outbox import relay_once
-from backend.worker.vouchers import record_hash28
 
 pytestmark = pytest.mark.chain
 
@@ -62,8 +65,14 @@ def test_mint_with_the_issuer_key_once(wenv: WorkerEnv, anvil: Anvil) -> None:
 
     # Run again: by the relay (nothing left), by the task directly, twice.
     assert relay() == 0
-    assert run(tasks.mint_certificate, certificate_id=cert_id)["outcome"] == "already_final"
-    assert run(tasks.mint_certificate, certificate_id=cert_id)["outcome"] == "already_final"
+    assert (
+        run(certificate_tasks.mint_certificate, certificate_id=cert_id)["outcome"]
+        == "already_final"
+    )
+    assert (
+        run(certificate_tasks.mint_certificate, certificate_id=cert_id)["outcome"]
+        == "already_final"
+    )
     assert len(wenv.transactions("mint:")) == 1
     assert wenv.deployed.certificate.functions.balanceOf(learner.address).call() == 1
 
@@ -73,8 +82,8 @@ def test_mint_run_twice_before_marking_sends_one_transaction(wenv: WorkerEnv, an
     cert_id = wenv.request_certificate(learner.address, wenv.deployed.courses[1])
     with anvil.no_automine():
         # The first run sends and gives up waiting (the block is not mined yet)...
+        from backend.certificates.issuance import issue_certificate
         from backend.core.config import get_settings
-        from backend.worker.certificates import issue_certificate
         from backend.worker.chain import get_chain
         from backend.worker.errors import TxNotMinedError
         from backend.worker.runtime import get_sender
@@ -112,7 +121,7 @@ def test_voucher_signed_then_claimed_by_the_learner(wenv: WorkerEnv, anvil: Anvi
     assert cert.voucher_signature and cert.voucher_deadline
     assert cert.voucher_deadline > time.time() + 24 * 3600
     assert wenv.transactions() == []  # nothing sent by the worker in voucher mode
-    again = run(tasks.mint_certificate, certificate_id=cert_id)
+    again = run(certificate_tasks.mint_certificate, certificate_id=cert_id)
     assert again["outcome"] == "voucher_exists"
 
     contract = wenv.deployed.certificate
@@ -127,13 +136,16 @@ def test_voucher_signed_then_claimed_by_the_learner(wenv: WorkerEnv, anvil: Anvi
     token_id = token_id_for(learner.address, course)
     assert contract.functions.ownerOf(token_id).call() == learner.address
     # A late re-run sees the claimed certificate and marks the row minted (as the indexer would).
-    assert run(tasks.mint_certificate, certificate_id=cert_id)["outcome"] == "already_on_chain"
+    assert (
+        run(certificate_tasks.mint_certificate, certificate_id=cert_id)["outcome"]
+        == "already_on_chain"
+    )
     assert wenv.certificate(cert_id).status == CertificateStatus.MINTED
 
 
 def test_voucher_matches_the_contract_digest(wenv: WorkerEnv, anvil: Anvil) -> None:
+    from backend.certificates.vouchers import sign_voucher
     from backend.worker.chain import get_chain
-    from backend.worker.vouchers import sign_voucher
 
     chain = get_chain()
     learner = new_learner(anvil)
@@ -172,7 +184,7 @@ def test_card_grant_and_revoke_are_recorded_once(wenv: WorkerEnv, anvil: Anvil) 
     assert access(wenv, course, learner.address) == (True, 2)  # AccessSource.Card
     entitlement_id = wenv.entitlement_of(order_id)
     assert wenv.chain_status(entitlement_id) == "recorded"
-    grant = tasks.record_access_grant
+    grant = access_tasks.record_access_grant
     assert run(grant, entitlement_id=entitlement_id)["outcome"] == "already_on_chain"
     assert run(grant, entitlement_id=entitlement_id)["outcome"] == "already_on_chain"
     assert len(wenv.transactions("grant:")) == 1
@@ -181,7 +193,7 @@ def test_card_grant_and_revoke_are_recorded_once(wenv: WorkerEnv, anvil: Anvil) 
     assert relay() == 2  # the revoke and the refund receipt
     assert access(wenv, course, learner.address) == (False, 0)
     assert wenv.chain_status(entitlement_id) == "revoked"
-    revoke = tasks.record_access_revoke
+    revoke = access_tasks.record_access_revoke
     assert run(revoke, entitlement_id=entitlement_id)["outcome"] == "already_revoked"
     assert len(wenv.transactions("revoke:")) == 1
     # A stale grant message delivered after the refund does nothing.
@@ -228,7 +240,7 @@ def test_receipt_is_sent_once(wenv: WorkerEnv, anvil: Anvil) -> None:
     wenv.user(learner.address, "once@example.com")
     order_id = wenv.paid_card_order(learner.address, wenv.deployed.courses[4])
     for _ in range(3):
-        run(tasks.send_receipt, order_id=order_id, kind="paid")
+        run(order_tasks.send_receipt, order_id=order_id, kind="paid")
     assert len(wenv.mail_files()) == 1
     assert wenv.count(SentReceipt) == 1
     body = wenv.mail_files()[0].read_text()
@@ -238,8 +250,8 @@ def test_receipt_is_sent_once(wenv: WorkerEnv, anvil: Anvil) -> None:
 def test_receipt_without_email_is_skipped_once(wenv: WorkerEnv, anvil: Anvil) -> None:
     learner = new_learner(anvil)
     order_id = wenv.paid_card_order(learner.address, wenv.deployed.courses[4], receipt=False)
-    assert run(tasks.send_receipt, order_id=order_id)["outcome"] == "skipped_no_email"
-    assert run(tasks.send_receipt, order_id=order_id)["outcome"] == "already_skipped"
+    assert run(order_tasks.send_receipt, order_id=order_id)["outcome"] == "skipped_no_email"
+    assert run(order_tasks.send_receipt, order_id=order_id)["outcome"] == "already_skipped"
     assert wenv.mail_files() == []
 
 
@@ -306,7 +318,7 @@ def test_reconcile_detects_and_fixes_drift(own_wenv: WorkerEnv, anvil: Anvil) ->
         s.execute(update(OutboxMessage).values(published_at=utcnow()))
     assert not access(wenv, course, learner.address)[0]
 
-    summary = run(tasks.reconcile_access)
+    summary = run(access_tasks.reconcile_access)
     assert summary["drift"] == 1 and summary["fixes"] == 1
     assert access(wenv, course, learner.address) == (True, 2)
     with session_scope(wenv.factory) as s:
@@ -316,16 +328,16 @@ def test_reconcile_detects_and_fixes_drift(own_wenv: WorkerEnv, anvil: Anvil) ->
         audits = s.scalars(select(AuditEntry).where(AuditEntry.action == "reconcile.drift")).all()
         assert len(audits) == 1 and audits[0].reason == "missing_on_chain"
 
-    assert run(tasks.reconcile_access)["drift"] == 0  # in agreement now
+    assert run(access_tasks.reconcile_access)["drift"] == 0  # in agreement now
 
     # The refund's revoke is lost: the chain still grants access the DB took away.
     wenv.refund_card_order(order_id, receipt=False)
     with session_scope(wenv.factory) as s:
         s.execute(update(OutboxMessage).values(published_at=utcnow()))
-    summary = run(tasks.reconcile_access)
+    summary = run(access_tasks.reconcile_access)
     assert summary["drift"] == 1 and summary["fixes"] == 1
     assert access(wenv, course, learner.address) == (False, 0)
-    assert run(tasks.reconcile_access)["drift"] == 0
+    assert run(access_tasks.reconcile_access)["drift"] == 0
     assert wenv.count(WorkerTransaction) == 2
 
 
@@ -346,7 +358,7 @@ def test_reconcile_reports_what_it_cannot_fix(own_wenv: WorkerEnv, anvil: Anvil)
             reason="indexed purchase",
             on_chain=True,
         )
-    summary = run(tasks.reconcile_access)
+    summary = run(access_tasks.reconcile_access)
     assert summary["drift"] == 1 and summary["fixes"] == 0
     with session_scope(wenv.factory) as s:
         (drift,) = s.scalars(select(ReconcileDrift)).all()
@@ -362,9 +374,9 @@ def test_reconcile_repairs_drift_both_ways_then_finds_none(
     from wk_chain import ADMIN
 
     from backend.access.models import Entitlement
+    from backend.access.reconcile import adopt_chain_access
     from backend.access.service import grant_access
     from backend.worker.chain import get_chain
-    from backend.worker.reconcile import adopt_chain_access
 
     wenv = own_wenv
     c1, c2, c3 = wenv.deployed.courses
@@ -393,7 +405,7 @@ def test_reconcile_repairs_drift_both_ways_then_finds_none(
         ADMIN,
     )
 
-    summary = run(tasks.reconcile_access)
+    summary = run(access_tasks.reconcile_access)
     assert (summary["drift"], summary["fixes"], summary["chain_only"]) == (4, 3, 1)
     for learner, course, source in (
         (card_learner, c1, 2),
@@ -416,7 +428,7 @@ def test_reconcile_repairs_drift_both_ways_then_finds_none(
     assert adopted["source"] == "grant"
     sent = wenv.count(WorkerTransaction)
     for _ in range(2):
-        again = run(tasks.reconcile_access)
+        again = run(access_tasks.reconcile_access)
         assert (again["drift"], again["fixes"], again["chain_only"]) == (0, 0, 0)
     assert wenv.count(WorkerTransaction) == sent  # the second and third runs changed nothing
 
@@ -470,7 +482,7 @@ def test_api_grants_and_revokes_end_on_chain(wenv: WorkerEnv, anvil: Anvil, sour
     with session_scope(wenv.factory) as s:
         ent = s.get(Entitlement, entitlement_id)
         assert ent is not None and ent.chain_status == "revoked"
-    assert run(tasks.record_access_revoke, entitlement_id=entitlement_id)["outcome"] == (
+    assert run(access_tasks.record_access_revoke, entitlement_id=entitlement_id)["outcome"] == (
         "already_revoked"
     )
     assert len(wenv.transactions()) == 2
@@ -496,13 +508,15 @@ def test_failed_grant_is_shown_on_the_entitlement(wenv: WorkerEnv, anvil: Anvil)
     transact(wenv.deployed.w3, market.functions.pause(), ADMIN)
     try:
         with pytest.raises(TxWouldRevertError):
-            run(tasks.record_access_grant, entitlement_id=entitlement_id)
+            run(access_tasks.record_access_grant, entitlement_id=entitlement_id)
     finally:
         transact(wenv.deployed.w3, market.functions.unpause(), ADMIN)
     with session_scope(wenv.factory) as s:
         ent = s.get(Entitlement, entitlement_id)
         assert ent is not None and ent.chain_status == "failed" and ent.chain_error
-    assert run(tasks.record_access_grant, entitlement_id=entitlement_id)["outcome"] == "granted"
+    assert (
+        run(access_tasks.record_access_grant, entitlement_id=entitlement_id)["outcome"] == "granted"
+    )
     with session_scope(wenv.factory) as s:
         ent = s.get(Entitlement, entitlement_id)
         assert ent is not None and ent.chain_status == "recorded" and ent.chain_error is None
@@ -511,8 +525,8 @@ def test_failed_grant_is_shown_on_the_entitlement(wenv: WorkerEnv, anvil: Anvil)
 def test_certificate_waits_for_the_grant_on_chain(wenv: WorkerEnv, anvil: Anvil) -> None:
     """Completed right after a free claim: the mint waits for grantAccess instead of failing."""
     from backend.access.service import grant_access
+    from backend.certificates.issuance import issue_certificate
     from backend.core.config import get_settings
-    from backend.worker.certificates import issue_certificate
     from backend.worker.chain import get_chain
     from backend.worker.errors import PermanentError, RetryableError
     from backend.worker.runtime import get_sender
@@ -597,5 +611,8 @@ def test_card_refund_revokes_the_minted_certificate(wenv: WorkerEnv, anvil: Anvi
     token_id = token_id_for(learner.address, course)
     onchain = wenv.deployed.certificate.functions.verify(token_id).call()
     assert (onchain[0], onchain[5], onchain[7]) == (learner.address, True, 5), "revoked, kept"
-    assert run(tasks.revoke_certificate, certificate_id=cert_id)["outcome"] == "already_revoked"
+    assert (
+        run(certificate_tasks.revoke_certificate, certificate_id=cert_id)["outcome"]
+        == "already_revoked"
+    )
     assert len(wenv.transactions("revoke:")) == 2  # the access and the certificate

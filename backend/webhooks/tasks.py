@@ -14,17 +14,23 @@ import logging
 from datetime import timedelta
 from typing import Any
 
+from celery import Task
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from backend.checkout.gateway import StripeGateway
 from backend.core.db import session_scope, utcnow
 from backend.core.errors import NotFoundError
+from backend.outbox.service import Topics
 from backend.webhooks import service
 from backend.webhooks.models import StripeEvent
+from backend.worker.celery_app import app
+from backend.worker.db import get_session_factory
 from backend.worker.errors import PermanentError, RetryableError
 from backend.worker.jobs import mark_enqueued, upsert_job
-from backend.worker.outbox import STRIPE_EVENT, Publisher
+from backend.worker.outbox import Publisher
+from backend.worker.runtime import get_stripe_gateway
+from backend.worker.tasks import TuitionTask, publish
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +88,7 @@ def sweep(factory: sessionmaker[Session], publish: Publisher, limit: int = 100) 
             assert row.event_id is not None
             kwargs = {"event_id": row.event_id}
             job, needed = upsert_job(
-                s, topic=STRIPE_EVENT, ref=row.event_id, task=TASK, payload=kwargs
+                s, topic=Topics.STRIPE_EVENT, ref=row.event_id, task=TASK, payload=kwargs
             )
             if needed:
                 mark_enqueued(s, job)
@@ -93,3 +99,19 @@ def sweep(factory: sessionmaker[Session], publish: Publisher, limit: int = 100) 
     if messages:
         log.info("stripe: %d unprocessed event(s) handed to the worker", len(messages))
     return len(messages)
+
+
+# ---------------------------------------------------------------------- Celery tasks
+
+
+@app.task(base=TuitionTask, bind=True, name="tuition.process_stripe_event", max_retries=10)
+def process_stripe_event(self: Task, event_id: str, job_id: int | None = None) -> dict[str, Any]:
+    """Apply a stored Stripe webhook event with the backend's `process_stripe_event`."""
+    outcome = process_event(get_session_factory(), get_stripe_gateway(), str(event_id))
+    return {"event_id": event_id, "outcome": outcome}
+
+
+@app.task(name="tuition.sweep_stripe_events", ignore_result=True, acks_late=False)
+def sweep_stripe_events() -> int:
+    """Hand verified Stripe events the API could not process to `process_stripe_event`."""
+    return sweep(get_session_factory(), publish)

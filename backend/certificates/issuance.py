@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from backend.access.models import Entitlement
 from backend.catalog.models import Course
 from backend.certificates.models import Certificate, CertificateMode, CertificateStatus
+from backend.certificates.vouchers import record_hash28, sign_voucher
 from backend.core.config import WorkerSettings, get_settings
 from backend.core.db import session_scope, utcnow
 from backend.worker.chain import Chain, certificate_on_chain, has_access, token_id_for
@@ -30,7 +31,6 @@ from backend.worker.errors import (
     TxWouldRevertError,
 )
 from backend.worker.sender import TxSender
-from backend.worker.vouchers import record_hash28, sign_voucher
 
 log = logging.getLogger(__name__)
 

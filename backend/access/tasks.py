@@ -15,20 +15,35 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+from celery import Task
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from backend.access.models import AccessSource, ChainStatus, Entitlement
+from backend.access.reconcile import reconcile_access as reconcile
 from backend.catalog.models import Course
+from backend.core.config import get_settings
 from backend.core.db import session_scope, utcnow
-from backend.worker.chain import SOURCE_CARD, SOURCE_GRANT, Chain, access_record, has_access
+from backend.worker.celery_app import app
+from backend.worker.chain import (
+    SOURCE_CARD,
+    SOURCE_GRANT,
+    Chain,
+    access_record,
+    get_chain,
+    has_access,
+)
+from backend.worker.db import get_session_factory
 from backend.worker.errors import (
+    NotDeployedError,
     PermanentError,
     RetryableError,
     TxRevertedError,
     TxWouldRevertError,
 )
+from backend.worker.runtime import get_sender
 from backend.worker.sender import TxSender
+from backend.worker.tasks import TuitionTask, publish, until_mined
 
 log = logging.getLogger(__name__)
 
@@ -183,3 +198,55 @@ def record_revoke(
     mark(factory, job.id, ChainStatus.REVOKED, tx_hash=mined.tx_hash)
     log.info("entitlement %s: access revoked on-chain in %s", job.id, mined.tx_hash)
     return {**result, "outcome": "revoked", "tx_hash": mined.tx_hash}
+
+
+# ---------------------------------------------------------------------- Celery tasks
+
+
+@app.task(base=TuitionTask, bind=True, name="tuition.record_access_grant")
+def record_access_grant(
+    self: Task, entitlement_id: int, job_id: int | None = None
+) -> dict[str, Any]:
+    """Record an entitlement on-chain: grantAccess(course, learner, Card|Grant, ref)."""
+    return until_mined(
+        self,
+        lambda: record_grant(
+            int(entitlement_id),
+            factory=get_session_factory(),
+            chain=get_chain(),
+            sender=get_sender(),
+        ),
+    )
+
+
+@app.task(base=TuitionTask, bind=True, name="tuition.record_access_revoke")
+def record_access_revoke(
+    self: Task, entitlement_id: int, job_id: int | None = None
+) -> dict[str, Any]:
+    """Record the end of an entitlement on-chain: revokeAccess(course, learner, ref)."""
+    return until_mined(
+        self,
+        lambda: record_revoke(
+            int(entitlement_id),
+            factory=get_session_factory(),
+            chain=get_chain(),
+            sender=get_sender(),
+        ),
+    )
+
+
+@app.task(base=TuitionTask, bind=True, name="tuition.reconcile_access", max_retries=2)
+def reconcile_access(self: Task, batch: int | None = None) -> dict[str, Any]:
+    """Compare a batch of DB entitlements with on-chain access; report and fix drift."""
+    try:
+        chain = get_chain()
+    except NotDeployedError as exc:
+        log.info("reconcile: %s", exc)
+        return {}
+    return reconcile(
+        factory=get_session_factory(),
+        chain=chain,
+        settings=get_settings().worker,
+        publish=publish,
+        batch=batch,
+    )
