@@ -259,8 +259,48 @@ class App:
         return path
 
 
+class PageTrace:
+    """What a page asked of the network and said on its console, for a failing test's report."""
+
+    def __init__(self, page: Any) -> None:
+        self.started = time.monotonic()
+        self.events: list[str] = []
+        self.pending: dict[int, str] = {}
+        page.on("console", lambda m: self._note(f"console.{m.type}: {m.text}"))
+        page.on("request", self._request)
+        page.on("requestfinished", lambda r: self._done(r, "finished"))
+        page.on("requestfailed", lambda r: self._done(r, f"FAILED ({r.failure})"))
+        page.on("framenavigated", lambda f: f.parent_frame or self._note(f"navigated {f.url}"))
+
+    def _note(self, text: str) -> None:
+        self.events.append(f"{time.monotonic() - self.started:7.3f}s {text}")
+
+    def _request(self, request: Any) -> None:
+        self.pending[id(request)] = f"{request.method} {request.url}"
+        self._note(f"-> {request.method} {request.url}")
+
+    def _done(self, request: Any, how: str) -> None:
+        self.pending.pop(id(request), None)
+        self._note(f"<- {request.method} {request.url} {how}")
+
+    def report(self) -> str:
+        pending = "\n".join(f"  still pending: {p}" for p in self.pending.values())
+        return "\n".join([*self.events[-60:], pending])
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    outcome = yield
+    report = outcome.get_result()
+    if report.when == "call" and report.failed:
+        for i, trace in enumerate(getattr(item, "page_traces", [])):
+            report.sections.append((f"browser page {i}: network and console", trace.report()))
+
+
 @pytest.fixture
-def open_app(browser: Any, stack: Stack, tmp_path: Path) -> Iterator[Callable[..., App]]:
+def open_app(
+    browser: Any, stack: Stack, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[Callable[..., App]]:
     """Factory: `open_app(key_name, chain_id=31337, viewport=DESKTOP)` → App on the catalog."""
     opened: list[App] = []
 
@@ -283,6 +323,8 @@ def open_app(browser: Any, stack: Stack, tmp_path: Path) -> Iterator[Callable[..
         page = context.new_page()
         errors: list[str] = []
         page.on("pageerror", lambda exc: errors.append(str(exc)))
+        traces = request.node.__dict__.setdefault("page_traces", [])
+        traces.append(PageTrace(page))
         app = App(page, wallet, context, stack.api_url, errors, screenshots_dir(tmp_path))
         opened.append(app)
         app.goto(path)
