@@ -13,28 +13,31 @@ from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.middleware.cors import CORSMiddleware
 
 from backend.access.router import router as access_router
+from backend.account.router import profile_router
+from backend.account.router import router as me_router
 from backend.admin.router import router as admin_router
+from backend.api.deps import Services
+from backend.auth.deps import admin_principal, current_principal
 from backend.auth.router import router as auth_router
 from backend.catalog.router import router as catalog_router
 from backend.catalog.service import seed_tokens
 from backend.chain.client import ChainClient, Web3ChainClient
 from backend.chain.deployment import Deployment, deployment_or_empty
-from backend.checkout.gateway import StripeGateway
 from backend.checkout.router import router as checkout_router
 from backend.core import migrate
 from backend.core.config import Settings, get_settings
 from backend.core.database import Database
-from backend.core.deps import Services, admin_principal, current_principal, make_admins
 from backend.core.errors import error_response, install_error_handlers
 from backend.core.logging import configure_logging
 from backend.core.metrics import render_metrics
 from backend.core.middleware import OriginCheckMiddleware, RequestContextMiddleware
 from backend.core.openapi import install_openapi
 from backend.core.ratelimit import RateLimiter, make_rate_limiter
+from backend.integrations.stripe_gateway import StripeGateway
 from backend.learning.router import router as learning_router
 from backend.orders.router import router as orders_router
 from backend.provider.router import router as provider_router
-from backend.users.router import router as me_router
+from backend.users.service import admin_addresses
 from backend.webhooks.router import router as webhooks_router
 
 logger = logging.getLogger("tuition.api")
@@ -115,7 +118,7 @@ def create_app(
         deployment=deployment
         if deployment is not None
         else deployment_or_empty(settings.deployment_file),
-        admins=make_admins(settings),
+        admins=admin_addresses(settings),
     )
 
     @asynccontextmanager
@@ -155,6 +158,7 @@ def create_app(
     for router in (
         access_router,
         auth_router,
+        profile_router,
         catalog_router,
         learning_router,
         orders_router,

@@ -104,7 +104,7 @@ def seed_demo() -> None:
 
     from backend.core.config import get_settings
     from backend.core.db import make_engine, session_scope
-    from backend.devstack import DEMO_KEYS
+    from backend.core.dev_accounts import DEMO_KEYS
     from backend.devtools.demo_catalog import seed_demo_catalog
 
     settings = get_settings()

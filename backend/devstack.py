@@ -20,19 +20,11 @@ from typing import Any
 
 import httpx
 
+from backend.chain.deploy import deploy_demo
 from backend.chain.toolchain import anvil_path, ensure_toolchain, tool_path_env
-from backend.core.config import ANVIL_KEY_1, PROJECT_ROOT
+from backend.core.config import PROJECT_ROOT
+from backend.core.dev_accounts import ANVIL_MNEMONIC, DEMO_KEYS
 
-ANVIL_MNEMONIC = "test test test test test test test test test test test junk"
-# anvil's default accounts: 0 deploys and administers, 1 is the backend's operator/issuer key,
-# 2 is the demo provider, 3.. are demo learners (see scripts/deploy.py).
-DEMO_KEYS = {
-    "admin": "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80",
-    "operator": ANVIL_KEY_1,
-    "provider": "0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a",
-    "learner": "0x7c852118294e51e653712a81e05800f419141751be58f605c371e15141b007a6",
-    "learner2": "0x47e179ec197488593b187f80a00eb0da91f1b9d0b13f8733639f19c30a34926a",
-}
 # Local-development placeholders (refused in production by Settings).
 STRIPE_WEBHOOK_SECRET = "whsec_local"  # noqa: S105
 STRIPE_API_KEY = "sk_test_local"
@@ -197,17 +189,10 @@ class DevStack:
 
     def deploy(self) -> dict[str, Any]:
         """Deploy (or reuse) the contracts and the demo catalog; returns the deployment file."""
-        from backend.chain.deploy import deploy_all
-
-        self.deployment = deploy_all(
+        self.deployment = deploy_demo(
             rpc_url=self.config.rpc_url,
             network=self.config.network,
             deployments_dir=self.config.deployments_dir,
-            admin_key=DEMO_KEYS["admin"],
-            operator_key=DEMO_KEYS["operator"],
-            provider_key=DEMO_KEYS["provider"],
-            learner_keys=[DEMO_KEYS["learner"], DEMO_KEYS["learner2"]],
-            demo=True,
         )
         return self.deployment
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from backend.access.models import AccessSource, Entitlement
 from backend.audit.models import AuditEntry
 from backend.auth.models import AuthNonce, AuthSession
-from backend.catalog.models import Course, CourseStatus, Lesson, Token, TokenPrice
-from backend.certificates.models import Certificate, CertificateMode, CertificateStatus
+from backend.catalog.models import CertificateMode, Course, CourseStatus, Lesson, Token, TokenPrice
+from backend.certificates.models import Certificate, CertificateStatus
 from backend.core.db import Base
 from backend.learning.models import LessonProgress
 from backend.orders.models import Order, OrderStatus, Rail

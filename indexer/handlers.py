@@ -22,14 +22,14 @@ from sqlalchemy.orm import Session
 from backend.access.models import AccessSource, Entitlement
 from backend.access.service import active_entitlement, grant_access
 from backend.audit.service import record as audit
-from backend.catalog.models import Course, Token, TokenPrice
+from backend.catalog.models import CertificateMode, Course, Token, TokenPrice
 from backend.catalog.service import (
     course_by_onchain_id,
     link_onchain_course,
     mirror_course_update,
     mirror_price,
 )
-from backend.certificates.models import Certificate, CertificateMode, CertificateStatus
+from backend.certificates.models import Certificate, CertificateStatus
 from backend.core.db import utcnow
 from backend.orders.models import Order
 from backend.orders.service import (

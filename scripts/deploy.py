@@ -6,7 +6,7 @@ Against a node that keeps running (so the deployment file stays useful), e.g. an
     APE_FOUNDRY_HOST=http://127.0.0.1:8545 PATH=$PWD/.tools/bin:$PWD/node_modules/.bin:$PATH \\
         .venv/bin/ape run deploy --network ethereum:local:foundry
 
-The work is done by `backend.chain.deploy.deploy_all` from the committed artifacts (see that
+The work is done by `backend.chain.deploy.deploy_demo` from the committed artifacts (see that
 module): market, certificates, ESN and USDC test tokens, roles, allowlist, and on dev chains the
 demo catalog and funded demo learners. Local chains use anvil's well-known keys (Ape's test
 mnemonic is anvil's); other chains take keys from TUITION_DEPLOYER_PRIVATE_KEY and
@@ -19,9 +19,8 @@ from __future__ import annotations
 import click
 from ape.cli import ConnectedProviderCommand
 
-from backend.chain.deploy import deploy_all
+from backend.chain.deploy import deploy_demo
 from backend.core.config import get_settings
-from backend.devstack import DEMO_KEYS
 
 LOCAL_CHAIN_IDS = (31337, 1337)
 
@@ -33,15 +32,8 @@ def cli(provider, demo: bool) -> None:  # type: ignore[no-untyped-def]
     if provider.chain_id not in LOCAL_CHAIN_IDS:
         raise click.ClickException("use `tuition deploy` with TUITION_* keys for real chains")
     settings = get_settings()
-    data = deploy_all(
-        rpc_url=provider.uri,
-        network="local",
-        deployments_dir=settings.deployments_dir,
-        admin_key=DEMO_KEYS["admin"],
-        operator_key=DEMO_KEYS["operator"],
-        provider_key=DEMO_KEYS["provider"] if demo else None,
-        learner_keys=[DEMO_KEYS["learner"], DEMO_KEYS["learner2"]] if demo else None,
-        demo=demo,
+    data = deploy_demo(
+        rpc_url=provider.uri, network="local", deployments_dir=settings.deployments_dir, demo=demo
     )
     for name, info in data["contracts"].items():
         click.echo(f"{name:<18}{info['address']}")

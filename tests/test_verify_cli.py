@@ -18,7 +18,8 @@ from backend.chain.artifacts import load_abi
 from backend.chain.deploy import Deployer, deploy_all
 from backend.chain.toolchain import anvil_path
 from backend.cli import app
-from backend.devstack import DEMO_KEYS, free_port, wait_until
+from backend.core.dev_accounts import DEMO_KEYS
+from backend.devstack import free_port, wait_until
 
 pytestmark = pytest.mark.chain
 

@@ -10,12 +10,13 @@ from backend.access.models import AccessSource
 from backend.access.repository import check_access
 from backend.access.schemas import AccessOut
 from backend.access.service import grant_access
+from backend.api.deps import DbSession, Services
+from backend.auth.deps import CurrentUser
 from backend.catalog.models import CourseStatus
-from backend.catalog.router import CourseId
 from backend.catalog.service import get_course
-from backend.core.deps import CurrentUser, DbSession, Services
 from backend.core.errors import ConflictError, InvalidInputError, NotFoundError
 from backend.core.openapi import errors
+from backend.core.schemas import CourseId
 from backend.core.security import InvalidAddressError, checksum_address
 
 router = APIRouter(prefix="/courses", tags=["access"])

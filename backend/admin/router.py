@@ -12,9 +12,10 @@ from sqlalchemy.orm import Session
 from backend.access.models import AccessSource
 from backend.access.schemas import EntitlementOut, GrantIn, RevokeIn
 from backend.access.service import grant_access, revoke_access
+from backend.api.deps import DbSession
 from backend.audit.models import AuditEntry
+from backend.auth.deps import AdminUser
 from backend.catalog.service import get_course
-from backend.core.deps import AdminUser, DbSession
 from backend.core.errors import NotFoundError
 from backend.core.openapi import errors
 from backend.core.schemas import ApiModel

@@ -1,25 +1,16 @@
-"""/api/v1/auth: nonce, verify (sign in), logout, me."""
+"""/api/v1/auth: nonce, verify (sign in), logout (`/auth/me` is `backend.account`'s)."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request, Response
-from sqlalchemy import select
 
+from backend.api.deps import DbSession, ServicesDep, client_ip
 from backend.auth import service
-from backend.auth.schemas import LogoutOut, MeOut, NonceOut, ProfileIn, SessionOut, VerifyIn
+from backend.auth.deps import auth_rate_limit, bearer_or_cookie_token
+from backend.auth.schemas import LogoutOut, NonceOut, SessionOut, VerifyIn
 from backend.auth.service import NONCE_TTL
-from backend.core.deps import (
-    CurrentUser,
-    DbSession,
-    ServicesDep,
-    auth_rate_limit,
-    bearer_or_cookie_token,
-    client_ip,
-)
 from backend.core.openapi import errors
 from backend.core.security import NONCE_COOKIE, SESSION_COOKIE
-from backend.users.models import User
-from backend.users.service import roles_of, update_profile
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
@@ -101,35 +92,3 @@ async def logout(request: Request, response: Response, session: DbSession) -> Lo
     revoked = await service.revoke_session(session, token) if token else False
     response.delete_cookie(SESSION_COOKIE, path="/")
     return LogoutOut(revoked=revoked)
-
-
-@router.get("/me", response_model=MeOut)
-async def me(principal: CurrentUser, session: DbSession, services: ServicesDep) -> MeOut:
-    """The signed-in wallet and its roles (learner, provider, admin)."""
-    roles = await session.run_sync(roles_of, principal.address, services.admins)
-    user = await session.scalar(select(User).where(User.id == principal.user_id))
-    return MeOut(
-        address=principal.address,
-        roles=roles,
-        email=user.email if user else None,
-        display_name=user.display_name if user else None,
-    )
-
-
-@router.patch("/me", response_model=MeOut)
-async def update_me(
-    body: ProfileIn, principal: CurrentUser, session: DbSession, services: ServicesDep
-) -> MeOut:
-    """Set the optional email and display name."""
-    user = await session.scalar(select(User).where(User.id == principal.user_id))
-    assert user is not None
-    await session.run_sync(
-        lambda s: update_profile(s, user, email=body.email, display_name=body.display_name)
-    )
-    roles = await session.run_sync(roles_of, principal.address, services.admins)
-    return MeOut(
-        address=principal.address,
-        roles=roles,
-        email=user.email,
-        display_name=user.display_name,
-    )

@@ -18,8 +18,14 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from backend.certificates.models import CertificateMode
 from backend.core.db import Address, Base, TokenAmount, UTCDateTime, utcnow
+
+
+class CertificateMode:
+    """Who pays the gas: the platform mints, or the learner claims with a signed voucher."""
+
+    MINT = "mint"
+    VOUCHER = "voucher"
 
 
 class CourseStatus:

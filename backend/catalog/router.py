@@ -4,19 +4,18 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Query
 from sqlalchemy.orm import Session
 
+from backend.api.deps import DbSession
+from backend.auth.deps import OptionalUser
 from backend.catalog import service
 from backend.catalog.schemas import CourseDetailOut, CoursePageOut
 from backend.catalog.views import course_detail_out, courses_out
-from backend.core.deps import DbSession, OptionalUser
 from backend.core.errors import InvalidInputError
-from backend.core.schemas import MAX_INT32
+from backend.core.schemas import MAX_INT32, CourseId
 
 router = APIRouter(prefix="/courses", tags=["catalog"])
-
-CourseId = Annotated[int, Path(ge=1, le=MAX_INT32, description="The course's id")]
 
 
 @router.get("", response_model=CoursePageOut)

@@ -18,8 +18,8 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from backend.access.models import Entitlement
-from backend.catalog.models import Course
-from backend.certificates.models import Certificate, CertificateMode, CertificateStatus
+from backend.catalog.models import CertificateMode, Course
+from backend.certificates.models import Certificate, CertificateStatus
 from backend.certificates.vouchers import record_hash28, sign_voucher
 from backend.core.config import WorkerSettings, get_settings
 from backend.core.db import session_scope, utcnow

@@ -16,6 +16,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
+from backend.catalog.models import CertificateMode
 from backend.core.db import Address, Base, TokenAmount, UTCDateTime, utcnow
 from backend.core.types import JsonType
 
@@ -39,13 +40,6 @@ class RevokeReason:
     LEARNER_REQUEST = 4
     REFUNDED = 5  # the payment for the course was refunded (either rail)
     DISPUTED = 6  # the card payment was disputed and the dispute lost
-
-
-class CertificateMode:
-    """Who pays the gas: the platform mints, or the learner claims with a signed voucher."""
-
-    MINT = "mint"
-    VOUCHER = "voucher"
 
 
 class Certificate(Base):

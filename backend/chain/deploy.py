@@ -18,8 +18,9 @@ from web3.contract import Contract
 
 from backend.chain.artifacts import abi_path, load_abi, load_bytecode
 from backend.core.config import get_settings
+from backend.core.dev_accounts import DEMO_KEYS
+from backend.core.security import NATIVE_TOKEN
 
-NATIVE = "0x0000000000000000000000000000000000000000"
 DEFAULT_FEE_BPS = 500  # 5 %
 ADMIN_DELAY = 3 * 24 * 3600  # two-step admin transfer waits three days
 
@@ -194,7 +195,7 @@ def _seed_demo(
         course_ids.append(course_id)
         for symbol, amount in course["prices"].items():
             if symbol == "ETH":
-                token_address, decimals = NATIVE, 18
+                token_address, decimals = NATIVE_TOKEN, 18
             else:
                 token_address, decimals = tokens[symbol].address, TOKENS[symbol][2]
             price = _to_units(amount, decimals)
@@ -207,19 +208,37 @@ def _seed_demo(
     return {"provider": provider.address, "learners": learners, "courses": course_ids}
 
 
-def deploy_from_settings(demo: bool = True) -> dict[str, Any]:
-    """`tuition deploy`: the configured chain, the configured admin and operator keys."""
-    from backend.devstack import DEMO_KEYS
-
-    settings = get_settings()
-    admin_key = settings.deployer_private_key.get_secret_value()
+def deploy_demo(
+    *,
+    rpc_url: str,
+    network: str,
+    deployments_dir: Path,
+    demo: bool = True,
+    admin_key: str = DEMO_KEYS["admin"],
+    operator_key: str = DEMO_KEYS["operator"],
+) -> dict[str, Any]:
+    """`deploy_all` with the dev accounts' roles: anvil's admin and operator keys by default,
+    and with `demo` the demo provider's catalog and two funded demo learners."""
     return deploy_all(
-        rpc_url=settings.rpc_url,
-        network=settings.network,
-        deployments_dir=settings.deployments_dir,
+        rpc_url=rpc_url,
+        network=network,
+        deployments_dir=deployments_dir,
         admin_key=admin_key,
-        operator_key=settings.operator_private_key.get_secret_value(),
+        operator_key=operator_key,
         provider_key=DEMO_KEYS["provider"] if demo else None,
         learner_keys=[DEMO_KEYS["learner"], DEMO_KEYS["learner2"]] if demo else None,
         demo=demo,
+    )
+
+
+def deploy_from_settings(demo: bool = True) -> dict[str, Any]:
+    """`tuition deploy`: the configured chain, the configured admin and operator keys."""
+    settings = get_settings()
+    return deploy_demo(
+        rpc_url=settings.rpc_url,
+        network=settings.network,
+        deployments_dir=settings.deployments_dir,
+        demo=demo,
+        admin_key=settings.deployer_private_key.get_secret_value(),
+        operator_key=settings.operator_private_key.get_secret_value(),
     )

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from backend.core.config import PROJECT_ROOT
+from backend.core.errors import ServiceUnavailableError
 from backend.core.security import InvalidAddressError, checksum_address
 
 logger = logging.getLogger(__name__)
@@ -95,6 +96,19 @@ class Deployment:
     def addresses(self) -> list[str]:
         """The market and certificate addresses (the contracts whose events matter)."""
         return [a for a in (self.market, self.certificate) if a]
+
+    def require_market(self) -> str:
+        """The CourseMarket address, or 503 when no deployment is configured.
+
+        Raises:
+            ServiceUnavailableError: no market on this network (code `chain_not_configured`).
+        """
+        if self.market is None:
+            raise ServiceUnavailableError(
+                "the marketplace contract is not deployed on this network",
+                code="chain_not_configured",
+            )
+        return self.market
 
     def contract(self, name: str) -> ContractInfo:
         """The contract `name` ("CourseMarket", "CourseCertificate", a token symbol...)."""

@@ -6,9 +6,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 
+from backend.api.deps import DbSession, ServicesDep
+from backend.auth.deps import CurrentUser
 from backend.checkout import service
 from backend.checkout.schemas import CheckoutIn, CheckoutOut, CheckoutStatusOut
-from backend.core.deps import CurrentUser, DbSession, ServicesDep
 from backend.core.openapi import errors
 
 router = APIRouter(prefix="/checkout", tags=["checkout"])

@@ -11,8 +11,8 @@ from sqlalchemy.orm import Session
 from backend.access.service import active_entitlement
 from backend.catalog.models import Course, CourseStatus
 from backend.catalog.service import get_course
-from backend.checkout.gateway import StripeGateway
 from backend.core.errors import ConflictError, NotFoundError
+from backend.integrations.stripe_gateway import StripeGateway
 from backend.orders import service as orders
 from backend.orders.models import Order, Rail
 

@@ -13,6 +13,8 @@ from typing import Literal
 from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from backend.core.dev_accounts import DEMO_KEYS
+
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 # Values that ship in the repo for local development; refused outside development.
@@ -23,14 +25,10 @@ PLACEHOLDER_SECRETS = frozenset(
         "dev-secret-change-me",
         "sk_test_local",
         "whsec_local",
-        # anvil's well-known default accounts #0 and #1 (public test keys)
-        "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80",
-        "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d",
+        # anvil's well-known default accounts (public test keys)
+        *DEMO_KEYS.values(),
     }
 )
-
-ANVIL_KEY_0 = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
-ANVIL_KEY_1 = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d"
 
 
 class WorkerSettings(BaseModel):
@@ -163,9 +161,9 @@ class Settings(BaseSettings):
     network: str = "local"
     deployments_dir: Path = PROJECT_ROOT / "deployments"
     # The backend's hot wallet: OPERATOR on the market (card grants) and ISSUER on certificates.
-    operator_private_key: SecretStr = SecretStr(ANVIL_KEY_1)
+    operator_private_key: SecretStr = SecretStr(DEMO_KEYS["operator"])
     # Only `tuition deploy` uses it: the contracts' admin (use a multisig's signer in production).
-    deployer_private_key: SecretStr = SecretStr(ANVIL_KEY_0)
+    deployer_private_key: SecretStr = SecretStr(DEMO_KEYS["admin"])
 
     # HTTP
     public_url: str = "http://localhost:8000"

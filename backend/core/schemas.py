@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Generic, TypeVar
 
+from fastapi import Path
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -27,6 +28,11 @@ MAX_INT64 = 2**63 - 1  # BigInteger columns (on-chain course ids, ledger ids)
 RowId = Annotated[int, Field(ge=1, le=MAX_INT32)]
 # An on-chain course id: below 2**96 in the contracts, stored as a BigInteger.
 OnchainCourseId = Annotated[int, Field(ge=1, le=MAX_INT64)]
+
+# Path parameters, bounded where they enter (a router never imports another router for them).
+CourseId = Annotated[int, Path(ge=1, le=MAX_INT32, description="The course's id")]
+LessonNumber = Annotated[int, Path(ge=1, le=10_000, description="Lesson position, from 1")]
+OrderId = Annotated[str, Path(min_length=1, max_length=36, description="The order's id")]
 
 
 class ApiModel(BaseModel):

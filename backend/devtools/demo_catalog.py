@@ -16,8 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from backend.catalog import service as catalog
-from backend.catalog.models import Course, CourseStatus
-from backend.certificates.models import CertificateMode
+from backend.catalog.models import CertificateMode, Course, CourseStatus
 from backend.chain.deploy import DEMO_COURSES
 
 ACTOR = "system:seed-demo"

@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Path
+from fastapi import APIRouter
 from sqlalchemy.orm import Session
 
-from backend.catalog.router import CourseId
+from backend.api.deps import DbSession
+from backend.auth.deps import CurrentUser
 from backend.catalog.schemas import LessonOut
 from backend.certificates.schemas import CertificateOut
-from backend.core.deps import CurrentUser, DbSession
 from backend.core.openapi import errors
+from backend.core.schemas import CourseId, LessonNumber
 from backend.learning import service
 from backend.learning.schemas import ProgressOut
 
 router = APIRouter(prefix="/courses", tags=["learning"])
-
-LessonNumber = Annotated[int, Path(ge=1, le=10_000, description="Lesson position, from 1")]
 
 
 @router.get("/{course_id}/lessons/{n}", response_model=LessonOut)

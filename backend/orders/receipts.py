@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from backend.catalog.models import Course, Token
 from backend.core.config import WorkerSettings
 from backend.core.db import session_scope, utcnow
+from backend.core.security import NATIVE_TOKEN
 from backend.orders.models import Order, Rail
 from backend.users.models import User
 from backend.worker import metrics
@@ -30,7 +31,6 @@ from backend.worker.models import SentReceipt
 log = logging.getLogger(__name__)
 
 KINDS = ("paid", "refunded")
-NATIVE = "0x0000000000000000000000000000000000000000"
 # ISO 4217 currencies without minor units (Stripe's list of zero-decimal currencies, abridged).
 ZERO_DECIMAL = frozenset(
     {
@@ -59,7 +59,7 @@ def _amount_text(s: Session, order: Order) -> str:
         currency = (order.currency or "").lower()
         decimals = 0 if currency in ZERO_DECIMAL else 2
         return format_amount(order.amount, decimals, currency.upper())
-    if order.token is None or order.token == NATIVE:
+    if order.token is None or order.token == NATIVE_TOKEN:
         return format_amount(order.amount, 18, "ETH")
     token = s.get(Token, order.token)
     if token is None:

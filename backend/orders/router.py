@@ -2,24 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Path
+from fastapi import APIRouter
 from sqlalchemy.orm import Session
 
+from backend.api.deps import DbSession, ServicesDep
 from backend.audit.service import record as audit
+from backend.auth.deps import CurrentUser
 from backend.catalog.models import Course
 from backend.catalog.service import get_course, tokens_by_address
 from backend.chain import tx as txs
 from backend.core.db import utcnow
-from backend.core.deps import CurrentUser, DbSession, Services, ServicesDep
 from backend.core.errors import (
     ConflictError,
     ForbiddenError,
     NotFoundError,
-    ServiceUnavailableError,
 )
 from backend.core.openapi import errors
+from backend.core.schemas import OrderId
 from backend.core.security import ZERO_ADDRESS
 from backend.orders import service
 from backend.orders.models import Order, OrderStatus, Rail
@@ -27,18 +26,6 @@ from backend.orders.schemas import CryptoOrderIn, CryptoQuoteOut, OrderOut, Refu
 from backend.orders.views import order_out, tx_out
 
 router = APIRouter(prefix="/orders", tags=["orders"])
-
-OrderId = Annotated[str, Path(min_length=1, max_length=36, description="The order's id")]
-
-
-def market_address(services: Services) -> str:
-    """The CourseMarket address, or 503 when no deployment is configured."""
-    market = services.deployment.market
-    if market is None:
-        raise ServiceUnavailableError(
-            "the marketplace contract is not deployed on this network", code="chain_not_configured"
-        )
-    return market
 
 
 @router.post(
@@ -49,7 +36,7 @@ async def quote_crypto_order(
 ) -> CryptoQuoteOut:
     """A pending order at the current on-chain price (valid 30 minutes) and the purchase
     transaction (`purchase(courseId, token, maxAmount, recipient, orderRef)`)."""
-    market = market_address(services)
+    market = services.deployment.require_market()
     chain_id = services.settings.chain_id
 
     def quote(s: Session) -> CryptoQuoteOut:
@@ -127,7 +114,7 @@ async def refund_order(
     if order.rail == Rail.CRYPTO:
         assert course.onchain_id is not None and order.token is not None
         tx = txs.refund(
-            market_address(services),
+            services.deployment.require_market(),
             services.settings.chain_id,
             course_id=course.onchain_id,
             learner=order.recipient,

@@ -8,9 +8,10 @@ from fastapi import APIRouter, Query, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from backend.api.deps import DbSession, ServicesDep
+from backend.auth.deps import CurrentUser
 from backend.catalog import service as catalog
 from backend.catalog.models import Course, Token
-from backend.catalog.router import CourseId
 from backend.catalog.schemas import (
     CourseCreateIn,
     CourseDetailOut,
@@ -23,13 +24,10 @@ from backend.catalog.schemas import (
 )
 from backend.catalog.views import course_detail_out, courses_out, token_out
 from backend.chain import tx as txs
-from backend.core.deps import CurrentUser, DbSession, ServicesDep
 from backend.core.errors import ConflictError, InvalidInputError, NotFoundError
 from backend.core.openapi import errors
-from backend.core.schemas import MAX_INT64
-from backend.learning.router import LessonNumber
+from backend.core.schemas import MAX_INT64, CourseId, LessonNumber
 from backend.orders.models import OrderStatus, Rail
-from backend.orders.router import market_address
 from backend.orders.schemas import TxOut
 from backend.orders.service import get_order
 from backend.orders.views import orders_out, tx_out
@@ -176,7 +174,7 @@ async def link_onchain_id(
     `onchain_course_not_found`, 403 `not_onchain_provider`.
     """
     provider = await service.onchain_provider(
-        services.chain, market_address(services), body.onchain_id
+        services.chain, services.deployment.require_market(), body.onchain_id
     )
 
     def link(s: Session) -> CourseDetailOut:
@@ -201,7 +199,7 @@ async def tx_create_course(
     course_id: CourseId, principal: CurrentUser, session: DbSession, services: ServicesDep
 ) -> TxOut:
     """`createCourse(title, refundWindow)` for my wallet to sign."""
-    market = market_address(services)
+    market = services.deployment.require_market()
 
     def build(s: Session) -> TxOut:
         course = catalog.get_owned_course(s, course_id, principal.address)
@@ -236,7 +234,7 @@ async def tx_set_price(
     services: ServicesDep,
 ) -> TxOut:
     """`setPrice(courseId, token, price)` for my wallet to sign (price in base units)."""
-    market = market_address(services)
+    market = services.deployment.require_market()
 
     def build(s: Session) -> TxOut:
         course = catalog.get_owned_course(s, course_id, principal.address)
@@ -260,7 +258,7 @@ async def tx_refund(
     services: ServicesDep,
 ) -> TxOut:
     """`refund(courseId, learner, payer, token, amount, fee)` of a paid crypto order."""
-    market = market_address(services)
+    market = services.deployment.require_market()
 
     def build(s: Session) -> TxOut:
         course = catalog.get_owned_course(s, course_id, principal.address)
@@ -294,7 +292,9 @@ async def tx_refund(
 @router.post("/tx/withdraw", response_model=TxOut, responses=errors(503))
 async def tx_withdraw(body: WithdrawIn, principal: CurrentUser, services: ServicesDep) -> TxOut:
     """`withdraw(token)` for my wallet to sign."""
-    return tx_out(txs.withdraw(market_address(services), services.settings.chain_id, body.token))
+    return tx_out(
+        txs.withdraw(services.deployment.require_market(), services.settings.chain_id, body.token)
+    )
 
 
 @router.get("/sales", response_model=SalesOut)
@@ -373,7 +373,7 @@ async def balances(
     principal: CurrentUser, session: DbSession, services: ServicesDep, response: Response
 ) -> BalancesOut:
     """My on-chain balances per token: withdrawable now, and still in escrow (net, fee)."""
-    market = market_address(services)
+    market = services.deployment.require_market()
     tokens = list((await session.scalars(select(Token).order_by(Token.symbol))).all())
     rows = await service.balances(services.chain, market, principal.address, tokens)
     response.headers["Cache-Control"] = "no-store"

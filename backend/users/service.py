@@ -6,7 +6,6 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from backend.catalog.models import Course
 from backend.core.config import Settings
 from backend.core.security import InvalidAddressError, checksum_address
 from backend.users.models import User
@@ -37,16 +36,6 @@ def admin_addresses(settings: Settings) -> frozenset[str]:
         except InvalidAddressError:
             continue
     return frozenset(result)
-
-
-def roles_of(session: Session, address: str, admins: frozenset[str]) -> list[str]:
-    """learner (everyone), provider (owns a course), admin (listed in settings)."""
-    roles = ["learner"]
-    if session.scalar(select(Course.id).where(Course.provider == address).limit(1)) is not None:
-        roles.append("provider")
-    if address in admins:
-        roles.append("admin")
-    return roles
 
 
 def update_profile(

@@ -12,10 +12,10 @@ from fastapi import APIRouter, Request, Response
 from backend.chain.deployment import current_deployment
 from backend.core.config import Settings, get_settings
 from backend.core.schemas import ApiModel
+from backend.core.security import NATIVE_TOKEN
 
 router = APIRouter(prefix="/api/v1", tags=["config"])
 
-NATIVE = "0x0000000000000000000000000000000000000000"
 
 # Names and native coins of the chains Tuition knows; settings may override both.
 KNOWN_CHAINS: dict[int, tuple[str, str, str]] = {
@@ -82,7 +82,9 @@ def build_config(settings: Settings) -> PublicConfig:
     )
     native_symbol = getattr(settings, "native_symbol", None) or native_symbol
     tokens = [
-        TokenOut(address=NATIVE, symbol=native_symbol, name=native_name, decimals=18, native=True)
+        TokenOut(
+            address=NATIVE_TOKEN, symbol=native_symbol, name=native_name, decimals=18, native=True
+        )
     ]
     for token in deployment.tokens:
         # The deploy script names its test tokens by symbol only: give those their full names.

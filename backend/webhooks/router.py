@@ -19,7 +19,7 @@ import stripe
 from fastapi import APIRouter, Request
 from sqlalchemy.orm import Session
 
-from backend.core.deps import ServicesDep
+from backend.api.deps import ServicesDep
 from backend.core.errors import BadRequestError, DomainError
 from backend.core.openapi import errors
 from backend.webhooks import service

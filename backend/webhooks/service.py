@@ -23,10 +23,10 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from backend.checkout.gateway import StripeGateway
 from backend.core.db import utcnow
 from backend.core.errors import NotFoundError
 from backend.core.metrics import STRIPE_EVENTS
+from backend.integrations.stripe_gateway import StripeGateway
 from backend.orders import card
 from backend.orders.models import Order, OrderStatus
 from backend.webhooks.models import StripeEvent

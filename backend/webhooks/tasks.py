@@ -18,9 +18,9 @@ from celery import Task
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from backend.checkout.gateway import StripeGateway
 from backend.core.db import session_scope, utcnow
 from backend.core.errors import NotFoundError
+from backend.integrations.stripe_gateway import StripeGateway
 from backend.outbox.service import Topics
 from backend.webhooks import service
 from backend.webhooks.models import StripeEvent

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import threading
 
-from backend.checkout.gateway import StripeGateway
 from backend.core.config import get_settings
+from backend.integrations.stripe_gateway import StripeGateway
 from backend.worker.chain import Chain, get_chain
 from backend.worker.db import get_session_factory
 from backend.worker.email import EmailBackend, get_backend

@@ -21,10 +21,10 @@ from fastapi import FastAPI
 
 from backend.app import create_app
 from backend.chain.deployment import Deployment
-from backend.checkout.gateway import StripeGateway
 from backend.core.database import Database
 from backend.core.ratelimit import MemoryRateLimiter
 from backend.devtools.stripe_fake import StripeFake
+from backend.integrations.stripe_gateway import StripeGateway
 
 
 @pytest.fixture

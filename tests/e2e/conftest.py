@@ -25,7 +25,7 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from sqlalchemy.engine import make_url
 
-from backend.devstack import DEMO_KEYS
+from backend.core.dev_accounts import DEMO_KEYS
 
 PG_URL = os.environ.get("TUITION_TEST_DATABASE_URL")
 REDIS_URL = os.environ.get("TUITION_TEST_REDIS_URL")

@@ -28,7 +28,7 @@ from eth_account import Account
 from web3 import Web3
 from web3.logs import DISCARD
 
-from backend.devstack import DEMO_KEYS
+from backend.core.dev_accounts import DEMO_KEYS
 
 pytestmark = [pytest.mark.chain, pytest.mark.slow]
 

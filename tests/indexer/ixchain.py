@@ -19,9 +19,11 @@ import httpx
 import orjson
 from web3 import Web3
 
+from backend.core.dev_accounts import DEMO_KEYS
+
 ROOT = Path(__file__).resolve().parents[2]
 # anvil's default account 0 (a public test key).
-ANVIL_KEY_0 = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
+ANVIL_KEY_0 = DEMO_KEYS["admin"]
 EMITTER_SOURCE = ROOT / "contracts" / "test" / "IndexerLogEmitter.sol"
 INTERFACES = ROOT / "contracts" / "interfaces"
 

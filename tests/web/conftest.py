@@ -143,7 +143,8 @@ def _tail_logs(state_dir: Path, lines: int = 40) -> str:
 def stack(web_build: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """anvil + contracts + migrated database + API (serving the built app) + indexer + worker +
     Stripe fake, on free ports; the lead's orchestrator (backend/devstack.py) starts them."""
-    from backend.devstack import DEMO_KEYS, DevStack, StackConfig, free_port
+    from backend.core.dev_accounts import DEMO_KEYS
+    from backend.devstack import DevStack, StackConfig, free_port
 
     keys = dict(DEMO_KEYS)
     for i in range(5, 10):

@@ -1,61 +1,16 @@
-"""FastAPI dependencies: the app's services, one DB transaction per request, the caller."""
+"""FastAPI dependencies for who is calling: the session token, the signed-in principal, admins,
+and the sign-in endpoints' rate limit."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 from fastapi import Depends, Request
-from sqlalchemy.ext.asyncio import AsyncSession
 
+from backend.api.deps import DbSession, ServicesDep, client_ip
 from backend.auth.service import Principal, authenticate
-from backend.chain.client import ChainClient
-from backend.chain.deployment import Deployment
-from backend.core.config import Settings
-from backend.core.database import Database
 from backend.core.errors import ForbiddenError, RateLimitedError, UnauthorizedError
-from backend.core.ratelimit import RateLimiter
 from backend.core.security import SESSION_COOKIE
-from backend.users.service import admin_addresses
-
-if TYPE_CHECKING:
-    from backend.checkout.gateway import StripeGateway
-
-_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-
-
-@dataclass
-class Services:
-    """Everything a request handler may need, built once per app (tests inject fakes)."""
-
-    settings: Settings
-    db: Database
-    chain: ChainClient
-    stripe: StripeGateway
-    rate_limiter: RateLimiter
-    deployment: Deployment
-    admins: frozenset[str] = field(default_factory=frozenset)
-
-
-def get_services(request: Request) -> Services:
-    """The app's services."""
-    services: Services = request.app.state.services
-    return services
-
-
-ServicesDep = Annotated[Services, Depends(get_services)]
-
-
-async def _db_session(request: Request) -> AsyncIterator[AsyncSession]:
-    # Commit before the response is sent (scope="function"), so a client never sees success
-    # for a transaction that then fails to commit.
-    services = get_services(request)
-    async with services.db.session(write=request.method not in _SAFE_METHODS) as session:
-        yield session
-
-
-DbSession = Annotated[AsyncSession, Depends(_db_session, scope="function")]
 
 
 def bearer_or_cookie_token(request: Request) -> str | None:
@@ -100,11 +55,6 @@ async def admin_principal(principal: CurrentUser, services: ServicesDep) -> Prin
 AdminUser = Annotated[Principal, Depends(admin_principal)]
 
 
-def client_ip(request: Request) -> str:
-    """The peer address (behind a proxy, run uvicorn with --proxy-headers to make it real)."""
-    return request.client.host if request.client else "unknown"
-
-
 async def auth_rate_limit(request: Request, services: ServicesDep) -> None:
     """Throttle sign-in endpoints per client IP (429 in the API's error shape)."""
     allowed, wait = await services.rate_limiter.allow(f"auth:{client_ip(request)}")
@@ -114,8 +64,3 @@ async def auth_rate_limit(request: Request, services: ServicesDep) -> None:
             f"too many sign-in requests; retry in {retry} s",
             headers={"Retry-After": str(retry)},
         )
-
-
-def make_admins(settings: Settings) -> frozenset[str]:
-    """The admin wallets."""
-    return admin_addresses(settings)

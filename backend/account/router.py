@@ -1,4 +1,5 @@
-"""/api/v1/me: the signed-in learner's history across both rails."""
+"""/api/v1/me: the signed-in learner's history across both rails; /api/v1/auth/me: the signed-in
+wallet's profile and roles."""
 
 from __future__ import annotations
 
@@ -8,14 +9,53 @@ from sqlalchemy.orm import Session
 
 from backend.access.models import Entitlement
 from backend.access.schemas import EntitlementOut
+from backend.account.service import roles_of
+from backend.api.deps import DbSession, ServicesDep
+from backend.auth.deps import CurrentUser
+from backend.auth.schemas import MeOut, ProfileIn
 from backend.certificates.schemas import CertificateOut
 from backend.certificates.service import certificates_of
-from backend.core.deps import CurrentUser, DbSession
 from backend.orders.schemas import OrderOut
 from backend.orders.service import orders_of
 from backend.orders.views import orders_out
+from backend.users.models import User
+from backend.users.service import update_profile
 
 router = APIRouter(prefix="/me", tags=["me"])
+# The profile and roles of the signed-in wallet, under the auth prefix the app has always used.
+profile_router = APIRouter(prefix="/auth", tags=["auth"])
+
+
+@profile_router.get("/me", response_model=MeOut)
+async def me(principal: CurrentUser, session: DbSession, services: ServicesDep) -> MeOut:
+    """The signed-in wallet and its roles (learner, provider, admin)."""
+    roles = await session.run_sync(roles_of, principal.address, services.admins)
+    user = await session.scalar(select(User).where(User.id == principal.user_id))
+    return MeOut(
+        address=principal.address,
+        roles=roles,
+        email=user.email if user else None,
+        display_name=user.display_name if user else None,
+    )
+
+
+@profile_router.patch("/me", response_model=MeOut)
+async def update_me(
+    body: ProfileIn, principal: CurrentUser, session: DbSession, services: ServicesDep
+) -> MeOut:
+    """Set the optional email and display name."""
+    user = await session.scalar(select(User).where(User.id == principal.user_id))
+    assert user is not None
+    await session.run_sync(
+        lambda s: update_profile(s, user, email=body.email, display_name=body.display_name)
+    )
+    roles = await session.run_sync(roles_of, principal.address, services.admins)
+    return MeOut(
+        address=principal.address,
+        roles=roles,
+        email=user.email,
+        display_name=user.display_name,
+    )
 
 
 @router.get("/orders", response_model=list[OrderOut])

@@ -1,0 +1,60 @@
+"""FastAPI dependencies every router shares: the app's services, one DB transaction per request.
+
+Who is calling is `backend.auth.deps` (CurrentUser, OptionalUser, AdminUser).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from backend.chain.client import ChainClient
+from backend.chain.deployment import Deployment
+from backend.core.config import Settings
+from backend.core.database import Database
+from backend.core.ratelimit import RateLimiter
+from backend.integrations.stripe_gateway import StripeGateway
+
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+@dataclass
+class Services:
+    """Everything a request handler may need, built once per app (tests inject fakes)."""
+
+    settings: Settings
+    db: Database
+    chain: ChainClient
+    stripe: StripeGateway
+    rate_limiter: RateLimiter
+    deployment: Deployment
+    admins: frozenset[str] = field(default_factory=frozenset)
+
+
+def get_services(request: Request) -> Services:
+    """The app's services."""
+    services: Services = request.app.state.services
+    return services
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+
+
+async def _db_session(request: Request) -> AsyncIterator[AsyncSession]:
+    # Commit before the response is sent (scope="function"), so a client never sees success
+    # for a transaction that then fails to commit.
+    services = get_services(request)
+    async with services.db.session(write=request.method not in _SAFE_METHODS) as session:
+        yield session
+
+
+DbSession = Annotated[AsyncSession, Depends(_db_session, scope="function")]
+
+
+def client_ip(request: Request) -> str:
+    """The peer address (behind a proxy, run uvicorn with --proxy-headers to make it real)."""
+    return request.client.host if request.client else "unknown"

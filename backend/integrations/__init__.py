@@ -1,0 +1,1 @@
+"""Clients of outside services the domains build on (the card processor); no domain logic."""
