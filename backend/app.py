@@ -26,7 +26,7 @@ from backend.chain.deployment import Deployment, deployment_or_empty
 from backend.checkout.router import router as checkout_router
 from backend.core import migrate
 from backend.core.config import Settings, get_settings
-from backend.core.database import Database
+from backend.core.db import Database
 from backend.core.errors import error_response, install_error_handlers
 from backend.core.logging import configure_logging
 from backend.core.metrics import render_metrics

@@ -230,12 +230,12 @@ def access_adopt(
     """Record in the database an access the chain grants and the database lacks (the fix the
     reconciler prints for "chain_only" drift)."""
     from backend.access.reconcile import adopt_chain_access
+    from backend.core.db import process_session_factory
     from backend.worker.chain import get_chain
-    from backend.worker.db import get_session_factory
 
     try:
         result = adopt_chain_access(
-            course, learner, factory=get_session_factory(), chain=get_chain()
+            course, learner, factory=process_session_factory(), chain=get_chain()
         )
     except LookupError as exc:
         typer.echo(f"error: {exc}", err=True)
@@ -259,8 +259,7 @@ def catalog_check_links(
     from backend.chain.artifacts import load_abi
     from backend.chain.deployment import load_deployment
     from backend.core.config import get_settings
-    from backend.core.db import session_scope
-    from backend.worker.db import get_session_factory
+    from backend.core.db import process_session_factory, session_scope
 
     settings = get_settings()
     market_address = load_deployment(settings.deployment_file).market
@@ -277,7 +276,7 @@ def catalog_check_links(
         except ContractLogicError:
             return None  # UnknownCourse / InvalidCourseId
 
-    with session_scope(get_session_factory()) as s:
+    with session_scope(process_session_factory()) as s:
         found = mismatched_links(s, provider_of)
         for course, onchain in found:
             typer.echo(

@@ -9,14 +9,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, Index, Integer, String, Text, UniqueConstraint
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy import BigInteger, Boolean, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from backend.core.db import Base, UTCDateTime, utcnow
-
-# JSONB on PostgreSQL (compact, indexable); JSON text elsewhere.
-JsonType = JSON().with_variant(JSONB(), "postgresql")
+from backend.core.db import Base, JsonType, UTCDateTime, utcnow
 
 
 class IndexerCheckpoint(Base):

@@ -16,7 +16,6 @@ from sqlalchemy.orm import sessionmaker
 
 from backend.chain.deployment import Deployment, load_deployment
 from backend.core.config import IndexerSettings, Settings, get_settings
-from backend.core.database import enable_sqlite_transactions
 from backend.core.db import make_engine
 from indexer import metrics
 from indexer.decoding import LogDecoder
@@ -29,8 +28,6 @@ from indexer.sink import EffectSink
 
 log = logging.getLogger(__name__)
 
-# backend.core.database's execution option choosing BEGIN IMMEDIATE on SQLite.
-_SQLITE_BEGIN_OPTION = "tuition_sqlite_begin"
 
 EXIT_OK = 0
 EXIT_CONFIG = 2
@@ -54,13 +51,11 @@ def make_indexer_engine(url: str, **kwargs: Any) -> Engine:
     """The indexer's sync engine: orjson for JSON columns; on SQLite, real SAVEPOINTs (the
     backend's grant uses them) and BEGIN IMMEDIATE, so the indexer queues behind the API's
     writes instead of failing to upgrade a read lock."""
-    engine = make_engine(url, json_serializer=_json_serializer, **kwargs)
+    engine = make_engine(url, json_serializer=_json_serializer, immediate=True, **kwargs)
     if engine.dialect.name == "sqlite":
-        enable_sqlite_transactions(engine)
         # Bulk inserts land at random places of several indexes (uuids, addresses): a 64 MB
         # page cache instead of the default 2 MB keeps them in memory.
-        sa_event.listen(engine, "connect", _sqlite_cache)
-        engine = engine.execution_options(**{_SQLITE_BEGIN_OPTION: "IMMEDIATE"})
+        sa_event.listen(engine.engine, "connect", _sqlite_cache)
     return engine
 
 

@@ -73,8 +73,7 @@ def prepare_database(url: str, schema: str | None, courses: int, entitlements: i
     """Migrate with Alembic, then bulk-insert courses and entitlements with INSERT ... SELECT
     (generated inside the database: a second, not minutes of Python)."""
     from backend.core import migrate
-    from backend.core.database import schema_connect_args
-    from backend.core.db import make_engine
+    from backend.core.db import make_engine, schema_connect_args
 
     migrate.upgrade(url, schema=schema)
     engine = make_engine(url, connect_args=schema_connect_args(url, schema, is_async=False))
@@ -139,7 +138,7 @@ def serve(url: str, schema: str | None, port: int, pool_size: int) -> None:
     from backend.app import create_app
     from backend.chain.deployment import Deployment
     from backend.core.config import Settings
-    from backend.core.database import Database
+    from backend.core.db import Database
 
     logging.getLogger().setLevel(logging.WARNING)  # no per-request access log in the figures
     settings = Settings(_env_file=None, env="test", database_url=url)

@@ -13,8 +13,12 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from backend.core import migrate
-from backend.core.database import enable_sqlite_transactions, schema_connect_args
-from backend.core.db import make_async_engine, make_engine
+from backend.core.db import (
+    enable_sqlite_transactions,
+    make_async_engine,
+    make_engine,
+    schema_connect_args,
+)
 
 PG_URL = os.environ.get("TUITION_TEST_DATABASE_URL")
 DB_BACKENDS = ["sqlite"] + (["postgresql"] if PG_URL else [])

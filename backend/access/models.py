@@ -7,8 +7,7 @@ from datetime import datetime
 from sqlalchemy import CheckConstraint, ForeignKey, Index, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from backend.core.db import Address, Base, UTCDateTime, utcnow
-from backend.core.types import BigId
+from backend.core.db import Address, Base, BigId, UTCDateTime, utcnow
 
 
 class AccessSource:

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from backend.access.models import Entitlement
 from backend.catalog.models import Course
-from backend.core.database import Database
+from backend.core.db import Database
 
 _DROPPED = (OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError)
 _courses = Course.__table__

@@ -23,7 +23,14 @@ from backend.access.models import AccessSource, ChainStatus, Entitlement
 from backend.access.reconcile import reconcile_access as reconcile
 from backend.catalog.models import Course
 from backend.core.config import get_settings
-from backend.core.db import session_scope, utcnow
+from backend.core.db import process_session_factory, session_scope, utcnow
+from backend.core.errors import (
+    NotDeployedError,
+    PermanentError,
+    RetryableError,
+    TxRevertedError,
+    TxWouldRevertError,
+)
 from backend.worker.celery_app import app
 from backend.worker.chain import (
     SOURCE_CARD,
@@ -32,14 +39,6 @@ from backend.worker.chain import (
     access_record,
     get_chain,
     has_access,
-)
-from backend.worker.db import get_session_factory
-from backend.worker.errors import (
-    NotDeployedError,
-    PermanentError,
-    RetryableError,
-    TxRevertedError,
-    TxWouldRevertError,
 )
 from backend.worker.runtime import get_sender
 from backend.worker.sender import TxSender
@@ -212,7 +211,7 @@ def record_access_grant(
         self,
         lambda: record_grant(
             int(entitlement_id),
-            factory=get_session_factory(),
+            factory=process_session_factory(),
             chain=get_chain(),
             sender=get_sender(),
         ),
@@ -228,7 +227,7 @@ def record_access_revoke(
         self,
         lambda: record_revoke(
             int(entitlement_id),
-            factory=get_session_factory(),
+            factory=process_session_factory(),
             chain=get_chain(),
             sender=get_sender(),
         ),
@@ -244,7 +243,7 @@ def reconcile_access(self: Task, batch: int | None = None) -> dict[str, Any]:
         log.info("reconcile: %s", exc)
         return {}
     return reconcile(
-        factory=get_session_factory(),
+        factory=process_session_factory(),
         chain=chain,
         settings=get_settings().worker,
         publish=publish,

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from backend.chain.client import ChainClient
 from backend.chain.deployment import Deployment
 from backend.core.config import Settings
-from backend.core.database import Database
+from backend.core.db import Database
 from backend.core.ratelimit import RateLimiter
 from backend.integrations.stripe_gateway import StripeGateway
 

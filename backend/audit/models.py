@@ -8,8 +8,7 @@ from typing import Any
 from sqlalchemy import Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from backend.core.db import Base, UTCDateTime, utcnow
-from backend.core.types import BigId, JsonType
+from backend.core.db import Base, BigId, JsonType, UTCDateTime, utcnow
 
 
 class AuditEntry(Base):

@@ -23,13 +23,13 @@ from backend.certificates.models import Certificate, CertificateStatus
 from backend.certificates.vouchers import record_hash28, sign_voucher
 from backend.core.config import WorkerSettings, get_settings
 from backend.core.db import session_scope, utcnow
-from backend.worker.chain import Chain, certificate_on_chain, has_access, token_id_for
-from backend.worker.errors import (
+from backend.core.errors import (
     PermanentError,
     RetryableError,
     TxRevertedError,
     TxWouldRevertError,
 )
+from backend.worker.chain import Chain, certificate_on_chain, has_access, token_id_for
 from backend.worker.sender import TxSender
 
 log = logging.getLogger(__name__)

@@ -17,8 +17,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from backend.catalog.models import CertificateMode
-from backend.core.db import Address, Base, TokenAmount, UTCDateTime, utcnow
-from backend.core.types import JsonType
+from backend.core.db import Address, Base, JsonType, TokenAmount, UTCDateTime, utcnow
 
 
 class CertificateStatus:

@@ -19,8 +19,8 @@ from web3.exceptions import ContractLogicError
 
 from backend.certificates.models import Certificate, CertificateStatus
 from backend.core.db import session_scope, utcnow
+from backend.core.errors import PermanentError, TxRevertedError, TxWouldRevertError
 from backend.worker.chain import Chain, call_view
-from backend.worker.errors import PermanentError, TxRevertedError, TxWouldRevertError
 from backend.worker.sender import TxSender
 
 log = logging.getLogger(__name__)

@@ -13,9 +13,9 @@ from celery import Task
 from backend.certificates.issuance import issue_certificate
 from backend.certificates.revocations import revoke_certificate as revoke
 from backend.core.config import get_settings
+from backend.core.db import process_session_factory
 from backend.worker.celery_app import app
 from backend.worker.chain import get_chain
-from backend.worker.db import get_session_factory
 from backend.worker.runtime import get_sender
 from backend.worker.tasks import TuitionTask, until_mined
 
@@ -27,7 +27,7 @@ def mint_certificate(self: Task, certificate_id: int, job_id: int | None = None)
         self,
         lambda: issue_certificate(
             int(certificate_id),
-            factory=get_session_factory(),
+            factory=process_session_factory(),
             chain=get_chain(),
             sender=get_sender(),
             settings=get_settings().worker,
@@ -44,7 +44,7 @@ def revoke_certificate(
         self,
         lambda: revoke(
             int(certificate_id),
-            factory=get_session_factory(),
+            factory=process_session_factory(),
             chain=get_chain(),
             sender=get_sender(),
         ),

@@ -1,8 +1,10 @@
-"""Domain errors and the one JSON error shape of the API.
+"""The one error tree, and the one JSON error shape of the API.
 
-Services raise a `DomainError` subclass (a code, an HTTP status and a message); one exception
-handler renders all of them, and the handlers below make FastAPI's and Starlette's own errors
-(404, 405, 422...) use the same shape: ``{"error": {"code": "...", "message": "..."}}``.
+`TuitionError` is the root. Services raise a `DomainError` subclass (a code, an HTTP status and
+a message); one exception handler renders all of them, and the handlers below make FastAPI's and
+Starlette's own errors (404, 405, 422...) use the same shape:
+``{"error": {"code": "...", "message": "..."}}``. Background tasks raise a `TaskError`
+subclass, which tells the worker to retry later or to give up.
 """
 
 from __future__ import annotations
@@ -19,7 +21,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 logger = logging.getLogger("tuition.errors")
 
 
-class DomainError(Exception):
+class TuitionError(Exception):
+    """The root of every error the project raises on purpose."""
+
+
+class DomainError(TuitionError):
     """An expected failure with a stable machine-readable code."""
 
     code: str = "bad_request"
@@ -108,6 +114,51 @@ class ServiceUnavailableError(DomainError):
     code = "unavailable"
     status_code = 503
     message = "The service is not available."
+
+
+# ------------------------------------------------------------------ background tasks
+
+
+class TaskError(TuitionError):
+    """A background task's failure: retry later (`RetryableError`) or give up (`PermanentError`)."""
+
+
+class RetryableError(TaskError):
+    """Try again later: RPC unreachable, node lagging, a lock or a race lost."""
+
+
+class ChainUnavailableError(RetryableError):
+    """The node could not be reached or answered with an unexpected error."""
+
+
+class TxNotMinedError(RetryableError):
+    """The transaction is recorded and broadcast but has no receipt yet."""
+
+    def __init__(self, tx_hash: str, nonce: int) -> None:
+        super().__init__(f"transaction {tx_hash} (nonce {nonce}) not mined yet")
+        self.tx_hash = tx_hash
+        self.nonce = nonce
+
+
+class PermanentError(TaskError):
+    """Retrying cannot help: bad data, missing configuration, a contract that refuses."""
+
+
+class TxWouldRevertError(PermanentError):
+    """Gas estimation reverted: the contract refuses the call in the current state."""
+
+
+class TxRevertedError(PermanentError):
+    """The transaction was mined with status 0."""
+
+    def __init__(self, tx_hash: str) -> None:
+        super().__init__(f"transaction {tx_hash} reverted")
+        self.tx_hash = tx_hash
+
+
+class NotDeployedError(RetryableError):
+    """No deployment file (or contract) for the configured network yet: `tuition deploy` may
+    still be running, so this is retried rather than failed."""
 
 
 def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:

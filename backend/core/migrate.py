@@ -14,8 +14,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection
 
-from backend.core.database import schema_connect_args
-from backend.core.db import make_engine
+from backend.core.db import make_engine, schema_connect_args
 
 SCRIPT_LOCATION = "backend:migrations"
 

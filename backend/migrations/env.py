@@ -16,8 +16,7 @@ from sqlalchemy.engine import Connection
 
 import backend.models  # noqa: F401  (registers every API table on Base.metadata)
 from backend.core.config import get_settings
-from backend.core.database import enable_sqlite_transactions, schema_connect_args
-from backend.core.db import Base, make_engine
+from backend.core.db import Base, enable_sqlite_transactions, make_engine, schema_connect_args
 
 # Tables owned by other services live in their own packages; import them when present.
 for _module in ("indexer.models", "backend.worker.models"):

@@ -18,8 +18,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from backend.core.db import Address, Base, TokenAmount, UTCDateTime, utcnow
-from backend.core.types import JsonType
+from backend.core.db import Address, Base, JsonType, TokenAmount, UTCDateTime, utcnow
 
 
 class Rail:

@@ -20,12 +20,12 @@ from sqlalchemy.orm import Session, sessionmaker
 from backend.catalog.models import Course, Token
 from backend.core.config import WorkerSettings
 from backend.core.db import session_scope, utcnow
+from backend.core.errors import PermanentError, RetryableError
 from backend.core.security import NATIVE_TOKEN
 from backend.orders.models import Order, Rail
 from backend.users.models import User
 from backend.worker import metrics
 from backend.worker.email import EmailBackend, build_receipt, format_amount, receipt_message_id
-from backend.worker.errors import PermanentError, RetryableError
 from backend.worker.models import SentReceipt
 
 log = logging.getLogger(__name__)

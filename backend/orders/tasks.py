@@ -7,11 +7,10 @@ from typing import Any
 from celery import Task
 
 from backend.core.config import get_settings
-from backend.core.db import session_scope
+from backend.core.db import process_session_factory, session_scope
 from backend.orders.receipts import send_receipt as send
 from backend.orders.service import expire_stale_orders
 from backend.worker.celery_app import app
-from backend.worker.db import get_session_factory
 from backend.worker.runtime import get_email_backend
 from backend.worker.tasks import TuitionTask
 
@@ -24,7 +23,7 @@ def send_receipt(
     return send(
         str(order_id),
         kind,
-        factory=get_session_factory(),
+        factory=process_session_factory(),
         backend=get_email_backend(),
         settings=get_settings().worker,
     )
@@ -33,5 +32,5 @@ def send_receipt(
 @app.task(name="tuition.expire_orders", ignore_result=True, acks_late=False)
 def expire_orders() -> int:
     """Mark pending orders past their expiry as expired (every minute, from beat)."""
-    with session_scope(get_session_factory()) as s:
+    with session_scope(process_session_factory()) as s:
         return expire_stale_orders(s)

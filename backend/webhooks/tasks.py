@@ -18,15 +18,13 @@ from celery import Task
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from backend.core.db import session_scope, utcnow
-from backend.core.errors import NotFoundError
+from backend.core.db import process_session_factory, session_scope, utcnow
+from backend.core.errors import NotFoundError, PermanentError, RetryableError
 from backend.integrations.stripe_gateway import StripeGateway
 from backend.outbox.service import Topics
 from backend.webhooks import service
 from backend.webhooks.models import StripeEvent
 from backend.worker.celery_app import app
-from backend.worker.db import get_session_factory
-from backend.worker.errors import PermanentError, RetryableError
 from backend.worker.jobs import mark_enqueued, upsert_job
 from backend.worker.outbox import Publisher
 from backend.worker.runtime import get_stripe_gateway
@@ -107,11 +105,11 @@ def sweep(factory: sessionmaker[Session], publish: Publisher, limit: int = 100) 
 @app.task(base=TuitionTask, bind=True, name="tuition.process_stripe_event", max_retries=10)
 def process_stripe_event(self: Task, event_id: str, job_id: int | None = None) -> dict[str, Any]:
     """Apply a stored Stripe webhook event with the backend's `process_stripe_event`."""
-    outcome = process_event(get_session_factory(), get_stripe_gateway(), str(event_id))
+    outcome = process_event(process_session_factory(), get_stripe_gateway(), str(event_id))
     return {"event_id": event_id, "outcome": outcome}
 
 
 @app.task(name="tuition.sweep_stripe_events", ignore_result=True, acks_late=False)
 def sweep_stripe_events() -> int:
     """Hand verified Stripe events the API could not process to `process_stripe_event`."""
-    return sweep(get_session_factory(), publish)
+    return sweep(process_session_factory(), publish)

@@ -153,10 +153,10 @@ class AliveScheduler(Scheduler):
 @worker_process_init.connect
 def _fresh_connections_after_fork(**_: Any) -> None:
     # A prefork child inherits the parent's DB pool and HTTP sessions: start its own.
-    from backend.worker import db
+    from backend.core.db import reset_process_engine
     from backend.worker.chain import reset_chain
     from backend.worker.runtime import reset_runtime
 
-    db.reset(dispose=True)
+    reset_process_engine(dispose=True)
     reset_chain()
     reset_runtime()

@@ -25,7 +25,7 @@ from backend.chain.deployment import (
     load_deployment,
 )
 from backend.core.config import Settings, get_settings
-from backend.worker.errors import ChainUnavailableError, NotDeployedError
+from backend.core.errors import ChainUnavailableError, NotDeployedError
 
 RPC_TIMEOUT = 30  # seconds per JSON-RPC request
 

@@ -11,7 +11,6 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
-    JSON,
     BigInteger,
     Boolean,
     ForeignKey,
@@ -21,14 +20,9 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from backend.core.db import Address, Base, TokenAmount, UTCDateTime, utcnow
-
-JsonType = JSON().with_variant(JSONB(), "postgresql")
-# BIGINT ids on PostgreSQL; SQLite only autoincrements a column declared INTEGER.
-BigId = BigInteger().with_variant(Integer(), "sqlite")
+from backend.core.db import Address, Base, BigId, JsonType, TokenAmount, UTCDateTime, utcnow
 
 
 class TxStatus:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import threading
 
 from backend.core.config import get_settings
+from backend.core.db import process_session_factory
 from backend.integrations.stripe_gateway import StripeGateway
 from backend.worker.chain import Chain, get_chain
-from backend.worker.db import get_session_factory
 from backend.worker.email import EmailBackend, get_backend
 from backend.worker.sender import TxSender
 
@@ -24,7 +24,7 @@ def get_sender(chain: Chain | None = None) -> TxSender:
         if _sender is None:
             chain = chain or get_chain()
             _sender = TxSender(
-                chain.w3, chain.operator, get_session_factory(), chain_id=chain.chain_id
+                chain.w3, chain.operator, process_session_factory(), chain_id=chain.chain_id
             )
         return _sender
 

@@ -38,13 +38,13 @@ from web3.exceptions import ContractLogicError, TransactionNotFound, Web3Excepti
 
 from backend.core.config import WorkerSettings, get_settings
 from backend.core.db import session_scope, utcnow
-from backend.worker import metrics
-from backend.worker.errors import (
+from backend.core.errors import (
     ChainUnavailableError,
     TxNotMinedError,
     TxRevertedError,
     TxWouldRevertError,
 )
+from backend.worker import metrics
 from backend.worker.models import TxStatus, WorkerNonce, WorkerTransaction, WorkerTxAttempt
 
 log = logging.getLogger(__name__)

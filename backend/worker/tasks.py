@@ -20,11 +20,10 @@ from celery import Task
 from celery.exceptions import Ignore
 
 from backend.core.config import get_settings
-from backend.core.db import session_scope
+from backend.core.db import process_session_factory, session_scope
+from backend.core.errors import NotDeployedError, RetryableError, TxNotMinedError
 from backend.worker import jobs, metrics
 from backend.worker.celery_app import app
-from backend.worker.db import get_session_factory
-from backend.worker.errors import NotDeployedError, RetryableError, TxNotMinedError
 from backend.worker.models import JobStatus
 from backend.worker.runtime import get_sender
 
@@ -50,7 +49,7 @@ class TuitionTask(Task):
         if not job_id:
             return
         try:
-            jobs.mark(get_session_factory(), int(job_id), status, **values)
+            jobs.mark(process_session_factory(), int(job_id), status, **values)
         except Exception:  # bookkeeping must never decide a task's fate
             log.exception("could not mark job %s %s", job_id, status)
 
@@ -80,7 +79,9 @@ class TuitionTask(Task):
         job_id = (kwargs or {}).get("job_id")
         if job_id:
             try:
-                jobs.note_error(get_session_factory(), int(job_id), f"{type(exc).__name__}: {exc}")
+                jobs.note_error(
+                    process_session_factory(), int(job_id), f"{type(exc).__name__}: {exc}"
+                )
             except Exception:
                 log.exception("could not note the error of job %s", job_id)
 
@@ -119,7 +120,7 @@ def relay_outbox() -> int:
     # Drain a backlog in this run rather than one batch per beat tick.
     for _ in range(20):
         n = relay_once(
-            get_session_factory(),
+            process_session_factory(),
             publish,
             batch=batch,
             defer_publish=bool(app.conf.task_always_eager),
@@ -145,7 +146,7 @@ def resume_stalled() -> int:
     """Re-publish open jobs nobody touched for `stalled_after` seconds (lost messages)."""
     settings = get_settings().worker
     again: list[tuple[str, dict[str, Any]]] = []
-    with session_scope(get_session_factory()) as s:
+    with session_scope(process_session_factory()) as s:
         for job in jobs.stalled(s, settings.stalled_after):
             jobs.mark_enqueued(s, job)
             again.append((job.task, {**job.payload, "job_id": job.id}))

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from backend.auth.service import SiweMessage  # imported there without abnf's grammar warnings
 from backend.chain.client import ChainError, selector
 from backend.core.config import Settings
-from backend.core.database import Database
+from backend.core.db import Database
 
 PUBLIC_URL = "http://tuition.test"
 DOMAIN = "tuition.test"

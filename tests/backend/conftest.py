@@ -21,7 +21,7 @@ from fastapi import FastAPI
 
 from backend.app import create_app
 from backend.chain.deployment import Deployment
-from backend.core.database import Database
+from backend.core.db import Database
 from backend.core.ratelimit import MemoryRateLimiter
 from backend.devtools.stripe_fake import StripeFake
 from backend.integrations.stripe_gateway import StripeGateway

@@ -39,7 +39,7 @@ from starlette.testclient import TestClient
 from backend.access.service import grant_access
 from backend.app import create_app
 from backend.chain.deployment import Deployment
-from backend.core.database import Database
+from backend.core.db import Database
 from backend.core.ratelimit import MemoryRateLimiter
 from backend.devtools.stripe_fake import StripeFake
 

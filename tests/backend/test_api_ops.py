@@ -13,7 +13,7 @@ from factories import account, make_course
 
 from backend.app import create_app
 from backend.chain.deployment import Deployment
-from backend.core.database import Database
+from backend.core.db import Database
 from backend.core.ratelimit import MemoryRateLimiter
 
 pytestmark = pytest.mark.anyio

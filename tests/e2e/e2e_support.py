@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import secrets
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -42,24 +40,6 @@ PERMIT_TYPES = {
         {"name": "deadline", "type": "uint256"},
     ]
 }
-
-
-def wait_for(check: Callable[[], T | None], what: str, timeout: float = 60.0) -> T:
-    """Poll `check()` until it returns something truthy; fail naming `what` and the last value.
-
-    Exceptions inside `check` are not swallowed: a 500 from the API is a failure, not a "not yet".
-    """
-    deadline = time.monotonic() + timeout
-    last: T | None = None
-    while True:
-        last = check()
-        if last:
-            return last
-        if time.monotonic() > deadline:
-            raise AssertionError(
-                f"timed out after {timeout:.0f} s waiting for {what}; last: {last!r}"
-            )
-        time.sleep(0.2)
 
 
 @dataclass

@@ -22,9 +22,9 @@ from e2e_support import (
     Chain,
     E2EStack,
     record_hash,
-    wait_for,
 )
 from eth_account import Account
+from support.procs import wait_for
 from web3 import Web3
 from web3.logs import DISCARD
 

@@ -14,9 +14,10 @@ from typing import Any
 
 import psycopg
 import pytest
-from ixchain import Anvil, Emitter, compile_emitter
+from ixchain import Emitter, compile_emitter
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
+from support.anvil import Anvil
 
 import backend.models  # noqa: F401  (registers the API tables)
 import indexer.models  # noqa: F401

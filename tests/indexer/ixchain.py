@@ -5,18 +5,13 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
-import shutil
-import signal
-import socket
 import subprocess
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-import httpx
-import orjson
+from support.anvil import Anvil
 from web3 import Web3
 
 from backend.core.dev_accounts import DEMO_KEYS
@@ -52,21 +47,6 @@ process.stdout.write(JSON.stringify({abi: c.abi, bytecode: '0x' + c.evm.bytecode
 """
 
 
-def anvil_binary() -> str:
-    """The anvil executable: the npm package's, the toolchain's, then PATH."""
-    for candidate in (
-        ROOT / "node_modules" / ".bin" / "anvil",
-        ROOT / ".tools" / "bin" / "anvil",
-        *sorted((ROOT / "node_modules" / "@foundry-rs").glob("anvil-*/**/anvil")),
-    ):
-        if candidate.is_file() and os.access(candidate, os.X_OK):
-            return str(candidate)
-    found = shutil.which("anvil")
-    if not found:
-        raise RuntimeError("anvil not found: run scripts/setup")
-    return found
-
-
 def compile_emitter(cache_dir: Path) -> dict[str, Any]:
     """ABI and bytecode of IndexerLogEmitter, compiled with solcjs (cached by source hash)."""
     digest = hashlib.sha256()
@@ -89,106 +69,6 @@ def compile_emitter(cache_dir: Path) -> dict[str, Any]:
         raise RuntimeError(f"solc failed: {out.stderr}")
     cached.write_text(out.stdout)
     return dict(json.loads(out.stdout))
-
-
-def _die_with_parent() -> None:
-    # Linux: SIGKILL the node when the process that started it dies, however it dies.
-    with contextlib.suppress(Exception):
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-
-
-def free_port() -> int:
-    """A free TCP port on the loopback interface (never 8545)."""
-    while True:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = int(s.getsockname()[1])
-        if port != 8545:
-            return port
-
-
-class Anvil:
-    """A private anvil node."""
-
-    def __init__(self, *, chain_id: int = 31337, args: Sequence[str] = ()) -> None:
-        self.port = free_port()
-        self.chain_id = chain_id
-        self.proc = subprocess.Popen(
-            [
-                anvil_binary(),
-                "--port",
-                str(self.port),
-                "--hardfork",
-                "cancun",
-                "--chain-id",
-                str(chain_id),
-                "--silent",
-                "--gas-limit",
-                "100000000",
-                *args,
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-            preexec_fn=_die_with_parent,
-        )
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.ws_url = f"ws://127.0.0.1:{self.port}"
-        self.http = httpx.Client(timeout=60, headers={"content-type": "application/json"})
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                self.rpc("eth_chainId")
-                break
-            except httpx.TransportError:
-                if time.monotonic() > deadline or self.proc.poll() is not None:
-                    raise RuntimeError("anvil did not start") from None
-                time.sleep(0.05)
-        self.w3 = Web3(Web3.HTTPProvider(self.url, request_kwargs={"timeout": 60}))
-        self.accounts = [Web3.to_checksum_address(a) for a in self.rpc("eth_accounts")]
-
-    def rpc(self, method: str, *params: Any) -> Any:
-        """One JSON-RPC call; raises on error answers."""
-        body = {"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)}
-        answer = orjson.loads(self.http.post(self.url, content=orjson.dumps(body)).content)
-        if "error" in answer:
-            raise RuntimeError(f"{method}: {answer['error']}")
-        return answer["result"]
-
-    def batch(self, calls: Sequence[tuple[str, Sequence[Any]]]) -> list[Any]:
-        """A JSON-RPC batch; raises on any error answer."""
-        body = [
-            {"jsonrpc": "2.0", "id": i, "method": m, "params": list(p)}
-            for i, (m, p) in enumerate(calls)
-        ]
-        answers = orjson.loads(self.http.post(self.url, content=orjson.dumps(body)).content)
-        answers.sort(key=lambda a: a["id"])
-        for a in answers:
-            if "error" in a:
-                raise RuntimeError(str(a["error"]))
-        return [a["result"] for a in answers]
-
-    def block_number(self) -> int:
-        """Current head."""
-        return int(self.rpc("eth_blockNumber"), 16)
-
-    def header(self, number: int | str = "latest") -> dict[str, Any]:
-        """A block header."""
-        tag = hex(number) if isinstance(number, int) else number
-        return dict(self.rpc("eth_getBlockByNumber", tag, False))
-
-    def mine(self, blocks: int = 1) -> None:
-        """Mine empty blocks."""
-        self.rpc("anvil_mine", hex(blocks))
-
-    def close(self) -> None:
-        """Stop the node."""
-        self.http.close()
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(timeout=10)
 
 
 class Emitter:

@@ -188,7 +188,7 @@ def test_one_active_indexer_per_chain_and_standby_takeover(db, anvil, emitter, t
 
 
 def test_metrics_are_served(db, anvil, emitter, tmp_path):
-    from ixchain import free_port
+    from support.procs import free_port
 
     emitter.tx("courseCreated", 1, PROVIDER, 0, "Metrics course")
     deployment = write_deployment(

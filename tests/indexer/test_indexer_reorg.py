@@ -7,7 +7,7 @@ import threading
 import time
 
 import pytest
-from ixchain import Anvil, Emitter, address, running_anvil, write_deployment
+from ixchain import Emitter, address, running_anvil, write_deployment
 from ixsupport import (
     Runner,
     active_entitlements,
@@ -20,6 +20,7 @@ from ixsupport import (
     orders,
 )
 from sqlalchemy import select
+from support.anvil import Anvil
 
 from backend.core.config import IndexerSettings, Settings
 from backend.orders.models import OrderStatus

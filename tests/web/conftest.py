@@ -337,13 +337,3 @@ def open_app(
         app.context.close()
         app.wallet.close()
         assert not app.console_errors, f"uncaught errors in the page: {app.console_errors}"
-
-
-def wait_for(check: Callable[[], Any], timeout: float = 30, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")

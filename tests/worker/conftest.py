@@ -13,12 +13,12 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from wk_chain import Anvil, Deployed, deploy
+from support.anvil import Anvil
+from wk_chain import Deployed, deploy
 from wk_support import WorkerEnv, reset_settings
 
 from backend.core.config import get_settings
-from backend.core.db import Base
-from backend.worker import db as worker_db
+from backend.core.db import Base, reset_process_engine
 from backend.worker.celery_app import app, configure
 from backend.worker.chain import reset_chain
 from backend.worker.runtime import reset_runtime
@@ -72,7 +72,7 @@ def database_url(tmp_path: Path) -> Iterator[str]:
     try:
         yield url
     finally:
-        worker_db.reset()
+        reset_process_engine()
         if schema and PG_URL:
             with psycopg.connect(PG_URL.replace("+psycopg", ""), autocommit=True) as conn:
                 conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
@@ -112,7 +112,7 @@ def _worker_env(
     finally:
         app.conf.task_always_eager = False
         app.conf.task_eager_propagates = False
-        worker_db.reset()
+        reset_process_engine()
         reset_chain()
         reset_runtime()
         get_settings.cache_clear()

@@ -9,13 +9,14 @@ import pytest
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from sqlalchemy import select
-from wk_chain import KEYS, Anvil
+from support.anvil import Anvil
+from wk_chain import KEYS
 from wk_procs import send_many
 from wk_support import WorkerEnv
 
 from backend.core.config import WorkerSettings
 from backend.core.db import session_scope
-from backend.worker.errors import TxWouldRevertError
+from backend.core.errors import TxWouldRevertError
 from backend.worker.models import TxStatus, WorkerTransaction, WorkerTxAttempt
 from backend.worker.sender import TxSender
 

@@ -10,11 +10,13 @@ from typing import Any
 import pytest
 import stripe
 from sqlalchemy import select, update
-from wk_chain import Anvil, new_learner
+from support.anvil import Anvil
+from wk_chain import new_learner
 from wk_support import WorkerEnv, reset_settings
 
 from backend.catalog.models import Course
 from backend.core.db import session_scope, utcnow
+from backend.core.errors import RetryableError
 from backend.devtools.stripe_fake import StripeFake
 from backend.orders.models import Order, OrderStatus
 from backend.orders.service import create_card_order
@@ -22,7 +24,6 @@ from backend.webhooks import tasks as webhook_tasks
 from backend.webhooks.models import StripeEvent
 from backend.webhooks.service import store_event
 from backend.worker import tasks
-from backend.worker.errors import RetryableError
 from backend.worker.models import JobStatus
 
 pytestmark = pytest.mark.chain

@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 from sqlalchemy import select, update
-from wk_chain import Anvil, new_learner, transact
+from support.anvil import Anvil
+from wk_chain import new_learner, transact
 from wk_support import WorkerEnv
 
 from backend.access import tasks as access_tasks
@@ -84,8 +85,8 @@ def test_mint_run_twice_before_marking_sends_one_transaction(wenv: WorkerEnv, an
         # The first run sends and gives up waiting (the block is not mined yet)...
         from backend.certificates.issuance import issue_certificate
         from backend.core.config import get_settings
+        from backend.core.errors import TxNotMinedError
         from backend.worker.chain import get_chain
-        from backend.worker.errors import TxNotMinedError
         from backend.worker.runtime import get_sender
 
         def attempt() -> dict[str, Any]:
@@ -490,7 +491,7 @@ def test_api_grants_and_revokes_end_on_chain(wenv: WorkerEnv, anvil: Anvil, sour
 
 def test_failed_grant_is_shown_on_the_entitlement(wenv: WorkerEnv, anvil: Anvil) -> None:
     from backend.access.models import Entitlement
-    from backend.worker.errors import TxWouldRevertError
+    from backend.core.errors import TxWouldRevertError
 
     learner = new_learner(anvil)
     course = wenv.deployed.courses[5]
@@ -527,8 +528,8 @@ def test_certificate_waits_for_the_grant_on_chain(wenv: WorkerEnv, anvil: Anvil)
     from backend.access.service import grant_access
     from backend.certificates.issuance import issue_certificate
     from backend.core.config import get_settings
+    from backend.core.errors import PermanentError, RetryableError
     from backend.worker.chain import get_chain
-    from backend.worker.errors import PermanentError, RetryableError
     from backend.worker.runtime import get_sender
 
     learner, stranger = new_learner(anvil), new_learner(anvil)

@@ -15,8 +15,10 @@ from collections.abc import Iterator
 import httpx
 import pytest
 from sqlalchemy import select
-from wk_chain import ROOT, Anvil, free_port, new_learner
-from wk_support import Proc, WorkerEnv, wait_for
+from support.anvil import Anvil
+from support.procs import free_port, wait_for
+from wk_chain import ROOT, new_learner
+from wk_support import Proc, WorkerEnv
 
 from backend.certificates.models import CertificateStatus
 from backend.core.db import session_scope

@@ -40,7 +40,7 @@ def empty_db(tmp_path: Path) -> Iterator[tuple[str, str | None]]:
 
 
 def _tables(url: str, schema: str | None) -> set[str]:
-    from backend.core.database import schema_connect_args
+    from backend.core.db import schema_connect_args
 
     engine = make_engine(url, connect_args=schema_connect_args(url, schema, is_async=False))
     try:
@@ -55,7 +55,7 @@ def test_upgrade_creates_what_the_models_describe(empty_db: tuple[str, str | Non
     migrate.upgrade(url, "head", schema=schema)
     assert _tables(url, schema) >= WORKER_TABLES
 
-    from backend.core.database import schema_connect_args
+    from backend.core.db import schema_connect_args
 
     engine = make_engine(url, connect_args=schema_connect_args(url, schema, is_async=False))
     try:

@@ -2,13 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import signal
-import socket
-import subprocess
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,7 +10,8 @@ from typing import Any
 import pytest
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
-from web3 import HTTPProvider, Web3
+from support.anvil import Anvil
+from web3 import Web3
 from web3.contract import Contract
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,73 +29,6 @@ KEYS = [
 ]
 ADMIN, OPERATOR, PROVIDER = (Account.from_key(k) for k in KEYS[:3])
 ADMIN_DELAY = 3 * 24 * 3600
-
-
-def free_port() -> int:
-    """A free loopback TCP port (never 8545)."""
-    while True:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = int(s.getsockname()[1])
-        if port != 8545:
-            return port
-
-
-def anvil_binary() -> str:
-    """anvil from npm (node_modules/.bin)."""
-    local = ROOT / "node_modules" / ".bin" / "anvil"
-    return str(local) if local.exists() else "anvil"
-
-
-class Anvil:
-    """A private automining anvil node."""
-
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.proc = subprocess.Popen(
-            [anvil_binary(), "--port", str(self.port), "--hardfork", "cancun", "--silent"],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.w3 = Web3(HTTPProvider(self.url, request_kwargs={"timeout": 60}))
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                self.w3.eth.chain_id  # noqa: B018 - the readiness probe
-                break
-            except Exception:
-                if time.monotonic() > deadline or self.proc.poll() is not None:
-                    raise RuntimeError("anvil did not start") from None
-                time.sleep(0.05)
-
-    def rpc(self, method: str, *params: Any) -> Any:
-        """A raw JSON-RPC call; raises on error answers."""
-        answer = self.w3.provider.make_request(method, list(params))  # type: ignore[arg-type]
-        if answer.get("error"):
-            raise RuntimeError(f"{method}: {answer['error']}")
-        return answer.get("result")
-
-    @contextlib.contextmanager
-    def no_automine(self) -> Any:
-        """Transactions wait in the mempool until `mine()` (or the block ends)."""
-        self.rpc("evm_setAutomine", False)
-        try:
-            yield
-        finally:
-            self.rpc("evm_setAutomine", True)
-            self.rpc("evm_mine")
-
-    def mine(self) -> None:
-        """Mine one block now."""
-        self.rpc("evm_mine")
-
-    def close(self) -> None:
-        """Stop the node."""
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(timeout=10)
 
 
 def load_artifact(name: str) -> tuple[list[dict[str, Any]], str]:

@@ -7,13 +7,13 @@ from sqlalchemy.orm import sessionmaker
 from web3 import HTTPProvider, Web3
 
 from backend.core.config import get_settings
-from backend.worker.db import make_worker_engine
+from backend.core.db import make_engine
 from backend.worker.sender import TxSender
 
 
 def send_many(database_url: str, rpc_url: str, key: str, prefix: str, count: int) -> list[int]:
     """Send `count` self-transfers through a fresh sender; returns their nonces."""
-    engine = make_worker_engine(database_url)
+    engine = make_engine(database_url, immediate=True)
     try:
         account = Account.from_key(key)
         sender = TxSender(

@@ -6,8 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,13 +21,12 @@ from backend.catalog.models import Course
 from backend.certificates.models import Certificate
 from backend.certificates.service import request_certificate
 from backend.core.config import get_settings
-from backend.core.db import session_scope, utcnow
+from backend.core.db import process_session_factory, reset_process_engine, session_scope, utcnow
 from backend.orders.models import Order, OrderStatus
 from backend.orders.service import create_card_order, end_order_access
 from backend.outbox.models import OutboxMessage
 from backend.outbox.service import Topics, enqueue
 from backend.users.models import User
-from backend.worker import db as worker_db
 from backend.worker.chain import reset_chain
 from backend.worker.models import WorkerJob, WorkerTransaction
 from backend.worker.runtime import reset_runtime
@@ -38,21 +35,9 @@ from backend.worker.runtime import reset_runtime
 def reset_settings() -> None:
     """Forget every cached setting, engine, chain and sender (after env changes)."""
     get_settings.cache_clear()
-    worker_db.reset()
+    reset_process_engine()
     reset_chain()
     reset_runtime()
-
-
-def wait_for(check: Callable[[], Any], timeout: float = 60, what: str = "condition") -> Any:
-    """Poll `check()` until truthy; returns its value or fails the test."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
 
 
 @dataclass
@@ -90,7 +75,7 @@ class WorkerEnv:
     @property
     def factory(self) -> sessionmaker[Session]:
         """The worker's session factory (on this test's database)."""
-        return worker_db.get_session_factory()
+        return process_session_factory()
 
     def course(self, onchain_id: int) -> int:
         """The DB id of the course with `onchain_id` (created on first use)."""

@@ -1,11 +1,7 @@
 """The API's database handle: an async engine with one transaction per request, and lean
 read paths for the access check (the hot path).
 
-SQLite needs two fixes to behave like a real transactional database (see SQLAlchemy's "Enabling
-non-legacy SQLite transactional modes"): the driver's own transaction handling is switched off
-and SQLAlchemy emits BEGIN itself, so SAVEPOINTs work; and writing requests begin with
-BEGIN IMMEDIATE, so two concurrent writers queue on the lock instead of one failing with
-"database is locked" when it upgrades a stale read snapshot.
+On SQLite, writing requests begin with BEGIN IMMEDIATE (see `engines`).
 """
 
 from __future__ import annotations
@@ -18,8 +14,6 @@ from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 from urllib.parse import quote
 
-from sqlalchemy import event
-from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
@@ -28,37 +22,14 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
 )
 
-from backend.core.db import make_async_engine
+from backend.core.db.engines import (
+    SQLITE_BEGIN_OPTION,
+    enable_sqlite_transactions,
+    make_async_engine,
+    schema_connect_args,
+)
 
-_BEGIN_OPTION = "tuition_sqlite_begin"
 T = TypeVar("T")
-
-
-def schema_connect_args(url: str, schema: str | None, *, is_async: bool) -> dict[str, Any]:
-    """Driver arguments that put every connection on PostgreSQL `schema` (tests, benchmarks)."""
-    if not schema or make_url(url).get_backend_name() != "postgresql":
-        return {}
-    if is_async:
-        return {"server_settings": {"search_path": schema}}
-    return {"options": f"-csearch_path={schema}"}
-
-
-def enable_sqlite_transactions(sync_engine: Engine) -> None:
-    """Let SQLAlchemy, not pysqlite, emit BEGIN (so SAVEPOINT and rollback work as documented)."""
-    if sync_engine.dialect.name != "sqlite":
-        return
-
-    @event.listens_for(sync_engine, "connect")
-    def _no_driver_transactions(dbapi_connection: Any, _record: Any) -> None:
-        dbapi_connection.isolation_level = None
-
-    @event.listens_for(sync_engine, "begin")
-    def _begin(conn: Connection) -> None:
-        options = conn.get_execution_options()
-        if options.get("isolation_level") == "AUTOCOMMIT":
-            return  # single statements, no transaction (the hot path's reader)
-        mode = options.get(_BEGIN_OPTION, "")
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if mode == "IMMEDIATE" else "BEGIN")
 
 
 async def _keep_session(_connection: Any) -> None:
@@ -106,7 +77,7 @@ class Database:
             return
         self._read = async_sessionmaker(bind=engine, expire_on_commit=False)
         writer = (
-            engine.execution_options(**{_BEGIN_OPTION: "IMMEDIATE"})
+            engine.execution_options(**{SQLITE_BEGIN_OPTION: "IMMEDIATE"})
             if self.dialect == "sqlite"
             else engine
         )

@@ -1,0 +1,1 @@
+"""What every test suite shares: ports and polling (`procs`), a private anvil node (`anvil`)."""
