@@ -4,8 +4,9 @@
 writes the order, grants access and audits both, through the ORM — a few hundred purchases per
 second. A backfill replays tens of thousands. This module writes the very same rows (order,
 entitlement, the two audit entries, the access metric) with bulk inserts (the entitlement and
-its audit entry built by `backend.access.service.OnChainGrants`, the order's audited state by
-`backend.orders.service.snapshot_of`, so every grant still comes from the access service),
+its audit entry built by `backend.access.service.OnChainGrants`, the order's row and audited
+state by `backend.orders.service.OrderRow` / `order_snapshot`, so every grant still comes from
+the access service),
 but only for the purchases whose outcome involves no decision: the course is linked, no order
 of that transaction exists yet, the orderRef is zero or matches no order (no quote to compare), the
 recipient has no active entitlement to the course, and the (course, recipient) pair occurs
@@ -24,7 +25,7 @@ from sqlalchemy import Table, select, text
 from sqlalchemy.orm import Session
 
 from backend.access.models import AccessSource, Entitlement
-from backend.access.service import OnChainGrants
+from backend.access.service import EntitlementRow, OnChainGrants
 from backend.audit.models import AuditEntry
 from backend.audit.service import COLUMNS as AUDIT_COLUMNS
 from backend.audit.service import row as audit_row
@@ -33,7 +34,7 @@ from backend.core.db import utcnow
 from backend.core.logging import request_id_var
 from backend.core.security import ZERO_REF
 from backend.orders.models import Order, OrderStatus, Rail
-from backend.orders.service import snapshot_of
+from backend.orders.service import OrderRow, order_snapshot
 from indexer.bulk import BulkWriter, chunks
 from indexer.decoding import DecodedLog, keccak256
 
@@ -41,12 +42,6 @@ ORDERS = cast(Table, Order.__table__)
 ENTITLEMENTS = cast(Table, Entitlement.__table__)
 AUDIT_LOG = cast(Table, AuditEntry.__table__)
 ACTOR = "indexer"
-
-ORDER_COLUMNS = (
-    "id", "rail", "course_id", "buyer", "recipient", "amount", "token", "fee", "status",
-    "order_ref", "chain_id", "tx_hash", "log_index", "block_hash", "block_number", "confirmed",
-    "anomalies", "created_at", "updated_at", "paid_at",
-)  # fmt: skip
 
 
 def _uuid4_batch(n: int) -> list[str]:
@@ -217,9 +212,9 @@ class PurchaseRun:
         )
         # Each table's rows are built while its COPY streams (the server indexes the first rows
         # while Python builds the next); the orders pass keeps what the later passes reuse.
-        facts: list[tuple[Any, ...]] = []
+        built: list[tuple[OrderRow, int]] = []
 
-        def order_rows() -> Iterator[tuple[Any, ...]]:
+        def order_rows() -> Iterator[OrderRow]:
             for (slot, lg, course_id), order_id, ent_id in zip(
                 pending, order_ids, ent_ids, strict=True
             ):
@@ -229,57 +224,39 @@ class PurchaseRun:
                 anomalies = (
                     [] if ref == ZERO_REF else [{"field": "order_ref", "quoted": None, "paid": ref}]
                 )
-                confirmed = self.head - lg.block_number >= self.confirmations
-                amount, fee = int(a["amount"]), int(a["fee"])
-                buyer, recipient, token = a["buyer"], a["recipient"], a["token"]
                 order_ref = keccak256(f"{self.chain_id}:{tx_hash}:{lg.log_index}".encode()).hex()
-                facts.append(
-                    (order_id, ent_id, course_id, tx_hash, block_hash, lg.log_index, anomalies,
-                     confirmed, amount, fee, buyer, recipient, token)
+                row = OrderRow(
+                    order_id, Rail.CRYPTO, course_id, a["buyer"], a["recipient"], int(a["amount"]),
+                    a["token"], int(a["fee"]), OrderStatus.PAID, "0x" + order_ref, self.chain_id,
+                    tx_hash, lg.log_index, block_hash, lg.block_number,
+                    self.head - lg.block_number >= self.confirmations, anomalies, now, now, now,
                 )  # fmt: skip
+                built.append((row, ent_id))
                 effects[slot] = {"order_id": order_id, "bulk": True}
-                yield (
-                    order_id, Rail.CRYPTO, course_id, buyer, recipient, amount, token, fee,
-                    OrderStatus.PAID, "0x" + order_ref, self.chain_id, tx_hash, lg.log_index,
-                    block_hash, lg.block_number, confirmed, anomalies, now, now, now,
-                )  # fmt: skip
+                yield row
 
-        def entitlement_rows() -> Iterator[tuple[Any, ...]]:
-            for order_id, ent_id, course_id, *_, recipient, _token in facts:
-                yield grants.row(ent_id, recipient, course_id, order_id)
+        entitlements: list[EntitlementRow] = []
+
+        def entitlement_rows() -> Iterator[EntitlementRow]:
+            for order, ent_id in built:
+                assert order.recipient is not None
+                entitlement = grants.row(ent_id, order.recipient, order.course_id, order.id)
+                entitlements.append(entitlement)
+                yield entitlement
 
         def audit_rows() -> Iterator[tuple[Any, ...]]:
-            for (
-                order_id, ent_id, course_id, tx_hash, block_hash, log_index, anomalies,
-                confirmed, amount, fee, buyer, recipient, token,
-            ) in facts:  # fmt: skip
-                reason = f"on-chain purchase {tx_hash}:{log_index}"
-                order_after = snapshot_of(
-                    status=OrderStatus.PAID,
-                    rail=Rail.CRYPTO,
-                    course_id=course_id,
-                    buyer=buyer,
-                    recipient=recipient,
-                    amount=amount,
-                    token=token,
-                    currency=None,
-                    fee=fee,
-                    tx_hash=tx_hash,
-                    log_index=log_index,
-                    block_hash=block_hash,
-                    confirmed=confirmed,
-                    stripe_payment_intent_id=None,
-                    anomalies=anomalies,
+            for (order, _), entitlement in zip(built, entitlements, strict=True):
+                reason = f"on-chain purchase {order.tx_hash}:{order.log_index}" + (
+                    " with anomalies" if order.anomalies else ""
                 )
-                paid_reason = reason + (" with anomalies" if anomalies else "")
                 yield audit_row(
                     at=now, actor=ACTOR, action="order.paid", subject_type="order",
-                    subject_id=order_id, before=None, after=order_after, reason=paid_reason,
+                    subject_id=order.id, before=None, after=order_snapshot(order), reason=reason,
                     request_id=request_id,
                 )  # fmt: skip
-                yield grants.audit_row(ent_id, recipient, course_id, order_id, reason=paid_reason)
+                yield grants.audit_row(entitlement, reason=reason)
 
-        writer.insert(ORDERS, ORDER_COLUMNS, order_rows(), count=n, trusted=True)
+        writer.insert(ORDERS, OrderRow._fields, order_rows(), count=n, trusted=True)
         writer.insert(ENTITLEMENTS, grants.COLUMNS, entitlement_rows(), count=n, trusted=True)
         writer.insert(AUDIT_LOG, AUDIT_COLUMNS, audit_rows(), count=2 * n, trusted=True)
         grants.counted(n)

@@ -4,17 +4,13 @@ from __future__ import annotations
 
 import orjson
 from fastapi import APIRouter, Request, Response
-from sqlalchemy.orm import Session
 
-from backend.access.models import AccessSource
+from backend.access import service
 from backend.access.repository import check_access
 from backend.access.schemas import AccessOut
-from backend.access.service import grant_access
 from backend.api.deps import DbSession, Services
 from backend.auth.deps import CurrentUser
-from backend.catalog.models import CourseStatus
-from backend.catalog.service import get_course
-from backend.core.errors import ConflictError, InvalidInputError, NotFoundError
+from backend.core.errors import InvalidInputError, NotFoundError
 from backend.core.openapi import errors
 from backend.core.schemas import CourseId
 from backend.core.security import InvalidAddressError, checksum_address
@@ -84,24 +80,7 @@ async def claim_free_course(
     course_id: CourseId, principal: CurrentUser, session: DbSession
 ) -> AccessOut:
     """Get access to a course whose card price is 0 (idempotent)."""
-
-    def claim(s: Session) -> AccessOut:
-        course = get_course(s, course_id)
-        if course.status != CourseStatus.PUBLISHED:
-            raise NotFoundError(f"course {course_id} does not exist", code="course_not_found")
-        if course.fiat_price != 0:
-            raise ConflictError("this course is not free", code="not_free")
-        entitlement = grant_access(
-            s,
-            address=principal.address,
-            course_id=course.id,
-            source=AccessSource.FREE,
-            order_id=None,
-            actor=f"user:{principal.address}",
-            reason="free course claimed",
-            on_chain=False,
-        )
-        return AccessOut(has_access=True, source=entitlement.source, since=entitlement.granted_at)
-
-    result: AccessOut = await session.run_sync(claim)
-    return result
+    entitlement = await session.run_sync(
+        service.claim_free_course, address=principal.address, course_id=course_id
+    )
+    return AccessOut(has_access=True, source=entitlement.source, since=entitlement.granted_at)

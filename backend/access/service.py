@@ -16,7 +16,7 @@ says where that stands; the reconciler repairs drift in both directions.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from eth_utils import keccak
 from sqlalchemy import select
@@ -26,50 +26,27 @@ from sqlalchemy.orm import Session
 from backend.access.models import AccessSource, ChainStatus, Entitlement
 from backend.audit.service import record as audit
 from backend.audit.service import row as audit_row
+from backend.catalog.models import CourseStatus
+from backend.catalog.service import get_course
 from backend.core.db import utcnow
-from backend.core.errors import ConflictError, InvalidInputError
+from backend.core.errors import ConflictError, InvalidInputError, NotFoundError
 from backend.core.metrics import ACCESS_CHANGES
 from backend.core.security import checksum_address
 from backend.outbox.service import Topics, enqueue
 
 
-def _snapshot(ent: Entitlement) -> dict[str, Any]:
-    return _snapshot_of(
-        entitlement_id=ent.id,
-        address=ent.address,
-        course_id=ent.course_id,
-        source=ent.source,
-        order_id=ent.order_id,
-        granted_at=ent.granted_at.isoformat() if ent.granted_at else None,
-        revoked_at=ent.revoked_at.isoformat() if ent.revoked_at else None,
-        revoke_reason=ent.revoke_reason,
-        chain_status=ent.chain_status,
-    )
-
-
-def _snapshot_of(
-    *,
-    entitlement_id: int,
-    address: str,
-    course_id: int,
-    source: str,
-    order_id: str | None,
-    granted_at: str | None,
-    revoked_at: str | None,
-    revoke_reason: str | None,
-    chain_status: str,
-) -> dict[str, Any]:
+def _snapshot(ent: Entitlement | EntitlementRow) -> dict[str, Any]:
     # The audited state of an entitlement (the ORM path and the bulk path write the same).
     return {
-        "id": entitlement_id,
-        "address": address,
-        "courseId": course_id,
-        "source": source,
-        "orderId": order_id,
-        "grantedAt": granted_at,
-        "revokedAt": revoked_at,
-        "revokeReason": revoke_reason,
-        "chainStatus": chain_status,
+        "id": ent.id,
+        "address": ent.address,
+        "courseId": ent.course_id,
+        "source": ent.source,
+        "orderId": ent.order_id,
+        "grantedAt": ent.granted_at.isoformat() if ent.granted_at else None,
+        "revokedAt": ent.revoked_at.isoformat() if ent.revoked_at else None,
+        "revokeReason": ent.revoke_reason,
+        "chainStatus": ent.chain_status,
     }
 
 
@@ -243,6 +220,92 @@ def revoke_access(
     return active
 
 
+# ------------------------------------------------------------------ grants without payment
+
+
+def claim_free_course(session: Session, *, address: str, course_id: int) -> Entitlement:
+    """Access to a published course whose card price is 0 (idempotent); recorded on-chain by the
+    worker (source Grant).
+
+    Raises:
+        NotFoundError: no published course with this id.
+        ConflictError: the course is not free (`not_free`).
+    """
+    course = get_course(session, course_id)
+    if course.status != CourseStatus.PUBLISHED:
+        raise NotFoundError(f"course {course_id} does not exist", code="course_not_found")
+    if course.fiat_price != 0:
+        raise ConflictError("this course is not free", code="not_free")
+    return grant_access(
+        session,
+        address=address,
+        course_id=course.id,
+        source=AccessSource.FREE,
+        order_id=None,
+        actor=f"user:{address}",
+        reason="free course claimed",
+        on_chain=False,
+    )
+
+
+def admin_grant(
+    session: Session, *, admin: str, address: str, course_id: int, reason: str
+) -> Entitlement:
+    """An admin's grant without payment (scholarship, support case); idempotent."""
+    get_course(session, course_id)
+    return grant_access(
+        session,
+        address=address,
+        course_id=course_id,
+        source=AccessSource.GRANT,
+        order_id=None,
+        actor=f"admin:{admin}",
+        reason=reason,
+        on_chain=False,
+    )
+
+
+def admin_revoke(
+    session: Session, *, admin: str, address: str, course_id: int, reason: str
+) -> Entitlement:
+    """An admin's revoke of whatever access is active.
+
+    Raises:
+        NotFoundError: no such course, or no active access (`no_active_access`).
+        ConflictError: access bought on-chain (`purchase_needs_refund`).
+    """
+    get_course(session, course_id)
+    revoked = revoke_access(
+        session,
+        address=address,
+        course_id=course_id,
+        order_id=None,
+        actor=f"admin:{admin}",
+        reason=reason,
+        on_chain=False,
+    )
+    if revoked is None:
+        raise NotFoundError("no active access to revoke", code="no_active_access")
+    return revoked
+
+
+class EntitlementRow(NamedTuple):
+    """An entitlement's values in insert order, for `OnChainGrants`; it has every attribute
+    `_snapshot` reads."""
+
+    id: int
+    address: str
+    course_id: int
+    source: str
+    order_id: str | None
+    granted_at: datetime
+    granted_by: str
+    chain_status: str
+    chain_updated_at: datetime
+    revoked_at: datetime | None = None
+    revoke_reason: str | None = None
+
+
 class OnChainGrants:
     """Grants the chain already holds, as rows for a bulk insert (the indexer's backfill).
 
@@ -252,56 +315,34 @@ class OnChainGrants:
     the rows are written.
     """
 
-    COLUMNS = (
-        "id", "address", "course_id", "source", "order_id", "granted_at", "granted_by",
-        "chain_status", "chain_updated_at",
-    )  # fmt: skip
+    COLUMNS = EntitlementRow._fields
 
     def __init__(self, *, source: str, actor: str, now: datetime, request_id: str | None) -> None:
         self.source = source
         self.actor = actor[:80]
         self.now = now
-        self.now_iso = now.isoformat()
         self.request_id = request_id
 
     def row(
         self, entitlement_id: int, address: str, course_id: int, order_id: str | None
-    ) -> tuple[Any, ...]:
-        """The entitlement's values in `COLUMNS` order."""
-        return (
-            entitlement_id, address, course_id, self.source, order_id, self.now, self.actor,
-            ChainStatus.RECORDED, self.now,
+    ) -> EntitlementRow:
+        """The entitlement, in `COLUMNS` order."""
+        now = self.now
+        return EntitlementRow(
+            entitlement_id, address, course_id, self.source, order_id, now, self.actor,
+            ChainStatus.RECORDED, now,
         )  # fmt: skip
 
-    def audit_row(
-        self,
-        entitlement_id: int,
-        address: str,
-        course_id: int,
-        order_id: str | None,
-        *,
-        reason: str,
-    ) -> tuple[Any, ...]:
-        """The grant's audit entry in `backend.audit.service.COLUMNS` order."""
-        after = _snapshot_of(
-            entitlement_id=entitlement_id,
-            address=address,
-            course_id=course_id,
-            source=self.source,
-            order_id=order_id,
-            granted_at=self.now_iso,
-            revoked_at=None,
-            revoke_reason=None,
-            chain_status=ChainStatus.RECORDED,
-        )
+    def audit_row(self, row: EntitlementRow, *, reason: str) -> tuple[Any, ...]:
+        """The grant's audit entry, in `backend.audit.service.COLUMNS` order."""
         return audit_row(
             at=self.now,
             actor=self.actor,
             action="access.grant",
             subject_type="entitlement",
-            subject_id=entitlement_id,
+            subject_id=row.id,
             before=None,
-            after=after,
+            after=_snapshot(row),
             reason=reason,
             request_id=self.request_id,
         )

@@ -40,9 +40,8 @@ from backend.worker.chain import (
     get_chain,
     has_access,
 )
-from backend.worker.runtime import get_sender
 from backend.worker.sender import TxSender
-from backend.worker.tasks import TuitionTask, publish, until_mined
+from backend.worker.tasks import TuitionTask, publish, send_on_chain
 
 log = logging.getLogger(__name__)
 
@@ -207,15 +206,7 @@ def record_access_grant(
     self: Task, entitlement_id: int, job_id: int | None = None
 ) -> dict[str, Any]:
     """Record an entitlement on-chain: grantAccess(course, learner, Card|Grant, ref)."""
-    return until_mined(
-        self,
-        lambda: record_grant(
-            int(entitlement_id),
-            factory=process_session_factory(),
-            chain=get_chain(),
-            sender=get_sender(),
-        ),
-    )
+    return send_on_chain(self, record_grant, entitlement_id)
 
 
 @app.task(base=TuitionTask, bind=True, name="tuition.record_access_revoke")
@@ -223,15 +214,7 @@ def record_access_revoke(
     self: Task, entitlement_id: int, job_id: int | None = None
 ) -> dict[str, Any]:
     """Record the end of an entitlement on-chain: revokeAccess(course, learner, ref)."""
-    return until_mined(
-        self,
-        lambda: record_revoke(
-            int(entitlement_id),
-            factory=process_session_factory(),
-            chain=get_chain(),
-            sender=get_sender(),
-        ),
-    )
+    return send_on_chain(self, record_revoke, entitlement_id)
 
 
 @app.task(base=TuitionTask, bind=True, name="tuition.reconcile_access", max_retries=2)

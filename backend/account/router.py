@@ -5,19 +5,15 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from backend.access.models import Entitlement
 from backend.access.schemas import EntitlementOut
-from backend.account.service import roles_of
+from backend.account import service
 from backend.api.deps import DbSession, ServicesDep
 from backend.auth.deps import CurrentUser
 from backend.auth.schemas import MeOut, ProfileIn
 from backend.certificates.schemas import CertificateOut
-from backend.certificates.service import certificates_of
 from backend.orders.schemas import OrderOut
-from backend.orders.service import orders_of
-from backend.orders.views import orders_out
 from backend.users.models import User
 from backend.users.service import update_profile
 
@@ -29,7 +25,7 @@ profile_router = APIRouter(prefix="/auth", tags=["auth"])
 @profile_router.get("/me", response_model=MeOut)
 async def me(principal: CurrentUser, session: DbSession, services: ServicesDep) -> MeOut:
     """The signed-in wallet and its roles (learner, provider, admin)."""
-    roles = await session.run_sync(roles_of, principal.address, services.admins)
+    roles = await session.run_sync(service.roles_of, principal.address, services.admins)
     user = await session.scalar(select(User).where(User.id == principal.user_id))
     return MeOut(
         address=principal.address,
@@ -49,7 +45,7 @@ async def update_me(
     await session.run_sync(
         lambda s: update_profile(s, user, email=body.email, display_name=body.display_name)
     )
-    roles = await session.run_sync(roles_of, principal.address, services.admins)
+    roles = await session.run_sync(service.roles_of, principal.address, services.admins)
     return MeOut(
         address=principal.address,
         roles=roles,
@@ -61,12 +57,7 @@ async def update_me(
 @router.get("/orders", response_model=list[OrderOut])
 async def my_orders(principal: CurrentUser, session: DbSession) -> list[OrderOut]:
     """Orders I bought or received, card and crypto, newest first."""
-
-    def build(s: Session) -> list[OrderOut]:
-        return orders_out(s, orders_of(s, principal.address))
-
-    result: list[OrderOut] = await session.run_sync(build)
-    return result
+    return await session.run_sync(service.my_orders, principal.address)
 
 
 @router.get("/entitlements", response_model=list[EntitlementOut])
@@ -85,9 +76,4 @@ async def my_entitlements(principal: CurrentUser, session: DbSession) -> list[En
 @router.get("/certificates", response_model=list[CertificateOut])
 async def my_certificates(principal: CurrentUser, session: DbSession) -> list[CertificateOut]:
     """My certificates (requested, minted, claimable, revoked)."""
-
-    def build(s: Session) -> list[CertificateOut]:
-        return [CertificateOut.model_validate(c) for c in certificates_of(s, principal.address)]
-
-    result: list[CertificateOut] = await session.run_sync(build)
-    return result
+    return await session.run_sync(service.my_certificates, principal.address)

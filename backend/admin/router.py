@@ -7,16 +7,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
-from backend.access.models import AccessSource
+from backend.access import service
 from backend.access.schemas import EntitlementOut, GrantIn, RevokeIn
-from backend.access.service import grant_access, revoke_access
 from backend.api.deps import DbSession
 from backend.audit.models import AuditEntry
 from backend.auth.deps import AdminUser
-from backend.catalog.service import get_course
-from backend.core.errors import NotFoundError
 from backend.core.openapi import errors
 from backend.core.schemas import ApiModel
 
@@ -42,47 +38,28 @@ class AuditEntryOut(ApiModel):
 async def admin_grant(body: GrantIn, admin: AdminUser, session: DbSession) -> EntitlementOut:
     """Give an address access without payment (scholarship, support case); idempotent. The
     grant is recorded on-chain (`grantAccess`, source Grant) by the worker."""
-
-    def grant(s: Session) -> EntitlementOut:
-        get_course(s, body.course_id)
-        entitlement = grant_access(
-            s,
-            address=body.address,
-            course_id=body.course_id,
-            source=AccessSource.GRANT,
-            order_id=None,
-            actor=f"admin:{admin.address}",
-            reason=body.reason,
-            on_chain=False,
-        )
-        return EntitlementOut.of(entitlement)
-
-    result: EntitlementOut = await session.run_sync(grant)
-    return result
+    entitlement = await session.run_sync(
+        service.admin_grant,
+        admin=admin.address,
+        address=body.address,
+        course_id=body.course_id,
+        reason=body.reason,
+    )
+    return EntitlementOut.of(entitlement)
 
 
 @router.post("/entitlements/revoke", response_model=EntitlementOut, responses=errors(404, 409))
 async def admin_revoke(body: RevokeIn, admin: AdminUser, session: DbSession) -> EntitlementOut:
     """Revoke an address's active access to a course (404 if it has none; 409 for access bought
     on-chain, which only a refund ends)."""
-
-    def revoke(s: Session) -> EntitlementOut:
-        get_course(s, body.course_id)
-        revoked = revoke_access(
-            s,
-            address=body.address,
-            course_id=body.course_id,
-            order_id=None,
-            actor=f"admin:{admin.address}",
-            reason=body.reason,
-            on_chain=False,
-        )
-        if revoked is None:
-            raise NotFoundError("no active access to revoke", code="no_active_access")
-        return EntitlementOut.of(revoked)
-
-    result: EntitlementOut = await session.run_sync(revoke)
-    return result
+    revoked = await session.run_sync(
+        service.admin_revoke,
+        admin=admin.address,
+        address=body.address,
+        course_id=body.course_id,
+        reason=body.reason,
+    )
+    return EntitlementOut.of(revoked)
 
 
 @router.get("/audit", response_model=list[AuditEntryOut])

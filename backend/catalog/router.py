@@ -5,13 +5,11 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from sqlalchemy.orm import Session
 
 from backend.api.deps import DbSession
 from backend.auth.deps import OptionalUser
-from backend.catalog import service
+from backend.catalog import views
 from backend.catalog.schemas import CourseDetailOut, CoursePageOut
-from backend.catalog.views import course_detail_out, courses_out
 from backend.core.errors import InvalidInputError
 from backend.core.schemas import MAX_INT32, CourseId
 
@@ -34,15 +32,7 @@ async def list_courses(
             )
         after_id = int(cursor)
 
-    def build(s: Session) -> CoursePageOut:
-        courses = service.list_published(s, limit=limit + 1, after_id=after_id)
-        page, more = courses[:limit], len(courses) > limit
-        return CoursePageOut(
-            items=courses_out(s, page), next_cursor=str(page[-1].id) if more and page else None
-        )
-
-    page: CoursePageOut = await session.run_sync(build)
-    return page
+    return await session.run_sync(views.course_page_out, limit=limit, after_id=after_id)
 
 
 @router.get("/{course_id}", response_model=CourseDetailOut)
@@ -51,9 +41,4 @@ async def get_course(
 ) -> CourseDetailOut:
     """One course with prices and lesson outline (drafts only for their provider)."""
     viewer = principal.address if principal else None
-
-    def build(s: Session) -> CourseDetailOut:
-        return course_detail_out(s, service.get_visible_course(s, course_id, viewer))
-
-    detail: CourseDetailOut = await session.run_sync(build)
-    return detail
+    return await session.run_sync(views.visible_course_out, course_id, viewer)

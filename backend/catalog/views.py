@@ -7,10 +7,12 @@ from collections.abc import Sequence
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from backend.catalog import service
 from backend.catalog.models import Course, Lesson, Token
 from backend.catalog.schemas import (
     CourseDetailOut,
     CourseOut,
+    CoursePageOut,
     FiatPriceOut,
     LessonSummaryOut,
     TokenOut,
@@ -78,3 +80,17 @@ def course_detail_out(session: Session, course: Course) -> CourseDetailOut:
         for lesson in list_lessons(session, course.id)
     ]
     return CourseDetailOut(**base.model_dump(), lessons=lessons)
+
+
+def course_page_out(session: Session, *, limit: int, after_id: int | None) -> CoursePageOut:
+    """A page of published courses after the course `after_id`, with the next page's cursor."""
+    courses = service.list_published(session, limit=limit + 1, after_id=after_id)
+    page, more = courses[:limit], len(courses) > limit
+    return CoursePageOut(
+        items=courses_out(session, page), next_cursor=str(page[-1].id) if more and page else None
+    )
+
+
+def visible_course_out(session: Session, course_id: int, viewer: str | None) -> CourseDetailOut:
+    """A course with prices and lesson outline (a draft only for its provider)."""
+    return course_detail_out(session, service.get_visible_course(session, course_id, viewer))

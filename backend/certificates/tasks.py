@@ -13,26 +13,14 @@ from celery import Task
 from backend.certificates.issuance import issue_certificate
 from backend.certificates.revocations import revoke_certificate as revoke
 from backend.core.config import get_settings
-from backend.core.db import process_session_factory
 from backend.worker.celery_app import app
-from backend.worker.chain import get_chain
-from backend.worker.runtime import get_sender
-from backend.worker.tasks import TuitionTask, until_mined
+from backend.worker.tasks import TuitionTask, send_on_chain
 
 
 @app.task(base=TuitionTask, bind=True, name="tuition.mint_certificate")
 def mint_certificate(self: Task, certificate_id: int, job_id: int | None = None) -> dict[str, Any]:
     """Issue a requested certificate: mint with the issuer key, or sign a claim voucher."""
-    return until_mined(
-        self,
-        lambda: issue_certificate(
-            int(certificate_id),
-            factory=process_session_factory(),
-            chain=get_chain(),
-            sender=get_sender(),
-            settings=get_settings().worker,
-        ),
-    )
+    return send_on_chain(self, issue_certificate, certificate_id, settings=get_settings().worker)
 
 
 @app.task(base=TuitionTask, bind=True, name="tuition.revoke_certificate")
@@ -40,12 +28,4 @@ def revoke_certificate(
     self: Task, certificate_id: int, job_id: int | None = None
 ) -> dict[str, Any]:
     """Revoke a certificate on-chain with the reason code stored on its row."""
-    return until_mined(
-        self,
-        lambda: revoke(
-            int(certificate_id),
-            factory=process_session_factory(),
-            chain=get_chain(),
-            sender=get_sender(),
-        ),
-    )
+    return send_on_chain(self, revoke, certificate_id)

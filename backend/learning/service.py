@@ -93,3 +93,25 @@ def complete_lesson(session: Session, *, address: str, course_id: int, position:
     if total and done >= total:
         certificate = request_certificate(session, address=address, course_id=course_id)
     return Progress(completed=done, total=total, certificate=certificate)
+
+
+def progress_of(
+    session: Session, address: str, course_id: int
+) -> tuple[list[int], Certificate | None]:
+    """The positions of the lessons `address` completed, in order, and its certificate (if any)
+    of the course; needs the right to read it."""
+    require_readable(session, address, course_id)
+    positions = list(
+        session.scalars(
+            select(Lesson.position)
+            .join(LessonProgress, LessonProgress.lesson_id == Lesson.id)
+            .where(LessonProgress.address == address, LessonProgress.course_id == course_id)
+            .order_by(Lesson.position)
+        )
+    )
+    certificate = session.scalar(
+        select(Certificate).where(
+            Certificate.course_id == course_id, Certificate.address == address
+        )
+    )
+    return positions, certificate

@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from eth_utils import keccak
 from sqlalchemy import or_, select
@@ -22,11 +22,11 @@ from backend.access.models import AccessSource, Entitlement
 from backend.access.service import active_entitlement, grant_access, revoke_access
 from backend.audit.service import record as audit
 from backend.catalog.models import Course, CourseStatus, TokenPrice
-from backend.catalog.service import course_by_onchain_id, disallowed_tokens
+from backend.catalog.service import course_by_onchain_id, disallowed_tokens, get_course
 from backend.certificates.models import RevokeReason
 from backend.certificates.service import revoke_for_lost_access
 from backend.core.db import utcnow
-from backend.core.errors import ConflictError, InvalidInputError, NotFoundError
+from backend.core.errors import ConflictError, ForbiddenError, InvalidInputError, NotFoundError
 from backend.core.security import ZERO_REF, checksum_address, new_bytes32
 from backend.orders.models import Order, OrderStatus, Rail
 from backend.outbox.service import Topics, enqueue
@@ -50,62 +50,52 @@ class UnknownOnchainCourseError(NotFoundError):
     code = "unknown_onchain_course"
 
 
-def order_snapshot(order: Order) -> dict[str, Any]:
+class OrderRow(NamedTuple):
+    """An order's values in insert order, for writers that insert orders in bulk (the indexer's
+    backfill); it has every attribute `order_snapshot` reads."""
+
+    id: str
+    rail: str
+    course_id: int
+    buyer: str | None
+    recipient: str | None
+    amount: int
+    token: str | None
+    fee: int
+    status: str
+    order_ref: str
+    chain_id: int | None
+    tx_hash: str | None
+    log_index: int | None
+    block_hash: str | None
+    block_number: int | None
+    confirmed: bool
+    anomalies: list[dict[str, Any]]
+    created_at: datetime
+    updated_at: datetime
+    paid_at: datetime | None
+    currency: str | None = None
+    stripe_payment_intent_id: str | None = None
+
+
+def order_snapshot(order: Order | OrderRow) -> dict[str, Any]:
     """The audited state of an order."""
-    return snapshot_of(
-        status=order.status,
-        rail=order.rail,
-        course_id=order.course_id,
-        buyer=order.buyer,
-        recipient=order.recipient,
-        amount=order.amount,
-        token=order.token,
-        currency=order.currency,
-        fee=order.fee,
-        tx_hash=order.tx_hash,
-        log_index=order.log_index,
-        block_hash=order.block_hash,
-        confirmed=order.confirmed,
-        stripe_payment_intent_id=order.stripe_payment_intent_id,
-        anomalies=order.anomalies,
-    )
-
-
-def snapshot_of(
-    *,
-    status: str,
-    rail: str,
-    course_id: int,
-    buyer: str | None,
-    recipient: str | None,
-    amount: int,
-    token: str | None,
-    currency: str | None,
-    fee: int,
-    tx_hash: str | None,
-    log_index: int | None,
-    block_hash: str | None,
-    confirmed: bool,
-    stripe_payment_intent_id: str | None,
-    anomalies: list[dict[str, Any]] | None,
-) -> dict[str, Any]:
-    """The audited state of an order from its values (for writers that build rows in bulk)."""
     return {
-        "status": status,
-        "rail": rail,
-        "courseId": course_id,
-        "buyer": buyer,
-        "recipient": recipient,
-        "amount": str(amount),
-        "token": token,
-        "currency": currency,
-        "fee": str(fee),
-        "txHash": tx_hash,
-        "logIndex": log_index,
-        "blockHash": block_hash,
-        "confirmed": confirmed,
-        "stripePaymentIntentId": stripe_payment_intent_id,
-        "anomalies": list(anomalies or []),
+        "status": order.status,
+        "rail": order.rail,
+        "courseId": order.course_id,
+        "buyer": order.buyer,
+        "recipient": order.recipient,
+        "amount": str(order.amount),
+        "token": order.token,
+        "currency": order.currency,
+        "fee": str(order.fee),
+        "txHash": order.tx_hash,
+        "logIndex": order.log_index,
+        "blockHash": order.block_hash,
+        "confirmed": order.confirmed,
+        "stripePaymentIntentId": order.stripe_payment_intent_id,
+        "anomalies": list(order.anomalies or []),
     }
 
 
@@ -156,6 +146,62 @@ def get_order(session: Session, order_id: str, *, lock: bool = False) -> Order:
     if order is None:
         raise NotFoundError(f"order {order_id} does not exist", code="order_not_found")
     return order
+
+
+def visible_order(session: Session, order_id: str, viewer: str) -> Order:
+    """An order its buyer, its recipient or the course's provider may see; 404 for anyone else
+    (as if it did not exist)."""
+    order = get_order(session, order_id)
+    course = session.get(Course, order.course_id)
+    if viewer not in (order.buyer, order.recipient) and (
+        course is None or course.provider != viewer
+    ):
+        raise NotFoundError(f"order {order_id} does not exist", code="order_not_found")
+    return order
+
+
+def refundable_order(
+    session: Session, order_id: str, actor: str, admins: frozenset[str]
+) -> tuple[Order, Course]:
+    """A paid order `actor` (the course's provider or an admin) may refund, locked.
+
+    Raises:
+        NotFoundError: no such order.
+        ForbiddenError: not the course's provider nor an admin (`not_course_provider`).
+        ConflictError: the order is not paid (`not_refundable`).
+    """
+    order = get_order(session, order_id, lock=True)
+    course = get_course(session, order.course_id)
+    if actor != course.provider and actor not in admins:
+        raise ForbiddenError(
+            "only the course's provider or an admin may refund", code="not_course_provider"
+        )
+    if order.status != OrderStatus.PAID:
+        raise ConflictError(
+            f"only paid orders can be refunded (this one is {order.status})",
+            code="not_refundable",
+        )
+    return order, course
+
+
+def note_refund_requested(
+    session: Session, order: Order, *, actor: str, refund_id: str | None, amount: Any
+) -> None:
+    """Remember (and audit, once) that a card refund was asked of the processor; the refund
+    itself ends the order when its webhook arrives."""
+    first = order.refund_requested_at is None
+    order.refund_requested_at = order.refund_requested_at or utcnow()
+    session.flush()
+    if first:
+        audit(
+            session,
+            actor=actor,
+            action="order.refund_requested",
+            subject_type="order",
+            subject_id=order.id,
+            after={"refundId": refund_id, "amount": str(amount)},
+            reason="refund requested from Stripe",
+        )
 
 
 def orders_of(session: Session, address: str, *, limit: int = 200) -> Sequence[Order]:

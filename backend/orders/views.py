@@ -7,11 +7,14 @@ from collections.abc import Sequence
 from sqlalchemy.orm import Session
 
 from backend.catalog.models import Token
-from backend.catalog.service import tokens_by_address
+from backend.catalog.service import get_course, tokens_by_address
 from backend.catalog.views import token_out
+from backend.chain import tx as txs
 from backend.chain.tx import UnsignedTx
+from backend.core.security import NATIVE_TOKEN
 from backend.orders.models import Order
-from backend.orders.schemas import OrderOut, TxOut
+from backend.orders.schemas import CryptoQuoteOut, OrderOut, TxOut
+from backend.orders.service import create_crypto_quote, visible_order
 
 
 def order_out(order: Order, tokens: dict[str, Token]) -> OrderOut:
@@ -51,3 +54,44 @@ def orders_out(session: Session, orders: Sequence[Order]) -> list[OrderOut]:
 def tx_out(tx: UnsignedTx) -> TxOut:
     """An unsigned transaction's body."""
     return TxOut(to=tx.to, data=tx.data, value=tx.value, chain_id=tx.chain_id)
+
+
+def crypto_quote_out(
+    session: Session,
+    *,
+    buyer: str,
+    course_id: int,
+    token: str,
+    recipient: str,
+    market: str,
+    chain_id: int,
+) -> CryptoQuoteOut:
+    """A pending crypto order at the current price, with the purchase transaction to sign (and
+    the ERC-20 approval it needs first)."""
+    course = get_course(session, course_id)
+    order = create_crypto_quote(
+        session, course=course, buyer=buyer, token=token, recipient=recipient
+    )
+    assert course.onchain_id is not None and order.token is not None
+    native = order.token == NATIVE_TOKEN
+    purchase = txs.purchase(
+        market,
+        chain_id,
+        course_id=course.onchain_id,
+        token=order.token,
+        max_amount=order.amount,
+        recipient=recipient,
+        order_ref=order.order_ref,
+        native=native,
+    )
+    approval = None if native else txs.approve(order.token, chain_id, market, order.amount)
+    return CryptoQuoteOut(
+        order=order_out(order, tokens_by_address(session)),
+        transaction=tx_out(purchase),
+        approval=tx_out(approval) if approval else None,
+    )
+
+
+def visible_order_out(session: Session, order_id: str, viewer: str) -> OrderOut:
+    """One order, for its buyer, its recipient or the course's provider."""
+    return order_out(visible_order(session, order_id, viewer), tokens_by_address(session))

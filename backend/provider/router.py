@@ -6,12 +6,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from backend.api.deps import DbSession, ServicesDep
 from backend.auth.deps import CurrentUser
-from backend.catalog import service as catalog
-from backend.catalog.models import Course, Token
+from backend.catalog.models import Token
 from backend.catalog.schemas import (
     CourseCreateIn,
     CourseDetailOut,
@@ -22,24 +20,19 @@ from backend.catalog.schemas import (
     LessonOut,
     OnchainIdIn,
 )
-from backend.catalog.views import course_detail_out, courses_out, token_out
+from backend.catalog.views import token_out
 from backend.chain import tx as txs
-from backend.core.errors import ConflictError, InvalidInputError, NotFoundError
 from backend.core.openapi import errors
 from backend.core.schemas import MAX_INT64, CourseId, LessonNumber
-from backend.orders.models import OrderStatus, Rail
 from backend.orders.schemas import TxOut
-from backend.orders.service import get_order
-from backend.orders.views import orders_out, tx_out
-from backend.payouts.schemas import PayoutOut, PayoutsOut
-from backend.payouts.service import payouts_of
+from backend.orders.views import tx_out
+from backend.payouts.schemas import PayoutsOut
 from backend.provider import service
 from backend.provider.schemas import (
     BalanceOut,
     BalancesOut,
     RefundTxIn,
     SalesOut,
-    SalesTotalOut,
     SetPriceIn,
     WithdrawIn,
 )
@@ -47,19 +40,10 @@ from backend.provider.schemas import (
 router = APIRouter(prefix="/provider", tags=["provider"])
 
 
-def _actor(address: str) -> str:
-    return f"user:{address}"
-
-
 @router.get("/courses", response_model=list[CourseOut])
 async def my_courses(principal: CurrentUser, session: DbSession) -> list[CourseOut]:
     """My courses, every status."""
-
-    def build(s: Session) -> list[CourseOut]:
-        return courses_out(s, catalog.list_by_provider(s, principal.address))
-
-    result: list[CourseOut] = await session.run_sync(build)
-    return result
+    return await session.run_sync(service.my_courses, principal.address)
 
 
 @router.post("/courses", response_model=CourseDetailOut, status_code=201)
@@ -67,19 +51,7 @@ async def create_course(
     body: CourseCreateIn, principal: CurrentUser, session: DbSession
 ) -> CourseDetailOut:
     """Create a draft course paid out to my wallet."""
-
-    def create(s: Session) -> CourseDetailOut:
-        course = catalog.create_course(
-            s,
-            provider=principal.address,
-            title=body.title,
-            description=body.description,
-            refund_window=body.refund_window,
-        )
-        return course_detail_out(s, course)
-
-    result: CourseDetailOut = await session.run_sync(create)
-    return result
+    return await session.run_sync(service.create_course, principal.address, body)
 
 
 @router.patch("/courses/{course_id}", response_model=CourseDetailOut, responses=errors(409))
@@ -87,16 +59,8 @@ async def update_course(
     course_id: CourseId, body: CourseUpdateIn, principal: CurrentUser, session: DbSession
 ) -> CourseDetailOut:
     """Change title, description, status (draft/published/delisted) or refund window."""
-
-    def update(s: Session) -> CourseDetailOut:
-        course = catalog.get_owned_course(s, course_id, principal.address)
-        catalog.update_course(
-            s, course, actor=_actor(principal.address), **body.model_dump(exclude_unset=True)
-        )
-        return course_detail_out(s, course)
-
-    result: CourseDetailOut = await session.run_sync(update)
-    return result
+    changes = body.model_dump(exclude_unset=True)
+    return await session.run_sync(service.update_course, principal.address, course_id, changes)
 
 
 @router.put(
@@ -106,16 +70,9 @@ async def set_fiat_price(
     course_id: CourseId, body: FiatPriceIn, principal: CurrentUser, session: DbSession
 ) -> CourseDetailOut:
     """Set the card price (integer minor units + ISO currency; 0 makes the course free)."""
-
-    def update(s: Session) -> CourseDetailOut:
-        course = catalog.get_owned_course(s, course_id, principal.address)
-        catalog.set_fiat_price(
-            s, course, amount=body.amount, currency=body.currency, actor=_actor(principal.address)
-        )
-        return course_detail_out(s, course)
-
-    result: CourseDetailOut = await session.run_sync(update)
-    return result
+    return await session.run_sync(
+        service.set_fiat_price, principal.address, course_id, body.amount, body.currency
+    )
 
 
 @router.delete("/courses/{course_id}/fiat-price", response_model=CourseDetailOut)
@@ -123,16 +80,7 @@ async def clear_fiat_price(
     course_id: CourseId, principal: CurrentUser, session: DbSession
 ) -> CourseDetailOut:
     """Stop selling the course by card."""
-
-    def update(s: Session) -> CourseDetailOut:
-        course = catalog.get_owned_course(s, course_id, principal.address)
-        catalog.set_fiat_price(
-            s, course, amount=None, currency=None, actor=_actor(principal.address)
-        )
-        return course_detail_out(s, course)
-
-    result: CourseDetailOut = await session.run_sync(update)
-    return result
+    return await session.run_sync(service.set_fiat_price, principal.address, course_id, None, None)
 
 
 @router.put("/courses/{course_id}/lessons/{n}", response_model=LessonOut)
@@ -144,16 +92,7 @@ async def put_lesson(
     session: DbSession,
 ) -> LessonOut:
     """Create lesson `n` (the next number) or replace an existing one."""
-
-    def put(s: Session) -> LessonOut:
-        course = catalog.get_owned_course(s, course_id, principal.address)
-        lesson = catalog.upsert_lesson(s, course, position=n, title=body.title, body=body.body)
-        return LessonOut(
-            course_id=course.id, position=lesson.position, title=lesson.title, body=lesson.body
-        )
-
-    result: LessonOut = await session.run_sync(put)
-    return result
+    return await session.run_sync(service.put_lesson, principal.address, course_id, n, body)
 
 
 @router.put(
@@ -176,20 +115,9 @@ async def link_onchain_id(
     provider = await service.onchain_provider(
         services.chain, services.deployment.require_market(), body.onchain_id
     )
-
-    def link(s: Session) -> CourseDetailOut:
-        course = catalog.get_owned_course(s, course_id, principal.address)
-        catalog.set_onchain_id(
-            s,
-            course,
-            body.onchain_id,
-            actor=_actor(principal.address),
-            onchain_provider=provider,
-        )
-        return course_detail_out(s, course)
-
-    result: CourseDetailOut = await session.run_sync(link)
-    return result
+    return await session.run_sync(
+        service.link_onchain, principal.address, course_id, body.onchain_id, provider
+    )
 
 
 @router.post(
@@ -199,30 +127,10 @@ async def tx_create_course(
     course_id: CourseId, principal: CurrentUser, session: DbSession, services: ServicesDep
 ) -> TxOut:
     """`createCourse(title, refundWindow)` for my wallet to sign."""
-    market = services.deployment.require_market()
-
-    def build(s: Session) -> TxOut:
-        course = catalog.get_owned_course(s, course_id, principal.address)
-        if course.onchain_id is not None:
-            raise ConflictError(
-                f"already registered on-chain as course {course.onchain_id}", code="already_linked"
-            )
-        return tx_out(
-            txs.create_course(
-                market, services.settings.chain_id, course.title, course.refund_window
-            )
-        )
-
-    result: TxOut = await session.run_sync(build)
-    return result
-
-
-def _linked(course: Course) -> int:
-    if course.onchain_id is None:
-        raise ConflictError(
-            "register the course on-chain first (tx/create-course)", code="course_not_onchain"
-        )
-    return course.onchain_id
+    market, chain_id = services.deployment.require_market(), services.settings.chain_id
+    return await session.run_sync(
+        service.create_course_tx, principal.address, course_id, market, chain_id
+    )
 
 
 @router.post("/courses/{course_id}/tx/set-price", response_model=TxOut, responses=errors(409, 503))
@@ -234,19 +142,10 @@ async def tx_set_price(
     services: ServicesDep,
 ) -> TxOut:
     """`setPrice(courseId, token, price)` for my wallet to sign (price in base units)."""
-    market = services.deployment.require_market()
-
-    def build(s: Session) -> TxOut:
-        course = catalog.get_owned_course(s, course_id, principal.address)
-        onchain_id = _linked(course)
-        if s.get(Token, body.token) is None:
-            raise InvalidInputError(f"unknown token {body.token}", code="unknown_token")
-        return tx_out(
-            txs.set_price(market, services.settings.chain_id, onchain_id, body.token, body.price)
-        )
-
-    result: TxOut = await session.run_sync(build)
-    return result
+    market, chain_id = services.deployment.require_market(), services.settings.chain_id
+    return await session.run_sync(
+        service.set_price_tx, principal.address, course_id, market, chain_id, body
+    )
 
 
 @router.post("/courses/{course_id}/tx/refund", response_model=TxOut, responses=errors(409, 503))
@@ -258,35 +157,10 @@ async def tx_refund(
     services: ServicesDep,
 ) -> TxOut:
     """`refund(courseId, learner, payer, token, amount, fee)` of a paid crypto order."""
-    market = services.deployment.require_market()
-
-    def build(s: Session) -> TxOut:
-        course = catalog.get_owned_course(s, course_id, principal.address)
-        onchain_id = _linked(course)
-        order = get_order(s, body.order_id)
-        if order.course_id != course.id:
-            raise NotFoundError(
-                f"order {body.order_id} is not for this course", code="order_not_found"
-            )
-        if order.rail != Rail.CRYPTO or order.status != OrderStatus.PAID or order.token is None:
-            raise ConflictError(
-                "only paid crypto orders are refunded on-chain", code="not_refundable"
-            )
-        return tx_out(
-            txs.refund(
-                market,
-                services.settings.chain_id,
-                course_id=onchain_id,
-                learner=order.recipient,
-                payer=order.buyer,
-                token=order.token,
-                amount=order.amount,
-                fee=order.fee,
-            )
-        )
-
-    result: TxOut = await session.run_sync(build)
-    return result
+    market, chain_id = services.deployment.require_market(), services.settings.chain_id
+    return await session.run_sync(
+        service.refund_tx, principal.address, course_id, market, chain_id, body.order_id
+    )
 
 
 @router.post("/tx/withdraw", response_model=TxOut, responses=errors(503))
@@ -306,31 +180,9 @@ async def sales(
 ) -> SalesOut:
     """My sales on both rails with totals per token/currency (`confirmedOnly`: crypto orders
     only once confirmed on-chain)."""
-
-    def build(s: Session) -> SalesOut:
-        orders, totals = service.provider_sales(
-            s, principal.address, confirmed_only=confirmed_only, limit=limit
-        )
-        tokens = catalog.tokens_by_address(s)
-        return SalesOut(
-            orders=orders_out(s, orders),
-            totals=[
-                SalesTotalOut(
-                    rail=t.rail,
-                    token=token_out(tokens, t.token) if t.token else None,
-                    currency=t.currency,
-                    orders=t.orders,
-                    gross=t.gross,
-                    refunded=t.refunded,
-                    net=t.net,
-                    fees=t.fees,
-                )
-                for t in totals
-            ],
-        )
-
-    result: SalesOut = await session.run_sync(build)
-    return result
+    return await session.run_sync(
+        service.sales_out, principal.address, confirmed_only=confirmed_only, limit=limit
+    )
 
 
 @router.get("/payouts", response_model=PayoutsOut)
@@ -342,30 +194,9 @@ async def payouts(
 ) -> PayoutsOut:
     """My payout ledger from the chain, newest first: escrow released to withdrawable (with the
     platform fee released beside it) and my withdrawals."""
-
-    def build(s: Session) -> PayoutsOut:
-        entries = payouts_of(s, principal.address, before=before, limit=limit)
-        tokens = catalog.tokens_by_address(s)
-        return PayoutsOut(
-            payouts=[
-                PayoutOut(
-                    id=e.id,
-                    kind=e.kind,
-                    token=token_out(tokens, e.token),
-                    amount=e.amount,
-                    fee=e.fee,
-                    tx_hash=e.tx_hash,
-                    log_index=e.log_index,
-                    block_number=e.block_number,
-                    recorded_at=e.created_at,
-                )
-                for e in entries
-            ],
-            next_before=entries[-1].id if len(entries) == limit else None,
-        )
-
-    result: PayoutsOut = await session.run_sync(build)
-    return result
+    return await session.run_sync(
+        service.payouts_out, principal.address, before=before, limit=limit
+    )
 
 
 @router.get("/balances", response_model=BalancesOut, responses=errors(502, 503))

@@ -5,11 +5,16 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from backend.catalog import service as catalog
 from backend.catalog.models import Course, Token
+from backend.catalog.schemas import CourseCreateIn, CourseDetailOut, CourseOut, LessonIn, LessonOut
+from backend.catalog.views import course_detail_out, courses_out, token_out
+from backend.chain import tx as txs
 from backend.chain.client import (
     ChainClient,
     ChainError,
@@ -17,9 +22,15 @@ from backend.chain.client import (
     escrow_of,
     withdrawable_of,
 )
-from backend.core.errors import NotFoundError, UpstreamError
+from backend.core.errors import ConflictError, InvalidInputError, NotFoundError, UpstreamError
 from backend.core.security import checksum_address
 from backend.orders.models import Order, OrderStatus, Rail
+from backend.orders.schemas import TxOut
+from backend.orders.service import get_order
+from backend.orders.views import orders_out, tx_out
+from backend.payouts.schemas import PayoutOut, PayoutsOut
+from backend.payouts.service import payouts_of
+from backend.provider.schemas import SalesOut, SalesTotalOut, SetPriceIn
 
 
 @dataclass
@@ -101,3 +112,169 @@ async def onchain_provider(chain: ChainClient, market: str, onchain_id: int) -> 
             f"the market has no course {onchain_id}", code="onchain_course_not_found"
         )
     return checksum_address(provider)
+
+
+# ------------------------------------------------------------------ the provider's workspace
+# Each takes the signed-in provider's address and returns the API's response model; ownership
+# is checked here (`catalog.get_owned_course`: another provider's course is a 404).
+
+
+def _actor(address: str) -> str:
+    return f"user:{address}"
+
+
+def my_courses(s: Session, provider: str) -> list[CourseOut]:
+    """The provider's courses, every status."""
+    return courses_out(s, catalog.list_by_provider(s, provider))
+
+
+def create_course(s: Session, provider: str, body: CourseCreateIn) -> CourseDetailOut:
+    """A draft course paid out to the provider's wallet."""
+    course = catalog.create_course(
+        s,
+        provider=provider,
+        title=body.title,
+        description=body.description,
+        refund_window=body.refund_window,
+    )
+    return course_detail_out(s, course)
+
+
+def update_course(
+    s: Session, provider: str, course_id: int, changes: dict[str, Any]
+) -> CourseDetailOut:
+    """Change title, description, status or refund window of an owned course."""
+    course = catalog.get_owned_course(s, course_id, provider)
+    catalog.update_course(s, course, actor=_actor(provider), **changes)
+    return course_detail_out(s, course)
+
+
+def set_fiat_price(
+    s: Session, provider: str, course_id: int, amount: int | None, currency: str | None
+) -> CourseDetailOut:
+    """Set (or with None, clear) the card price of an owned course."""
+    course = catalog.get_owned_course(s, course_id, provider)
+    catalog.set_fiat_price(s, course, amount=amount, currency=currency, actor=_actor(provider))
+    return course_detail_out(s, course)
+
+
+def put_lesson(
+    s: Session, provider: str, course_id: int, position: int, body: LessonIn
+) -> LessonOut:
+    """Create lesson `position` (the next number) or replace an existing one."""
+    course = catalog.get_owned_course(s, course_id, provider)
+    lesson = catalog.upsert_lesson(s, course, position=position, title=body.title, body=body.body)
+    return LessonOut(
+        course_id=course.id, position=lesson.position, title=lesson.title, body=lesson.body
+    )
+
+
+def link_onchain(
+    s: Session, provider: str, course_id: int, onchain_id: int, onchain_provider: str
+) -> CourseDetailOut:
+    """Link an owned course to the on-chain course `onchain_provider` is paid for."""
+    course = catalog.get_owned_course(s, course_id, provider)
+    catalog.set_onchain_id(
+        s, course, onchain_id, actor=_actor(provider), onchain_provider=onchain_provider
+    )
+    return course_detail_out(s, course)
+
+
+def _linked(course: Course) -> int:
+    if course.onchain_id is None:
+        raise ConflictError(
+            "register the course on-chain first (tx/create-course)", code="course_not_onchain"
+        )
+    return course.onchain_id
+
+
+def create_course_tx(
+    s: Session, provider: str, course_id: int, market: str, chain_id: int
+) -> TxOut:
+    """`createCourse(title, refundWindow)` of an owned course not yet on-chain."""
+    course = catalog.get_owned_course(s, course_id, provider)
+    if course.onchain_id is not None:
+        raise ConflictError(
+            f"already registered on-chain as course {course.onchain_id}", code="already_linked"
+        )
+    return tx_out(txs.create_course(market, chain_id, course.title, course.refund_window))
+
+
+def set_price_tx(
+    s: Session, provider: str, course_id: int, market: str, chain_id: int, body: SetPriceIn
+) -> TxOut:
+    """`setPrice(courseId, token, price)` of an owned, registered course."""
+    onchain_id = _linked(catalog.get_owned_course(s, course_id, provider))
+    if s.get(Token, body.token) is None:
+        raise InvalidInputError(f"unknown token {body.token}", code="unknown_token")
+    return tx_out(txs.set_price(market, chain_id, onchain_id, body.token, body.price))
+
+
+def refund_tx(
+    s: Session, provider: str, course_id: int, market: str, chain_id: int, order_id: str
+) -> TxOut:
+    """`refund(...)` of a paid crypto order of an owned, registered course."""
+    course = catalog.get_owned_course(s, course_id, provider)
+    onchain_id = _linked(course)
+    order = get_order(s, order_id)
+    if order.course_id != course.id:
+        raise NotFoundError(f"order {order_id} is not for this course", code="order_not_found")
+    if order.rail != Rail.CRYPTO or order.status != OrderStatus.PAID or order.token is None:
+        raise ConflictError("only paid crypto orders are refunded on-chain", code="not_refundable")
+    return tx_out(
+        txs.refund(
+            market,
+            chain_id,
+            course_id=onchain_id,
+            learner=order.recipient,
+            payer=order.buyer,
+            token=order.token,
+            amount=order.amount,
+            fee=order.fee,
+        )
+    )
+
+
+def sales_out(s: Session, provider: str, *, confirmed_only: bool, limit: int) -> SalesOut:
+    """The provider's sales on both rails with totals per token/currency."""
+    orders, totals = provider_sales(s, provider, confirmed_only=confirmed_only, limit=limit)
+    tokens = catalog.tokens_by_address(s)
+    return SalesOut(
+        orders=orders_out(s, orders),
+        totals=[
+            SalesTotalOut(
+                rail=t.rail,
+                token=token_out(tokens, t.token) if t.token else None,
+                currency=t.currency,
+                orders=t.orders,
+                gross=t.gross,
+                refunded=t.refunded,
+                net=t.net,
+                fees=t.fees,
+            )
+            for t in totals
+        ],
+    )
+
+
+def payouts_out(s: Session, provider: str, *, before: int | None, limit: int) -> PayoutsOut:
+    """The provider's payout ledger, newest first, with the cursor of the next page."""
+    entries = payouts_of(s, provider, before=before, limit=limit)
+    tokens = catalog.tokens_by_address(s)
+    return PayoutsOut(
+        payouts=[
+            PayoutOut(
+                id=e.id,
+                kind=e.kind,
+                token=token_out(tokens, e.token),
+                amount=e.amount,
+                fee=e.fee,
+                tx_hash=e.tx_hash,
+                log_index=e.log_index,
+                block_number=e.block_number,
+                recorded_at=e.created_at,
+            )
+            for e in entries
+        ],
+        next_before=entries[-1].id if len(entries) == limit else None,
+    )

@@ -24,6 +24,7 @@ from backend.core.db import process_session_factory, session_scope
 from backend.core.errors import NotDeployedError, RetryableError, TxNotMinedError
 from backend.worker import jobs, metrics
 from backend.worker.celery_app import app
+from backend.worker.chain import get_chain
 from backend.worker.models import JobStatus
 from backend.worker.runtime import get_sender
 
@@ -105,6 +106,23 @@ def until_mined(task: Task, body: Callable[[], dict[str, Any]]) -> dict[str, Any
         log.info("%s: %s; checking again in %d s", task.name, exc, PENDING_RECHECK)
         task.apply_async(kwargs=task.request.kwargs, countdown=PENDING_RECHECK)
         raise Ignore() from exc
+
+
+def send_on_chain(
+    task: Task, body: Callable[..., dict[str, Any]], row_id: int, **extra: Any
+) -> dict[str, Any]:
+    """Run a task body that writes to the chain for one row (`body(row_id, factory=, chain=,
+    sender=, **extra)`) with this process's sessions, chain and sender, `until_mined`."""
+    return until_mined(
+        task,
+        lambda: body(
+            int(row_id),
+            factory=process_session_factory(),
+            chain=get_chain(),
+            sender=get_sender(),
+            **extra,
+        ),
+    )
 
 
 # ---------------------------------------------------------------------- periodic
