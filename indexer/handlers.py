@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from backend.access.models import AccessSource, Entitlement
+from backend.access.models import AccessSource, Entitlement, OnchainSource
 from backend.access.service import active_entitlement, grant_access
 from backend.audit.service import record as audit
 from backend.catalog.models import CertificateMode, Course, Token, TokenPrice
@@ -54,7 +54,6 @@ log = logging.getLogger(__name__)
 ACTOR = "indexer"
 REORG = "reorg"
 # ICourseMarket.AccessSource -> the backend's entitlement source.
-ONCHAIN_SOURCES = {1: AccessSource.CRYPTO, 2: AccessSource.CARD, 3: AccessSource.GRANT}
 # Entitlements an operator's revokeAccess can end (recorded with grantAccess).
 MIRRORED_SOURCES = (AccessSource.CARD, AccessSource.FREE, AccessSource.GRANT)
 # Runs of purchases shorter than this go through the backend's service one by one (the bulk
@@ -637,7 +636,7 @@ class HandlerBatch:
         course = course_by_onchain_id(self.session, a["courseId"])
         if course is None:
             return {"skipped": "unknown course"}
-        source = ONCHAIN_SOURCES.get(int(a["source"]), AccessSource.GRANT)
+        source = OnchainSource.ADOPTED_AS.get(int(a["source"]), AccessSource.GRANT)
         existing = active_entitlement(self.session, a["learner"], course.id)
         if existing is not None:
             return {"entitlement_id": existing.id, "created": False}

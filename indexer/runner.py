@@ -16,7 +16,7 @@ from sqlalchemy.orm import sessionmaker
 
 from backend.chain.deployment import Deployment, load_deployment
 from backend.core.config import IndexerSettings, Settings, get_settings
-from backend.core.db import make_engine
+from backend.core.db import SQLITE_BEGIN_OPTION, enable_sqlite_transactions, make_engine
 from indexer import metrics
 from indexer.decoding import LogDecoder
 from indexer.engine import Indexer, ReorgTooDeepError
@@ -51,11 +51,14 @@ def make_indexer_engine(url: str, **kwargs: Any) -> Engine:
     """The indexer's sync engine: orjson for JSON columns; on SQLite, real SAVEPOINTs (the
     backend's grant uses them) and BEGIN IMMEDIATE, so the indexer queues behind the API's
     writes instead of failing to upgrade a read lock."""
-    engine = make_engine(url, json_serializer=_json_serializer, immediate=True, **kwargs)
+    engine = make_engine(url, json_serializer=_json_serializer, **kwargs)
     if engine.dialect.name == "sqlite":
+        enable_sqlite_transactions(engine)
         # Bulk inserts land at random places of several indexes (uuids, addresses): a 64 MB
-        # page cache instead of the default 2 MB keeps them in memory.
-        sa_event.listen(engine.engine, "connect", _sqlite_cache)
+        # page cache instead of the default 2 MB keeps them in memory. Registered on the engine
+        # itself, before the execution options below derive another one from it.
+        sa_event.listen(engine, "connect", _sqlite_cache)
+        engine = engine.execution_options(**{SQLITE_BEGIN_OPTION: "IMMEDIATE"})
     return engine
 
 

@@ -20,6 +20,16 @@ class AccessSource:
     ALL = (CRYPTO, CARD, FREE, GRANT)
 
 
+class OnchainSource:
+    """`ICourseMarket.AccessSource` as the chain stores it (`NONE`: no access)."""
+
+    NONE, PURCHASE, CARD, GRANT = 0, 1, 2, 3
+    # What the operator records on-chain (grantAccess) for each off-chain source.
+    RECORDED_AS = {AccessSource.CARD: CARD, AccessSource.FREE: GRANT, AccessSource.GRANT: GRANT}
+    # The entitlement source of access the chain holds (applied by the indexer, or adopted).
+    ADOPTED_AS = {PURCHASE: AccessSource.CRYPTO, CARD: AccessSource.CARD, GRANT: AccessSource.GRANT}
+
+
 class ChainStatus:
     """Where an entitlement's on-chain record (`CourseMarket.hasAccess`) stands.
 

@@ -36,16 +36,13 @@ from eth_utils import keccak
 from sqlalchemy import select, tuple_, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from backend.access.models import AccessSource, ChainStatus, Entitlement
+from backend.access.models import AccessSource, ChainStatus, Entitlement, OnchainSource
 from backend.audit.service import record as audit
 from backend.catalog.models import Course
 from backend.core.config import WorkerSettings
 from backend.core.db import session_scope, utcnow
 from backend.worker import metrics
 from backend.worker.chain import (
-    SOURCE_CARD,
-    SOURCE_GRANT,
-    SOURCE_PURCHASE,
     Chain,
     access_record,
     call_rpc,
@@ -177,7 +174,11 @@ def _judge(
                 row.chain_ref is not None
                 and digest == bytes.fromhex(row.chain_ref.removeprefix("0x"))[:21]
             )
-            if row.source in MIRRORED and source in (SOURCE_CARD, SOURCE_GRANT) and ours:
+            if (
+                row.source in MIRRORED
+                and source in (OnchainSource.CARD, OnchainSource.GRANT)
+                and ours
+            ):
                 drift.action = "enqueued_revoke"
                 drift.job = ("tuition.record_access_revoke", {"entitlement_id": row.id})
             drifts.append(drift)
@@ -402,14 +403,6 @@ def _report_chain_only(s: Session, run_id: str, chain_id: int, c: ChainOnly) -> 
     )
 
 
-# On-chain AccessSource -> entitlement source of an adopted access.
-_ADOPTED_SOURCES = {
-    SOURCE_PURCHASE: AccessSource.CRYPTO,
-    SOURCE_CARD: AccessSource.CARD,
-    SOURCE_GRANT: AccessSource.GRANT,
-}
-
-
 def adopt_chain_access(
     course_onchain_id: int, learner: str, *, factory: sessionmaker[Session], chain: Chain
 ) -> dict[str, Any]:
@@ -436,7 +429,7 @@ def adopt_chain_access(
             s,
             address=learner,
             course_id=course_id,
-            source=_ADOPTED_SOURCES[source],
+            source=OnchainSource.ADOPTED_AS[source],
             order_id=None,
             actor="cli:adopt",
             reason=f"adopted from the chain (on-chain source {source})",

@@ -302,8 +302,17 @@ class EntitlementRow(NamedTuple):
     granted_by: str
     chain_status: str
     chain_updated_at: datetime
-    revoked_at: datetime | None = None
-    revoke_reason: str | None = None
+
+    # A new grant: its revoke columns stay NULL.
+    @property
+    def revoked_at(self) -> None:
+        """Not revoked."""
+        return None
+
+    @property
+    def revoke_reason(self) -> None:
+        """Not revoked."""
+        return None
 
 
 class OnChainGrants:

@@ -19,7 +19,7 @@ from celery import Task
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from backend.access.models import AccessSource, ChainStatus, Entitlement
+from backend.access.models import ChainStatus, Entitlement, OnchainSource
 from backend.access.reconcile import reconcile_access as reconcile
 from backend.catalog.models import Course
 from backend.core.config import get_settings
@@ -33,8 +33,6 @@ from backend.core.errors import (
 )
 from backend.worker.celery_app import app
 from backend.worker.chain import (
-    SOURCE_CARD,
-    SOURCE_GRANT,
     Chain,
     access_record,
     get_chain,
@@ -44,13 +42,6 @@ from backend.worker.sender import TxSender
 from backend.worker.tasks import TuitionTask, publish, send_on_chain
 
 log = logging.getLogger(__name__)
-
-# The on-chain AccessSource an operator records for each off-chain source.
-ONCHAIN_SOURCE = {
-    AccessSource.CARD: SOURCE_CARD,
-    AccessSource.FREE: SOURCE_GRANT,
-    AccessSource.GRANT: SOURCE_GRANT,
-}
 
 
 @dataclass(frozen=True)
@@ -81,7 +72,7 @@ def load_entitlement(factory: sessionmaker[Session], entitlement_id: int) -> Ent
         ent = s.get(Entitlement, entitlement_id)
         if ent is None:
             raise PermanentError(f"entitlement {entitlement_id} does not exist")
-        if ent.source not in ONCHAIN_SOURCE:
+        if ent.source not in OnchainSource.RECORDED_AS:
             raise PermanentError(f"entitlement {entitlement_id} is a {ent.source} purchase")
         if ent.chain_ref is None:
             raise PermanentError(f"entitlement {entitlement_id} has no on-chain ref")
@@ -142,7 +133,7 @@ def record_grant(
         return {**result, "outcome": "already_on_chain"}
     data = market.encode_abi(
         "grantAccess",
-        args=[job.course_onchain_id, job.learner, ONCHAIN_SOURCE[job.source], job.ref],
+        args=[job.course_onchain_id, job.learner, OnchainSource.RECORDED_AS[job.source], job.ref],
     )
     try:
         tx = sender.send(sender.fresh_key(base), market.address, data)
@@ -179,7 +170,7 @@ def record_revoke(
         sender.settle_operation(base)
         mark(factory, job.id, ChainStatus.REVOKED)
         return {**result, "outcome": "already_revoked"}
-    if source not in (SOURCE_CARD, SOURCE_GRANT) or digest not in job.pair_digests:
+    if source not in (OnchainSource.CARD, OnchainSource.GRANT) or digest not in job.pair_digests:
         # Bought on-chain since, or a record the product never made: not ours to revoke.
         mark(factory, job.id, ChainStatus.REVOKED)
         return {**result, "outcome": "not_this_record", "source": source}

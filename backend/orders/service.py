@@ -74,8 +74,17 @@ class OrderRow(NamedTuple):
     created_at: datetime
     updated_at: datetime
     paid_at: datetime | None
-    currency: str | None = None
-    stripe_payment_intent_id: str | None = None
+
+    # Card fields, never set on an order the bulk path writes (their columns stay NULL).
+    @property
+    def currency(self) -> None:
+        """No currency: a crypto order."""
+        return None
+
+    @property
+    def stripe_payment_intent_id(self) -> None:
+        """No payment intent: a crypto order."""
+        return None
 
 
 def order_snapshot(order: Order | OrderRow) -> dict[str, Any]:

@@ -110,10 +110,6 @@ def reset_chain() -> None:
         _chain = None
 
 
-# On-chain ICourseMarket.AccessSource
-SOURCE_NONE, SOURCE_PURCHASE, SOURCE_CARD, SOURCE_GRANT = 0, 1, 2, 3
-
-
 def call_view(fn: Any) -> Any:
     """`fn.call()`, with transport failures turned into `ChainUnavailableError` (retried)."""
     try:

@@ -30,7 +30,6 @@ T = TypeVar("T")
 
 NATIVE = "0x0000000000000000000000000000000000000000"
 # ICourseMarket.AccessSource
-SOURCE_NONE, SOURCE_PURCHASE, SOURCE_CARD, SOURCE_GRANT = 0, 1, 2, 3
 PERMIT_TYPES = {
     "Permit": [
         {"name": "owner", "type": "address"},

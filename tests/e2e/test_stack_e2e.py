@@ -14,10 +14,6 @@ import httpx
 import pytest
 from e2e_support import (
     NATIVE,
-    SOURCE_CARD,
-    SOURCE_GRANT,
-    SOURCE_NONE,
-    SOURCE_PURCHASE,
     ApiUser,
     Chain,
     E2EStack,
@@ -28,6 +24,7 @@ from support.procs import wait_for
 from web3 import Web3
 from web3.logs import DISCARD
 
+from backend.access.models import OnchainSource
 from backend.core.dev_accounts import DEMO_KEYS
 
 pytestmark = [pytest.mark.chain, pytest.mark.slow]
@@ -303,7 +300,7 @@ def test_free_course_is_claimed_on_chain_at_price_zero(
     gas = receipt["gasUsed"] * receipt["effectiveGasPrice"]
     assert chain.w3.eth.get_balance(learner.address) == balance_before - gas, "only gas was paid"
     record = chain.market.functions.accessOf(course["onchainId"], learner.address).call()
-    assert record[0] == SOURCE_PURCHASE
+    assert record[0] == OnchainSource.PURCHASE
     assert record[2] == 0, "a free claim has no refund deadline"
 
 
@@ -333,7 +330,7 @@ def test_free_course_is_claimed_through_the_api_once_its_card_price_is_zero(
             "the worker's grantAccess for the free claim",
         )
         record = chain.market.functions.accessOf(course["onchainId"], learner.address).call()
-        assert record[0] == SOURCE_GRANT
+        assert record[0] == OnchainSource.GRANT
         (entitlement,) = wait_for(
             lambda: (
                 (e := learner.get("/api/v1/me/entitlements"))[0]["chainStatus"] == "recorded" and e
@@ -358,7 +355,10 @@ def test_admin_grant_and_revoke_end_on_chain(
         lambda: chain.market.functions.hasAccess(onchain_id, learner.address).call(),
         "the worker's grantAccess for the admin grant",
     )
-    assert chain.market.functions.accessOf(onchain_id, learner.address).call()[0] == SOURCE_GRANT
+    assert (
+        chain.market.functions.accessOf(onchain_id, learner.address).call()[0]
+        == OnchainSource.GRANT
+    )
 
     revoked = admin.post("/api/v1/admin/entitlements/revoke", payload | {"reason": "mistake"})
     assert revoked["active"] is False
@@ -471,7 +471,7 @@ def test_card_purchase_is_recorded_on_chain_and_its_refund_revokes_it(
         "the worker's grantAccess for the card purchase",
     )
     record = chain.market.functions.accessOf(onchain_id, learner.address).call()
-    assert record[0] == SOURCE_CARD
+    assert record[0] == OnchainSource.CARD
     assert record[3] == bytes.fromhex(order["orderRef"][2:])[:21], "the grant names the order"
 
     # Refund by the provider through the API: Stripe refunds, its webhook revokes, the worker
@@ -486,7 +486,9 @@ def test_card_purchase_is_recorded_on_chain_and_its_refund_revokes_it(
         lambda: not chain.market.functions.hasAccess(onchain_id, learner.address).call(),
         "the worker's revokeAccess after the card refund",
     )
-    assert chain.market.functions.accessOf(onchain_id, learner.address).call()[0] == SOURCE_NONE
+    assert (
+        chain.market.functions.accessOf(onchain_id, learner.address).call()[0] == OnchainSource.NONE
+    )
 
 
 # ------------------------------------------------------------------ certificates
