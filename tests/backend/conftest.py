@@ -24,7 +24,6 @@ from backend.chain.deployment import Deployment
 from backend.core.db import Database
 from backend.core.ratelimit import MemoryRateLimiter
 from backend.devtools.stripe_fake import StripeFake
-from backend.integrations.stripe_gateway import StripeGateway
 
 
 @pytest.fixture
@@ -87,15 +86,8 @@ async def api(
 ) -> AsyncIterator[Api]:
     """The app under test on this test's rolled-back connection (tokens seeded here)."""
     settings = make_settings(migrated_db.url, stripe_api_base=stripe_fake.api_base)
-    services = shared_app.state.services
-    services.settings = settings
-    services.db = api_db
-    services.chain = chain
-    services.stripe = StripeGateway(settings)
-    services.rate_limiter = MemoryRateLimiter(1000)
-    services.admins = frozenset()
-    harness = Api(
-        app=shared_app, settings=settings, db=api_db, chain=chain, stripe_fake=stripe_fake
+    harness = Api.on_shared_app(
+        shared_app, settings=settings, db=api_db, chain=chain, stripe_fake=stripe_fake
     )
     await harness.run(seed_test_tokens)
     yield harness
@@ -114,15 +106,8 @@ async def committed_api(
     database = Database.from_url(private.url, pool_size=8, schema=private.schema)
     settings = make_settings(private.url, stripe_api_base=stripe_fake.api_base)
     chain = FakeChain()
-    services = shared_app.state.services
-    services.settings = settings
-    services.db = database
-    services.chain = chain
-    services.stripe = StripeGateway(settings)
-    services.rate_limiter = MemoryRateLimiter(1000)
-    services.admins = frozenset()
-    harness = Api(
-        app=shared_app, settings=settings, db=database, chain=chain, stripe_fake=stripe_fake
+    harness = Api.on_shared_app(
+        shared_app, settings=settings, db=database, chain=chain, stripe_fake=stripe_fake
     )
     await harness.run(seed_test_tokens)
     try:
