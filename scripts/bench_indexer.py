@@ -37,11 +37,10 @@ from sqlalchemy.orm import sessionmaker
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests" / "indexer"))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from ixchain import Emitter, address, compile_emitter  # noqa: E402
 from support.anvil import Anvil  # noqa: E402
+from support.emitter import Emitter, address, compile_emitter  # noqa: E402
 from support.procs import free_port  # noqa: E402
 
 import backend.models  # noqa: E402, F401

@@ -20,6 +20,7 @@ from ape import accounts, chain, project
 ROOT = Path(__file__).resolve().parent.parent
 # The measuring module sits with the tests that assert on it.
 sys.path.insert(0, str(ROOT / "tests" / "contracts"))
+sys.path.insert(0, str(ROOT / "tests"))
 
 from gas_paths import TARGETS, measure_gas_paths  # noqa: E402
 

@@ -10,13 +10,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from db_support import (
+from sqlalchemy.orm import Session
+from support.db import (
     DB_BACKENDS,
     MigratedDatabase,
     create_migrated_database,
     drop_migrated_database,
 )
-from sqlalchemy.orm import Session
 
 
 @pytest.fixture(scope="session", params=DB_BACKENDS)

@@ -6,7 +6,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
-from api_support import (
+from fastapi import FastAPI
+from support.api import (
     CERTIFICATE,
     CHAIN_ID,
     MARKET,
@@ -15,9 +16,8 @@ from api_support import (
     FakeChain,
     make_settings,
 )
-from db_support import MigratedDatabase, create_migrated_database, drop_migrated_database
-from factories import seed_test_tokens
-from fastapi import FastAPI
+from support.db import MigratedDatabase, create_migrated_database, drop_migrated_database
+from support.factories import seed_test_tokens
 
 from backend.app import create_app
 from backend.chain.deployment import Deployment

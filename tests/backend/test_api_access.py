@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 
 import pytest
-from api_support import Api
-from factories import account, make_course, make_grant
 from sqlalchemy import select
+from support.api import Api
+from support.factories import account, make_course, make_grant
 
 from backend.access.models import Entitlement
 from backend.access.service import entitlement_ref, revoke_access

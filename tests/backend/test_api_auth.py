@@ -6,11 +6,11 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
-from api_support import CHAIN_ID, DOMAIN, PUBLIC_URL, Api, make_settings, sign, siwe_text
 from eth_account.messages import _hash_eip191_message, encode_defunct
-from factories import account, make_course
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
+from support.api import CHAIN_ID, DOMAIN, PUBLIC_URL, Api, make_settings, sign, siwe_text
+from support.factories import account, make_course
 
 from backend.app import create_app
 from backend.auth.models import AuthNonce, AuthSession

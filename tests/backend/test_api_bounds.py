@@ -6,8 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from api_support import Api
-from factories import account
+from support.api import Api
+from support.factories import account
 
 pytestmark = pytest.mark.anyio
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from api_support import Api
-from factories import NATIVE, USDC, account, make_course
+from support.api import Api
+from support.factories import NATIVE, USDC, account, make_course
 
 from backend.catalog.models import CourseStatus
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from api_support import Api
-from factories import account, make_course, make_grant
 from sqlalchemy import select
+from support.api import Api
+from support.factories import account, make_course, make_grant
 
 from backend.audit.models import AuditEntry
 from backend.catalog.models import Course

@@ -7,9 +7,9 @@ import asyncio
 from datetime import datetime
 
 import pytest
-from api_support import Api, sign, siwe_text
-from factories import account, make_course
 from sqlalchemy import func, select
+from support.api import Api, sign, siwe_text
+from support.factories import account, make_course
 
 from backend.access.models import Entitlement
 from backend.auth.models import AuthSession
@@ -67,7 +67,7 @@ async def test_access_check_on_the_production_read_path_sees_committed_changes(
 ) -> None:
     """The hot path's own pool (asyncpg on PostgreSQL, an autocommit reader on SQLite) sees
     every committed grant and revoke at once: nothing is cached."""
-    from factories import make_grant
+    from support.factories import make_grant
 
     from backend.access.service import revoke_access
 

@@ -15,18 +15,6 @@ from typing import Any
 
 import pytest
 import schemathesis
-from api_support import (
-    CERTIFICATE,
-    CHAIN_ID,
-    MARKET,
-    PUBLIC_URL,
-    FakeChain,
-    make_settings,
-    siwe_text,
-)
-from api_support import sign as sign_message
-from db_support import create_migrated_database
-from factories import NATIVE, account, make_course, seed_test_tokens
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
@@ -35,6 +23,18 @@ from schemathesis.specs.openapi.checks import (
 )
 from sqlalchemy.orm import Session
 from starlette.testclient import TestClient
+from support.api import (
+    CERTIFICATE,
+    CHAIN_ID,
+    MARKET,
+    PUBLIC_URL,
+    FakeChain,
+    make_settings,
+    siwe_text,
+)
+from support.api import sign as sign_message
+from support.db import create_migrated_database
+from support.factories import NATIVE, account, make_course, seed_test_tokens
 
 from backend.access.service import grant_access
 from backend.app import create_app

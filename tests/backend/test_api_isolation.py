@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from api_support import Api
-from factories import NATIVE, account, make_certificate, make_course
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from support.api import Api
+from support.factories import NATIVE, account, make_certificate, make_course
 
 from backend.access.models import Entitlement
 from backend.access.service import grant_access

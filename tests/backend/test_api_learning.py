@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
-from api_support import Api
 from eth_utils import keccak
-from factories import account, make_course, make_grant
 from sqlalchemy import select
+from support.api import Api
+from support.factories import account, make_course, make_grant
 
 from backend.certificates.models import Certificate
 from backend.certificates.service import canonical_record_bytes, request_certificate

@@ -8,8 +8,8 @@ from typing import Any
 
 import httpx
 import pytest
-from api_support import PUBLIC_URL, Api, make_settings
-from factories import account, make_course
+from support.api import PUBLIC_URL, Api, make_settings
+from support.factories import account, make_course
 
 from backend.app import create_app
 from backend.chain.deployment import Deployment

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from api_support import CHAIN_ID, MARKET, Api
 from eth_abi import decode
-from factories import NATIVE, USDC, account, make_course, make_grant, tx_hash
+from support.api import CHAIN_ID, MARKET, Api
+from support.factories import NATIVE, USDC, account, make_course, make_grant, tx_hash
 
 from backend.chain.client import selector
 from backend.orders.service import record_crypto_purchase

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from api_support import CHAIN_ID, MARKET, Api
 from eth_abi import decode
-from factories import NATIVE, USDC, account, make_course, make_payout, seed_test_tokens
 from sqlalchemy import select
+from support.api import CHAIN_ID, MARKET, Api
+from support.factories import NATIVE, USDC, account, make_course, make_payout, seed_test_tokens
 
 from backend.audit.models import AuditEntry
 from backend.catalog.models import Token
@@ -361,7 +361,7 @@ async def test_chain_endpoints_say_when_no_contract_is_deployed(api: Api) -> Non
         async with api.user(PROVIDER) as client:
             response = await client.post("/api/v1/provider/tx/withdraw", json={"token": NATIVE})
     finally:
-        from api_support import CERTIFICATE
+        from support.api import CERTIFICATE
 
         api.app.state.services.deployment = Deployment(
             chain_id=CHAIN_ID, market=MARKET, certificate=CERTIFICATE

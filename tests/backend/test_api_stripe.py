@@ -12,9 +12,9 @@ from typing import Any
 
 import httpx
 import pytest
-from api_support import Api
-from factories import account, make_certificate, make_course, make_grant
 from sqlalchemy import select
+from support.api import Api
+from support.factories import account, make_certificate, make_course, make_grant
 
 from backend.access.models import Entitlement
 from backend.certificates.models import Certificate

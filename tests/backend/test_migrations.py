@@ -10,7 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from db_support import MigratedDatabase
+from support.db import MigratedDatabase
 
 import backend.models
 from backend.access.service import entitlement_ref

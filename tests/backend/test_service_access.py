@@ -4,10 +4,10 @@ cross-order rules, races, the audit trail."""
 from __future__ import annotations
 
 import pytest
-from factories import NATIVE, account, make_course
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from support.factories import NATIVE, account, make_course
 
 from backend.access import service
 from backend.access.models import AccessSource, Entitlement

@@ -6,9 +6,9 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from factories import NATIVE, USDC, account, make_certificate, make_course, tx_hash
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from support.factories import NATIVE, USDC, account, make_certificate, make_course, tx_hash
 
 from backend.access.models import Entitlement
 from backend.audit.models import AuditEntry

@@ -25,7 +25,7 @@ from market_helpers import (
     fee_of,
     order_ref,
 )
-from signing import sign_permit, sign_voucher
+from support.signing import sign_permit, sign_voucher
 
 # Targets from the spec (whole-transaction gas on anvil).
 TARGETS = {

@@ -13,7 +13,7 @@ from eth_account import Account
 from eth_account.messages import encode_typed_data
 from eth_utils import keccak
 from market_helpers import DAY, GRANT, ZERO, buy_native, fee_of, new_course, order_ref
-from signing import VOUCHER_TYPES, sign_voucher
+from support.signing import VOUCHER_TYPES, sign_voucher
 
 SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 RECORD = keccak(text="record:alice:solidity")[:28]

@@ -20,7 +20,7 @@ from market_helpers import (
     order_ref,
     purchase_digest,
 )
-from signing import sign_permit
+from support.signing import sign_permit
 
 
 def test_native_purchase_records_access_and_escrows(market, course_id, learner, provider, chain):

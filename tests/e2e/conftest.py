@@ -20,11 +20,11 @@ from typing import Any
 
 import httpx
 import pytest
-from e2e_support import ApiUser, Chain, E2EStack
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from sqlalchemy.engine import make_url
 from support.procs import wait_for
+from support.stack import ApiUser, Chain, E2EStack
 
 from backend.core.dev_accounts import DEMO_KEYS
 

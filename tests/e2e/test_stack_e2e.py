@@ -12,15 +12,15 @@ from typing import Any
 
 import httpx
 import pytest
-from e2e_support import (
+from eth_account import Account
+from support.procs import wait_for
+from support.stack import (
     NATIVE,
     ApiUser,
     Chain,
     E2EStack,
     record_hash,
 )
-from eth_account import Account
-from support.procs import wait_for
 from web3 import Web3
 from web3.logs import DISCARD
 

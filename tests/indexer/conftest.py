@@ -14,10 +14,10 @@ from typing import Any
 
 import psycopg
 import pytest
-from ixchain import Emitter, compile_emitter
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 from support.anvil import Anvil
+from support.emitter import Emitter, compile_emitter
 
 import backend.models  # noqa: F401  (registers the API tables)
 import indexer.models  # noqa: F401

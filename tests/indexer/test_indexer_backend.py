@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from ixchain import address
-from ixsupport import (
+from sqlalchemy import select
+from support.emitter import address
+from support.indexer import (
     active_entitlements,
     applied_count,
     backend_sink,
@@ -12,7 +13,6 @@ from ixsupport import (
     make_indexer,
     orders,
 )
-from sqlalchemy import select
 
 from backend.access.service import entitlement_ref, grant_access, revoke_access
 from backend.audit.models import AuditEntry

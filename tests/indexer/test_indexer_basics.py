@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import time
 
-from ixchain import Emitter, address, running_anvil
-from ixsupport import FaultyTransport, Runner, applied_count, duplicate_keys, make_indexer
 from sqlalchemy import select
+from support.emitter import Emitter, address, running_anvil
+from support.indexer import FaultyTransport, Runner, applied_count, duplicate_keys, make_indexer
 
 from indexer.decoding import LogDecoder
 from indexer.models import IndexerAppliedLog

@@ -4,9 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from ixchain import address
-from ixsupport import active_entitlements, applied_count, backend_sink, duplicate_keys, make_indexer
 from sqlalchemy import select
+from support.emitter import address
+from support.indexer import (
+    active_entitlements,
+    applied_count,
+    backend_sink,
+    duplicate_keys,
+    make_indexer,
+)
 
 from backend.access.models import Entitlement
 from backend.audit.models import AuditEntry

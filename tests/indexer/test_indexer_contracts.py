@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 from eth_account import Account
-from ixsupport import active_entitlements, course_id_of, make_indexer, orders
 from sqlalchemy import select
+from support.indexer import active_entitlements, course_id_of, make_indexer, orders
 from web3 import Web3
 
 from backend.catalog.models import TokenPrice

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from ixchain import ROOT, address, write_deployment
-from ixsupport import active_entitlements, applied_count, duplicate_keys, orders
 from sqlalchemy import func, select
+from support.emitter import ROOT, address, write_deployment
+from support.indexer import active_entitlements, applied_count, duplicate_keys, orders
 
 from backend.audit.models import AuditEntry
 from backend.core.config import IndexerSettings, Settings

@@ -7,8 +7,10 @@ import threading
 import time
 
 import pytest
-from ixchain import Emitter, address, running_anvil, write_deployment
-from ixsupport import (
+from sqlalchemy import select
+from support.anvil import Anvil
+from support.emitter import Emitter, address, running_anvil, write_deployment
+from support.indexer import (
     Runner,
     active_entitlements,
     applied_count,
@@ -19,8 +21,6 @@ from ixsupport import (
     make_indexer,
     orders,
 )
-from sqlalchemy import select
-from support.anvil import Anvil
 
 from backend.core.config import IndexerSettings, Settings
 from backend.orders.models import OrderStatus

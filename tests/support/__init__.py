@@ -1,1 +1,12 @@
-"""What every test suite shares: ports and polling (`procs`), a private anvil node (`anvil`)."""
+"""What the test suites share, one module per concern, imported as `support.<module>`.
+
+- `procs`: free ports, polling; `anvil`: a private anvil node.
+- `db`: migrated databases per backend; `factories`: rows built the way the services build them.
+- `api`: SIWE messages, the fake chain client, the app harness the API fixtures swap services on.
+- `emitter`: the log-emitter contract the indexer suite drives; `indexer`: indexer runners,
+  fault-injecting transports and counting queries.
+- `market`: the real contracts deployed on anvil (worker suite); `worker`: worker processes and
+  their environment.
+- `stack`: the end-to-end stack (chain as a wallet sees it, API users); `web`: browser-suite
+  helpers (an operator, fresh keys, mining).
+"""

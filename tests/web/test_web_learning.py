@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from conftest import App, Stack
-from websupport import fresh_key, rpc, wait_mining
+from support.web import fresh_key, rpc, wait_mining
 
 from backend.chain.client import selector
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from conftest import App, Stack
 from eth_account import Account
-from websupport import NATIVE, Market, fresh_key, increase_time, wait_mining
+from support.web import NATIVE, Market, fresh_key, increase_time, wait_mining
 
 pytestmark = [pytest.mark.browser, pytest.mark.chain, pytest.mark.slow]
 

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 import httpx
 import pytest
 from conftest import App, Stack
-from websupport import fresh_key
+from support.web import fresh_key
 
 pytestmark = [pytest.mark.browser, pytest.mark.chain, pytest.mark.slow]
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from conftest import App, Stack
 from eth_account import Account
-from websupport import Operator
+from support.web import Operator
 
 from backend.certificates.service import canonical_record_bytes, record_hash
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import psycopg
 import pytest
 from support.anvil import Anvil
-from wk_chain import Deployed, deploy
-from wk_support import WorkerEnv, reset_settings
+from support.market import Deployed, deploy
+from support.worker import WorkerEnv, reset_settings
 
 from backend.core.config import get_settings
 from backend.core.db import Base, reset_process_engine

@@ -10,9 +10,9 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from sqlalchemy import select
 from support.anvil import Anvil
-from wk_chain import KEYS
+from support.market import KEYS
+from support.worker import WorkerEnv
 from wk_procs import send_many
-from wk_support import WorkerEnv
 
 from backend.core.config import WorkerSettings
 from backend.core.db import session_scope

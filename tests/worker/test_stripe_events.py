@@ -11,8 +11,8 @@ import pytest
 import stripe
 from sqlalchemy import select, update
 from support.anvil import Anvil
-from wk_chain import new_learner
-from wk_support import WorkerEnv, reset_settings
+from support.market import new_learner
+from support.worker import WorkerEnv, reset_settings
 
 from backend.catalog.models import Course
 from backend.core.db import session_scope, utcnow

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from sqlalchemy import select, update
 from support.anvil import Anvil
-from wk_chain import new_learner, transact
-from wk_support import WorkerEnv
+from support.market import new_learner, transact
+from support.worker import WorkerEnv
 
 from backend.access import tasks as access_tasks
 from backend.audit.models import AuditEntry
@@ -214,7 +214,7 @@ def test_card_revoke_leaves_other_access_alone(wenv: WorkerEnv, anvil: Anvil) ->
     relay()
     # The learner's on-chain access is now another order's card grant: not ours to revoke.
     market = wenv.deployed.market
-    from wk_chain import OPERATOR
+    from support.market import OPERATOR
 
     transact(
         wenv.deployed.w3,
@@ -372,7 +372,7 @@ def test_reconcile_repairs_drift_both_ways_then_finds_none(
 ) -> None:
     """Every source in the database, drift seeded in both directions: one run fixes what the
     database decided, the printed command fixes what only the chain knew, then zero drift."""
-    from wk_chain import ADMIN
+    from support.market import ADMIN
 
     from backend.access.models import Entitlement
     from backend.access.reconcile import adopt_chain_access
@@ -498,7 +498,7 @@ def test_failed_grant_is_shown_on_the_entitlement(wenv: WorkerEnv, anvil: Anvil)
     order_id = wenv.paid_card_order(learner.address, course, receipt=False)
     entitlement_id = wenv.entitlement_of(order_id)
     market = wenv.deployed.market
-    from wk_chain import ADMIN
+    from support.market import ADMIN
 
     # The market is paused: grantAccess reverts, and the row says so.
     transact(

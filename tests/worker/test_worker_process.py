@@ -16,9 +16,9 @@ import httpx
 import pytest
 from sqlalchemy import select
 from support.anvil import Anvil
+from support.market import ROOT, new_learner
 from support.procs import free_port, wait_for
-from wk_chain import ROOT, new_learner
-from wk_support import Proc, WorkerEnv
+from support.worker import Proc, WorkerEnv
 
 from backend.certificates.models import CertificateStatus
 from backend.core.db import session_scope

@@ -1,9 +1,5 @@
 """Helpers of the end-to-end suite: the chain as a wallet sees it, API users signed in with SIWE,
-and polling with a clear failure message.
-
-Named `e2e_support` (not `support`) because test support modules are imported by bare name and
-must not collide with the other suites' (`websupport`, `wk_support`, ...).
-"""
+and polling with a clear failure message."""
 
 from __future__ import annotations
 
@@ -25,20 +21,11 @@ from web3.contract import Contract
 
 from backend.auth.service import SiweMessage  # imported there without abnf's grammar warnings
 from backend.chain.artifacts import load_abi
+from support.signing import PERMIT_TYPES
 
 T = TypeVar("T")
 
 NATIVE = "0x0000000000000000000000000000000000000000"
-# ICourseMarket.AccessSource
-PERMIT_TYPES = {
-    "Permit": [
-        {"name": "owner", "type": "address"},
-        {"name": "spender", "type": "address"},
-        {"name": "value", "type": "uint256"},
-        {"name": "nonce", "type": "uint256"},
-        {"name": "deadline", "type": "uint256"},
-    ]
-}
 
 
 @dataclass

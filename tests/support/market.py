@@ -10,9 +10,10 @@ from typing import Any
 import pytest
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
-from support.anvil import Anvil
 from web3 import Web3
 from web3.contract import Contract
+
+from support.anvil import Anvil
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -11,10 +11,10 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from support.anvil import Anvil
 from web3 import Web3
 
 from backend.core.dev_accounts import DEMO_KEYS
+from support.anvil import Anvil
 
 ROOT = Path(__file__).resolve().parents[2]
 # anvil's default account 0 (a public test key).

@@ -13,7 +13,6 @@ from typing import Any
 from eth_utils import keccak
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
-from wk_chain import ADMIN, KEYS, ROOT, Deployed, transact
 
 from backend.access.models import AccessSource, Entitlement
 from backend.access.service import grant_access
@@ -30,6 +29,7 @@ from backend.users.models import User
 from backend.worker.chain import reset_chain
 from backend.worker.models import WorkerJob, WorkerTransaction
 from backend.worker.runtime import reset_runtime
+from support.market import ADMIN, KEYS, ROOT, Deployed, transact
 
 
 def reset_settings() -> None:
