@@ -1,5 +1,5 @@
 # Shortcuts; the README's commands are scripts/dev and scripts/test.
-.PHONY: setup dev test gas bench-api bench-indexer
+.PHONY: setup dev test gas bench-api bench-indexer bench-indexer-ir
 
 setup:
 	scripts/setup
@@ -21,3 +21,7 @@ bench-api:
 
 bench-indexer:
 	scripts/setup && PATH=$(CURDIR)/node_modules/.bin:$$PATH .venv/bin/python scripts/bench_indexer.py
+
+# Instructions of one SQLite backfill (valgrind), here and at BASE: `make bench-indexer-ir BASE=main~3`
+bench-indexer-ir:
+	scripts/setup && PATH=$(CURDIR)/node_modules/.bin:$$PATH .venv/bin/python scripts/bench_indexer_ir.py $(if $(BASE),--base $(BASE))

@@ -30,11 +30,19 @@ STRIPE_WEBHOOK_SECRET = "whsec_local"  # noqa: S105
 STRIPE_API_KEY = "sk_test_local"
 
 
+# The ports `tuition up` listens on by default: never handed out for an isolated stack, a test or
+# a benchmark (a developer's own stack may hold them, or take them later).
+DEFAULT_PORTS = frozenset({8545, 8000, 12111})
+
+
 def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A TCP port nobody listens on right now (never one of `DEFAULT_PORTS`)."""
+    while True:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        if port not in DEFAULT_PORTS:
+            return port
 
 
 def wait_until(check: Any, timeout: float, what: str, interval: float = 0.05) -> None:

@@ -22,7 +22,6 @@ import os
 import random
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -34,6 +33,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from backend.devstack import free_port  # noqa: E402
 
 DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
 PROVIDER = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
@@ -161,19 +162,13 @@ def serve(url: str, schema: str | None, port: int, pool_size: int) -> None:
     )
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def start_server(
     url: str, schema: str | None, pool_size: int
 ) -> tuple[subprocess.Popen[bytes], str]:
     """Start `serve` in a subprocess and wait until it answers."""
     import httpx
 
-    port = _free_port()
+    port = free_port()
     args = [sys.executable, __file__, "--serve", "--db-url", url, "--port", str(port)]
     args += ["--pool-size", str(pool_size)]
     if schema:

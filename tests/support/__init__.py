@@ -6,7 +6,8 @@
 - `emitter`: the log-emitter contract the indexer suite drives; `indexer`: indexer runners,
   fault-injecting transports and counting queries.
 - `market`: the real contracts deployed on anvil (worker suite); `worker`: worker processes and
-  their environment.
+  their environment; `spawned`: functions the worker tests run in child processes.
 - `stack`: the end-to-end stack (chain as a wallet sees it, API users); `web`: browser-suite
-  helpers (an operator, fresh keys, mining).
+  helpers (an operator, fresh keys, mining); `wallet`: the EIP-1193 test wallet pages get.
+- `signing`: EIP-712 signatures (permits, vouchers) for the contract suite and the stack.
 """

@@ -2,24 +2,16 @@
 
 from __future__ import annotations
 
-import socket
 import time
 from collections.abc import Callable
 from typing import TypeVar
 
+from backend.devstack import free_port
+
+# One way to pick a port, the dev stack's (it never hands out the dev stack's own ports).
+__all__ = ["free_port", "wait_for"]
+
 T = TypeVar("T")
-# The port `scripts/dev` gives anvil: never hand it to a test (a developer's node may hold it).
-DEV_RPC_PORT = 8545
-
-
-def free_port() -> int:
-    """A free TCP port on the loopback interface (never the dev stack's RPC port)."""
-    while True:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = int(s.getsockname()[1])
-        if port != DEV_RPC_PORT:
-            return port
 
 
 def wait_for(check: Callable[[], T | None], what: str = "condition", timeout: float = 60.0) -> T:

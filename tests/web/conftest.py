@@ -24,7 +24,7 @@ from typing import Any
 
 import httpx
 import pytest
-from webwallet import TestWallet
+from support.wallet import TestWallet
 
 ROOT = Path(__file__).resolve().parents[2]
 WEB = ROOT / "backend" / "web"

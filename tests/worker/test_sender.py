@@ -11,8 +11,8 @@ from eth_account.signers.local import LocalAccount
 from sqlalchemy import select
 from support.anvil import Anvil
 from support.market import KEYS
+from support.spawned import send_many
 from support.worker import WorkerEnv
-from wk_procs import send_many
 
 from backend.core.config import WorkerSettings
 from backend.core.db import session_scope

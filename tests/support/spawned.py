@@ -1,4 +1,5 @@
-"""Functions run in child processes by the worker tests (importable by `spawn`)."""
+"""Functions the worker tests run in `spawn`ed child processes (a light module: each child
+imports it)."""
 
 from __future__ import annotations
 
