@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from backend.access.models import Entitlement
 from backend.catalog.models import CertificateMode, Course
 from backend.certificates.models import Certificate, CertificateStatus
+from backend.certificates.service import token_id_for
 from backend.certificates.vouchers import record_hash28, sign_voucher
 from backend.core.config import WorkerSettings, get_settings
 from backend.core.db import session_scope, utcnow
@@ -29,7 +30,7 @@ from backend.core.errors import (
     TxRevertedError,
     TxWouldRevertError,
 )
-from backend.worker.chain import Chain, certificate_on_chain, has_access, token_id_for
+from backend.worker.chain import Chain, certificate_on_chain, has_access
 from backend.worker.sender import TxSender
 
 log = logging.getLogger(__name__)
@@ -125,7 +126,7 @@ def issue_certificate(
     job = _load(factory, certificate_id)
     if job is None:
         return {"certificate_id": certificate_id, "outcome": "already_final"}
-    token_id = token_id_for(job.learner, job.course_onchain_id)
+    token_id = token_id_for(job.course_onchain_id, job.learner)
 
     onchain = certificate_on_chain(chain, token_id)
     if onchain is not None:

@@ -129,11 +129,6 @@ def call_rpc(fn: Callable[[], Any]) -> Any:
         raise ChainUnavailableError(f"JSON-RPC read failed: {exc}") from exc
 
 
-def token_id_for(learner: str, course_id: int) -> int:
-    """CourseCertificate's token id of (learner, course): `courseId << 160 | learner`."""
-    return (course_id << 160) | int(learner, 16)
-
-
 def certificate_on_chain(chain: Chain, token_id: int) -> dict[str, Any] | None:
     """`verify(tokenId)` as a dict, or None when the certificate was never issued."""
     try:

@@ -17,13 +17,13 @@ from backend.access import tasks as access_tasks
 from backend.audit.models import AuditEntry
 from backend.certificates import tasks as certificate_tasks
 from backend.certificates.models import CertificateStatus
+from backend.certificates.service import token_id_for
 from backend.certificates.vouchers import record_hash28
 from backend.core.db import session_scope, utcnow
 from backend.orders import tasks as order_tasks
 from backend.outbox.models import OutboxMessage
 from backend.outbox.service import enqueue
 from backend.worker import tasks
-from backend.worker.chain import token_id_for
 from backend.worker.models import (
     JobStatus,
     ReconcileDrift,
@@ -55,7 +55,7 @@ def test_mint_with_the_issuer_key_once(wenv: WorkerEnv, anvil: Anvil) -> None:
     assert relay() == 1
     cert = wenv.certificate(cert_id)
     assert cert.status == CertificateStatus.MINTED
-    token_id = token_id_for(learner.address, course)
+    token_id = token_id_for(course, learner.address)
     assert cert.token_id == token_id and cert.tx_hash
     onchain = wenv.deployed.certificate.functions.verify(token_id).call()
     assert onchain[0] == learner.address and onchain[1] == course
@@ -134,7 +134,7 @@ def test_voucher_signed_then_claimed_by_the_learner(wenv: WorkerEnv, anvil: Anvi
         ),
         learner,
     )
-    token_id = token_id_for(learner.address, course)
+    token_id = token_id_for(course, learner.address)
     assert contract.functions.ownerOf(token_id).call() == learner.address
     # A late re-run sees the claimed certificate and marks the row minted (as the indexer would).
     assert (
@@ -609,7 +609,7 @@ def test_card_refund_revokes_the_minted_certificate(wenv: WorkerEnv, anvil: Anvi
     assert cert.revoke_reason_code == 5 and cert.revoke_requested_at is not None
     relay()
     assert access(wenv, course, learner.address) == (False, 0)
-    token_id = token_id_for(learner.address, course)
+    token_id = token_id_for(course, learner.address)
     onchain = wenv.deployed.certificate.functions.verify(token_id).call()
     assert (onchain[0], onchain[5], onchain[7]) == (learner.address, True, 5), "revoked, kept"
     assert (

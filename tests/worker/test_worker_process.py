@@ -21,8 +21,8 @@ from support.procs import free_port, wait_for
 from support.worker import Proc, WorkerEnv
 
 from backend.certificates.models import CertificateStatus
+from backend.certificates.service import token_id_for
 from backend.core.db import session_scope
-from backend.worker.chain import token_id_for
 from backend.worker.models import SentReceipt, WorkerTxAttempt
 
 pytestmark = [pytest.mark.chain, pytest.mark.slow]
@@ -172,7 +172,7 @@ def test_kill_9_mid_mint_then_restart(
     sent_hash = wenv.certificate(cert_id).tx_hash
     first.kill()  # SIGKILL to the whole group: worker, pool children, embedded beat
     assert wenv.certificate(cert_id).status == CertificateStatus.MINTING
-    token_id = token_id_for(learner.address, course)
+    token_id = token_id_for(course, learner.address)
     assert wenv.deployed.certificate.functions.ownerOf(token_id).call() == learner.address
 
     second = wenv.spawn("worker", "--beat", "--concurrency", "2", extra=env, log="second")
