@@ -3,28 +3,33 @@ pragma solidity 0.8.28;
 
 import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
 import {ERC721} from "@openzeppelin/contracts/token/ERC721/ERC721.sol";
-import {Base64} from "@openzeppelin/contracts/utils/Base64.sol";
-import {Strings} from "@openzeppelin/contracts/utils/Strings.sol";
 import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 
+import {CertificateRenderer} from "./CertificateRenderer.sol";
 import {ICourseCertificate} from "./interfaces/ICourseCertificate.sol";
 import {ICourseMarket} from "./interfaces/ICourseMarket.sol";
 import {IERC5192} from "./interfaces/IERC5192.sol";
+import {Text} from "./libraries/Text.sol";
 
 /// @title CourseCertificate
 /// @notice Soulbound (ERC-5192) course certificates with fully on-chain metadata; see
 /// {ICourseCertificate}.
-/// @dev Token id: `courseId << 160 | uint160(learner)`. Per certificate one slot besides
-/// ERC-721's owner and balance: `issuedAt` and `recordHash`. Revocations live in a separate
-/// mapping that is only written when a certificate is revoked.
+/// @dev Token id: `generation << 224 | courseId << 160 | uint160(learner)`. Per certificate one
+/// slot besides ERC-721's owner and balance: `issuedAt` and `recordHash`. Revocations,
+/// replacements and a pair's generation live in mappings written only when they happen.
 contract CourseCertificate is ICourseCertificate, IERC5192, ERC721, AccessControl, EIP712 {
-    using Strings for uint256;
-    using Strings for address;
-
     /// @notice Role of the platform's minting keys: may issue and revoke certificates of any
     /// course.
     bytes32 public constant ISSUER_ROLE = keccak256("ISSUER_ROLE");
+
+    /// @notice Role of the platform's keys that verify providers' records.
+    bytes32 public constant VERIFIER_ROLE = keccak256("VERIFIER_ROLE");
+
+    /// @notice The revocation reason `reissue` writes.
+    uint8 public constant REASON_CORRECTED = 7;
+    /// @notice The longest provider name, in bytes.
+    uint256 public constant MAX_PROVIDER_NAME_LENGTH = 64;
 
     /// @notice The EIP-712 type hash of a claim voucher.
     bytes32 public constant VOUCHER_TYPEHASH = keccak256(
@@ -44,9 +49,13 @@ contract CourseCertificate is ICourseCertificate, IERC5192, ERC721, AccessContro
     }
 
     ICourseMarket private immutable _market;
+    CertificateRenderer private immutable _renderer;
     mapping(uint256 tokenId => Record) private _records;
     mapping(uint256 tokenId => Revocation) private _revocations;
     mapping(address provider => mapping(address issuer => bool)) private _issuers;
+    mapping(uint256 pair => uint32) private _generations;
+    mapping(uint256 tokenId => uint256) private _replacements;
+    mapping(address provider => Provider) private _providerRecords;
 
     /// @param admin The default admin (grants ISSUER_ROLE).
     /// @param market_ The CourseMarket whose courses are certified.
@@ -55,6 +64,9 @@ contract CourseCertificate is ICourseCertificate, IERC5192, ERC721, AccessContro
         EIP712("Tuition Certificate", "1")
     {
         _market = market_;
+        // Deployed from here (its code is in this constructor's init code only): metadata
+        // rendering would not fit within the 24 KB code-size limit next to the rest.
+        _renderer = new CertificateRenderer();
         _grantRole(DEFAULT_ADMIN_ROLE, admin);
     }
 
@@ -64,10 +76,11 @@ contract CourseCertificate is ICourseCertificate, IERC5192, ERC721, AccessContro
     /// @dev Reverts with UnknownCourse or InvalidCourseId (from the market) for unknown courses,
     /// ERC721InvalidReceiver for a zero learner and NoCourseAccess unless the learner holds
     /// access to the course in the market.
-    /// @param learner The holder (one certificate per learner and course: AlreadyCertified).
+    /// @param learner The holder (one live or revoked certificate per learner and course:
+    /// AlreadyCertified; after the holder removed a valid one, the next generation is issued).
     /// @param courseId The course (the caller must be its issuer: NotIssuer).
     /// @param recordHash First 28 bytes of the off-chain record's keccak-256 (ZeroRecordHash).
-    /// @return tokenId `courseId << 160 | uint160(learner)`.
+    /// @return tokenId The certificate (see `tokenIdFor`).
     function mint(address learner, uint256 courseId, bytes28 recordHash)
         external
         returns (uint256 tokenId)
@@ -77,8 +90,9 @@ contract CourseCertificate is ICourseCertificate, IERC5192, ERC721, AccessContro
     }
 
     /// @inheritdoc ICourseCertificate
-    /// @dev Replay is impossible because a (learner, course) pair has a single token id; the
-    /// signature must be canonical (low `s`), as ECDSA enforces. The caller must hold access to
+    /// @dev A voucher cannot be replayed onto a live or revoked certificate of the pair (only after
+    /// the learner itself removed a valid one); the signature must be canonical (low `s`), as
+    /// ECDSA enforces. The caller must hold access to
     /// the course in the market when claiming (NoCourseAccess), whatever the voucher says.
     /// @param courseId The course.
     /// @param recordHash The record hash the voucher was signed for.
@@ -105,12 +119,40 @@ contract CourseCertificate is ICourseCertificate, IERC5192, ERC721, AccessContro
     /// @param tokenId The certificate (UnknownCertificate, AlreadyRevoked).
     /// @param reason The reason code.
     function revoke(uint256 tokenId, uint8 reason) external {
-        if (_ownerOf(tokenId) == address(0)) revert UnknownCertificate(tokenId);
-        uint256 courseId = tokenId >> 160;
-        if (!_isIssuer(_provider(courseId), msg.sender)) revert NotIssuer(courseId, msg.sender);
+        if (reason == REASON_CORRECTED) revert ReservedReason(reason);
+        _checkIssuerOf(tokenId);
         if (_revocations[tokenId].revokedAt != 0) revert AlreadyRevoked(tokenId);
-        _revocations[tokenId] = Revocation({revokedAt: uint32(block.timestamp), reason: reason});
-        emit CertificateRevoked(tokenId, reason, msg.sender);
+        _revoke(tokenId, reason);
+    }
+
+    /// @inheritdoc ICourseCertificate
+    /// @dev The learner must still hold access to the course (NoCourseAccess). A certificate the
+    /// holder removed is not reissued (CertificateIsRemoved), nor one already replaced
+    /// (NotCurrentCertificate).
+    /// @param tokenId The certificate to correct (UnknownCertificate).
+    /// @param recordHash The corrected record's hash (ZeroRecordHash).
+    /// @return newTokenId The next generation's certificate.
+    function reissue(uint256 tokenId, bytes28 recordHash) external returns (uint256 newTokenId) {
+        _checkIssuerOf(tokenId);
+        address learner = address(uint160(tokenId));
+        uint256 courseId = _courseOf(tokenId);
+        uint256 pair = _pair(learner, courseId);
+        if (tokenId != _currentId(pair)) revert NotCurrentCertificate(tokenId);
+        if (_ownerOf(tokenId) == address(0)) revert CertificateIsRemoved(tokenId);
+        if (_revocations[tokenId].revokedAt == 0) _revoke(tokenId, REASON_CORRECTED);
+        newTokenId = _nextGeneration(pair);
+        _replacements[tokenId] = newTokenId;
+        _mintRecord(learner, courseId, newTokenId, recordHash, msg.sender);
+        emit CertificateReplaced(tokenId, newTokenId);
+    }
+
+    /// @inheritdoc ICourseCertificate
+    /// @dev The record (and any revocation) stays: the certificate verifies as removed.
+    /// @param tokenId A certificate the caller holds (NotHolder).
+    function remove(uint256 tokenId) external {
+        if (_ownerOf(tokenId) != msg.sender) revert NotHolder(tokenId, msg.sender);
+        _burn(tokenId);
+        emit CertificateRemoved(tokenId, msg.sender);
     }
 
     /// @inheritdoc ICourseCertificate
@@ -121,6 +163,69 @@ contract CourseCertificate is ICourseCertificate, IERC5192, ERC721, AccessContro
     function setIssuer(address issuer, bool allowed) external {
         _issuers[msg.sender][issuer] = allowed;
         emit IssuerSet(msg.sender, issuer, allowed);
+    }
+
+    // ---------------------------------------------------------------- providers
+
+    /// @inheritdoc ICourseCertificate
+    /// @dev Drops the platform's verification (a verified provider renaming itself must be
+    /// verified again).
+    /// @param name 1..MAX_PROVIDER_NAME_LENGTH bytes of printable UTF-8 (InvalidProviderName).
+    /// @param domain The provider's website host name, lowercase (InvalidDomain).
+    function setProviderProfile(string calldata name, string calldata domain) external {
+        uint256 length = bytes(name).length;
+        (bool printable,) = Text.isPrintable(bytes(name));
+        if (length == 0 || length > MAX_PROVIDER_NAME_LENGTH || !printable) {
+            revert InvalidProviderName();
+        }
+        if (!Text.isDomain(bytes(domain))) revert InvalidDomain();
+        Provider storage record = _providerRecords[msg.sender];
+        bool wasVerified = record.verified;
+        record.name = name;
+        record.domain = domain;
+        record.verified = false;
+        record.verifiedAt = 0;
+        record.verifiedBy = address(0);
+        emit ProviderProfileSet(msg.sender, name, domain);
+        if (wasVerified) {
+            emit ProviderVerificationSet(msg.sender, false, _profileHash(record), msg.sender);
+        }
+    }
+
+    /// @inheritdoc ICourseCertificate
+    /// @dev `profileHash` binds the verification to the record that was reviewed: a provider
+    /// changing its record in the meantime makes the call revert (ProfileMismatch).
+    /// @param provider The provider.
+    /// @param profileHash `keccak256(abi.encode(name, domain))` of the reviewed record.
+    function verifyProvider(address provider, bytes32 profileHash)
+        external
+        onlyRole(VERIFIER_ROLE)
+    {
+        Provider storage record = _providerRecords[provider];
+        bytes32 actual = bytes(record.name).length == 0 ? bytes32(0) : _profileHash(record);
+        if (actual == bytes32(0) || actual != profileHash) {
+            revert ProfileMismatch(provider, profileHash, actual);
+        }
+        record.verified = true;
+        record.verifiedAt = uint32(block.timestamp);
+        record.verifiedBy = msg.sender;
+        emit ProviderVerificationSet(provider, true, profileHash, msg.sender);
+    }
+
+    /// @inheritdoc ICourseCertificate
+    /// @param provider The provider (a no-op event if it was not verified).
+    function unverifyProvider(address provider) external onlyRole(VERIFIER_ROLE) {
+        Provider storage record = _providerRecords[provider];
+        record.verified = false;
+        record.verifiedAt = 0;
+        record.verifiedBy = address(0);
+        bytes32 hash = bytes(record.name).length == 0 ? bytes32(0) : _profileHash(record);
+        emit ProviderVerificationSet(provider, false, hash, msg.sender);
+    }
+
+    /// @inheritdoc ICourseCertificate
+    function providerRecord(address provider) external view returns (Provider memory) {
+        return _providerRecords[provider];
     }
 
     // ---------------------------------------------------------------- soulbound
@@ -137,7 +242,7 @@ contract CourseCertificate is ICourseCertificate, IERC5192, ERC721, AccessContro
     }
 
     /// @inheritdoc IERC5192
-    /// @dev Reverts with UnknownCertificate for tokens never issued.
+    /// @dev Reverts with UnknownCertificate for tokens never issued or removed.
     function locked(uint256 tokenId) external view returns (bool) {
         if (_ownerOf(tokenId) == address(0)) revert UnknownCertificate(tokenId);
         return true;
@@ -160,25 +265,29 @@ contract CourseCertificate is ICourseCertificate, IERC5192, ERC721, AccessContro
 
     /// @inheritdoc ICourseCertificate
     function verify(uint256 tokenId) public view returns (Certificate memory cert) {
-        address holder = _ownerOf(tokenId);
-        if (holder == address(0)) revert UnknownCertificate(tokenId);
         Record memory record = _records[tokenId];
+        if (record.issuedAt == 0) revert UnknownCertificate(tokenId);
         Revocation memory revocation = _revocations[tokenId];
+        uint256 courseId = _courseOf(tokenId);
+        address issuer = _provider(courseId);
         cert = Certificate({
-            holder: holder,
-            courseId: tokenId >> 160,
-            issuer: _provider(tokenId >> 160),
+            holder: address(uint160(tokenId)),
+            courseId: courseId,
+            issuer: issuer,
+            issuerVerified: _providerRecords[issuer].verified,
             issuedAt: record.issuedAt,
             recordHash: record.recordHash,
             revoked: revocation.revokedAt != 0,
             revokedAt: revocation.revokedAt,
-            revokeReason: revocation.reason
+            revokeReason: revocation.reason,
+            removed: _ownerOf(tokenId) == address(0),
+            replacedBy: _replacements[tokenId]
         });
     }
 
     /// @inheritdoc ICourseCertificate
-    function tokenIdFor(address learner, uint256 courseId) external pure returns (uint256) {
-        return _tokenId(learner, courseId);
+    function tokenIdFor(address learner, uint256 courseId) external view returns (uint256) {
+        return _currentId(_pair(learner, courseId));
     }
 
     /// @inheritdoc ICourseCertificate
@@ -195,6 +304,12 @@ contract CourseCertificate is ICourseCertificate, IERC5192, ERC721, AccessContro
         return address(_market);
     }
 
+    /// @notice The contract that renders `tokenURI` (deployed by this one's constructor).
+    /// @return Its address.
+    function renderer() external view returns (address) {
+        return address(_renderer);
+    }
+
     /// @notice The certificate's metadata as a `data:application/json;base64,` URI with an SVG
     /// image, computed entirely on-chain.
     /// @dev Reverts with ERC721NonexistentToken for tokens never issued.
@@ -203,18 +318,7 @@ contract CourseCertificate is ICourseCertificate, IERC5192, ERC721, AccessContro
     function tokenURI(uint256 tokenId) public view override returns (string memory) {
         _requireOwned(tokenId);
         Certificate memory cert = verify(tokenId);
-        string memory title = _market.courseTitle(cert.courseId);
-        bytes memory json = abi.encodePacked(
-            '{"name":"',
-            Strings.escapeJSON(title),
-            ' - Tuition certificate","description":"Soulbound certificate of completion of a',
-            ' Tuition course, verifiable on-chain.","image":"data:image/svg+xml;base64,',
-            Base64.encode(_svg(cert, title)),
-            '","attributes":',
-            _attributes(cert, title),
-            "}"
-        );
-        return string.concat("data:application/json;base64,", Base64.encode(json));
+        return _renderer.render(cert, _market.courseTitle(cert.courseId));
     }
 
     /// @notice ERC-165: ERC-721, ERC-721 Metadata, ERC-5192, AccessControl and
@@ -234,25 +338,44 @@ contract CourseCertificate is ICourseCertificate, IERC5192, ERC721, AccessContro
 
     // ---------------------------------------------------------------- internals
 
-    /// @dev Soulbound: only mints pass; transfers and burns revert.
+    /// @dev Soulbound: mints and the holder's removal (`remove` burns) pass; transfers revert.
     function _update(address to, uint256 tokenId, address auth)
         internal
         override
         returns (address)
     {
-        if (_ownerOf(tokenId) != address(0)) revert Soulbound(tokenId);
+        if (to != address(0) && _ownerOf(tokenId) != address(0)) revert Soulbound(tokenId);
         return super._update(to, tokenId, auth);
     }
 
-    /// @dev Writes the record and mints; `signer` is the minting account or voucher signer.
+    /// @dev Issues the pair's certificate unless it has a live or revoked one; after the holder
+    /// removed a valid one, the next generation. `signer` is the minting account or voucher
+    /// signer.
     function _issue(address learner, uint256 courseId, bytes28 recordHash, address signer)
         private
         returns (uint256 tokenId)
     {
+        uint256 pair = _pair(learner, courseId);
+        tokenId = _currentId(pair);
+        if (_records[tokenId].issuedAt != 0) {
+            // Checked here so the error is ours rather than ERC-721's.
+            bool removedValid =
+                _ownerOf(tokenId) == address(0) && _revocations[tokenId].revokedAt == 0;
+            if (!removedValid) revert AlreadyCertified(learner, courseId);
+            tokenId = _nextGeneration(pair);
+        }
+        _mintRecord(learner, courseId, tokenId, recordHash, signer);
+    }
+
+    /// @dev Writes the record and mints `tokenId` to `learner`.
+    function _mintRecord(
+        address learner,
+        uint256 courseId,
+        uint256 tokenId,
+        bytes28 recordHash,
+        address signer
+    ) private {
         if (recordHash == bytes28(0)) revert ZeroRecordHash();
-        tokenId = _tokenId(learner, courseId);
-        // Checked here so the error is ours rather than ERC-721's.
-        if (_ownerOf(tokenId) != address(0)) revert AlreadyCertified(learner, courseId);
         if (learner == address(0)) revert ERC721InvalidReceiver(address(0));
         // Whatever the rail (on-chain purchase, card, grant): the market is the one answer.
         if (!_market.hasAccess(courseId, learner)) revert NoCourseAccess(courseId, learner);
@@ -260,6 +383,44 @@ contract CourseCertificate is ICourseCertificate, IERC5192, ERC721, AccessContro
         _mint(learner, tokenId);
         emit Locked(tokenId);
         emit CertificateMinted(tokenId, learner, courseId, signer, recordHash);
+    }
+
+    /// @dev Records the revocation of `tokenId`.
+    function _revoke(uint256 tokenId, uint8 reason) private {
+        _revocations[tokenId] = Revocation({revokedAt: uint32(block.timestamp), reason: reason});
+        emit CertificateRevoked(tokenId, reason, msg.sender);
+    }
+
+    /// @dev Reverts unless `tokenId` was issued and the caller is an issuer of its course.
+    function _checkIssuerOf(uint256 tokenId) private view {
+        if (_records[tokenId].issuedAt == 0) revert UnknownCertificate(tokenId);
+        uint256 courseId = _courseOf(tokenId);
+        if (!_isIssuer(_provider(courseId), msg.sender)) revert NotIssuer(courseId, msg.sender);
+    }
+
+    /// @dev The pair's next generation (stored) and its token id.
+    function _nextGeneration(uint256 pair) private returns (uint256) {
+        uint32 generation = _generations[pair] + 1;
+        _generations[pair] = generation;
+        return (uint256(generation) << 224) | pair;
+    }
+
+    /// @dev The token id of the pair's current generation. A pair whose first certificate was
+    /// never issued has no later generation: the first mint reads one slot, which it then
+    /// writes (no extra cold read for the generation).
+    function _currentId(uint256 pair) private view returns (uint256) {
+        if (_records[pair].issuedAt == 0) return pair;
+        return (uint256(_generations[pair]) << 224) | pair;
+    }
+
+    /// @dev The course of a token id (bits 160..223).
+    function _courseOf(uint256 tokenId) private pure returns (uint256) {
+        return uint64(tokenId >> 160);
+    }
+
+    /// @dev The provider record's hash, as `verifyProvider` takes it.
+    function _profileHash(Provider storage record) private view returns (bytes32) {
+        return keccak256(abi.encode(record.name, record.domain));
     }
 
     /// @dev The course's provider; reverts with the market's UnknownCourse for unknown ids.
@@ -272,10 +433,11 @@ contract CourseCertificate is ICourseCertificate, IERC5192, ERC721, AccessContro
         return hasRole(ISSUER_ROLE, account) || _issuers[provider][account];
     }
 
-    /// @dev `courseId << 160 | uint160(learner)`. Course ids are sequential and far below 2**96;
-    /// larger ones would alias smaller ones, so they revert (InvalidCourseId).
-    function _tokenId(address learner, uint256 courseId) private pure returns (uint256) {
-        if (courseId > type(uint96).max) revert InvalidCourseId(courseId);
+    /// @dev `courseId << 160 | uint160(learner)`, generation 0's token id. Course ids are
+    /// sequential and far below 2**64; larger ones would collide with the generation bits, so
+    /// they revert (InvalidCourseId).
+    function _pair(address learner, uint256 courseId) private pure returns (uint256) {
+        if (courseId > type(uint64).max) revert InvalidCourseId(courseId);
         return (courseId << 160) | uint160(learner);
     }
 
@@ -289,157 +451,5 @@ contract CourseCertificate is ICourseCertificate, IERC5192, ERC721, AccessContro
         return _hashTypedDataV4(
             keccak256(abi.encode(VOUCHER_TYPEHASH, learner, courseId, recordHash, deadline))
         );
-    }
-
-    /// @dev The JSON `attributes` array.
-    function _attributes(Certificate memory cert, string memory title)
-        private
-        pure
-        returns (bytes memory)
-    {
-        return abi.encodePacked(
-            '[{"trait_type":"Course","value":"',
-            Strings.escapeJSON(title),
-            '"},{"trait_type":"Course ID","value":',
-            cert.courseId.toString(),
-            '},{"trait_type":"Learner","value":"',
-            cert.holder.toChecksumHexString(),
-            '"},{"trait_type":"Issuer","value":"',
-            cert.issuer.toChecksumHexString(),
-            '"},{"trait_type":"Issued","value":"',
-            _date(cert.issuedAt),
-            '"},{"trait_type":"Status","value":"',
-            cert.revoked ? "Revoked" : "Valid",
-            '"},{"trait_type":"Record hash","value":"',
-            _hex28(cert.recordHash),
-            '"}]'
-        );
-    }
-
-    /// @dev The certificate image.
-    function _svg(Certificate memory cert, string memory title)
-        private
-        pure
-        returns (bytes memory)
-    {
-        uint256 length = bytes(title).length;
-        string memory titleSize = length <= 32 ? "24" : length <= 56 ? "16" : "11";
-        return abi.encodePacked(
-            '<svg xmlns="http://www.w3.org/2000/svg" width="600" height="420" viewBox="0 0 600 420"',
-            ' font-family="Georgia,serif" text-anchor="middle">',
-            '<rect width="600" height="420" fill="#fbf8f0"/>',
-            '<rect x="16" y="16" width="568" height="388" fill="none" stroke="#1f3a5f"',
-            ' stroke-width="4"/><text x="300" y="78" font-size="28" fill="#1f3a5f">',
-            "Certificate of Completion</text>",
-            '<text x="300" y="125" font-size="14">This certifies that</text>',
-            '<text x="300" y="152" font-size="13" font-family="monospace">',
-            cert.holder.toChecksumHexString(),
-            '</text><text x="300" y="190" font-size="14">has completed</text>',
-            _svgTitle(title, titleSize),
-            _svgFooter(cert)
-        );
-    }
-
-    /// @dev The course title line of the image.
-    function _svgTitle(string memory title, string memory size)
-        private
-        pure
-        returns (bytes memory)
-    {
-        return abi.encodePacked(
-            '<text x="300" y="232" font-size="',
-            size,
-            '" font-weight="bold" fill="#1f3a5f">',
-            _escapeXML(title),
-            "</text>"
-        );
-    }
-
-    /// @dev Issue date, issuer, status, and the REVOKED stamp if revoked.
-    function _svgFooter(Certificate memory cert) private pure returns (bytes memory) {
-        return abi.encodePacked(
-            '<text x="300" y="285" font-size="13">Issued ',
-            _date(cert.issuedAt),
-            " by ",
-            cert.issuer.toChecksumHexString(),
-            '</text><text x="300" y="330" font-size="18" font-weight="bold" fill="',
-            cert.revoked ? '#c62828">REVOKED' : '#2e7d32">VALID',
-            '</text><text x="300" y="384" font-size="9" font-family="monospace" fill="#555">',
-            "Course #",
-            cert.courseId.toString(),
-            " - record ",
-            _hex28(cert.recordHash),
-            "</text>",
-            cert.revoked
-                ? '<text x="300" y="250" font-size="84" font-weight="bold" fill="#c62828" fill-opacity="0.3" transform="rotate(-18 300 250)">REVOKED</text>'
-                : "",
-            "</svg>"
-        );
-    }
-
-    /// @dev `0x` and 56 hex digits.
-    function _hex28(bytes28 value) private pure returns (string memory) {
-        return (uint256(bytes32(value)) >> 32).toHexString(28);
-    }
-
-    /// @dev Unix seconds to `YYYY-MM-DD` (UTC), with the civil-from-days algorithm of Howard
-    /// Hinnant (days since 1970-01-01 to a proleptic Gregorian date).
-    function _date(uint256 timestamp) private pure returns (string memory) {
-        (uint256 year, uint256 month, uint256 day) = _civil(timestamp / 1 days);
-        return string.concat(year.toString(), "-", _pad2(month), "-", _pad2(day));
-    }
-
-    /// @dev Days since the epoch to (year, month, day). Valid for every uint32 timestamp.
-    function _civil(uint256 daysSinceEpoch)
-        private
-        pure
-        returns (uint256 year, uint256 month, uint256 day)
-    {
-        uint256 z = daysSinceEpoch + 719_468; // days since 0000-03-01
-        uint256 era = z / 146_097;
-        uint256 doe = z - era * 146_097; // [0, 146096]
-        uint256 yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365; // [0, 399]
-        uint256 doy = doe - (365 * yoe + yoe / 4 - yoe / 100); // [0, 365]
-        uint256 mp = (5 * doy + 2) / 153; // [0, 11], March-based
-        day = doy - (153 * mp + 2) / 5 + 1;
-        month = mp < 10 ? mp + 3 : mp - 9;
-        year = yoe + era * 400 + (month <= 2 ? 1 : 0);
-    }
-
-    /// @dev Two-digit decimal.
-    function _pad2(uint256 value) private pure returns (string memory) {
-        return value < 10 ? string.concat("0", value.toString()) : value.toString();
-    }
-
-    /// @dev Escapes `&`, `<`, `>`, `"` and `'` for XML text and attributes, and replaces the
-    /// control characters XML 1.0 forbids with spaces. Two passes: size, then write.
-    function _escapeXML(string memory input) private pure returns (bytes memory out) {
-        bytes memory text = bytes(input);
-        uint256 length = text.length;
-        uint256 size = length;
-        for (uint256 i; i < length; ++i) {
-            bytes1 c = text[i];
-            if (c == "&") size += 4;
-            else if (c == "<" || c == ">") size += 3;
-            else if (c == '"' || c == "'") size += 5;
-        }
-        out = new bytes(size);
-        uint256 j;
-        for (uint256 i; i < length; ++i) {
-            bytes1 c = text[i];
-            bytes memory entity;
-            if (c == "&") entity = "&amp;";
-            else if (c == "<") entity = "&lt;";
-            else if (c == ">") entity = "&gt;";
-            else if (c == '"') entity = "&quot;";
-            else if (c == "'") entity = "&apos;";
-            if (entity.length == 0) {
-                out[j++] = uint8(c) < 0x20 ? bytes1(" ") : c;
-            } else {
-                for (uint256 k; k < entity.length; ++k) {
-                    out[j++] = entity[k];
-                }
-            }
-        }
     }
 }

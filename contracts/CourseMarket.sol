@@ -11,6 +11,7 @@ import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/Reentrancy
 import {TransientSlot} from "@openzeppelin/contracts/utils/TransientSlot.sol";
 
 import {ICourseMarket} from "./interfaces/ICourseMarket.sol";
+import {Text} from "./libraries/Text.sol";
 
 /// @title CourseMarket
 /// @notice Catalog, prices, purchases, refunds and payouts of Tuition courses; see {ICourseMarket}.
@@ -172,7 +173,8 @@ contract CourseMarket is ICourseMarket, AccessControlDefaultAdminRules, Reentran
     /// @inheritdoc ICourseMarket
     /// @dev Permissionless: the caller becomes the provider. The course is listed at once but
     /// cannot be bought before a price is set.
-    /// @param title Shown in certificates; 1..MAX_TITLE_LENGTH bytes (EmptyTitle, TitleTooLong).
+    /// @param title Shown in certificates; 1..MAX_TITLE_LENGTH bytes (EmptyTitle, TitleTooLong) of
+    /// printable UTF-8 (InvalidTitle), so every certificate's metadata parses.
     /// @param refundWindow Seconds; at most MAX_REFUND_WINDOW (RefundWindowTooLong).
     /// @return courseId Sequential id, starting at 1.
     function createCourse(string calldata title, uint32 refundWindow)
@@ -182,6 +184,8 @@ contract CourseMarket is ICourseMarket, AccessControlDefaultAdminRules, Reentran
         uint256 length = bytes(title).length;
         if (length == 0) revert EmptyTitle();
         if (length > MAX_TITLE_LENGTH) revert TitleTooLong(length);
+        (bool printable, uint256 offset) = Text.isPrintable(bytes(title));
+        if (!printable) revert InvalidTitle(offset);
         _checkRefundWindow(refundWindow);
         uint256 providerId = _providerIds[msg.sender];
         if (providerId == 0) {

@@ -15,12 +15,11 @@ from typing import Any
 
 from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
-from web3.exceptions import ContractLogicError
 
 from backend.certificates.models import Certificate, CertificateStatus
 from backend.core.db import session_scope, utcnow
 from backend.core.errors import PermanentError, TxRevertedError, TxWouldRevertError
-from backend.worker.chain import Chain, call_view
+from backend.worker.chain import Chain, certificate_on_chain
 from backend.worker.sender import TxSender
 
 log = logging.getLogger(__name__)
@@ -53,11 +52,10 @@ def revoke_key(chain: Chain, token_id: int) -> str:
 
 
 def _revoked_on_chain(chain: Chain, token_id: int) -> bool:
-    try:
-        facts = call_view(chain.certificate.functions.verify(token_id))
-    except ContractLogicError as exc:
-        raise PermanentError(f"certificate {token_id} is not on-chain") from exc
-    return bool(facts[5])  # Certificate.revoked
+    facts = certificate_on_chain(chain, token_id)
+    if facts is None:
+        raise PermanentError(f"certificate {token_id} is not on-chain")
+    return bool(facts["revoked"])
 
 
 def revoke_certificate(

@@ -14,6 +14,12 @@ ARTIFACTS_DIR = Path(__file__).resolve().parent
 ABI_DIR = ARTIFACTS_DIR / "abi"
 BYTECODE_DIR = ARTIFACTS_DIR / "bytecode"
 
+# ICourseCertificate.Certificate's fields, in order (web3 returns the struct as a tuple).
+CERTIFICATE_FIELDS = (
+    "holder", "courseId", "issuer", "issuerVerified", "issuedAt", "recordHash", "revoked",
+    "revokedAt", "revokeReason", "removed", "replacedBy",
+)  # fmt: skip
+
 
 def abi_path(name: str) -> str:
     """The ABI file of `name`, relative to the project root (as deployment files name it)."""

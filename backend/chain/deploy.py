@@ -138,9 +138,9 @@ def deploy_all(
     }
     deployer.send(market.functions.grantRole(market.functions.OPERATOR_ROLE().call(), operator))
     deployer.send(market.functions.grantRole(market.functions.GUARDIAN_ROLE().call(), admin))
-    deployer.send(
-        certificate.functions.grantRole(certificate.functions.ISSUER_ROLE().call(), operator)
-    )
+    # The backend's key issues certificates and records the platform's provider verifications.
+    for role in (certificate.functions.ISSUER_ROLE(), certificate.functions.VERIFIER_ROLE()):
+        deployer.send(certificate.functions.grantRole(role.call(), operator))
     for token in tokens.values():
         deployer.send(market.functions.setTokenAllowed(token.address, True))
 

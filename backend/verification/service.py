@@ -16,7 +16,7 @@ from web3 import HTTPProvider, Web3
 from web3.exceptions import ContractLogicError
 
 from backend.certificates.service import record_hash
-from backend.chain.artifacts import load_abi
+from backend.chain.artifacts import CERTIFICATE_FIELDS, load_abi
 
 
 @dataclass
@@ -56,7 +56,9 @@ def verify_certificate(
     except ContractLogicError:
         report.steps.append(Step("exists", False, "no certificate with this token id"))
         return report
-    holder, course_id, issuer, issued_at, onchain_hash, revoked, revoked_at, reason = facts
+    cert = dict(zip(CERTIFICATE_FIELDS, facts, strict=True))
+    holder, course_id, issuer = cert["holder"], cert["courseId"], cert["issuer"]
+    revoked, revoked_at, reason = cert["revoked"], cert["revokedAt"], cert["revokeReason"]
     market = contract.functions.market().call()
     market_contract = w3.eth.contract(address=market, abi=load_abi("CourseMarket"))
     report.facts = {
@@ -64,16 +66,23 @@ def verify_certificate(
         "courseId": course_id,
         "courseTitle": market_contract.functions.courseTitle(course_id).call(),
         "issuer": issuer,
-        "issuedAt": datetime.fromtimestamp(issued_at, UTC).isoformat(),
-        "recordHash": "0x" + bytes(onchain_hash).hex(),
+        "issuerVerified": cert["issuerVerified"],
+        "issuedAt": datetime.fromtimestamp(cert["issuedAt"], UTC).isoformat(),
+        "recordHash": "0x" + bytes(cert["recordHash"]).hex(),
         "revoked": revoked,
+        "removed": cert["removed"],
+        "replacedBy": cert["replacedBy"] or None,
         "chainId": w3.eth.chain_id,
         "certificateContract": contract.address,
     }
-    report.steps.append(Step("exists", True, f"held by {holder}"))
+    report.steps.append(Step("exists", True, f"issued to {holder}"))
     if revoked:
         when = datetime.fromtimestamp(revoked_at, UTC).isoformat()
-        report.steps.append(Step("status", False, f"revoked at {when} (reason {reason})"))
+        replaced = f", replaced by {cert['replacedBy']}" if cert["replacedBy"] else ""
+        detail = f"revoked at {when} (reason {reason}{replaced})"
+        report.steps.append(Step("status", False, detail))
+    elif cert["removed"]:
+        report.steps.append(Step("status", False, "removed by its holder"))
     else:
         report.steps.append(Step("status", True, "not revoked"))
     report.steps.append(Step("issuer", True, f"course provider {issuer}"))

@@ -15,7 +15,7 @@ from web3 import HTTPProvider, Web3
 from web3.contract import Contract
 from web3.exceptions import ContractLogicError, Web3Exception
 
-from backend.chain.artifacts import ABI_DIR, load_abi
+from backend.chain.artifacts import ABI_DIR, CERTIFICATE_FIELDS, load_abi
 from backend.chain.deployment import (
     CERTIFICATE,
     MARKET,
@@ -135,17 +135,7 @@ def certificate_on_chain(chain: Chain, token_id: int) -> dict[str, Any] | None:
         cert = call_view(chain.certificate.functions.verify(token_id))
     except ContractLogicError:
         return None  # UnknownCertificate
-    holder, course_id, issuer, issued_at, record_hash, revoked, revoked_at, reason = cert
-    return {
-        "holder": holder,
-        "courseId": course_id,
-        "issuer": issuer,
-        "issuedAt": issued_at,
-        "recordHash": record_hash,
-        "revoked": revoked,
-        "revokedAt": revoked_at,
-        "revokeReason": reason,
-    }
+    return dict(zip(CERTIFICATE_FIELDS, cert, strict=True))
 
 
 def has_access(chain: Chain, course_id: int, learner: str) -> bool:

@@ -116,11 +116,14 @@ interface ICourseMarket {
     error NativeTransferFailed(address to, uint256 amount);
     error ZeroAddress();
     error EmptyTitle();
+    /// @notice A course title is not printable UTF-8 (see {Text-isPrintable}): invalid UTF-8, a
+    /// control character, or a character XML forbids, starting at byte `offset`.
+    error InvalidTitle(uint256 offset);
 
     // ---------------------------------------------------------------- catalog
 
     /// @notice Register a course paid out to the caller.
-    /// @param title Shown in certificates; 1..100 bytes of UTF-8.
+    /// @param title Shown in certificates; 1..100 bytes of printable UTF-8.
     /// @param refundWindow Seconds after a purchase during which it can be refunded (≤ 30 days).
     /// @return courseId Sequential id, starting at 1.
     function createCourse(string calldata title, uint32 refundWindow)

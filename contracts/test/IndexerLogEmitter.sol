@@ -121,6 +121,29 @@ contract IndexerLogEmitter {
         emit ICourseCertificate.IssuerSet(provider, issuer, allowed);
     }
 
+    function certificateRemoved(uint256 tokenId, address holder) external {
+        emit ICourseCertificate.CertificateRemoved(tokenId, holder);
+    }
+
+    function certificateReplaced(uint256 tokenId, uint256 newTokenId) external {
+        emit ICourseCertificate.CertificateReplaced(tokenId, newTokenId);
+    }
+
+    function providerProfileSet(address provider, string calldata name, string calldata domain)
+        external
+    {
+        emit ICourseCertificate.ProviderProfileSet(provider, name, domain);
+    }
+
+    function providerVerificationSet(
+        address provider,
+        bool verified,
+        bytes32 profileHash,
+        address by
+    ) external {
+        emit ICourseCertificate.ProviderVerificationSet(provider, verified, profileHash, by);
+    }
+
     function transfer(address from, address to, uint256 tokenId) external {
         emit Transfer(from, to, tokenId);
     }

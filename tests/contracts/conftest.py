@@ -98,6 +98,12 @@ def issuer(accounts: Any) -> Any:
 
 
 @pytest.fixture(scope="session")
+def verifier(accounts: Any) -> Any:
+    """VERIFIER_ROLE on the certificate contract: vouches for providers' records."""
+    return accounts[10]
+
+
+@pytest.fixture(scope="session")
 def esn(owner: Any, project: Any) -> Any:
     """The platform token stand-in: 18 decimals, EIP-2612 permit."""
     return owner.deploy(project.TestToken, "Esn Token", "ESN", 18)
@@ -135,10 +141,12 @@ def market(
 
 
 @pytest.fixture(scope="session")
-def certificate(owner: Any, issuer: Any, market: Any, project: Any) -> Any:
-    """CourseCertificate bound to `market`, with `issuer` holding ISSUER_ROLE."""
+def certificate(owner: Any, issuer: Any, verifier: Any, market: Any, project: Any) -> Any:
+    """CourseCertificate bound to `market`, with `issuer` holding ISSUER_ROLE and `verifier`
+    VERIFIER_ROLE."""
     contract = owner.deploy(project.CourseCertificate, owner, market)
     contract.grantRole(contract.ISSUER_ROLE(), issuer, sender=owner)
+    contract.grantRole(contract.VERIFIER_ROLE(), verifier, sender=owner)
     return contract
 
 

@@ -437,7 +437,7 @@ def test_token_uri_unknown(certificate, learner):
 
 
 def test_hostile_title_is_escaped(certificate, market, operator, issuer, learner):
-    title = 'R&D <script>alert("x")</script> it\'s \\ back\tslash\x01 ünï'
+    title = 'R&D <script>alert("x")</script> it\'s \\ backslash ünï 🎓'
     hostile = new_course(market, learner, title, DAY)
     enrol(market, operator, hostile, learner)
     certificate.mint(learner, hostile, RECORD, sender=issuer)
@@ -445,7 +445,7 @@ def test_hostile_title_is_escaped(certificate, market, operator, issuer, learner
     assert attributes(meta)["Course"] == title
     svg = svg_of(meta)  # parses: XML escaping works
     texts = ["".join(node.itertext()) for node in svg.iter("{http://www.w3.org/2000/svg}text")]
-    assert title.replace("\t", " ").replace("\x01", " ") in texts
+    assert title in texts
     assert not list(svg.iter("{http://www.w3.org/2000/svg}script"))
 
 

@@ -20,7 +20,14 @@ def test_largest_id_is_merely_unknown(market, certificate, learner):
     with ape.reverts(market.UnknownCourse, courseId=largest):
         market.courseProvider(largest)
     assert not market.hasAccess(largest, learner)
+
+
+def test_certificates_take_course_ids_below_2_64(certificate, learner):
+    """The certificate's token id packs a 32-bit generation above a 64-bit course id."""
+    largest = 2**64 - 1
     assert certificate.tokenIdFor(learner, largest) == (largest << 160) | int(learner.address, 16)
+    with ape.reverts(certificate.InvalidCourseId, courseId=2**64):
+        certificate.tokenIdFor(learner, 2**64)
 
 
 def test_aliased_views_revert(market, certificate, course_id, aliased, learner, esn):

@@ -25,6 +25,7 @@ from web3 import Web3
 from web3.logs import DISCARD
 
 from backend.access.models import OnchainSource
+from backend.chain.artifacts import CERTIFICATE_FIELDS
 from backend.core.dev_accounts import DEMO_KEYS
 
 pytestmark = [pytest.mark.chain, pytest.mark.slow]
@@ -525,12 +526,16 @@ def test_completing_a_course_mints_the_certificate_the_chain_verifies(
 
     # The chain agrees with the API.
     assert chain.certificate.functions.ownerOf(expected_id).call() == learner.address
-    holder, course_id, issuer, issued_at, onchain_hash, revoked, _, _ = (
-        chain.certificate.functions.verify(expected_id).call()
+    facts = dict(
+        zip(CERTIFICATE_FIELDS, chain.certificate.functions.verify(expected_id).call(), strict=True)
     )
-    assert (holder, course_id, issuer) == (learner.address, onchain_id, course["provider"])
-    assert "0x" + onchain_hash.hex() == cert["recordHash"]
-    assert revoked is False and issued_at > 0
+    assert (facts["holder"], facts["courseId"], facts["issuer"]) == (
+        learner.address,
+        onchain_id,
+        course["provider"],
+    )
+    assert "0x" + facts["recordHash"].hex() == cert["recordHash"]
+    assert facts["revoked"] is False and facts["issuedAt"] > 0
     receipt = chain.w3.eth.get_transaction_receipt(cert["txHash"])
     assert receipt["status"] == 1 and receipt["to"] == chain.address("CourseCertificate")
     progress = learner.get(f"/api/v1/courses/{course['id']}/progress")
@@ -595,8 +600,11 @@ def test_voucher_certificate_is_claimed_by_the_learner_and_indexed(
     assert claimed["tokenId"] == str(expected_id)
     assert claimed["recordHash"] == cert["recordHash"] == record_hash(claimed["record"])
     assert chain.certificate.functions.ownerOf(expected_id).call() == learner.address
-    verified = chain.certificate.functions.verify(expected_id).call()
-    assert verified[0] == learner.address and Web3.to_hex(verified[4]) == cert["recordHash"]
+    verified = dict(
+        zip(CERTIFICATE_FIELDS, chain.certificate.functions.verify(expected_id).call(), strict=True)
+    )
+    assert verified["holder"] == learner.address
+    assert Web3.to_hex(verified["recordHash"]) == cert["recordHash"]
 
 
 def _minted_certificate(learner: ApiUser, course: dict[str, Any]) -> dict[str, Any]:
@@ -612,7 +620,7 @@ def _wait_revoked(chain: Chain, learner: ApiUser, course: dict[str, Any]) -> dic
     """Wait until the chain and the API both say the certificate is revoked; returns the API's."""
     tid = token_id(course["onchainId"], learner.address)
     wait_for(
-        lambda: chain.certificate.functions.verify(tid).call()[5],
+        lambda: chain.certificate.functions.verify(tid).call()[CERTIFICATE_FIELDS.index("revoked")],
         "the worker's revoke of the certificate",
     )
     return wait_for(
@@ -632,8 +640,14 @@ def test_refunded_crypto_purchase_revokes_the_certificate_as_refunded(
     cert = _wait_revoked(chain, learner, course)
     assert cert["revokeReasonCode"] == 5
     tid = token_id(course["onchainId"], learner.address)
-    holder, *_, revoked, _, reason = chain.certificate.functions.verify(tid).call()
-    assert (holder, revoked, reason) == (learner.address, True, 5), "kept, but revoked"
+    facts = dict(
+        zip(CERTIFICATE_FIELDS, chain.certificate.functions.verify(tid).call(), strict=True)
+    )
+    assert (facts["holder"], facts["revoked"], facts["revokeReason"]) == (
+        learner.address,
+        True,
+        5,
+    ), "kept, but revoked"
 
 
 def test_refunded_card_purchase_revokes_the_certificate_as_refunded(

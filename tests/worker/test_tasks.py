@@ -19,6 +19,7 @@ from backend.certificates import tasks as certificate_tasks
 from backend.certificates.models import CertificateStatus
 from backend.certificates.service import token_id_for
 from backend.certificates.vouchers import record_hash28
+from backend.chain.artifacts import CERTIFICATE_FIELDS
 from backend.core.db import session_scope, utcnow
 from backend.orders import tasks as order_tasks
 from backend.outbox.models import OutboxMessage
@@ -57,9 +58,10 @@ def test_mint_with_the_issuer_key_once(wenv: WorkerEnv, anvil: Anvil) -> None:
     assert cert.status == CertificateStatus.MINTED
     token_id = token_id_for(course, learner.address)
     assert cert.token_id == token_id and cert.tx_hash
-    onchain = wenv.deployed.certificate.functions.verify(token_id).call()
-    assert onchain[0] == learner.address and onchain[1] == course
-    assert onchain[4] == record_hash28(cert.record_hash)
+    facts = wenv.deployed.certificate.functions.verify(token_id).call()
+    onchain = dict(zip(CERTIFICATE_FIELDS, facts, strict=True))
+    assert onchain["holder"] == learner.address and onchain["courseId"] == course
+    assert onchain["recordHash"] == record_hash28(cert.record_hash)
     (job,) = wenv.jobs()
     assert job.status == JobStatus.DONE and job.runs == 1
     assert job.result and job.result["outcome"] == "minted"
@@ -610,8 +612,13 @@ def test_card_refund_revokes_the_minted_certificate(wenv: WorkerEnv, anvil: Anvi
     relay()
     assert access(wenv, course, learner.address) == (False, 0)
     token_id = token_id_for(course, learner.address)
-    onchain = wenv.deployed.certificate.functions.verify(token_id).call()
-    assert (onchain[0], onchain[5], onchain[7]) == (learner.address, True, 5), "revoked, kept"
+    facts = wenv.deployed.certificate.functions.verify(token_id).call()
+    onchain = dict(zip(CERTIFICATE_FIELDS, facts, strict=True))
+    assert (onchain["holder"], onchain["revoked"], onchain["revokeReason"]) == (
+        learner.address,
+        True,
+        5,
+    ), "revoked, kept"
     assert (
         run(certificate_tasks.revoke_certificate, certificate_id=cert_id)["outcome"]
         == "already_revoked"

@@ -16,6 +16,9 @@ export const REVOKE_REASONS: Record<number, string> = {
   2: "academic misconduct",
   3: "course withdrawn",
   4: "learner request",
+  5: "payment refunded",
+  6: "payment disputed",
+  7: "corrected",
 };
 
 export interface OnchainCertificate {
@@ -25,11 +28,14 @@ export interface OnchainCertificate {
   courseId: bigint;
   courseTitle: string | null;
   issuer: Address;
+  issuerVerified: boolean; // the platform vouches for the provider's public record
   issuedAt: number;
   recordHash: Hex;
   revoked: boolean;
   revokedAt: number;
   revokeReason: number;
+  removed: boolean; // burned by its holder
+  replacedBy: bigint | null; // the certificate that corrects this one
   image: string | null; // data: URL of the on-chain SVG
   metadata: Record<string, unknown> | null;
 }
@@ -93,11 +99,14 @@ export async function readCertificate(contract: Address, tokenId: bigint): Promi
     courseId: facts.courseId,
     courseTitle,
     issuer: facts.issuer,
+    issuerVerified: facts.issuerVerified,
     issuedAt: Number(facts.issuedAt),
     recordHash: facts.recordHash,
     revoked: facts.revoked,
     revokedAt: Number(facts.revokedAt),
     revokeReason: Number(facts.revokeReason),
+    removed: facts.removed,
+    replacedBy: facts.replacedBy === 0n ? null : facts.replacedBy,
     image,
     metadata,
   };

@@ -72,10 +72,10 @@ export const erc20Abi = parseAbi([
 ]);
 
 export const certificateAbi = parseAbi([
-  "struct Certificate { address holder; uint256 courseId; address issuer; uint32 issuedAt; bytes28 recordHash; bool revoked; uint32 revokedAt; uint8 revokeReason; }",
+  "struct Certificate { address holder; uint256 courseId; address issuer; bool issuerVerified; uint32 issuedAt; bytes28 recordHash; bool revoked; uint32 revokedAt; uint8 revokeReason; bool removed; uint256 replacedBy; }",
   "function verify(uint256 tokenId) view returns (Certificate)",
   "function tokenURI(uint256 tokenId) view returns (string)",
-  "function tokenIdFor(address learner, uint256 courseId) pure returns (uint256)",
+  "function tokenIdFor(address learner, uint256 courseId) view returns (uint256)",
   "function market() view returns (address)",
   "function name() view returns (string)",
   "function claim(uint256 courseId, bytes28 recordHash, uint256 deadline, bytes signature) returns (uint256)",
@@ -119,8 +119,9 @@ export function certificateTokenId(learner: string, courseId: bigint | number): 
   return (BigInt(courseId) << 160n) | BigInt(learner);
 }
 
-export function splitTokenId(tokenId: bigint): { courseId: bigint; learner: `0x${string}` } {
+// Token id: generation << 224 | courseId << 160 | learner (the generation counts corrections).
+export function splitTokenId(tokenId: bigint): { courseId: bigint; learner: `0x${string}`; generation: bigint } {
   const mask = (1n << 160n) - 1n;
   const learner = `0x${(tokenId & mask).toString(16).padStart(40, "0")}` as `0x${string}`;
-  return { courseId: tokenId >> 160n, learner };
+  return { courseId: (tokenId >> 160n) & ((1n << 64n) - 1n), learner, generation: tokenId >> 224n };
 }

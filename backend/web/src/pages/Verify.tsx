@@ -131,7 +131,8 @@ export function VerifyPage({ tokenId }: { tokenId: string }) {
 
 function CertificateView({ cert }: { cert: OnchainCertificate }) {
   const cfg = config();
-  const url = verifyUrl(cert.tokenId, cfg.contracts.certificate && cert.contract.toLowerCase() === cfg.contracts.certificate.toLowerCase() ? null : cert.contract);
+  const contractParam = cfg.contracts.certificate && cert.contract.toLowerCase() === cfg.contracts.certificate.toLowerCase() ? null : cert.contract;
+  const url = verifyUrl(cert.tokenId, contractParam);
   const [qr, setQr] = useState<string | null>(null);
   const [pdfBusy, setPdfBusy] = useState(false);
   const [pdfError, setPdfError] = useState<string | null>(null);
@@ -140,6 +141,8 @@ function CertificateView({ cert }: { cert: OnchainCertificate }) {
   }, [url]);
   const consistent = splitTokenId(cert.tokenId);
   const idMatches = consistent.courseId === cert.courseId && consistent.learner.toLowerCase() === cert.holder.toLowerCase();
+  const invalid = cert.revoked || cert.removed;
+  const status = cert.revoked ? "Revoked" : cert.removed ? "Removed by its holder" : "Valid";
 
   const downloadPdf = async () => {
     setPdfBusy(true);
@@ -162,7 +165,7 @@ function CertificateView({ cert }: { cert: OnchainCertificate }) {
 
   return (
     <div class="certificate-view" data-testid="certificate-view" data-revoked={cert.revoked ? "true" : "false"}>
-      <div class={`verdict ${cert.revoked ? "verdict-revoked" : "verdict-valid"}`} role="status" data-testid="verdict">
+      <div class={`verdict ${invalid ? "verdict-revoked" : "verdict-valid"}`} role="status" data-testid="verdict">
         {cert.revoked ? (
           <>
             <span class="verdict-icon" aria-hidden="true">✕</span>
@@ -171,7 +174,25 @@ function CertificateView({ cert }: { cert: OnchainCertificate }) {
               <p>
                 This certificate was issued, then revoked on {formatDate(cert.revokedAt, true)}
                 {cert.revokeReason ? ` — ${REVOKE_REASONS[cert.revokeReason] ?? `reason code ${cert.revokeReason}`}` : ""}.
+                {cert.replacedBy !== null && (
+                  <>
+                    {" "}It was replaced by{" "}
+                    <a href={verifyUrl(cert.replacedBy, contractParam)} data-testid="replaced-by">
+                      certificate #{cert.replacedBy.toString()}
+                    </a>
+                    .
+                  </>
+                )}
+                {cert.removed ? " Its holder has also removed it." : ""}
               </p>
+            </div>
+          </>
+        ) : cert.removed ? (
+          <>
+            <span class="verdict-icon" aria-hidden="true">✕</span>
+            <div>
+              <strong>Removed</strong>
+              <p>This certificate was issued, then removed by its holder: they no longer present it.</p>
             </div>
           </>
         ) : (
@@ -198,12 +219,15 @@ function CertificateView({ cert }: { cert: OnchainCertificate }) {
             </dd>
             <dt>Issuer (course provider)</dt>
             <dd>
-              <code>{cert.issuer}</code>
+              <code>{cert.issuer}</code>{" "}
+              <span data-testid="issuer-verified">
+                {cert.issuerVerified ? "— verified by the platform" : "— not verified by the platform"}
+              </span>
             </dd>
             <dt>Issued</dt>
             <dd>{formatDate(cert.issuedAt, true)}</dd>
             <dt>Status</dt>
-            <dd data-testid="status">{cert.revoked ? "Revoked" : "Valid"}</dd>
+            <dd data-testid="status">{status}</dd>
             <dt>Record hash</dt>
             <dd>
               <code class="wrap">{cert.recordHash}</code>
