@@ -12,6 +12,7 @@ from backend.learning.models import LessonProgress
 from backend.orders.models import Order, OrderStatus, Rail
 from backend.outbox.models import OutboxMessage
 from backend.payouts.models import PayoutEntry, PayoutKind
+from backend.provider.models import ProviderProfile
 from backend.users.models import User
 from backend.webhooks.models import StripeEvent
 
@@ -34,6 +35,7 @@ __all__ = [
     "OutboxMessage",
     "PayoutEntry",
     "PayoutKind",
+    "ProviderProfile",
     "Rail",
     "StripeEvent",
     "Token",

@@ -70,6 +70,11 @@ CERTIFICATE_EVENTS = (
     "uint256 indexed courseId, address signer, bytes28 recordHash)",
     "CertificateRevoked(uint256 indexed tokenId, uint8 reason, address by)",
     "IssuerSet(address indexed provider, address indexed issuer, bool allowed)",
+    "CertificateRemoved(uint256 indexed tokenId, address indexed holder)",
+    "CertificateReplaced(uint256 indexed tokenId, uint256 indexed newTokenId)",
+    "ProviderProfileSet(address indexed provider, string name, string domain)",
+    "ProviderVerificationSet(address indexed provider, bool verified, bytes32 profileHash, "
+    "address by)",
 )
 # Events the contracts emit that carry nothing the indexer needs (ERC-721, ERC-5192, access
 # control, pausing). They are left out of the eth_getLogs topic filter, and ignored if seen.

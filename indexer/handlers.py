@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select, update
@@ -43,6 +44,8 @@ from backend.orders.service import (
 )
 from backend.payouts.models import PayoutKind
 from backend.payouts.service import forget_payout, record_payout
+from backend.provider.models import ProviderProfile
+from backend.provider.profiles import profile_hash
 from indexer.decoding import DecodedLog, json_safe
 from indexer.models import IndexerAppliedLog
 from indexer.purchases import PurchaseRun
@@ -163,6 +166,10 @@ class HandlerBatch:
             "Refunded": self.refunded,
             "CertificateMinted": self.certificate_minted,
             "CertificateRevoked": self.certificate_revoked,
+            "CertificateRemoved": self.certificate_removed,
+            "CertificateReplaced": self.certificate_replaced,
+            "ProviderProfileSet": self.provider_profile_set,
+            "ProviderVerificationSet": self.provider_verification_set,
             "Released": self.released,
             "Withdrawn": self.withdrawn,
             "TokenAllowed": self.token_allowed,
@@ -178,6 +185,10 @@ class HandlerBatch:
             "Refunded": self.undo_refunded,
             "CertificateMinted": self.undo_certificate_minted,
             "CertificateRevoked": self.undo_certificate_revoked,
+            "CertificateRemoved": self.undo_certificate_removed,
+            "CertificateReplaced": self.undo_certificate_replaced,
+            "ProviderProfileSet": self.undo_provider_record,
+            "ProviderVerificationSet": self.undo_provider_record,
             "Released": self.undo_payout,
             "Withdrawn": self.undo_payout,
             "TokenAllowed": self.undo_token_allowed,
@@ -730,9 +741,14 @@ class HandlerBatch:
         course = course_by_onchain_id(self.session, a["courseId"])
         if course is None:
             return {"skipped": "unknown course"}
-        cert = self.session.scalar(
+        # The row of this token, else the pair's certificate still in the making (requested
+        # here, minted by the worker or claimed); a correction or a mint after the holder's
+        # removal is a new row (the pair's earlier ones are revoked or removed by then).
+        cert = self._certificate(a["tokenId"]) or self.session.scalar(
             select(Certificate).where(
-                Certificate.course_id == course.id, Certificate.address == a["learner"]
+                Certificate.course_id == course.id,
+                Certificate.address == a["learner"],
+                Certificate.status.not_in((CertificateStatus.REVOKED, CertificateStatus.REMOVED)),
             )
         )
         if cert is None:
@@ -847,6 +863,150 @@ class HandlerBatch:
             reason=f"{REORG}: CertificateRevoked {row.tx_hash}:{row.log_index} reorganized away",
         )
 
+    def certificate_removed(self, lg: DecodedLog) -> dict[str, Any]:
+        cert = self._certificate(lg.args["tokenId"])
+        if cert is None:
+            return {"skipped": "unknown certificate"}
+        prev = {"status": cert.status, "removed_at": _iso(cert.removed_at)}
+        cert.status = CertificateStatus.REMOVED
+        cert.removed_at = utcnow()
+        self.session.flush()
+        audit(
+            self.session,
+            actor=ACTOR,
+            action="certificate.removed",
+            subject_type="certificate",
+            subject_id=cert.id,
+            before=prev,
+            after={"status": cert.status, "holder": lg.args["holder"]},
+            reason=f"CertificateRemoved {lg.tx_hash}:{lg.log_index}",
+        )
+        return {"certificate_id": cert.id, "prev": prev}
+
+    def undo_certificate_removed(self, row: AppliedRow) -> None:
+        cert = self._certificate_of(row)
+        if cert is None:
+            return
+        prev = row.effect["prev"]
+        cert.status = prev["status"]
+        cert.removed_at = _from_iso(prev["removed_at"])
+        self.session.flush()
+        audit(
+            self.session,
+            actor=ACTOR,
+            action="certificate.unremoved",
+            subject_type="certificate",
+            subject_id=cert.id,
+            before={"status": CertificateStatus.REMOVED},
+            after={"status": cert.status},
+            reason=f"{REORG}: CertificateRemoved {row.tx_hash}:{row.log_index} reorganized away",
+        )
+
+    def certificate_replaced(self, lg: DecodedLog) -> dict[str, Any]:
+        cert = self._certificate(lg.args["tokenId"])
+        if cert is None:
+            return {"skipped": "unknown certificate"}
+        prev = {"replaced_by": _str_or_none(cert.replaced_by_token_id)}
+        cert.replaced_by_token_id = _int(lg.args["newTokenId"])
+        self.session.flush()
+        audit(
+            self.session,
+            actor=ACTOR,
+            action="certificate.replaced",
+            subject_type="certificate",
+            subject_id=cert.id,
+            before=prev,
+            after={"replacedBy": str(cert.replaced_by_token_id)},
+            reason=f"CertificateReplaced {lg.tx_hash}:{lg.log_index}",
+        )
+        return {"certificate_id": cert.id, "prev": prev}
+
+    def undo_certificate_replaced(self, row: AppliedRow) -> None:
+        cert = self._certificate_of(row)
+        if cert is None:
+            return
+        previous = row.effect["prev"]["replaced_by"]
+        cert.replaced_by_token_id = None if previous is None else int(previous)
+        self.session.flush()
+        audit(
+            self.session,
+            actor=ACTOR,
+            action="certificate.unreplaced",
+            subject_type="certificate",
+            subject_id=cert.id,
+            before={"replacedBy": row.args["newTokenId"]},
+            after={"replacedBy": previous},
+            reason=f"{REORG}: CertificateReplaced {row.tx_hash}:{row.log_index} reorganized away",
+        )
+
+    def _certificate(self, token_id: Any) -> Certificate | None:
+        return self.session.scalar(
+            select(Certificate).where(Certificate.token_id == _int(token_id))
+        )
+
+    def _certificate_of(self, row: AppliedRow) -> Certificate | None:
+        cert_id = row.effect.get("certificate_id")
+        return self.session.get(Certificate, cert_id) if cert_id is not None else None
+
+    # ------------------------------------------------------------------ provider records
+
+    def provider_profile_set(self, lg: DecodedLog) -> dict[str, Any]:
+        a = lg.args
+        profile = self.session.get(ProviderProfile, a["provider"])
+        prev = None if profile is None else _profile_state(profile)
+        if profile is None:
+            profile = ProviderProfile(address=a["provider"])
+            self.session.add(profile)
+        profile.name = a["name"]
+        profile.domain = a["domain"]
+        profile.profile_hash = profile_hash(a["name"], a["domain"])
+        # Setting a record drops the platform's verification (the contract does the same).
+        profile.verified, profile.verified_at, profile.verified_by = False, None, None
+        profile.block_number, profile.tx_hash = lg.block_number, lg.tx_hash
+        self.session.flush()
+        self._audit_config(
+            lg, "provider.profile_set", "provider", a["provider"], prev, _profile_state(profile)
+        )
+        return {"provider": a["provider"], "prev": prev}
+
+    def provider_verification_set(self, lg: DecodedLog) -> dict[str, Any]:
+        a = lg.args
+        profile = self.session.get(ProviderProfile, a["provider"])
+        if profile is None:
+            return {"skipped": "no provider record"}  # unverifying a provider without one
+        prev = _profile_state(profile)
+        profile.verified = bool(a["verified"])
+        profile.verified_at = utcnow() if profile.verified else None
+        profile.verified_by = a["by"] if profile.verified else None
+        profile.block_number, profile.tx_hash = lg.block_number, lg.tx_hash
+        self.session.flush()
+        action = "provider.verified" if profile.verified else "provider.unverified"
+        self._audit_config(lg, action, "provider", a["provider"], prev, _profile_state(profile))
+        return {"provider": a["provider"], "prev": prev}
+
+    def undo_provider_record(self, row: AppliedRow) -> None:
+        if row.effect.get("skipped"):
+            return
+        address = row.effect["provider"]
+        profile = self.session.get(ProviderProfile, address)
+        prev = row.effect["prev"]
+        if profile is not None:
+            if prev is None:
+                self.session.delete(profile)
+            else:
+                _set_profile_state(profile, prev)
+            self.session.flush()
+        audit(
+            self.session,
+            actor=ACTOR,
+            action="provider.record_reverted",
+            subject_type="provider",
+            subject_id=address,
+            before=None,
+            after=prev,
+            reason=f"{REORG}: {row.event} {row.tx_hash}:{row.log_index} reorganized away",
+        )
+
 
 def _course_state(course: Course) -> dict[str, Any]:
     return {
@@ -860,3 +1020,39 @@ def _set_course_state(course: Course, state: Mapping[str, Any]) -> None:
     course.listed_onchain = state.get("listed_onchain")
     course.refund_window = int(state.get("refund_window") or 0)
     course.onchain_block = state.get("onchain_block")
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def _from_iso(value: str | None) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value)
+
+
+def _str_or_none(value: int | None) -> str | None:
+    return None if value is None else str(value)
+
+
+def _profile_state(profile: ProviderProfile) -> dict[str, Any]:
+    return {
+        "name": profile.name,
+        "domain": profile.domain,
+        "profile_hash": profile.profile_hash,
+        "verified": profile.verified,
+        "verified_at": _iso(profile.verified_at),
+        "verified_by": profile.verified_by,
+        "block_number": profile.block_number,
+        "tx_hash": profile.tx_hash,
+    }
+
+
+def _set_profile_state(profile: ProviderProfile, state: Mapping[str, Any]) -> None:
+    profile.name = state["name"]
+    profile.domain = state["domain"]
+    profile.profile_hash = state["profile_hash"]
+    profile.verified = state["verified"]
+    profile.verified_at = _from_iso(state["verified_at"])
+    profile.verified_by = state["verified_by"]
+    profile.block_number = state["block_number"]
+    profile.tx_hash = state["tx_hash"]

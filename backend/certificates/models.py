@@ -12,7 +12,7 @@ from sqlalchemy import (
     Integer,
     SmallInteger,
     String,
-    UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -21,13 +21,15 @@ from backend.core.db import Address, Base, JsonType, TokenAmount, UTCDateTime, u
 
 
 class CertificateStatus:
-    """requested -> minting -> minted (mode mint) | claimable (mode voucher); -> revoked."""
+    """requested -> minting -> minted (mode mint) | claimable (mode voucher); -> revoked (also
+    when corrected: `replaced_by_token_id` names the new one) | removed (by its holder)."""
 
     REQUESTED = "requested"
     MINTING = "minting"
     MINTED = "minted"
     CLAIMABLE = "claimable"
     REVOKED = "revoked"
+    REMOVED = "removed"
 
 
 class RevokeReason:
@@ -39,25 +41,40 @@ class RevokeReason:
     LEARNER_REQUEST = 4
     REFUNDED = 5  # the payment for the course was refunded (either rail)
     DISPUTED = 6  # the card payment was disputed and the dispute lost
+    CORRECTED = 7  # replaced by a corrected certificate (`reissue` writes it)
+
+
+# The certificates of a (course, address) pair that still count: at most one at a time.
+CURRENT = "status NOT IN ('revoked', 'removed')"
 
 
 class Certificate(Base):
-    """One certificate per (course, address)."""
+    """A certificate of (course, address). A pair may hold several over time (a correction
+    replaces one; the holder may remove one and be certified again), at most one current."""
 
     __tablename__ = "certificates"
     __table_args__ = (
-        UniqueConstraint("course_id", "address"),
         CheckConstraint(
-            "status IN ('requested', 'minting', 'minted', 'claimable', 'revoked')", name="status"
+            "status IN ('requested', 'minting', 'minted', 'claimable', 'revoked', 'removed')",
+            name="status",
         ),
         CheckConstraint("mode IN ('mint', 'voucher')", name="mode"),
         Index("ix_certificates_address", "address"),
+        Index("ix_certificates_token_id", "token_id", unique=True),
+        Index(
+            "uq_certificates_current",
+            "course_id",
+            "address",
+            unique=True,
+            postgresql_where=text(CURRENT),
+            sqlite_where=text(CURRENT),
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     course_id: Mapped[int] = mapped_column(ForeignKey("courses.id"))
     address: Mapped[str] = mapped_column(Address)
-    # courseId << 160 | learner; unknown until the course has an on-chain id.
+    # generation << 224 | courseId << 160 | learner; unknown until the course has an on-chain id.
     token_id: Mapped[int | None] = mapped_column(TokenAmount, default=None)
     record_hash: Mapped[str] = mapped_column(String(58))  # 0x + 28 bytes
     record: Mapped[dict[str, Any]] = mapped_column(JsonType)
@@ -77,3 +94,7 @@ class Certificate(Base):
     revoke_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     revoke_requested_by: Mapped[str | None] = mapped_column(String(120), default=None)
     revoke_tx_hash: Mapped[str | None] = mapped_column(String(66), default=None)
+    # Set by the indexer: the holder burned it (CertificateRemoved); the certificate that
+    # corrects this one (CertificateReplaced).
+    removed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    replaced_by_token_id: Mapped[int | None] = mapped_column(TokenAmount, default=None)

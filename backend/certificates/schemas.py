@@ -25,6 +25,9 @@ class CertificateOut(ApiModel):
     requested_at: datetime
     revoked_at: datetime | None = None
     # 1 issued in error, 2 academic misconduct, 3 course withdrawn, 4 learner request,
-    # 5 payment refunded, 6 payment disputed (ICourseCertificate).
+    # 5 payment refunded, 6 payment disputed, 7 corrected (ICourseCertificate).
     revoke_reason_code: int | None = None
     revoke_requested_at: datetime | None = None
+    # Status "removed": when the holder removed it; a correction: the certificate replacing it.
+    removed_at: datetime | None = None
+    replaced_by_token_id: Amount | None = None

@@ -48,8 +48,20 @@ def record_hash(record: dict[str, Any]) -> str:
     return "0x" + keccak(canonical_record_bytes(record))[:28].hex()
 
 
+def current_certificate(session: Session, course_id: int, address: str) -> Certificate | None:
+    """The pair's certificate: its only one or, after a correction or a holder's removal, the
+    latest (the one that still counts, if any)."""
+    return session.scalar(
+        select(Certificate)
+        .where(Certificate.course_id == course_id, Certificate.address == address)
+        .order_by(Certificate.id.desc())
+        .limit(1)
+    )
+
+
 def token_id_for(onchain_course_id: int, learner: str) -> int:
-    """`courseId << 160 | uint160(learner)`, as ICourseCertificate.tokenIdFor."""
+    """`courseId << 160 | uint160(learner)`: the pair's first certificate (generation 0), which
+    is ICourseCertificate.tokenIdFor until a correction or a removal."""
     return (onchain_course_id << 160) | int(learner, 16)
 
 
@@ -83,11 +95,7 @@ def request_certificate(
             the chain refuses them too, NoCourseAccess).
     """
     address = checksum_address(address)
-    existing = session.scalar(
-        select(Certificate).where(
-            Certificate.course_id == course_id, Certificate.address == address
-        )
-    )
+    existing = current_certificate(session, course_id, address)
     if existing is not None:
         return existing
     if active_entitlement(session, address, course_id) is None:
@@ -110,11 +118,7 @@ def request_certificate(
             session.add(certificate)
     except IntegrityError:
         # A concurrent completion created it first.
-        winner = session.scalar(
-            select(Certificate).where(
-                Certificate.course_id == course_id, Certificate.address == address
-            )
-        )
+        winner = current_certificate(session, course_id, address)
         if winner is None:
             raise
         return winner
@@ -217,11 +221,7 @@ def revoke_for_lost_access(
     mint or claim on-chain (the market says no access), so nothing is certified either way."""
     if reason_code not in (RevokeReason.REFUNDED, RevokeReason.DISPUTED):
         raise ValueError(f"not a lost-access reason code: {reason_code}")
-    certificate = session.scalar(
-        select(Certificate).where(
-            Certificate.course_id == course_id, Certificate.address == checksum_address(address)
-        )
-    )
+    certificate = current_certificate(session, course_id, checksum_address(address))
     if certificate is not None:
         request_revocation(
             session, certificate, reason_code=reason_code, reason=reason, actor=actor

@@ -12,7 +12,7 @@ from backend.access.service import active_entitlement
 from backend.catalog.models import CourseStatus, Lesson
 from backend.catalog.service import get_course, get_lesson, lesson_count
 from backend.certificates.models import Certificate
-from backend.certificates.service import request_certificate
+from backend.certificates.service import current_certificate, request_certificate
 from backend.core.errors import ConflictError, ForbiddenError
 from backend.learning.models import LessonProgress
 
@@ -109,9 +109,4 @@ def progress_of(
             .order_by(Lesson.position)
         )
     )
-    certificate = session.scalar(
-        select(Certificate).where(
-            Certificate.course_id == course_id, Certificate.address == address
-        )
-    )
-    return positions, certificate
+    return positions, current_certificate(session, course_id, address)

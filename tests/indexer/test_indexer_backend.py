@@ -24,6 +24,8 @@ from backend.orders.models import OrderStatus
 from backend.orders.service import create_crypto_quote
 from backend.outbox.models import OutboxMessage
 from backend.payouts.service import payouts_of
+from backend.provider.models import ProviderProfile
+from backend.provider.profiles import profile_hash
 
 ZERO = "0x" + "00" * 20
 NOREF = "0x" + "00" * 32
@@ -261,3 +263,119 @@ def test_payouts_allowlist_and_configuration_are_recorded_then_undone_by_a_reorg
             "market.fee_changed.reverted",
             "market.token_allowed.reverted",
         ]
+
+
+def _certificate_rows(db) -> list[tuple[int, str, int | None, int | None, bool]]:
+    with db.sessions() as s:
+        return [
+            (
+                c.token_id,
+                c.status,
+                c.revoke_reason_code,
+                c.replaced_by_token_id,
+                c.removed_at is None,
+            )
+            for c in s.scalars(select(Certificate).order_by(Certificate.id))
+        ]
+
+
+def test_corrections_and_removals_are_mirrored_and_undone_by_a_reorg(
+    db, anvil, emitter, cert_emitter
+):
+    emitter.tx("courseCreated", 6, PROVIDER, 0, "Corrected course")
+    first = (6 << 160) | int(LEARNER, 16)
+    second = (1 << 224) | first
+    cert_emitter.tx("certificateMinted", first, LEARNER, 6, PROVIDER, "0x" + "aa" * 28)
+    ix = indexer_for(db, anvil, emitter, cert_emitter, reorg_window=16)
+    ix.catch_up()
+    before_changes = anvil.block_number()
+
+    # reissue(): the old one revoked as corrected, the next generation minted, then linked.
+    cert_emitter.tx("certificateRevoked", first, 7, PROVIDER)
+    cert_emitter.tx("certificateMinted", second, LEARNER, 6, PROVIDER, "0x" + "bb" * 28)
+    cert_emitter.tx("certificateReplaced", first, second)
+    cert_emitter.tx("certificateRemoved", second, LEARNER)
+    ix.catch_up()
+    assert _certificate_rows(db) == [
+        (first, CertificateStatus.REVOKED, 7, second, True),
+        (second, CertificateStatus.REMOVED, None, None, False),
+    ]
+    with db.sessions() as s:
+        actions = s.scalars(select(AuditEntry.action).where(AuditEntry.actor == "indexer")).all()
+        assert {"certificate.replaced", "certificate.removed"} <= set(actions)
+
+    # The chain drops the correction and the removal: the first certificate is valid again and
+    # the mirrored second one is gone.
+    anvil.rpc("anvil_reorg", anvil.block_number() - before_changes, [])
+    ix.catch_up()
+    assert ix.reorgs == 1
+    assert _certificate_rows(db) == [(first, CertificateStatus.MINTED, None, None, True)]
+
+
+def test_a_removal_alone_is_undone_by_a_reorg(db, anvil, emitter, cert_emitter):
+    emitter.tx("courseCreated", 7, PROVIDER, 0, "Removed course")
+    token_id = (7 << 160) | int(LEARNER, 16)
+    cert_emitter.tx("certificateMinted", token_id, LEARNER, 7, PROVIDER, "0x" + "cc" * 28)
+    ix = indexer_for(db, anvil, emitter, cert_emitter, reorg_window=16)
+    ix.catch_up()
+    before = anvil.block_number()
+    cert_emitter.tx("certificateRemoved", token_id, LEARNER)
+    ix.catch_up()
+    assert _certificate_rows(db) == [(token_id, CertificateStatus.REMOVED, None, None, False)]
+    anvil.rpc("anvil_reorg", anvil.block_number() - before, [])
+    ix.catch_up()
+    assert _certificate_rows(db) == [(token_id, CertificateStatus.MINTED, None, None, True)]
+
+
+def _profile(db) -> tuple[str, str, bool, str | None, str] | None:
+    with db.sessions() as s:
+        p = s.get(ProviderProfile, PROVIDER)
+        return None if p is None else (p.name, p.domain, p.verified, p.verified_by, p.profile_hash)
+
+
+def test_provider_records_are_mirrored_and_a_reorg_drops_a_verification(
+    db, anvil, emitter, cert_emitter
+):
+    verifier = address(0x7E51F1E5)
+    reviewed = profile_hash("Solidity School", "solidity.school")
+    cert_emitter.tx("providerProfileSet", PROVIDER, "Solidity School", "solidity.school")
+    ix = indexer_for(db, anvil, emitter, cert_emitter, reorg_window=16)
+    ix.catch_up()
+    assert _profile(db) == ("Solidity School", "solidity.school", False, None, reviewed)
+
+    before_verification = anvil.block_number()
+    cert_emitter.tx("providerVerificationSet", PROVIDER, True, reviewed, verifier)
+    ix.catch_up()
+    assert _profile(db) == ("Solidity School", "solidity.school", True, verifier, reviewed)
+    with db.sessions() as s:
+        assert s.get(ProviderProfile, PROVIDER).verified_at is not None
+
+    # A rename drops the verification, as on-chain.
+    cert_emitter.tx("providerProfileSet", PROVIDER, "Harvard", "solidity.school")
+    ix.catch_up()
+    renamed = profile_hash("Harvard", "solidity.school")
+    assert _profile(db) == ("Harvard", "solidity.school", False, None, renamed)
+
+    # A reorg drops the verification and the rename: the first, unverified record is back.
+    anvil.rpc("anvil_reorg", anvil.block_number() - before_verification, [])
+    ix.catch_up()
+    assert ix.reorgs == 1
+    assert _profile(db) == ("Solidity School", "solidity.school", False, None, reviewed)
+    with db.sessions() as s:
+        assert s.get(ProviderProfile, PROVIDER).verified_at is None
+        reverted = s.scalars(
+            select(AuditEntry.action).where(AuditEntry.action == "provider.record_reverted")
+        ).all()
+        assert len(reverted) == 2
+
+
+def test_a_reorg_drops_a_first_provider_record(db, anvil, emitter, cert_emitter):
+    ix = indexer_for(db, anvil, emitter, cert_emitter, reorg_window=16)
+    ix.catch_up()
+    before = anvil.block_number()
+    cert_emitter.tx("providerProfileSet", PROVIDER, "School", "school.example")
+    ix.catch_up()
+    assert _profile(db) is not None
+    anvil.rpc("anvil_reorg", anvil.block_number() - before, [])
+    ix.catch_up()
+    assert _profile(db) is None

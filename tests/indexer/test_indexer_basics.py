@@ -192,4 +192,4 @@ def _gap_test(db, anvil, emitter):
 
 def test_decoder_topics_cover_both_interfaces():
     dec = LogDecoder.default()
-    assert len(dec.topics) == 16
+    assert len(dec.topics) == 20  # 13 market events, 7 certificate events

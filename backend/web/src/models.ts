@@ -247,7 +247,7 @@ export interface CertificateInfo {
   id: string | number | null;
   courseId: number;
   courseTitle: string | null;
-  status: string; // requested | minting | minted | claimable | revoked
+  status: string; // requested | minting | minted | claimable | revoked | removed
   mode: "mint" | "voucher";
   tokenId: string | null;
   txHash: string | null;

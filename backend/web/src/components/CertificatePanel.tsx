@@ -105,6 +105,13 @@ function CertificateState({
           {cert.tokenId && <Link href={`/verify/${cert.tokenId}`}>See the on-chain record</Link>}
         </Alert>
       );
+    case "removed":
+      return (
+        <Alert kind="info">
+          This certificate was removed by its holder.{" "}
+          {cert.tokenId && <Link href={`/verify/${cert.tokenId}`}>See the on-chain record</Link>}
+        </Alert>
+      );
     default:
       return <p>Certificate status: {cert.status}</p>;
   }

@@ -100,14 +100,14 @@ function AccountView() {
         {certificates.data && certificates.data.length > 0 && (
           <ul class="card-list">
             {certificates.data.map((c) => (
-              <li key={`${c.courseId}`} class="card" data-testid="certificate-item" data-status={c.status}>
+              <li key={`${c.courseId}-${c.id}`} class="card" data-testid="certificate-item" data-status={c.status}>
                 <h3>{titleOf(c.courseId, c.courseTitle)}</h3>
                 <p>
                   Status: <strong>{certificateStatusLabel(c.status)}</strong>
                   {c.tokenId && <> · token #{shortTokenId(c.tokenId)}</>}
                 </p>
                 <div class="button-row">
-                {c.tokenId && (c.status === "minted" || c.status === "revoked") ? (
+                {c.tokenId && (c.status === "minted" || c.status === "revoked" || c.status === "removed") ? (
                   <Link class="button button-small" href={`/verify/${c.tokenId}`}>
                     View certificate
                   </Link>
@@ -135,6 +135,7 @@ export function certificateStatusLabel(status: string): string {
       claimable: "ready to claim",
       minted: "minted",
       revoked: "revoked",
+      removed: "removed by its holder",
     } as Record<string, string>
   )[status] ?? status;
 }
