@@ -36,6 +36,7 @@ from backend.core.ratelimit import RateLimiter, make_rate_limiter
 from backend.integrations.stripe_gateway import StripeGateway
 from backend.learning.router import router as learning_router
 from backend.orders.router import router as orders_router
+from backend.provider.router import public_router as providers_router
 from backend.provider.router import router as provider_router
 from backend.users.service import admin_addresses
 from backend.webhooks.router import router as webhooks_router
@@ -166,6 +167,7 @@ def create_app(
         webhooks_router,
         me_router,
         provider_router,
+        providers_router,
         admin_router,
     ):
         app.include_router(router, prefix=API_PREFIX)

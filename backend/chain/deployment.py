@@ -97,6 +97,19 @@ class Deployment:
         """The market and certificate addresses (the contracts whose events matter)."""
         return [a for a in (self.market, self.certificate) if a]
 
+    def require_certificate(self) -> str:
+        """The CourseCertificate address, or 503 when no deployment is configured.
+
+        Raises:
+            ServiceUnavailableError: no certificate contract on this network.
+        """
+        if self.certificate is None:
+            raise ServiceUnavailableError(
+                "the certificate contract is not deployed on this network",
+                code="chain_not_configured",
+            )
+        return self.certificate
+
     def require_market(self) -> str:
         """The CourseMarket address, or 503 when no deployment is configured.
 

@@ -32,6 +32,15 @@ def create_course(market: str, chain_id: int, title: str, refund_window: int) ->
     )
 
 
+def set_provider_profile(certificate: str, chain_id: int, name: str, domain: str) -> UnsignedTx:
+    """`setProviderProfile(string,string)` (ICourseCertificate)."""
+    return _tx(
+        certificate,
+        chain_id,
+        encode_call("setProviderProfile(string,string)", ["string", "string"], [name, domain]),
+    )
+
+
 def set_price(market: str, chain_id: int, course_id: int, token: str, price: int) -> UnsignedTx:
     """`setPrice(uint256,address,uint256)`."""
     return _tx(

@@ -23,14 +23,16 @@ from backend.catalog.schemas import (
 from backend.catalog.views import token_out
 from backend.chain import tx as txs
 from backend.core.openapi import errors
-from backend.core.schemas import MAX_INT64, CourseId, LessonNumber
+from backend.core.schemas import MAX_INT64, AddressStr, CourseId, LessonNumber
 from backend.orders.schemas import TxOut
 from backend.orders.views import tx_out
 from backend.payouts.schemas import PayoutsOut
-from backend.provider import service
+from backend.provider import profiles, service
 from backend.provider.schemas import (
     BalanceOut,
     BalancesOut,
+    ProviderProfileIn,
+    ProviderProfileOut,
     RefundTxIn,
     SalesOut,
     SetPriceIn,
@@ -223,3 +225,28 @@ async def balances(
 
 
 __all__ = ["router"]
+
+
+@router.post("/profile/tx", response_model=TxOut, responses=errors(503))
+async def tx_set_profile(
+    body: ProviderProfileIn, principal: CurrentUser, services: ServicesDep
+) -> TxOut:
+    """`setProviderProfile(name, domain)` for my wallet to sign: the public record verifiers
+    see for my courses (it drops the platform's verification until the platform verifies it
+    again). Names and domains the contract would refuse are 422 here."""
+    del principal  # signed-in only: the wallet signs as itself, nothing is stored here
+    certificate = services.deployment.require_certificate()
+    return tx_out(
+        txs.set_provider_profile(certificate, services.settings.chain_id, body.name, body.domain)
+    )
+
+
+# Public: what verifiers and learners may read about any provider.
+public_router = APIRouter(prefix="/providers", tags=["provider"])
+
+
+@public_router.get("/{address}", response_model=ProviderProfileOut, responses=errors(404))
+async def get_profile(address: AddressStr, session: DbSession) -> ProviderProfileOut:
+    """A provider's public record as the chain holds it, and whether the platform verified it."""
+    profile = await session.run_sync(profiles.get_profile, address)
+    return ProviderProfileOut.model_validate(profile, from_attributes=True)

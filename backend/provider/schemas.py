@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from pydantic import Field, field_validator
 
 from backend.catalog.schemas import TokenOut
 from backend.core.schemas import AddressStr, Amount, ApiInput, ApiModel
+from backend.core.text import unprintable_offset
 from backend.orders.schemas import OrderOut
+from backend.provider.profiles import MAX_NAME_BYTES, is_domain
 
 MAX_UINT96 = 2**96 - 1
 
@@ -71,3 +75,45 @@ class WithdrawIn(ApiInput):
     """Which token to withdraw."""
 
     token: AddressStr
+
+
+class ProviderProfileIn(ApiInput):
+    """The name and website domain a provider publishes on-chain (`setProviderProfile`)."""
+
+    name: str = Field(max_length=MAX_NAME_BYTES)
+    domain: str = Field(max_length=253)
+
+    @field_validator("name")
+    @classmethod
+    def _printable_name(cls, value: str) -> str:
+        value = value.strip()
+        if not value:
+            raise ValueError("the name cannot be empty")
+        offset = unprintable_offset(value)
+        if offset is not None:
+            raise ValueError(
+                f"the name has a character certificates cannot show (at byte {offset})"
+            )
+        if len(value.encode("utf-8")) > MAX_NAME_BYTES:
+            raise ValueError(f"the name is at most {MAX_NAME_BYTES} bytes of UTF-8")
+        return value
+
+    @field_validator("domain")
+    @classmethod
+    def _host_name(cls, value: str) -> str:
+        value = value.strip().lower()
+        if not is_domain(value):
+            raise ValueError("the domain must be a host name such as school.example")
+        return value
+
+
+class ProviderProfileOut(ApiModel):
+    """A provider's public record as the chain holds it, and whether the platform vouches for it."""
+
+    address: str
+    name: str
+    domain: str
+    profile_hash: str
+    verified: bool
+    verified_at: datetime | None
+    verified_by: str | None

@@ -64,6 +64,9 @@ PUBLIC = {
     "GET /api/v1/auth/me": "the caller's own session",
     "PATCH /api/v1/auth/me": "the caller's own profile",
     "POST /api/v1/provider/courses": "creates a course of the caller",
+    "POST /api/v1/provider/profile/tx": "builds the caller's own setProviderProfile transaction "
+    "(nothing stored; the wallet signs as itself)",
+    "GET /api/v1/providers/{address}": "a provider's public on-chain record",
     "GET /healthz": "liveness",
     "GET /readyz": "readiness",
     "GET /api/v1/config": "the web app's public configuration",

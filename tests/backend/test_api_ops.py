@@ -196,7 +196,7 @@ def test_openapi_lists_each_operations_errors_with_the_one_error_body(shared_app
             for code, entry in responses.items():
                 if int(code) >= 400:
                     assert entry["content"]["application/json"]["schema"] == ref, (path, code)
-            if path.startswith(("/api/v1/provider", "/api/v1/me", "/api/v1/admin")):
+            if path.startswith(("/api/v1/provider/", "/api/v1/me", "/api/v1/admin")):
                 assert "401" in responses, f"{method} {path} needs sign-in"
             if path.startswith("/api/v1/admin"):
                 assert "403" in responses, f"{method} {path} is for admins"

@@ -7,14 +7,17 @@ from typing import Any
 import pytest
 from eth_abi import decode
 from sqlalchemy import select
-from support.api import CHAIN_ID, MARKET, Api
+from support.api import CERTIFICATE, CHAIN_ID, MARKET, Api
 from support.factories import NATIVE, USDC, account, make_course, make_payout, seed_test_tokens
 
 from backend.audit.models import AuditEntry
 from backend.catalog.models import Token
 from backend.chain.client import selector
+from backend.core.db import utcnow
 from backend.orders.models import Order, OrderStatus, Rail
 from backend.payouts.models import PayoutKind
+from backend.provider.models import ProviderProfile
+from backend.provider.profiles import profile_hash
 
 pytestmark = pytest.mark.anyio
 
@@ -66,6 +69,11 @@ async def test_provider_creates_and_publishes_a_course_with_lessons_and_card_pri
         {"title": ""},
         {"title": "   "},
         {"title": "é" * 51},  # 102 bytes of UTF-8
+        # What the market refuses (InvalidTitle): certificates must always render.
+        {"title": "Tab\tin title"},
+        {"title": "Bell \x07"},
+        {"title": "C1 \u0085 control"},
+        {"title": "Not XML \ufffe"},
         {"title": "ok", "refundWindow": -1},
         {"title": "ok", "refundWindow": 31 * 24 * 3600},
         {"title": "ok", "unknownField": 1},
@@ -426,3 +434,109 @@ async def test_prices_in_a_token_the_market_disallows_are_not_offered(api: Api) 
     assert [p["token"]["symbol"] for p in listed.json()["prices"]] == ["ETH"]
     assert quote.status_code == 409
     assert quote.json()["error"]["code"] == "token_not_accepted"
+
+
+async def test_titles_in_every_script_are_accepted_and_a_bad_rename_is_refused(api: Api) -> None:
+    title = "Ünïcödé Ελληνικά 中文 العربية 🎓 — R&D <x>"
+    async with api.user(PROVIDER) as client:
+        created = await client.post("/api/v1/provider/courses", json={"title": title})
+        assert created.status_code == 201, created.text
+        course_id = created.json()["id"]
+        renamed = await client.patch(
+            f"/api/v1/provider/courses/{course_id}", json={"title": "Line\nbreak"}
+        )
+        mine = await client.get("/api/v1/provider/courses")
+        # A JSON string may carry a lone surrogate, which is not UTF-8 at all.
+        surrogate = await client.post(
+            "/api/v1/provider/courses",
+            content=b'{"title": "Lone \\ud800 surrogate"}',
+            headers={"Content-Type": "application/json"},
+        )
+    assert renamed.status_code == 422
+    assert "at byte 4" in renamed.json()["error"]["message"]
+    assert [c["title"] for c in mine.json()] == [title]
+    assert surrogate.status_code == 422
+    assert surrogate.json()["error"]["code"] == "validation_error"
+
+
+async def test_profile_transaction_encodes_set_provider_profile_for_the_certificate(
+    api: Api,
+) -> None:
+    async with api.user(PROVIDER) as client:
+        reply = await client.post(
+            "/api/v1/provider/profile/tx",
+            json={"name": " Solidity School ", "domain": "Learn.Solidity.School"},
+        )
+    assert reply.status_code == 200, reply.text
+    tx = reply.json()
+    assert tx["to"] == CERTIFICATE and tx["value"] == "0" and tx["chainId"] == CHAIN_ID
+    assert _args(tx, "setProviderProfile(string,string)", ["string", "string"]) == (
+        "Solidity School",
+        "learn.solidity.school",
+    )
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"name": "", "domain": "school.example"},
+        {"name": "x" * 65, "domain": "school.example"},
+        {"name": "é" * 33, "domain": "school.example"},  # 66 bytes of UTF-8
+        {"name": "Tab\tSchool", "domain": "school.example"},
+        {"name": "School", "domain": "localhost"},
+        {"name": "School", "domain": "-school.example"},
+        {"name": "School", "domain": "school..example"},
+        {"name": "School", "domain": "schööl.example"},
+        {"name": "School", "domain": "https://school.example"},
+    ],
+)
+async def test_profiles_the_contract_would_refuse_are_422(api: Api, body: dict[str, str]) -> None:
+    async with api.user(PROVIDER) as client:
+        reply = await client.post("/api/v1/provider/profile/tx", json=body)
+    assert reply.status_code == 422
+    assert reply.json()["error"]["code"] == "validation_error"
+
+
+async def test_profile_transaction_needs_a_signed_in_wallet(api: Api) -> None:
+    async with api.client() as client:
+        reply = await client.post(
+            "/api/v1/provider/profile/tx", json={"name": "School", "domain": "school.example"}
+        )
+    assert reply.status_code == 401
+
+
+async def test_public_profile_is_the_mirrored_record(api: Api) -> None:
+    reviewed = profile_hash("Solidity School", "solidity.school")
+
+    def mirror(s: Any) -> None:
+        s.add(
+            ProviderProfile(
+                address=PROVIDER.address,
+                name="Solidity School",
+                domain="solidity.school",
+                profile_hash=reviewed,
+                verified=True,
+                verified_at=utcnow(),
+                verified_by=MARKET,
+                block_number=7,
+                tx_hash="0x" + "ab" * 32,
+            )
+        )
+
+    await api.run(mirror)
+    async with api.client() as client:
+        found = await client.get(f"/api/v1/providers/{PROVIDER.address.lower()}")
+        missing = await client.get(f"/api/v1/providers/{'0x' + '12' * 20}")
+        invalid = await client.get("/api/v1/providers/not-an-address")
+    assert found.status_code == 200
+    body = found.json()
+    assert (body["address"], body["name"], body["domain"], body["verified"]) == (
+        PROVIDER.address,
+        "Solidity School",
+        "solidity.school",
+        True,
+    )
+    assert body["profileHash"] == reviewed and body["verifiedBy"] == MARKET
+    assert missing.status_code == 404
+    assert missing.json()["error"]["code"] == "no_provider_profile"
+    assert invalid.status_code == 422

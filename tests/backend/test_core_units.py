@@ -13,6 +13,7 @@ from backend.chain.deployment import deployment_or_empty, load_deployment
 from backend.core.ratelimit import MemoryRateLimiter, RedisRateLimiter
 from backend.core.schemas import Amount
 from backend.core.security import InvalidAddressError, checksum_address, origin_of
+from backend.core.text import unprintable_offset
 
 pytestmark = pytest.mark.anyio
 
@@ -101,3 +102,20 @@ def test_deployment_file_gives_market_certificate_and_tokens(tmp_path: Path) -> 
     assert deployment_or_empty(tmp_path / "missing.json").market is None
     (tmp_path / "broken.json").write_text("{")
     assert deployment_or_empty(tmp_path / "broken.json").market is None
+
+
+@pytest.mark.parametrize(
+    ("text", "offset"),
+    [
+        ("Solidity from Zero", None),
+        ("Ünïcödé 中文 🎓 \ue000 \ufffd \U0010ffff", None),
+        ("a\tb", 1),
+        ("\n", 0),
+        ("é\u0085", 2),
+        ("x\x7f", 1),
+        ("🎓\ufffe", 4),
+        ("\uffff", 0),
+    ],
+)
+def test_unprintable_offset_follows_the_contracts_text_rule(text: str, offset: int | None) -> None:
+    assert unprintable_offset(text) == offset
