@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from conftest import App, Stack
 from eth_account import Account
-from support.web import Operator
+from support.web import Operator, fresh_key, wait_mining
 
 from backend.certificates.service import canonical_record_bytes, record_hash
 
@@ -125,3 +125,50 @@ def test_verify_form_link_and_unknown_token(open_app, stack: Stack, certificates
     alert = page.get_by_role("status").filter(has_text="Not verified")
     alert.or_(page.get_by_role("alert").filter(has_text="Not verified")).first.wait_for()
     assert "was ever issued" in page.locator("main").inner_text()
+
+
+def test_holder_removes_its_certificate_and_verifiers_see_it_removed(
+    open_app, stack: Stack
+) -> None:
+    key = fresh_key(stack.rpc_url)
+    holder = Account.from_key(key).address
+    operator = Operator(
+        stack.rpc_url,
+        stack.keys["operator"],
+        stack.contract("CourseCertificate"),
+        stack.contract("CourseMarket"),
+    )
+    record = make_record(holder, 2, "Zero-Knowledge Proofs in Practice")
+    token_id = operator.mint(holder, 2, bytes.fromhex(record_hash(record)[2:]))
+
+    app: App = open_app(key, path="/account")
+    page = app.page
+    app.sign_in()
+
+    def mirrored() -> bool:
+        mine = page.evaluate("() => fetch('/api/v1/me/certificates').then((r) => r.text())")
+        return str(token_id) in mine
+
+    wait_mining(stack.rpc_url, mirrored, what="the indexer to mirror the operator's mint")
+    app.goto("/account")
+    item = page.get_by_test_id("certificate-item")  # a fresh holder: its only certificate
+    item.wait_for()
+    assert item.get_attribute("data-status") == "minted"
+
+    item.get_by_test_id("remove-certificate").click()
+    item.get_by_test_id("confirm-remove").click()
+    wait_mining(
+        stack.rpc_url,
+        lambda: item.get_attribute("data-status") == "removed",
+        timeout=90,
+        what="the indexer to see the removal",
+    )
+    assert "removed by its holder" in item.inner_text()
+    assert app.wallet.methods_called().count("eth_sendTransaction") == 1
+    onchain = operator.certificate.functions.balanceOf(holder).call()
+    assert onchain == 0
+
+    # A verifier reads the chain: removed, not missing.
+    app.goto(f"/verify/{token_id}")
+    page.get_by_test_id("verdict").filter(has_text="Removed").wait_for()
+    assert page.get_by_test_id("status").inner_text() == "Removed by its holder"

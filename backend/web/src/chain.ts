@@ -79,6 +79,7 @@ export const certificateAbi = parseAbi([
   "function market() view returns (address)",
   "function name() view returns (string)",
   "function claim(uint256 courseId, bytes28 recordHash, uint256 deadline, bytes signature) returns (uint256)",
+  "function remove(uint256 tokenId)",
   "error UnknownCertificate(uint256 tokenId)",
 ]);
 

@@ -173,3 +173,57 @@ function ClaimCertificate({ cert, onchainCourseId, onClaimed }: { cert: Certific
     </div>
   );
 }
+
+/**
+ * The holder removes (burns) its certificate: it stops presenting it. Two clicks (no dialog);
+ * the chain keeps the record, so verifiers see "removed by its holder".
+ */
+export function RemoveCertificate({ cert, onRemoved }: { cert: CertificateInfo; onRemoved: () => void }) {
+  const [asking, setAsking] = useState(false);
+  const [progress, setProgress] = useState<TxProgress>({ phase: "idle", message: "" });
+  const certificateContract = config().contracts.certificate;
+  const tokenId = cert.tokenId;
+  useInterval(onRemoved, 2000, progress.phase === "confirmed"); // until the indexer has seen it
+  if (!tokenId || !certificateContract) return null;
+  const remove = async () => {
+    try {
+      await sendAndWait(
+        {
+          to: certificateContract,
+          data: encodeFunctionData({ abi: certificateAbi, functionName: "remove", args: [BigInt(tokenId)] }),
+        },
+        "Remove certificate",
+        setProgress,
+      );
+      onRemoved();
+    } catch (err) {
+      setProgress({ phase: "failed", message: errorMessage(err) });
+    }
+  };
+  const busy = progress.phase === "working" || progress.phase === "wallet" || progress.phase === "pending";
+  return (
+    <div class="remove-certificate">
+      {progress.phase === "confirmed" ? (
+        <p role="status">
+          <span class="spinner" aria-hidden="true" /> Removed. Waiting for the chain to confirm it…
+        </p>
+      ) : asking ? (
+        <p>
+          Remove this certificate from your wallet? Verifiers will see it as removed; this cannot be undone.{" "}
+          <button type="button" class="button-small" onClick={remove} disabled={busy} data-testid="confirm-remove">
+            Yes, remove it
+          </button>{" "}
+          <button type="button" class="button-small" onClick={() => setAsking(false)} disabled={busy}>
+            Keep it
+          </button>
+        </p>
+      ) : (
+        <button type="button" class="button-small" onClick={() => setAsking(true)} data-testid="remove-certificate">
+          Remove from my wallet
+        </button>
+      )}
+      <TxStatus progress={progress} testId="remove-status" />
+    </div>
+  );
+}
+

@@ -1,5 +1,5 @@
 import { RequireSignIn } from "../components/wallet-ui";
-import { shortTokenId } from "../components/CertificatePanel";
+import { RemoveCertificate, shortTokenId } from "../components/CertificatePanel";
 import { Alert, Loading, TxHash, useAsync, usePageTitle } from "../components/ui";
 import { tokenByAddress } from "../config";
 import { formatDate, formatFiat, formatToken } from "../format";
@@ -118,6 +118,7 @@ function AccountView() {
                 ) : null}
                 {c.record && <DownloadRecord cert={c} />}
                 </div>
+                {c.status === "minted" && <RemoveCertificate cert={c} onRemoved={certificates.reload} />}
               </li>
             ))}
           </ul>
