@@ -11,7 +11,9 @@ from typing import Any
 import pytest
 from conftest import App, Stack
 from eth_account import Account
-from support.web import NATIVE, Market, fresh_key, increase_time, wait_mining
+from support.web import NATIVE, Market, Operator, fresh_key, increase_time, wait_mining
+
+from backend.provider.profiles import profile_hash
 
 pytestmark = [pytest.mark.browser, pytest.mark.chain, pytest.mark.slow]
 
@@ -248,3 +250,53 @@ def test_switch_a_course_certificate_mode(open_app, stack: Stack) -> None:
                 "PATCH",
                 {"certificateMode": "mint"},
             )
+
+
+def test_provider_publishes_its_record_and_verifiers_see_the_platforms_verification(
+    open_app, stack: Stack
+) -> None:
+    provider_key = fresh_key(stack.rpc_url)
+    provider = Account.from_key(provider_key).address
+    market = Market(stack.rpc_url, stack.contract("CourseMarket"))
+    onchain_id = market.create_course(provider_key, "Verified Issuers 101", 0)
+    operator = Operator(
+        stack.rpc_url,
+        stack.keys["operator"],
+        stack.contract("CourseCertificate"),
+        stack.contract("CourseMarket"),
+    )
+    token_id = operator.mint(Account.create().address, onchain_id, b"\x42" * 28)
+
+    app: App = open_app(provider_key, path="/provider")
+    page = app.page
+    app.sign_in()
+    card = page.get_by_test_id("public-record")
+    card.get_by_text("No public record yet.").wait_for()
+    card.get_by_label("Name").fill("  Verified School ")
+    card.get_by_label("Website domain").fill("Verified.School")
+    card.get_by_role("button", name="Publish on-chain").click()
+    current = card.get_by_test_id("record-current")
+    wait_mining(
+        stack.rpc_url,
+        lambda: current.is_visible() and "Verified School" in current.inner_text(),
+        what="the indexer to mirror the published record",
+    )
+    assert "verified.school" in current.inner_text()
+    assert card.get_by_test_id("record-verified").inner_text() == "not verified yet"
+
+    # The platform verifies the record it reviewed (its key holds VERIFIER_ROLE).
+    reviewed = bytes.fromhex(profile_hash("Verified School", "verified.school")[2:])
+    operator._send(operator.certificate.functions.verifyProvider(provider, reviewed))
+
+    def verified() -> bool:
+        app.goto("/provider")
+        badge = page.get_by_test_id("record-verified")
+        badge.wait_for()
+        return badge.inner_text() == "verified by the platform"
+
+    wait_mining(stack.rpc_url, verified, what="the indexer to mirror the verification")
+
+    # A verifier reading one of this provider's certificates sees the platform vouch for it.
+    app.goto(f"/verify/{token_id}")
+    page.get_by_test_id("verdict").filter(has_text="Valid").wait_for()
+    assert "verified by the platform" in page.get_by_test_id("issuer-verified").inner_text()

@@ -61,6 +61,7 @@ function Dashboard() {
         <CreateCourse onCreated={courses.reload} />
         <Balances onWithdrawn={(hash) => setWithdrawal({ hash, at: Date.now() })} />
       </div>
+      {session.user?.address && <PublicRecord address={session.user.address} />}
       <section aria-labelledby="my-courses-title">
         <h2 id="my-courses-title">Your courses</h2>
         {courses.loading && !courses.data && <Loading />}
@@ -77,6 +78,87 @@ function Dashboard() {
       <Sales />
       <Payouts key={session.user?.address} awaiting={withdrawal} />
     </div>
+  );
+}
+
+// ------------------------------------------------------------------ public record
+
+interface ProviderRecord {
+  name: string;
+  domain: string;
+  verified: boolean;
+  verifiedAt: string | null;
+}
+
+/** The name and website verifiers see for my certificates, set on-chain by my wallet. */
+function PublicRecord({ address }: { address: string }) {
+  const record = useAsync(async () => {
+    try {
+      return await api<ProviderRecord>(`/providers/${address}`);
+    } catch (err) {
+      if ((err as { status?: number }).status === 404) return null;
+      throw err;
+    }
+  }, [address]);
+  const [name, setName] = useState("");
+  const [domain, setDomain] = useState("");
+  const [error, setError] = useState<string | null>(null);
+  const [progress, setProgress] = useState<TxProgress>({ phase: "idle", message: "" });
+  const [sent, setSent] = useState<{ name: string; domain: string } | null>(null);
+  const current = record.data;
+  const mirrored = sent !== null && current?.name === sent.name && current?.domain === sent.domain;
+  useInterval(record.reload, 2000, sent !== null && !mirrored); // until the indexer has seen it
+
+  const submit = async (event: Event) => {
+    event.preventDefault();
+    setError(null);
+    try {
+      const tx = await api<TxData>("/provider/profile/tx", { method: "POST", body: { name, domain } });
+      await sendAndWait(txRequest(tx), "Publish record", setProgress);
+      setSent({ name: name.trim(), domain: domain.trim().toLowerCase() });
+    } catch (err) {
+      setError(errorMessage(err));
+      setProgress({ phase: "idle", message: "" });
+    }
+  };
+  const busy = progress.phase === "working" || progress.phase === "wallet" || progress.phase === "pending";
+  return (
+    <section class="card" aria-labelledby="record-title" data-testid="public-record">
+      <h2 id="record-title">Public record</h2>
+      <p class="muted">
+        What verifiers see next to your certificates: your name and website, and whether the platform has verified them.
+        Changing them removes the verification until the platform verifies them again.
+      </p>
+      {record.loading && !record.data && <Loading />}
+      {current ? (
+        <p data-testid="record-current">
+          <strong>{current.name}</strong> · {current.domain} ·{" "}
+          <span data-testid="record-verified">{current.verified ? "verified by the platform" : "not verified yet"}</span>
+        </p>
+      ) : (
+        !record.loading && <p>No public record yet.</p>
+      )}
+      {sent && !mirrored && (
+        <p role="status">
+          <span class="spinner" aria-hidden="true" /> Published. Waiting for the chain to confirm it…
+        </p>
+      )}
+      <form onSubmit={submit} noValidate>
+        <div class="field">
+          <label for="record-name">Name</label>
+          <input id="record-name" value={name} maxLength={64} onInput={(e) => setName((e.currentTarget as HTMLInputElement).value)} />
+        </div>
+        <div class="field">
+          <label for="record-domain">Website domain</label>
+          <input id="record-domain" value={domain} placeholder="school.example" onInput={(e) => setDomain((e.currentTarget as HTMLInputElement).value)} />
+        </div>
+        {error && <Alert>{error}</Alert>}
+        <button type="submit" disabled={busy}>
+          Publish on-chain
+        </button>
+      </form>
+      <TxStatus progress={progress} testId="record-status" />
+    </section>
   );
 }
 
