@@ -844,8 +844,7 @@ class HandlerBatch:
         return {"certificate_id": cert.id, "prev": prev}
 
     def undo_certificate_revoked(self, row: AppliedRow) -> None:
-        cert_id = row.effect.get("certificate_id")
-        cert = self.session.get(Certificate, cert_id) if cert_id is not None else None
+        cert = self._certificate_of(row)
         if cert is None:
             return
         cert.status = row.effect["prev"]["status"]

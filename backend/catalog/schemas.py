@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from backend.core.schemas import Amount, ApiInput, ApiModel, OnchainCourseId
-from backend.core.text import unprintable_offset
+from backend.core.text import certificate_text
 
 MAX_FIAT_AMOUNT = 99_999_999  # Stripe's cap (8 digits of minor units)
 MAX_REFUND_WINDOW = 30 * 24 * 3600
@@ -76,19 +76,8 @@ class CoursePageOut(ApiModel):
 
 
 def _title(value: str) -> str:
-    value = value.strip()
-    if not value:
-        raise ValueError("the title cannot be empty")
-    offset = unprintable_offset(value)
-    if offset is not None:
-        # The market refuses it too (InvalidTitle): certificates must always render.
-        raise ValueError(
-            f"the title has a control character or a character certificates cannot show "
-            f"(at byte {offset})"
-        )
-    if len(value.encode("utf-8")) > 100:
-        raise ValueError("the title is at most 100 bytes of UTF-8 (the contract's limit)")
-    return value
+    # The market refuses the same titles (InvalidTitle): certificates must always render.
+    return certificate_text(value, "title", 100)
 
 
 class CourseCreateIn(ApiInput):

@@ -24,3 +24,20 @@ def unprintable_offset(text: str) -> int | None:
             return offset
         offset += len(char.encode("utf-8"))
     return None
+
+
+def certificate_text(value: str, what: str, max_bytes: int) -> str:
+    """`value` stripped, if the contracts would accept it as a title or name; else ValueError
+    naming `what` (for pydantic validators: a 422 before any transaction)."""
+    value = value.strip()
+    if not value:
+        raise ValueError(f"the {what} cannot be empty")
+    offset = unprintable_offset(value)
+    if offset is not None:
+        raise ValueError(
+            f"the {what} has a control character or a character certificates cannot show "
+            f"(at byte {offset})"
+        )
+    if len(value.encode("utf-8")) > max_bytes:
+        raise ValueError(f"the {what} is at most {max_bytes} bytes of UTF-8 (the contract's limit)")
+    return value

@@ -8,7 +8,7 @@ from pydantic import Field, field_validator
 
 from backend.catalog.schemas import TokenOut
 from backend.core.schemas import AddressStr, Amount, ApiInput, ApiModel
-from backend.core.text import unprintable_offset
+from backend.core.text import certificate_text
 from backend.orders.schemas import OrderOut
 from backend.provider.profiles import MAX_NAME_BYTES, is_domain
 
@@ -86,17 +86,7 @@ class ProviderProfileIn(ApiInput):
     @field_validator("name")
     @classmethod
     def _printable_name(cls, value: str) -> str:
-        value = value.strip()
-        if not value:
-            raise ValueError("the name cannot be empty")
-        offset = unprintable_offset(value)
-        if offset is not None:
-            raise ValueError(
-                f"the name has a character certificates cannot show (at byte {offset})"
-            )
-        if len(value.encode("utf-8")) > MAX_NAME_BYTES:
-            raise ValueError(f"the name is at most {MAX_NAME_BYTES} bytes of UTF-8")
-        return value
+        return certificate_text(value, "name", MAX_NAME_BYTES)
 
     @field_validator("domain")
     @classmethod
