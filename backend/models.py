@@ -12,7 +12,7 @@ from backend.learning.models import LessonProgress
 from backend.orders.models import Order, OrderStatus, Rail
 from backend.outbox.models import OutboxMessage
 from backend.payouts.models import PayoutEntry, PayoutKind
-from backend.provider.models import ProviderProfile
+from backend.provider.models import ProviderProfile, ProviderVerificationRequest
 from backend.users.models import User
 from backend.webhooks.models import StripeEvent
 
@@ -36,6 +36,7 @@ __all__ = [
     "PayoutEntry",
     "PayoutKind",
     "ProviderProfile",
+    "ProviderVerificationRequest",
     "Rail",
     "StripeEvent",
     "Token",

@@ -1,4 +1,5 @@
-"""/api/v1/admin: manual grants and revokes (admin wallets from settings), audit log."""
+"""/api/v1/admin: manual grants and revokes, the verification of providers (admin wallets from
+settings), audit log."""
 
 from __future__ import annotations
 
@@ -14,7 +15,15 @@ from backend.api.deps import DbSession
 from backend.audit.models import AuditEntry
 from backend.auth.deps import AdminUser
 from backend.core.openapi import errors
-from backend.core.schemas import ApiModel
+from backend.core.schemas import AddressStr, ApiModel
+from backend.provider import verification
+from backend.provider.models import ProviderProfile, ProviderVerificationRequest
+from backend.provider.profiles import get_profile
+from backend.provider.schemas import (
+    AdminProviderOut,
+    ProviderVerificationIn,
+    ProviderVerificationOut,
+)
 
 router = APIRouter(prefix="/admin", tags=["admin"])
 
@@ -60,6 +69,48 @@ async def admin_revoke(body: RevokeIn, admin: AdminUser, session: DbSession) -> 
         reason=body.reason,
     )
     return EntitlementOut.of(revoked)
+
+
+def _provider_out(
+    profile: ProviderProfile, request: ProviderVerificationRequest | None
+) -> AdminProviderOut:
+    out = AdminProviderOut.model_validate(profile)
+    if request is not None:
+        out.latest_request = ProviderVerificationOut.model_validate(request)
+    return out
+
+
+@router.get("/providers", response_model=list[AdminProviderOut])
+async def providers(admin: AdminUser, session: DbSession) -> list[AdminProviderOut]:
+    """Every provider's public record for review (unverified first), with its newest request."""
+    rows = await session.run_sync(verification.providers_for_review)
+    return [_provider_out(profile, request) for profile, request in rows]
+
+
+@router.post(
+    "/providers/{address}/verification",
+    response_model=AdminProviderOut,
+    responses=errors(404, 409),
+)
+async def set_provider_verification(
+    address: AddressStr, body: ProviderVerificationIn, admin: AdminUser, session: DbSession
+) -> AdminProviderOut:
+    """Verify the record the admin reviewed (`profileHash`; 409 if the provider changed it since)
+    or unverify it; audited, idempotent. The worker sends `verifyProvider` / `unverifyProvider`
+    and the record shows the result once the indexer has seen it."""
+
+    def run(s: Any) -> AdminProviderOut:
+        request = verification.request_verification(
+            s,
+            admin=admin.address,
+            provider=address,
+            verify=body.verified,
+            profile_hash=body.profile_hash,
+            reason=body.reason,
+        )
+        return _provider_out(get_profile(s, address), request)
+
+    return await session.run_sync(run)
 
 
 @router.get("/audit", response_model=list[AuditEntryOut])

@@ -21,6 +21,8 @@ class Topics:
     # Mirror an entitlement on-chain (grantAccess / revokeAccess): card, free claim, admin grant.
     ACCESS_GRANT = "access.chain_grant"
     ACCESS_REVOKE = "access.chain_revoke"
+    # An admin's verification of a provider: verifyProvider / unverifyProvider on-chain.
+    PROVIDER_VERIFICATION = "provider.verification"
     RECEIPT_EMAIL = "email.receipt"
     # A stored Stripe event the API could not process (job records only: the sweep publishes).
     STRIPE_EVENT = "stripe.event"

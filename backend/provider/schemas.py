@@ -107,3 +107,34 @@ class ProviderProfileOut(ApiModel):
     verified: bool
     verified_at: datetime | None
     verified_by: str | None
+
+
+class ProviderVerificationIn(ApiInput):
+    """An admin's decision about a provider's public record."""
+
+    verified: bool
+    # The hash of the record the admin reviewed (what `GET /admin/providers` showed); required
+    # to verify, so a record changed after the review is never vouched for.
+    profile_hash: str | None = Field(default=None, pattern=r"^0x[0-9a-f]{64}$")
+    reason: str = Field(min_length=3, max_length=500)
+
+
+class ProviderVerificationOut(ApiModel):
+    """An admin's verification request and how far the worker has taken it on-chain."""
+
+    id: int
+    provider: str
+    verify: bool
+    profile_hash: str | None
+    requested_by: str
+    reason: str
+    requested_at: datetime
+    tx_hash: str | None
+    outcome: str | None
+    completed_at: datetime | None
+
+
+class AdminProviderOut(ProviderProfileOut):
+    """A provider's public record for the admin's review, with its latest request."""
+
+    latest_request: ProviderVerificationOut | None = None

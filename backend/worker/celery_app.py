@@ -118,6 +118,7 @@ TASK_MODULES = (
     "backend.access.tasks",
     "backend.certificates.tasks",
     "backend.orders.tasks",
+    "backend.provider.tasks",
     "backend.webhooks.tasks",
 )
 

@@ -57,6 +57,10 @@ def _receipt(payload: dict[str, Any]) -> dict[str, Any]:
     return {"order_id": str(_pick(payload, "orderId", "order_id")), "kind": kind}
 
 
+def _verification(payload: dict[str, Any]) -> dict[str, Any]:
+    return {"request_id": int(_pick(payload, "requestId", "request_id"))}
+
+
 def _stripe(payload: dict[str, Any]) -> dict[str, Any]:
     return {"event_id": str(_pick(payload, "eventId", "event_id"))}
 
@@ -74,6 +78,7 @@ ROUTES: dict[str, Route] = {
     Topics.CERTIFICATE_REVOKE: Route("tuition.revoke_certificate", _certificate),
     Topics.ACCESS_GRANT: Route("tuition.record_access_grant", _entitlement),
     Topics.ACCESS_REVOKE: Route("tuition.record_access_revoke", _entitlement),
+    Topics.PROVIDER_VERIFICATION: Route("tuition.set_provider_verification", _verification),
     Topics.RECEIPT_EMAIL: Route("tuition.send_receipt", _receipt),
     Topics.STRIPE_EVENT: Route("tuition.process_stripe_event", _stripe),
 }

@@ -21,7 +21,13 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from support.api import Api
-from support.factories import NATIVE, account, make_certificate, make_course
+from support.factories import (
+    NATIVE,
+    account,
+    make_certificate,
+    make_course,
+    make_provider_profile,
+)
 
 from backend.access.models import Entitlement
 from backend.access.service import grant_access
@@ -32,6 +38,8 @@ from backend.learning.models import LessonProgress
 from backend.orders.models import Order, OrderStatus
 from backend.orders.service import create_card_order
 from backend.outbox.models import OutboxMessage
+from backend.provider.models import ProviderProfile, ProviderVerificationRequest
+from backend.provider.profiles import profile_hash
 
 pytestmark = pytest.mark.anyio
 
@@ -47,6 +55,7 @@ DRAFT_TITLE = "Unreleased Draft Course"
 LESSON = "SECRET-LESSON-BODY-7f3a"
 SESSION_ID = "cs_test_isolation_1234567890"
 ONCHAIN_ID = 77
+P1_NAME = "Isolation Owner School"
 
 # Operations that are public by design, with the reason.
 PUBLIC = {
@@ -102,7 +111,7 @@ class Case:
         return f"{self.method} {self.path}"
 
     def url(self, w: World) -> str:
-        return self.path.format(course_id=w.course_id, n=1, order_id=w.order_id)
+        return self.path.format(course_id=w.course_id, n=1, order_id=w.order_id, address=P1.address)
 
 
 def _owners(*names: str) -> frozenset[str]:
@@ -168,6 +177,17 @@ CASES = [
         _owners(),
         lambda w: {"address": L1.address, "courseId": w.course_id, "reason": "sneaky"},
     ),
+    Case("GET", "/api/v1/admin/providers", _owners()),
+    Case(
+        "POST",
+        "/api/v1/admin/providers/{address}/verification",
+        _owners(),
+        lambda w: {
+            "verified": True,
+            "profileHash": profile_hash(P1_NAME, "secret.example"),
+            "reason": "sneaky",
+        },
+    ),
     Case(
         "GET",
         "/api/v1/admin/audit",
@@ -221,6 +241,7 @@ def _build(s: Session) -> World:
     )
     make_certificate(s, course_id=course.id, address=L1.address)
     make_course(s, provider=P2.address, title="P2's own course")
+    make_provider_profile(s, P1.address, P1_NAME, "secret.example")
     s.flush()
     return World(course.id, draft.id, order.id)
 
@@ -248,6 +269,10 @@ def _snapshot(s: Session) -> dict[str, list[tuple[Any, ...]]]:
         "certificates": rows(Certificate, Certificate.id, Certificate.status),
         "progress": rows(LessonProgress, LessonProgress.id),
         "outbox": rows(OutboxMessage, OutboxMessage.id),
+        "provider_profiles": rows(
+            ProviderProfile, ProviderProfile.address, ProviderProfile.verified
+        ),
+        "verification_requests": rows(ProviderVerificationRequest, ProviderVerificationRequest.id),
     }
 
 

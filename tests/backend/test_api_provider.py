@@ -8,7 +8,15 @@ import pytest
 from eth_abi import decode
 from sqlalchemy import select
 from support.api import CERTIFICATE, CHAIN_ID, MARKET, Api
-from support.factories import NATIVE, USDC, account, make_course, make_payout, seed_test_tokens
+from support.factories import (
+    NATIVE,
+    USDC,
+    account,
+    make_course,
+    make_payout,
+    make_provider_profile,
+    seed_test_tokens,
+)
 
 from backend.audit.models import AuditEntry
 from backend.catalog.models import Token
@@ -16,7 +24,6 @@ from backend.chain.client import selector
 from backend.core.db import utcnow
 from backend.orders.models import Order, OrderStatus, Rail
 from backend.payouts.models import PayoutKind
-from backend.provider.models import ProviderProfile
 from backend.provider.profiles import profile_hash
 
 pytestmark = pytest.mark.anyio
@@ -243,7 +250,6 @@ async def test_sales_span_both_rails_with_exact_totals(api: Api) -> None:
     big = 10**30  # beyond 2**63: SQLite stores it as a padded string, totals stay exact
 
     def seed(s):  # type: ignore[no-untyped-def]
-        from backend.core.db import utcnow
 
         s.add_all(
             [
@@ -508,22 +514,13 @@ async def test_profile_transaction_needs_a_signed_in_wallet(api: Api) -> None:
 async def test_public_profile_is_the_mirrored_record(api: Api) -> None:
     reviewed = profile_hash("Solidity School", "solidity.school")
 
-    def mirror(s: Any) -> None:
-        s.add(
-            ProviderProfile(
-                address=PROVIDER.address,
-                name="Solidity School",
-                domain="solidity.school",
-                profile_hash=reviewed,
-                verified=True,
-                verified_at=utcnow(),
-                verified_by=MARKET,
-                block_number=7,
-                tx_hash="0x" + "ab" * 32,
-            )
-        )
-
-    await api.run(mirror)
+    await api.run(
+        make_provider_profile,
+        PROVIDER.address,
+        "Solidity School",
+        "solidity.school",
+        verified_by=MARKET,
+    )
     async with api.client() as client:
         found = await client.get(f"/api/v1/providers/{PROVIDER.address.lower()}")
         missing = await client.get(f"/api/v1/providers/{'0x' + '12' * 20}")

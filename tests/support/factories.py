@@ -14,8 +14,11 @@ from backend.access.models import AccessSource, Entitlement
 from backend.access.service import grant_access
 from backend.catalog.models import Course, CourseStatus, Lesson, Token, TokenPrice
 from backend.certificates.models import Certificate, CertificateStatus
+from backend.core.db import utcnow
 from backend.core.security import ZERO_ADDRESS
 from backend.payouts.models import PayoutEntry, PayoutKind
+from backend.provider.models import ProviderProfile
+from backend.provider.profiles import profile_hash
 
 NATIVE = ZERO_ADDRESS
 USDC = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
@@ -118,6 +121,31 @@ def make_certificate(
     session.add(certificate)
     session.flush()
     return certificate
+
+
+def make_provider_profile(
+    session: Session,
+    address: str,
+    name: str,
+    domain: str,
+    *,
+    verified_by: str | None = None,
+) -> ProviderProfile:
+    """A provider's public record as the indexer mirrors it; verified when `verified_by`."""
+    profile = ProviderProfile(
+        address=address,
+        name=name,
+        domain=domain,
+        profile_hash=profile_hash(name, domain),
+        verified=verified_by is not None,
+        verified_at=utcnow() if verified_by else None,
+        verified_by=verified_by,
+        block_number=next(_counter),
+        tx_hash=tx_hash(),
+    )
+    session.add(profile)
+    session.flush()
+    return profile
 
 
 def make_payout(

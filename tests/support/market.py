@@ -100,13 +100,9 @@ def deploy(anvil: Anvil, directory: Path, n_courses: int = 6) -> Deployed:
             market.functions.grantRole(market.functions.OPERATOR_ROLE().call(), account.address),
             ADMIN,
         )
-    transact(
-        w3,
-        certificate.functions.grantRole(
-            certificate.functions.ISSUER_ROLE().call(), OPERATOR.address
-        ),
-        ADMIN,
-    )
+    # As `deploy_all`: the operator issues certificates and records the platform's verification.
+    for role in (certificate.functions.ISSUER_ROLE(), certificate.functions.VERIFIER_ROLE()):
+        transact(w3, certificate.functions.grantRole(role.call(), OPERATOR.address), ADMIN)
     courses = []
     for i in range(n_courses):
         receipt = transact(w3, market.functions.createCourse(f"Course {i + 1}", 0), PROVIDER)
