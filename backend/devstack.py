@@ -8,6 +8,7 @@ isolated stack (other ports, a temporary database) for end-to-end and browser te
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -23,7 +24,7 @@ import httpx
 from backend.chain.deploy import deploy_demo
 from backend.chain.toolchain import anvil_path, ensure_toolchain, tool_path_env
 from backend.core.config import PROJECT_ROOT
-from backend.core.dev_accounts import ANVIL_MNEMONIC, DEMO_KEYS
+from backend.core.dev_accounts import ANVIL_MNEMONIC, DEMO_ADMIN_ADDRESS, DEMO_KEYS
 
 # Local-development placeholders (refused in production by Settings).
 STRIPE_WEBHOOK_SECRET = "whsec_local"  # noqa: S105
@@ -118,6 +119,8 @@ class DevStack:
                 "TUITION_STRIPE_WEBHOOK_SECRET": STRIPE_WEBHOOK_SECRET,
                 "TUITION_STRIPE_API_BASE": cfg.stripe_url,
                 "TUITION_OPERATOR_PRIVATE_KEY": DEMO_KEYS["operator"],
+                # The demo admin wallet signs in as the platform's admin (the /admin view).
+                "TUITION_ADMIN_ADDRESSES": json.dumps([DEMO_ADMIN_ADDRESS]),
                 # The embedded broker's files and the receipt mails live with this stack's state.
                 "TUITION_WORKER_STATE_DIR": str(cfg.state_dir),
                 "TUITION_WORKER_MAIL_DIR": str(cfg.state_dir / "mail"),

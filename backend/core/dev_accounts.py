@@ -17,3 +17,5 @@ DEMO_KEYS = {
     "learner": "0x7c852118294e51e653712a81e05800f419141751be58f605c371e15141b007a6",
     "learner2": "0x47e179ec197488593b187f80a00eb0da91f1b9d0b13f8733639f19c30a34926a",
 }
+# The address of DEMO_KEYS["admin"]: the local stack's admin wallet in the API (the /admin view).
+DEMO_ADMIN_ADDRESS = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"

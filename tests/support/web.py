@@ -127,3 +127,9 @@ class Operator:
 
     def revoke(self, token_id: int, reason: int) -> None:
         self._send(self.certificate.functions.revoke(token_id, reason))
+
+    def reissue(self, token_id: int, record_hash: bytes) -> int:
+        """Correct a certificate: revoke it (reason CORRECTED) and issue the next generation."""
+        receipt = self._send(self.certificate.functions.reissue(token_id, record_hash))
+        (event,) = self.certificate.events.CertificateReplaced().process_receipt(receipt)
+        return int(event["args"]["newTokenId"])

@@ -11,7 +11,17 @@ from typing import Any
 import pytest
 from conftest import App, Stack
 from eth_account import Account
-from support.web import NATIVE, Market, Operator, fresh_key, increase_time, wait_mining
+from support.web import (
+    NATIVE,
+    Market,
+    Operator,
+    contract,
+    fresh_key,
+    increase_time,
+    send,
+    wait_mining,
+)
+from web3 import Web3
 
 from backend.provider.profiles import profile_hash
 
@@ -300,3 +310,66 @@ def test_provider_publishes_its_record_and_verifiers_see_the_platforms_verificat
     app.goto(f"/verify/{token_id}")
     page.get_by_test_id("verdict").filter(has_text="Valid").wait_for()
     assert "verified by the platform" in page.get_by_test_id("issuer-verified").inner_text()
+
+
+def test_admin_verifies_a_provider_from_the_admin_view(open_app, stack: Stack) -> None:
+    provider_key = fresh_key(stack.rpc_url)
+    provider = Account.from_key(provider_key).address
+    w3 = Web3(Web3.HTTPProvider(stack.rpc_url))
+    certificate = contract(w3, "CourseCertificate", stack.contract("CourseCertificate"))
+    publish = certificate.functions.setProviderProfile("Reviewed Academy", "rev.academy")
+    send(w3, provider_key, publish)
+
+    app: App = open_app("admin", path="/admin")
+    page = app.page
+    app.sign_in()
+    page.locator("header").get_by_role("link", name="Admin").wait_for()
+    row = page.locator(f'[data-testid="provider-review"][data-address="{provider}"]')
+
+    def listed() -> bool:
+        app.goto("/admin")
+        page.get_by_role("heading", name="Providers' public records").wait_for()
+        return row.is_visible()
+
+    wait_mining(stack.rpc_url, listed, what="the indexer to mirror the provider's record")
+    assert row.get_by_test_id("provider-verified").inner_text() == "not verified"
+    row.get_by_role("button", name="Verify").click()
+    row.get_by_role("alert").filter(has_text="audit log").wait_for()  # a reason is required
+    row.get_by_label("Reason (for the audit log)").fill("website checked by support")
+    row.get_by_role("button", name="Verify").click()
+    wait_mining(
+        stack.rpc_url,
+        lambda: row.get_by_test_id("provider-verified").inner_text().startswith("verified"),
+        what="the worker's verifyProvider and the indexer's mirror",
+    )
+    assert "recorded on-chain" in row.get_by_test_id("provider-request").inner_text()
+    name, domain, verified, _at, verified_by = certificate.functions.providerRecord(provider).call()
+    assert (name, domain, verified) == ("Reviewed Academy", "rev.academy", True)
+    assert verified_by == Account.from_key(stack.keys["operator"]).address
+
+    # The decision is in the audit log, with the admin's reason.
+    entries = page.evaluate(
+        "(url) => fetch(url).then((r) => r.json())",
+        f"/api/v1/admin/audit?subjectType=provider&subjectId={provider}",
+    )
+    requested = [e for e in entries if e["action"] == "provider.verify_requested"]
+    assert [e["reason"] for e in requested] == ["website checked by support"]
+    # ...and so is the chain's answer, mirrored by the indexer (newest first).
+    assert entries[0]["action"] == "provider.verified"
+
+    # And the admin takes it back.
+    row.get_by_label("Reason (for the audit log)").fill("domain expired")
+    row.get_by_role("button", name="Remove verification").click()
+    wait_mining(
+        stack.rpc_url,
+        lambda: row.get_by_test_id("provider-verified").inner_text() == "not verified",
+        what="the worker's unverifyProvider and the indexer's mirror",
+    )
+    assert certificate.functions.providerRecord(provider).call()[2] is False
+
+
+def test_the_admin_view_is_refused_to_other_wallets(open_app, stack: Stack) -> None:
+    app: App = open_app(fresh_key(stack.rpc_url), path="/admin")
+    app.sign_in()
+    app.page.get_by_role("alert").filter(has_text="not one").wait_for()
+    assert app.page.locator("header").get_by_role("link", name="Admin").count() == 0

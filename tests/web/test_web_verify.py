@@ -172,3 +172,36 @@ def test_holder_removes_its_certificate_and_verifiers_see_it_removed(
     app.goto(f"/verify/{token_id}")
     page.get_by_test_id("verdict").filter(has_text="Removed").wait_for()
     assert page.get_by_test_id("status").inner_text() == "Removed by its holder"
+
+
+def test_a_corrected_certificate_links_to_its_replacement(open_app, stack: Stack) -> None:
+    key = fresh_key(stack.rpc_url)
+    holder = Account.from_key(key).address
+    operator = Operator(
+        stack.rpc_url,
+        stack.keys["operator"],
+        stack.contract("CourseCertificate"),
+        stack.contract("CourseMarket"),
+    )
+    wrong = make_record(holder, 3, "Typo in the Titel")
+    token_id = operator.mint(holder, 3, bytes.fromhex(record_hash(wrong)[2:]))
+    right = make_record(holder, 3, "Typo in the Title")
+    new_token_id = operator.reissue(token_id, bytes.fromhex(record_hash(right)[2:]))
+    assert new_token_id != token_id
+
+    app: App = open_app(key, path="/account")
+    page = app.page
+    app.sign_in()
+
+    def mirrored() -> bool:
+        mine = page.evaluate("() => fetch('/api/v1/me/certificates').then((r) => r.json())")
+        return any(c.get("replacedByTokenId") == str(new_token_id) for c in mine) and any(
+            c.get("tokenId") == str(new_token_id) for c in mine
+        )
+
+    wait_mining(stack.rpc_url, mirrored, what="the indexer to mirror the correction")
+    app.goto("/account")
+    old = page.locator('[data-testid="certificate-item"][data-status="revoked"]')
+    old.get_by_test_id("replaced-by").get_by_role("link").click()
+    page.wait_for_url(f"**/verify/{new_token_id}")
+    page.get_by_test_id("verdict").filter(has_text="Valid").wait_for()

@@ -5,6 +5,7 @@ import { Header } from "./components/wallet-ui";
 import { Alert, Loading } from "./components/ui";
 import { loadConfig } from "./config";
 import { AccountPage } from "./pages/Account";
+import { AdminPage } from "./pages/Admin";
 import { CatalogPage } from "./pages/Catalog";
 import { CheckoutReturnPage } from "./pages/CheckoutReturn";
 import { CoursePage } from "./pages/Course";
@@ -25,6 +26,7 @@ function Routes() {
   if (path === "/checkout/return") return <CheckoutReturnPage />;
   if (path === "/account") return <AccountPage />;
   if (path === "/provider") return <ProviderPage />;
+  if (path === "/admin") return <AdminPage />;
   if (path === "/verify") return <VerifyFormPage />;
   if ((params = match("/verify/:tokenId", path))) return <VerifyPage tokenId={params.tokenId} />;
   return (

@@ -250,6 +250,7 @@ export interface CertificateInfo {
   status: string; // requested | minting | minted | claimable | revoked | removed
   mode: "mint" | "voucher";
   tokenId: string | null;
+  replacedByTokenId: string | null; // a corrected certificate's successor
   txHash: string | null;
   recordHash: string | null;
   record: Raw | null;
@@ -270,6 +271,7 @@ export function toCertificate(raw: Raw): CertificateInfo {
     status: String(pick(raw, "status") ?? "requested"),
     mode: pick(raw, "mode") === "voucher" ? "voucher" : "mint",
     tokenId: pick(raw, "tokenId", "token_id") != null ? String(pick(raw, "tokenId", "token_id")) : null,
+    replacedByTokenId: pick(raw, "replacedByTokenId") != null ? String(pick(raw, "replacedByTokenId")) : null,
     txHash: pick(raw, "txHash", "tx_hash") ?? null,
     recordHash,
     record: pick(raw, "record") ?? null,

@@ -102,7 +102,11 @@ function CertificateState({
       return (
         <Alert kind="warning">
           This certificate was revoked.{" "}
-          {cert.tokenId && <Link href={`/verify/${cert.tokenId}`}>See the on-chain record</Link>}
+          {cert.replacedByTokenId ? (
+            <Link href={`/verify/${cert.replacedByTokenId}`}>See the corrected certificate</Link>
+          ) : (
+            cert.tokenId && <Link href={`/verify/${cert.tokenId}`}>See the on-chain record</Link>
+          )}
         </Alert>
       );
     case "removed":

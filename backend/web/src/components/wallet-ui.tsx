@@ -69,6 +69,11 @@ export function Header() {
             <li>
               <Link href="/verify">Verify a certificate</Link>
             </li>
+            {session.user?.roles?.includes("admin") && (
+              <li>
+                <Link href="/admin">Admin</Link>
+              </li>
+            )}
           </ul>
         </nav>
         <div class="account-controls">

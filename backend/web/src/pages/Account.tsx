@@ -106,6 +106,12 @@ function AccountView() {
                   Status: <strong>{certificateStatusLabel(c.status)}</strong>
                   {c.tokenId && <> · token #{shortTokenId(c.tokenId)}</>}
                 </p>
+                {c.replacedByTokenId && (
+                  <p data-testid="replaced-by">
+                    Corrected: replaced by{" "}
+                    <Link href={`/verify/${c.replacedByTokenId}`}>certificate #{shortTokenId(c.replacedByTokenId)}</Link>
+                  </p>
+                )}
                 <div class="button-row">
                 {c.tokenId && (c.status === "minted" || c.status === "revoked" || c.status === "removed") ? (
                   <Link class="button button-small" href={`/verify/${c.tokenId}`}>
