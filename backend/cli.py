@@ -60,39 +60,48 @@ def verify(
     record: Path | None = typer.Option(None, help="The certificate record JSON to check."),
     contract: str | None = typer.Option(None, help="Certificate contract (default: deployed)."),
     rpc_url: str | None = typer.Option(None, help="Chain RPC (default: TUITION_RPC_URL)."),
+    offline: bool = typer.Option(False, help="Do not fetch the provider's domain link."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
-    """Verify a certificate from the chain alone; exit 1 unless every check passes."""
+    """Verify a certificate from the chain alone, step by step; exit 0 only when VALID."""
     import json
-    from dataclasses import asdict
 
     from backend.chain.deployment import DeploymentError, load_deployment
     from backend.core.config import get_settings
-    from backend.verification.service import verify_certificate
+    from backend.verification.service import options_for, verify_certificate
 
     settings = get_settings()
-    address = contract
-    if address is None:
-        try:
-            address = load_deployment(settings.deployment_file).certificate
-        except DeploymentError as exc:
-            raise typer.BadParameter(f"{exc}; or pass --contract") from exc
+    try:
+        deployment = load_deployment(settings.deployment_file)
+    except DeploymentError as exc:
+        raise typer.BadParameter(
+            f"{exc}: the deployment names Tuition's certificate contract (TUITION_NETWORK, "
+            "TUITION_DEPLOYMENTS_DIR)"
+        ) from exc
+    address = contract or deployment.certificate
     if address is None:
         raise typer.BadParameter("no certificate contract deployed: pass --contract")
+    try:
+        number = int(token_id, 0)
+    except ValueError as exc:
+        raise typer.BadParameter(f"{token_id!r} is not a token id") from exc
     report = verify_certificate(
         rpc_url or settings.rpc_url,
         address,
-        int(token_id, 0),
+        number,
         record.read_bytes() if record else None,
+        options_for(settings, deployment, offline=offline),
     )
     if as_json:
-        print(json.dumps({**asdict(report), "valid": report.valid}, indent=2))
+        print(json.dumps(report.as_json(), indent=2))
     else:
-        for key, value in report.facts.items():
-            print(f"{key:<20}{value}")
+        print(f"certificate {report.token_id} on {report.contract} (chain {report.chain_id})")
+        marks = {"passed": "PASS", "failed": "FAIL", "not_checked": "----"}
         for step in report.steps:
-            print(f"{'PASS' if step.ok else 'FAIL'}  {step.name:<10}{step.detail}")
-        print("VALID" if report.valid else "NOT VALID")
+            print(f"{marks[step.status]}  {step.name:<10}{step.detail}")
+            for key, value in step.facts.items():
+                print(f"          {key:<18}{value}")
+        print(report.verdict.upper().replace("_", " "))
     raise typer.Exit(0 if report.valid else 1)
 
 

@@ -43,6 +43,24 @@ class RevokeReason:
     DISPUTED = 6  # the card payment was disputed and the dispute lost
     CORRECTED = 7  # replaced by a corrected certificate (`reissue` writes it)
 
+    LABELS = {
+        ISSUED_IN_ERROR: "issued in error",
+        ACADEMIC_MISCONDUCT: "academic misconduct",
+        COURSE_WITHDRAWN: "course withdrawn",
+        LEARNER_REQUEST: "learner request",
+        REFUNDED: "payment refunded",
+        DISPUTED: "payment disputed",
+        CORRECTED: "corrected",
+    }
+    # What a provider or an admin may choose from the product (the others the product writes
+    # itself: refunds, disputes and corrections).
+    MANUAL = (ISSUED_IN_ERROR, ACADEMIC_MISCONDUCT, COURSE_WITHDRAWN, LEARNER_REQUEST)
+
+    @classmethod
+    def label(cls, code: int) -> str:
+        """A reason code in words ("reason code N" for codes the product does not name)."""
+        return cls.LABELS.get(code, f"reason code {code}")
+
 
 # The certificates of a (course, address) pair that still count: at most one at a time.
 CURRENT = "status NOT IN ('revoked', 'removed')"

@@ -186,6 +186,11 @@ class Settings(BaseSettings):
     # Front end
     walletconnect_project_id: str | None = None
 
+    # Certificate verification: where a provider's website names its issuer addresses
+    # (`{domain}` is replaced; https only in production), and whether to look at all.
+    domain_link_url: str = "https://{domain}/.well-known/tuition-issuer.json"
+    domain_link: bool = True
+
     # Component groups
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
     indexer: IndexerSettings = Field(default_factory=IndexerSettings)
@@ -218,6 +223,8 @@ class Settings(BaseSettings):
             )
         if self.stripe_api_base is not None:
             raise ValueError("TUITION_STRIPE_API_BASE is for tests and local fakes only")
+        if not self.domain_link_url.startswith("https://{domain}"):
+            raise ValueError("TUITION_DOMAIN_LINK_URL must be https://{domain}/... in production")
         return self
 
     @property
