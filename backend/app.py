@@ -39,6 +39,7 @@ from backend.orders.router import router as orders_router
 from backend.provider.router import public_router as providers_router
 from backend.provider.router import router as provider_router
 from backend.users.service import admin_addresses
+from backend.verification.router import router as verification_router
 from backend.webhooks.router import router as webhooks_router
 
 logger = logging.getLogger("tuition.api")
@@ -168,6 +169,7 @@ def create_app(
         me_router,
         provider_router,
         providers_router,
+        verification_router,
         admin_router,
     ):
         app.include_router(router, prefix=API_PREFIX)

@@ -128,8 +128,15 @@ schema = schemathesis.pytest.from_fixture("api_schema")
     suppress_health_check=list(HealthCheck),
 )
 def test_no_5xx_and_every_answer_is_documented(case: Any, fuzzed: Fuzzed) -> None:
+    checks = CHECKS
+    if case.operation.path.endswith("/verification"):
+        # The fuzzed app has no chain node: the verification reads the chain itself (no fake),
+        # so a well-formed request gets its documented 503 chain_unavailable; anything else
+        # (a 500, an undocumented answer) still fails.
+        checks = [status_code_conformance, response_schema_conformance]
     for role in ("learner", "provider"):
         headers = {"Authorization": f"Bearer {fuzzed.tokens[role]}", "Origin": PUBLIC_URL}
-        case.call_and_validate(headers=headers, checks=CHECKS)
+        response = case.call_and_validate(headers=headers, checks=checks)
+        assert response.status_code != 500, response.text
         if case.operation.path.endswith("/auth/logout"):
             fuzzed.sign_in()  # the fuzzer logged itself out: sign in again, keep testing

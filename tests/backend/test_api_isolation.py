@@ -76,6 +76,10 @@ PUBLIC = {
     "POST /api/v1/provider/profile/tx": "builds the caller's own setProviderProfile transaction "
     "(nothing stored; the wallet signs as itself)",
     "GET /api/v1/providers/{address}": "a provider's public on-chain record",
+    "GET /api/v1/certificates/{token_id}/verification": "anyone verifies a certificate (from "
+    "the chain)",
+    "POST /api/v1/certificates/{token_id}/verification": "anyone checks a document against a "
+    "certificate (nothing stored)",
     "GET /healthz": "liveness",
     "GET /readyz": "readiness",
     "GET /api/v1/config": "the web app's public configuration",

@@ -1,4 +1,5 @@
-"""`tuition verify`: a verifier checks a certificate from the chain alone, step by step.
+"""`tuition verify` and the public API: a verifier checks a certificate from the chain alone,
+step by step, and both answer the same.
 
 Every kind of certificate of `support.verification.build_world` (valid, revoked, removed,
 replaced, unverified issuer, a stranger's look-alike, a tampered document, an unknown token, a
@@ -13,30 +14,39 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
+from fastapi.testclient import TestClient
 from support.verification import IssuerSites, World, build_world
 from typer.testing import CliRunner
 from web3 import HTTPProvider, Web3
 
+from backend.app import create_app
 from backend.chain.deploy import deploy_all
+from backend.chain.deployment import load_deployment
 from backend.chain.toolchain import anvil_path
 from backend.cli import app
 from backend.core.config import get_settings
 from backend.core.dev_accounts import DEMO_KEYS
+from backend.core.ratelimit import MemoryRateLimiter
 from backend.devstack import free_port, wait_until
 
 pytestmark = pytest.mark.chain
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+def deployments(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("deployments")
+
+
+@pytest.fixture(scope="module")
+def world(deployments: Path) -> Iterator[World]:
     port = free_port()
     proc = subprocess.Popen(
         [str(anvil_path()), "--port", str(port), "--hardfork", "cancun", "--silent"]
     )
     rpc = f"http://127.0.0.1:{port}"
     sites = IssuerSites()
-    deployments = tmp_path_factory.mktemp("deployments")
     try:
         wait_until(Web3(HTTPProvider(rpc)).is_connected, 30, "anvil")
         data = deploy_all(
@@ -155,3 +165,75 @@ def test_a_token_id_that_is_not_a_number_is_a_usage_error(world: World) -> None:
     result = _verify("12abc")
     assert result.exit_code == 2
     assert "is not a token id" in result.output
+
+
+# ---------------------------------------------------------------------- the API
+
+
+@pytest.fixture
+def client(world: World, deployments: Path, tmp_path: Path) -> Iterator[httpx.Client]:
+    settings = get_settings().model_copy(
+        update={"database_url": f"sqlite:///{tmp_path / 'api.db'}", "auth_rate_limit": 1000}
+    )
+    app = create_app(
+        settings,
+        deployment=load_deployment(deployments / "verify-test.json"),
+        rate_limiter=MemoryRateLimiter(1000),
+        seed=False,
+    )
+    with TestClient(app, base_url="http://testserver") as test_client:
+        yield test_client
+
+
+def _api(client: httpx.Client, world: World, name: str) -> httpx.Response:
+    case = world.cases[name]
+    url = f"/api/v1/certificates/{case.token_id}/verification"
+    params = {"contract": case.contract}
+    if case.document is None:
+        return client.get(url, params=params)
+    return client.post(url, params=params, json={"record": json.loads(case.document)})
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_the_api_answers_what_the_command_line_answers(
+    world: World, client: httpx.Client, name: str, tmp_path: Path
+) -> None:
+    cli = json.loads(CliRunner().invoke(app, ["verify", *_case_args(world, name, tmp_path)]).output)
+    reply = _api(client, world, name)
+    assert reply.status_code == 200, reply.text
+    assert reply.json() == cli
+    assert reply.json()["verdict"] == world.cases[name].verdict
+
+
+def test_answers_are_cached_seconds_and_documents_never(world: World, client: httpx.Client) -> None:
+    assert _api(client, world, "revoked").headers["cache-control"] == "public, max-age=5"
+    assert _api(client, world, "valid").headers["cache-control"] == "no-store"
+
+
+def test_the_default_contract_is_ours(world: World, client: httpx.Client) -> None:
+    case = world.cases["revoked"]
+    reply = client.get(f"/api/v1/certificates/{case.token_id}/verification")
+    assert reply.json()["verdict"] == "revoked" and reply.json()["contract"] == case.contract
+
+
+@pytest.mark.parametrize(
+    "token_id", ["12abc", "-1", str(2**256), "1" * 79], ids=["letters", "negative", "2^256", "long"]
+)
+def test_malformed_token_ids_are_422(client: httpx.Client, token_id: str) -> None:
+    reply = client.get(f"/api/v1/certificates/{token_id}/verification")
+    assert reply.status_code == 422 and reply.json()["error"]["code"] == "validation_error"
+
+
+def test_verifications_are_rate_limited_per_client(world: World, client: httpx.Client) -> None:
+    client.app.state.services.rate_limiter = MemoryRateLimiter(2)  # type: ignore[attr-defined]
+    codes = [_api(client, world, "revoked").status_code for _ in range(3)]
+    assert codes == [200, 200, 429]
+
+
+def test_an_unreachable_chain_is_503(world: World, client: httpx.Client) -> None:
+    services = client.app.state.services  # type: ignore[attr-defined]
+    services.settings = services.settings.model_copy(
+        update={"rpc_url": f"http://127.0.0.1:{free_port()}"}
+    )
+    reply = client.get(f"/api/v1/certificates/{world.cases['valid'].token_id}/verification")
+    assert reply.status_code == 503 and reply.json()["error"]["code"] == "chain_unavailable"
