@@ -6,16 +6,20 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from backend.access import service
 from backend.access.schemas import EntitlementOut, GrantIn, RevokeIn
 from backend.api.deps import DbSession
 from backend.audit.models import AuditEntry
 from backend.auth.deps import AdminUser
+from backend.catalog.models import Course
+from backend.certificates import service as certificates
+from backend.certificates.schemas import CertificateRevokeIn, IssuedCertificateOut
 from backend.core.openapi import errors
-from backend.core.schemas import AddressStr, ApiModel
+from backend.core.schemas import AddressStr, ApiModel, CertificateId
 from backend.provider import verification
 from backend.provider.models import ProviderProfile, ProviderVerificationRequest
 from backend.provider.profiles import get_profile
@@ -109,6 +113,42 @@ async def set_provider_verification(
             reason=body.reason,
         )
         return _provider_out(get_profile(s, address), request)
+
+    return await session.run_sync(run)
+
+
+@router.get(
+    "/certificates/by-token/{token_id}", response_model=IssuedCertificateOut, responses=errors(404)
+)
+async def certificate_by_token(
+    token_id: Annotated[str, Path(pattern=r"^[0-9]{1,78}$", description="The token id.")],
+    admin: AdminUser,
+    session: DbSession,
+) -> IssuedCertificateOut:
+    """The certificate the product issued as on-chain token `token_id` (what a verifier sees)."""
+
+    def run(s: Session) -> IssuedCertificateOut:
+        cert = certificates.certificate_by_token(s, int(token_id))
+        return IssuedCertificateOut.of(cert, s.get(Course, cert.course_id))
+
+    return await session.run_sync(run)
+
+
+@router.post(
+    "/certificates/{certificate_id}/revoke",
+    response_model=IssuedCertificateOut,
+    responses=errors(404, 409),
+)
+async def revoke_certificate(
+    certificate_id: CertificateId, body: CertificateRevokeIn, admin: AdminUser, session: DbSession
+) -> IssuedCertificateOut:
+    """Revoke any certificate with a reason and a note; audited and idempotent."""
+
+    def run(s: Session) -> IssuedCertificateOut:
+        cert = certificates.revoke_from_product(
+            s, certificate_id, reason_code=body.reason_code, note=body.note, admin=admin.address
+        )
+        return IssuedCertificateOut.of(cert, s.get(Course, cert.course_id))
 
     return await session.run_sync(run)
 

@@ -28,7 +28,12 @@ from backend.catalog.models import Course
 from backend.catalog.service import get_course
 from backend.certificates.models import Certificate, CertificateStatus, RevokeReason
 from backend.core.db import utcnow
-from backend.core.errors import ForbiddenError
+from backend.core.errors import (
+    ConflictError,
+    ForbiddenError,
+    InvalidInputError,
+    NotFoundError,
+)
 from backend.core.security import checksum_address
 from backend.outbox.service import Topics, enqueue
 from backend.users.models import User
@@ -211,6 +216,85 @@ def request_revocation(
         reason=reason,
     )
     return True
+
+
+MAX_LISTED = 500  # one page of a provider's certificates
+
+
+def revoke_from_product(
+    session: Session,
+    certificate_id: int,
+    *,
+    reason_code: int,
+    note: str,
+    provider: str | None = None,
+    admin: str | None = None,
+) -> Certificate:
+    """A provider (its own courses' certificates only) or an admin (any) revokes a certificate
+    with a reason from `RevokeReason.MANUAL` and a note; idempotent: asking again while the
+    revocation is on its way, or once it is done, changes nothing.
+
+    Raises:
+        NotFoundError: no such certificate, or (for a provider) not one of its courses'.
+        InvalidInputError: a reason the product writes itself (refund, dispute, correction).
+        ConflictError: the certificate is not on-chain as a live token (code `not_revocable`).
+    """
+    if reason_code not in RevokeReason.MANUAL:
+        raise InvalidInputError(
+            f"reason code {reason_code} is not one a person chooses", code="validation_error"
+        )
+    certificate = session.get(Certificate, certificate_id)
+    course = session.get(Course, certificate.course_id) if certificate else None
+    if certificate is None or course is None or (admin is None and course.provider != provider):
+        raise NotFoundError(f"certificate {certificate_id} does not exist", code="not_found")
+    if (
+        certificate.revoke_requested_at is not None
+        or certificate.status == CertificateStatus.REVOKED
+    ):
+        return certificate
+    if certificate.status != CertificateStatus.MINTED:
+        raise ConflictError(
+            f"only a certificate on-chain can be revoked; this one is {certificate.status}",
+            code="not_revocable",
+        )
+    actor = f"admin:{admin}" if admin is not None else f"provider:{provider}"
+    request_revocation(
+        session,
+        certificate,
+        reason_code=reason_code,
+        reason=f"{RevokeReason.label(reason_code)}: {note}",
+        actor=actor,
+    )
+    return certificate
+
+
+def certificates_of_provider(
+    session: Session, provider: str, course_id: int | None = None
+) -> Sequence[tuple[Certificate, Course]]:
+    """The certificates of a provider's courses (of one course), newest first."""
+    stmt = (
+        select(Certificate, Course)
+        .join(Course, Course.id == Certificate.course_id)
+        .where(Course.provider == provider)
+    )
+    if course_id is not None:
+        stmt = stmt.where(Certificate.course_id == course_id)
+    rows = session.execute(
+        stmt.order_by(Certificate.requested_at.desc(), Certificate.id.desc()).limit(MAX_LISTED)
+    ).all()
+    return [(cert, course) for cert, course in rows]
+
+
+def certificate_by_token(session: Session, token_id: int) -> Certificate:
+    """The certificate with on-chain token id `token_id`.
+
+    Raises:
+        NotFoundError: the product does not know that token.
+    """
+    certificate = session.scalar(select(Certificate).where(Certificate.token_id == token_id))
+    if certificate is None:
+        raise NotFoundError(f"no certificate has token id {token_id}", code="not_found")
+    return certificate
 
 
 def revoke_for_lost_access(

@@ -33,6 +33,7 @@ OnchainCourseId = Annotated[int, Field(ge=1, le=MAX_INT64)]
 CourseId = Annotated[int, Path(ge=1, le=MAX_INT32, description="The course's id")]
 LessonNumber = Annotated[int, Path(ge=1, le=10_000, description="Lesson position, from 1")]
 OrderId = Annotated[str, Path(min_length=1, max_length=36, description="The order's id")]
+CertificateId = Annotated[int, Path(ge=1, le=MAX_INT32, description="The certificate's id")]
 
 
 class ApiModel(BaseModel):

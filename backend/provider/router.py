@@ -6,10 +6,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from backend.api.deps import DbSession, ServicesDep
 from backend.auth.deps import CurrentUser
-from backend.catalog.models import Token
+from backend.catalog.models import Course, Token
 from backend.catalog.schemas import (
     CourseCreateIn,
     CourseDetailOut,
@@ -21,9 +22,18 @@ from backend.catalog.schemas import (
     OnchainIdIn,
 )
 from backend.catalog.views import token_out
+from backend.certificates import service as certificates
+from backend.certificates.schemas import CertificateRevokeIn, IssuedCertificateOut
 from backend.chain import tx as txs
 from backend.core.openapi import errors
-from backend.core.schemas import MAX_INT64, AddressStr, CourseId, LessonNumber
+from backend.core.schemas import (
+    MAX_INT32,
+    MAX_INT64,
+    AddressStr,
+    CertificateId,
+    CourseId,
+    LessonNumber,
+)
 from backend.orders.schemas import TxOut
 from backend.orders.views import tx_out
 from backend.payouts.schemas import PayoutsOut
@@ -239,6 +249,48 @@ async def tx_set_profile(
     return tx_out(
         txs.set_provider_profile(certificate, services.settings.chain_id, body.name, body.domain)
     )
+
+
+@router.get("/certificates", response_model=list[IssuedCertificateOut])
+async def my_certificates(
+    principal: CurrentUser,
+    session: DbSession,
+    course_id: Annotated[
+        int | None, Query(alias="courseId", ge=1, le=MAX_INT32, description="One course only.")
+    ] = None,
+) -> list[IssuedCertificateOut]:
+    """The certificates of my courses (of one course), newest first, with their status."""
+    rows = await session.run_sync(
+        certificates.certificates_of_provider, principal.address, course_id
+    )
+    return [IssuedCertificateOut.of(cert, course) for cert, course in rows]
+
+
+@router.post(
+    "/certificates/{certificate_id}/revoke",
+    response_model=IssuedCertificateOut,
+    responses=errors(404, 409),
+)
+async def revoke_certificate(
+    certificate_id: CertificateId,
+    body: CertificateRevokeIn,
+    principal: CurrentUser,
+    session: DbSession,
+) -> IssuedCertificateOut:
+    """Revoke a certificate of one of my courses (404 for anyone else's), with a reason and a
+    note; audited and idempotent. The worker sends `revoke` and the status follows the chain."""
+
+    def run(s: Session) -> IssuedCertificateOut:
+        cert = certificates.revoke_from_product(
+            s,
+            certificate_id,
+            reason_code=body.reason_code,
+            note=body.note,
+            provider=principal.address,
+        )
+        return IssuedCertificateOut.of(cert, s.get(Course, cert.course_id))
+
+    return await session.run_sync(run)
 
 
 # Public: what verifiers and learners may read about any provider.

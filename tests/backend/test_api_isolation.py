@@ -93,6 +93,8 @@ class World:
     course_id: int
     draft_id: int
     order_id: str
+    certificate_id: int
+    token_id: int
 
     def secrets(self) -> list[str]:
         """What no intruder may see."""
@@ -115,7 +117,14 @@ class Case:
         return f"{self.method} {self.path}"
 
     def url(self, w: World) -> str:
-        return self.path.format(course_id=w.course_id, n=1, order_id=w.order_id, address=P1.address)
+        return self.path.format(
+            course_id=w.course_id,
+            n=1,
+            order_id=w.order_id,
+            address=P1.address,
+            certificate_id=w.certificate_id,
+            token_id=w.token_id,
+        )
 
 
 def _owners(*names: str) -> frozenset[str]:
@@ -182,6 +191,20 @@ CASES = [
         lambda w: {"address": L1.address, "courseId": w.course_id, "reason": "sneaky"},
     ),
     Case("GET", "/api/v1/admin/providers", _owners()),
+    Case("GET", "/api/v1/admin/certificates/by-token/{token_id}", _owners()),
+    Case(
+        "POST",
+        "/api/v1/admin/certificates/{certificate_id}/revoke",
+        _owners(),
+        lambda w: {"reasonCode": 1, "note": "sneaky"},
+    ),
+    # provider-scoped, by certificate id
+    Case(
+        "POST",
+        "/api/v1/provider/certificates/{certificate_id}/revoke",
+        _owners("P1"),
+        lambda w: {"reasonCode": 2, "note": "sneaky"},
+    ),
     Case(
         "POST",
         "/api/v1/admin/providers/{address}/verification",
@@ -200,6 +223,7 @@ CASES = [
     ),
     # my data: everyone signed in gets 200, with only their own objects
     Case("GET", "/api/v1/provider/courses", _owners("P1"), listing=True),
+    Case("GET", "/api/v1/provider/certificates", _owners("P1"), listing=True),
     Case("GET", "/api/v1/provider/sales", _owners("P1"), listing=True),
     Case("GET", "/api/v1/provider/payouts", _owners("P1"), listing=True),
     Case("GET", "/api/v1/provider/balances", _owners("P1"), listing=True),
@@ -243,11 +267,12 @@ def _build(s: Session) -> World:
         reason="paid",
         on_chain=False,
     )
-    make_certificate(s, course_id=course.id, address=L1.address)
+    certificate = make_certificate(s, course_id=course.id, address=L1.address)
     make_course(s, provider=P2.address, title="P2's own course")
     make_provider_profile(s, P1.address, P1_NAME, "secret.example")
     s.flush()
-    return World(course.id, draft.id, order.id)
+    assert certificate.token_id is not None
+    return World(course.id, draft.id, order.id, certificate.id, int(certificate.token_id))
 
 
 def _snapshot(s: Session) -> dict[str, list[tuple[Any, ...]]]:
@@ -270,7 +295,9 @@ def _snapshot(s: Session) -> dict[str, list[tuple[Any, ...]]]:
         "prices": rows(TokenPrice, TokenPrice.id, TokenPrice.price, TokenPrice.accepted),
         "orders": rows(Order, Order.id, Order.status, Order.amount),
         "entitlements": rows(Entitlement, Entitlement.id, Entitlement.revoked_at),
-        "certificates": rows(Certificate, Certificate.id, Certificate.status),
+        "certificates": rows(
+            Certificate, Certificate.id, Certificate.status, Certificate.revoke_requested_at
+        ),
         "progress": rows(LessonProgress, LessonProgress.id),
         "outbox": rows(OutboxMessage, OutboxMessage.id),
         "provider_profiles": rows(
