@@ -1,5 +1,5 @@
 # Shortcuts; the README's commands are scripts/dev and scripts/test.
-.PHONY: setup dev test gas bench-api bench-indexer bench-indexer-ir
+.PHONY: setup dev test gas bench-api bench-indexer bench-indexer-ir bench-revocation
 
 setup:
 	scripts/setup
@@ -25,3 +25,7 @@ bench-indexer:
 # Instructions of one SQLite backfill (valgrind), here and at BASE: `make bench-indexer-ir BASE=main~3`
 bench-indexer-ir:
 	scripts/setup && PATH=$(CURDIR)/node_modules/.bin:$$PATH .venv/bin/python scripts/bench_indexer_ir.py $(if $(BASE),--base $(BASE))
+
+# Revoke (admin API) -> the public verification API reports revoked: p50/p95 of 50, local stack.
+bench-revocation:
+	scripts/setup && PATH=$(CURDIR)/node_modules/.bin:$$PATH .venv/bin/python scripts/bench_revocation.py

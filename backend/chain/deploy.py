@@ -17,6 +17,7 @@ from web3 import HTTPProvider, Web3
 from web3.contract import Contract
 
 from backend.chain.artifacts import abi_path, load_abi, load_bytecode
+from backend.chain.tx import profile_hash
 from backend.core.config import get_settings
 from backend.core.dev_accounts import DEMO_KEYS
 from backend.core.security import NATIVE_TOKEN
@@ -51,6 +52,8 @@ DEMO_COURSES: list[dict[str, Any]] = [
         "prices": {"ETH": "0"},
     },
 ]
+# The demo provider's public record (name, website domain).
+DEMO_PROVIDER_PROFILE = ("Tuition Demo Academy", "academy.tuition.example")
 TOKENS = {"ESN": ("Esn Token", "ESN", 18), "USDC": ("USD Coin", "USDC", 6)}
 
 
@@ -168,7 +171,9 @@ def deploy_all(
         "roles": {"admin": admin, "operator": operator, "treasury": admin},
     }
     if demo and provider_key:
-        data["demo"] = _seed_demo(deployer, market, tokens, provider_key, learner_keys or [])
+        data["demo"] = _seed_demo(
+            deployer, market, certificate, tokens, provider_key, operator_key, learner_keys or []
+        )
 
     deployments_dir.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".json.tmp")
@@ -180,11 +185,22 @@ def deploy_all(
 def _seed_demo(
     deployer: Deployer,
     market: Contract,
+    certificate: Contract,
     tokens: dict[str, Contract],
     provider_key: str,
+    operator_key: str,
     learner_keys: list[str],
 ) -> dict[str, Any]:
     provider = Account.from_key(provider_key)
+    # The demo provider's public record, verified by the platform (the operator holds
+    # VERIFIER_ROLE), so the demo's certificates verify as VALID.
+    name, domain = DEMO_PROVIDER_PROFILE
+    deployer.send(certificate.functions.setProviderProfile(name, domain), provider)
+    reviewed = bytes.fromhex(profile_hash(name, domain)[2:])
+    deployer.send(
+        certificate.functions.verifyProvider(provider.address, reviewed),
+        Account.from_key(operator_key),
+    )
     course_ids = []
     for course in DEMO_COURSES:
         receipt = deployer.send(

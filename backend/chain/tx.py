@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from eth_abi import encode
+from eth_utils import keccak
+
 from backend.chain.client import encode_call
 
 ACCESS_SOURCE = {"none": 0, "purchase": 1, "card": 2, "grant": 3}
@@ -30,6 +33,11 @@ def create_course(market: str, chain_id: int, title: str, refund_window: int) ->
         chain_id,
         encode_call("createCourse(string,uint32)", ["string", "uint32"], [title, refund_window]),
     )
+
+
+def profile_hash(name: str, domain: str) -> str:
+    """`keccak256(abi.encode(name, domain))`, 0x-hex: the record `verifyProvider` is bound to."""
+    return "0x" + keccak(encode(["string", "string"], [name, domain])).hex()
 
 
 def set_provider_profile(certificate: str, chain_id: int, name: str, domain: str) -> UnsignedTx:

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import re
 
-from eth_abi import encode
-from eth_utils import keccak
 from sqlalchemy.orm import Session
 
+from backend.chain.tx import profile_hash
 from backend.core.errors import NotFoundError
 from backend.core.security import checksum_address
 from backend.provider.models import ProviderProfile
+
+__all__ = ["DOMAIN_RE", "MAX_NAME_BYTES", "get_profile", "is_domain", "profile_hash"]
 
 MAX_NAME_BYTES = 64  # CourseCertificate.MAX_PROVIDER_NAME_LENGTH
 # Text.isDomain: lowercase labels of a-z, 0-9 and inner hyphens, 1..63 bytes, two or more.
@@ -23,11 +24,6 @@ def is_domain(domain: str) -> bool:
     """Whether the certificate contract accepts `domain` (a lowercase host name, 253 bytes at
     most, at least two labels)."""
     return len(domain) <= 253 and DOMAIN_RE.fullmatch(domain) is not None
-
-
-def profile_hash(name: str, domain: str) -> str:
-    """`keccak256(abi.encode(name, domain))`, 0x-hex: what `verifyProvider` takes."""
-    return "0x" + keccak(encode(["string", "string"], [name, domain])).hex()
 
 
 def get_profile(session: Session, address: str) -> ProviderProfile:

@@ -67,6 +67,8 @@ class PublicConfig(ApiModel):
     native_currency: NativeCurrency
     block_explorer_url: str | None
     contracts: ContractsOut
+    # Where the contracts' events start (the verify page looks for revocations from here).
+    deploy_block: int = 0
     tokens: list[TokenOut]
     wallet_connect_project_id: str | None
     stripe_enabled: bool
@@ -113,6 +115,7 @@ def build_config(settings: Settings) -> PublicConfig:
         block_explorer_url=getattr(settings, "block_explorer_url", None)
         or KNOWN_EXPLORERS.get(chain_id),
         contracts=ContractsOut(market=deployment.market, certificate=deployment.certificate),
+        deploy_block=deployment.deploy_block,
         tokens=tokens,
         wallet_connect_project_id=settings.walletconnect_project_id or None,
         stripe_enabled=bool(stripe_key),

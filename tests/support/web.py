@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 from eth_account import Account
 from web3 import HTTPProvider, Web3
+from web3.logs import DISCARD
 
 NATIVE = "0x0000000000000000000000000000000000000000"
 
@@ -131,5 +132,6 @@ class Operator:
     def reissue(self, token_id: int, record_hash: bytes) -> int:
         """Correct a certificate: revoke it (reason CORRECTED) and issue the next generation."""
         receipt = self._send(self.certificate.functions.reissue(token_id, record_hash))
-        (event,) = self.certificate.events.CertificateReplaced().process_receipt(receipt)
+        replaced = self.certificate.events.CertificateReplaced()
+        (event,) = replaced.process_receipt(receipt, errors=DISCARD)
         return int(event["args"]["newTokenId"])

@@ -111,6 +111,7 @@ class Stack:
     deployment: dict[str, Any]
     keys: dict[str, str]
     devstack: Any
+    sites: Any = None  # support.verification.IssuerSites: the providers' websites
 
     def contract(self, name: str) -> str:
         return str(self.deployment["contracts"][name]["address"])
@@ -163,6 +164,14 @@ def stack(web_build: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         )
         return
 
+    # The providers' websites the domain link reads; the demo provider's names its address.
+    from eth_account import Account
+    from support.verification import IssuerSites
+
+    from backend.chain.deploy import DEMO_PROVIDER_PROFILE
+
+    sites = IssuerSites()
+    sites.publish(DEMO_PROVIDER_PROFILE[1], (31337, Account.from_key(keys["provider"]).address))
     state = tmp_path_factory.mktemp("stack")
     config = StackConfig(
         rpc_port=free_port(),
@@ -172,12 +181,14 @@ def stack(web_build: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         deployments_dir=state / "deployments",
         network="webtest",
         quiet=True,
+        extra_env={"TUITION_DOMAIN_LINK_URL": sites.url_template},
     )
     dev = DevStack(config)
     try:
         dev.start()
     except Exception as exc:
         dev.stop()
+        sites.close()
         pytest.fail(f"the local stack did not start: {exc}\n{_tail_logs(state)}")
     try:
         yield Stack(
@@ -187,9 +198,11 @@ def stack(web_build: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator
             deployment=dev.deployment,
             keys=keys,
             devstack=dev,
+            sites=sites,
         )
     finally:
         dev.stop()
+        sites.close()
 
 
 # ------------------------------------------------------------------ the browser

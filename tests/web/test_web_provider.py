@@ -306,7 +306,9 @@ def test_provider_publishes_its_record_and_verifiers_see_the_platforms_verificat
 
     wait_mining(stack.rpc_url, verified, what="the indexer to mirror the verification")
 
-    # A verifier reading one of this provider's certificates sees the platform vouch for it.
+    # A verifier reading one of this provider's certificates sees the platform vouch for it
+    # (and the provider's website name its address).
+    stack.sites.publish("verified.school", (31337, provider))
     app.goto(f"/verify/{token_id}")
     page.get_by_test_id("verdict").filter(has_text="Valid").wait_for()
     assert "verified by the platform" in page.get_by_test_id("issuer-verified").inner_text()
@@ -373,3 +375,45 @@ def test_the_admin_view_is_refused_to_other_wallets(open_app, stack: Stack) -> N
     app.sign_in()
     app.page.get_by_role("alert").filter(has_text="not one").wait_for()
     assert app.page.locator("header").get_by_role("link", name="Admin").count() == 0
+
+
+def test_provider_revokes_a_certificate_from_the_dashboard(open_app, stack: Stack) -> None:
+    operator = Operator(
+        stack.rpc_url,
+        stack.keys["operator"],
+        stack.contract("CourseCertificate"),
+        stack.contract("CourseMarket"),
+    )
+    learner = Account.create().address
+    token_id = operator.mint(learner, 1, b"\x51" * 28)  # a demo course of the demo provider
+
+    app: App = open_app("provider", path="/provider")
+    page = app.page
+    app.sign_in()
+    row = page.locator('[data-testid="issued-certificate"]').filter(
+        has=page.locator(f'code[title="{learner}"]')
+    )
+
+    def listed() -> bool:
+        app.goto("/provider")
+        page.get_by_role("heading", name="Certificates").wait_for()
+        return row.count() == 1
+
+    wait_mining(stack.rpc_url, listed, what="the indexer to mirror the operator's mint")
+    row.get_by_role("button", name="Revoke…").click()
+    row.get_by_label("Reason").select_option(label="Academic misconduct")
+    row.get_by_label("Note").fill("plagiarised the capstone")
+    row.get_by_role("button", name="Revoke certificate").click()
+    row.get_by_text("revocation sent; waiting for the chain").wait_for()
+    wait_mining(
+        stack.rpc_url,
+        lambda: row.get_attribute("data-status") == "revoked",
+        what="the worker's revoke and the indexer's mirror",
+    )
+    assert "academic misconduct: plagiarised the capstone" in row.inner_text()
+    facts = operator.certificate.functions.verify(token_id).call()
+    assert facts[6] is True and facts[8] == 2  # revoked, reason academic misconduct
+
+    app.goto(f"/verify/{token_id}")
+    page.get_by_test_id("verdict").filter(has_text="Revoked").wait_for()
+    assert "academic misconduct" in page.get_by_test_id("step-status").inner_text()

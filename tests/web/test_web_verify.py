@@ -9,9 +9,13 @@ from pathlib import Path
 import pytest
 from conftest import App, Stack
 from eth_account import Account
+from support.verification import Case, World, build_world
 from support.web import Operator, fresh_key, wait_mining
+from typer.testing import CliRunner
 
 from backend.certificates.service import canonical_record_bytes, record_hash
+from backend.cli import app as cli
+from backend.core.config import get_settings
 
 pytestmark = [pytest.mark.browser, pytest.mark.chain]
 
@@ -205,3 +209,94 @@ def test_a_corrected_certificate_links_to_its_replacement(open_app, stack: Stack
     old.get_by_test_id("replaced-by").get_by_role("link").click()
     page.wait_for_url(f"**/verify/{new_token_id}")
     page.get_by_test_id("verdict").filter(has_text="Valid").wait_for()
+
+
+# ------------------------------------------------------------------ one answer, three surfaces
+
+
+@pytest.fixture(scope="module")
+def world(stack: Stack) -> World:
+    """One certificate of every kind a verifier meets (support/verification.py)."""
+    return build_world(
+        stack.rpc_url,
+        stack.contract("CourseMarket"),
+        stack.contract("CourseCertificate"),
+        stack.keys["operator"],
+        stack.sites,
+    )
+
+
+def _cli_report(stack: Stack, case: Case, tmp_path: Path) -> dict:
+    args = ["verify", str(case.token_id), "--contract", case.contract, "--json"]
+    if case.document is not None:
+        path = tmp_path / "record.json"
+        path.write_bytes(case.document)
+        args += ["--record", str(path)]
+    result = CliRunner().invoke(cli, args)
+    return json.loads(result.output)
+
+
+def _api_report(stack: Stack, case: Case) -> dict:
+    url = f"/api/v1/certificates/{case.token_id}/verification"
+    with stack.api() as client:
+        if case.document is None:
+            reply = client.get(url, params={"contract": case.contract})
+        else:
+            record = json.loads(case.document)
+            reply = client.post(url, params={"contract": case.contract}, json={"record": record})
+    assert reply.status_code == 200, reply.text
+    return dict(reply.json())
+
+
+def _page_report(app: App, case: Case, tmp_path: Path) -> dict:
+    page = app.page
+    app.goto(f"/verify/{case.token_id}?contract={case.contract}")
+    steps = page.get_by_test_id("steps")
+    steps.wait_for()
+    if case.document is not None:
+        path = tmp_path / "document.json"
+        path.write_bytes(case.document)
+        page.get_by_label("Certificate JSON file").set_input_files(str(path))
+        page.locator('[data-testid="step-integrity"]:not([data-status="not_checked"])').wait_for()
+    items = steps.locator("li")
+    return {
+        "verdict": page.get_by_test_id("verdict-code").get_attribute("data-verdict"),
+        "steps": [
+            {"name": items.nth(i).get_attribute("data-testid")[len("step-") :],
+             "status": items.nth(i).get_attribute("data-status")}
+            for i in range(items.count())
+        ],
+    }  # fmt: skip
+
+
+def _summary(report: dict) -> tuple[str, list[tuple[str, str]]]:
+    return report["verdict"], [(s["name"], s["status"]) for s in report["steps"]]
+
+
+def test_the_command_line_the_api_and_the_page_give_the_same_report(
+    open_app, stack: Stack, world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The command line of a verifier on this machine, configured for this deployment.
+    monkeypatch.setenv("TUITION_RPC_URL", stack.rpc_url)
+    monkeypatch.setenv("TUITION_NETWORK", "webtest")
+    monkeypatch.setenv("TUITION_DEPLOYMENTS_DIR", str(stack.devstack.config.deployments_dir))
+    monkeypatch.setenv("TUITION_DOMAIN_LINK_URL", stack.sites.url_template)
+    get_settings.cache_clear()
+    app: App = open_app("anvil9", path="/verify")
+    try:
+        for name, case in world.cases.items():
+            expected = (case.verdict, list(case.statuses.items()))
+            cli_report = _cli_report(stack, case, tmp_path)
+            api_report = _api_report(stack, case)
+            assert _summary(cli_report) == expected, name
+            assert api_report == cli_report, name
+            assert _summary(_page_report(app, case, tmp_path)) == expected, name
+    finally:
+        get_settings.cache_clear()
+    # The revoked one, as a verifier reads it on the page: why, when and by whom.
+    app.goto(f"/verify/{world.cases['revoked'].token_id}")
+    status = app.page.get_by_test_id("step-status")
+    status.wait_for()
+    assert "academic misconduct" in status.inner_text()
+    assert world.operator in status.inner_text()
+    app.screenshot("verify-steps-revoked")

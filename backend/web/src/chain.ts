@@ -80,6 +80,10 @@ export const certificateAbi = parseAbi([
   "function name() view returns (string)",
   "function claim(uint256 courseId, bytes28 recordHash, uint256 deadline, bytes signature) returns (uint256)",
   "function remove(uint256 tokenId)",
+  "function ownerOf(uint256 tokenId) view returns (address)",
+  "struct Provider { string name; string domain; bool verified; uint32 verifiedAt; address verifiedBy; }",
+  "function providerRecord(address provider) view returns (Provider)",
+  "event CertificateRevoked(uint256 indexed tokenId, uint8 reason, address by)",
   "error UnknownCertificate(uint256 tokenId)",
 ]);
 

@@ -20,6 +20,7 @@ export interface AppConfig {
   nativeCurrency: { name: string; symbol: string; decimals: number };
   blockExplorerUrl: string | null;
   contracts: { market: Address | null; certificate: Address | null };
+  deployBlock: bigint; // where the contracts' events start
   tokens: TokenInfo[];
   walletConnectProjectId: string | null;
   stripeEnabled: boolean;
@@ -27,6 +28,7 @@ export interface AppConfig {
 
 interface RawConfig {
   chainId?: number;
+  deployBlock?: number;
   chainName?: string;
   rpcUrl?: string;
   publicUrl?: string;
@@ -75,6 +77,7 @@ export function normalizeConfig(raw: RawConfig): AppConfig {
       market: addressOf(contracts.market ?? contracts.CourseMarket),
       certificate: addressOf(contracts.certificate ?? contracts.CourseCertificate),
     },
+    deployBlock: BigInt(raw.deployBlock ?? 0),
     tokens,
     walletConnectProjectId: raw.walletConnectProjectId || null,
     stripeEnabled: raw.stripeEnabled ?? true,

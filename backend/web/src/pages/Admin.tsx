@@ -3,6 +3,7 @@
 // row shows the chain's answer once the indexer has mirrored it.
 import { useState } from "preact/hooks";
 import { api, errorMessage } from "../api";
+import { IssuedCertificateRow, revocationPending, type IssuedCertificate } from "../components/RevokeCertificate";
 import { RequireSignIn } from "../components/wallet-ui";
 import { Alert, Loading, TxHash, useAsync, useInterval, usePageTitle } from "../components/ui";
 import { formatDate, shortAddress } from "../format";
@@ -47,7 +48,57 @@ function AdminOnly() {
   if (!session.user?.roles?.includes("admin")) {
     return <Alert>This page is for the platform's admins; the signed-in wallet is not one.</Alert>;
   }
-  return <Providers />;
+  return (
+    <>
+      <Providers />
+      <RevokeByToken />
+    </>
+  );
+}
+
+/** Find the certificate behind a token id (what a verifier shows) and revoke it. */
+function RevokeByToken() {
+  const [tokenId, setTokenId] = useState("");
+  const [found, setFound] = useState<IssuedCertificate | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  const load = async (id: string) => {
+    setError(null);
+    try {
+      setFound(await api<IssuedCertificate>(`/admin/certificates/by-token/${id}`));
+    } catch (err) {
+      setFound(null);
+      setError(errorMessage(err));
+    }
+  };
+  useInterval(() => found?.tokenId && load(found.tokenId), 2000, found !== null && revocationPending(found));
+  const submit = (event: Event) => {
+    event.preventDefault();
+    const id = tokenId.trim();
+    if (!/^[0-9]{1,78}$/.test(id)) return setError("Enter the certificate's token id (digits).");
+    void load(id);
+  };
+  return (
+    <section aria-labelledby="revoke-title">
+      <h2 id="revoke-title">Revoke a certificate</h2>
+      <form class="card" onSubmit={submit} noValidate>
+        <div class="field">
+          <label for="revoke-token">Token id</label>
+          <input id="revoke-token" inputMode="numeric" value={tokenId} onInput={(e) => setTokenId((e.currentTarget as HTMLInputElement).value)} />
+        </div>
+        <button type="submit">Find</button>
+      </form>
+      {error && <Alert>{error}</Alert>}
+      {found && (
+        <div class="table-wrap" tabIndex={0} role="region" aria-label="Certificate">
+          <table class="data-table">
+            <tbody>
+              <IssuedCertificateRow certificate={found} endpoint="/admin/certificates" onChange={() => found.tokenId && load(found.tokenId)} />
+            </tbody>
+          </table>
+        </div>
+      )}
+    </section>
+  );
 }
 
 /** Whether the chain has not answered the newest request yet. */

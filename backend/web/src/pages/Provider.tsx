@@ -5,6 +5,7 @@ import { useCallback, useEffect, useState } from "preact/hooks";
 import { getAddress, parseEventLogs, type Hex } from "viem";
 import { api, errorMessage, itemsOf } from "../api";
 import { marketAbi } from "../chain";
+import { IssuedCertificateRow, revocationPending, type IssuedCertificate } from "../components/RevokeCertificate";
 import { RequireSignIn } from "../components/wallet-ui";
 import { Alert, Loading, PriceList, TxHash, TxStatus, useAsync, useInterval, usePageTitle } from "../components/ui";
 import { config, tokenByAddress, type TokenInfo } from "../config";
@@ -76,6 +77,7 @@ function Dashboard() {
         </ul>
       </section>
       <Sales />
+      <IssuedCertificates />
       <Payouts key={session.user?.address} awaiting={withdrawal} />
     </div>
   );
@@ -583,6 +585,44 @@ function Sales() {
       )}
       {sales.data && orders.length === 0 && <p>No sales yet.</p>}
       {orders.length > 0 && <OrdersTable orders={orders.map((o) => ({ ...o, courseTitle: o.courseTitle ?? titles.get(o.courseId) ?? null }))} showBuyer />}
+    </section>
+  );
+}
+
+// ------------------------------------------------------------------ certificates
+
+/** The certificates of my courses, and revoking one (with a reason and a note). */
+function IssuedCertificates() {
+  const list = useAsync(() => api<IssuedCertificate[]>("/provider/certificates"), []);
+  useInterval(list.reload, 2000, list.data?.some(revocationPending) ?? false);
+  return (
+    <section aria-labelledby="issued-title">
+      <h2 id="issued-title">Certificates</h2>
+      {list.loading && !list.data && <Loading />}
+      {list.error && <Alert>{list.error}</Alert>}
+      {list.data?.length === 0 && <p>No certificates issued yet.</p>}
+      {list.data && list.data.length > 0 && (
+        <div class="table-wrap" tabIndex={0} role="region" aria-label="Certificates">
+          <table class="data-table">
+            <thead>
+              <tr>
+                <th scope="col">Course</th>
+                <th scope="col">Learner</th>
+                <th scope="col">Certificate</th>
+                <th scope="col">Status</th>
+                <th scope="col">
+                  <span class="visually-hidden">Actions</span>
+                </th>
+              </tr>
+            </thead>
+            <tbody>
+              {list.data.map((c) => (
+                <IssuedCertificateRow key={c.id} certificate={c} endpoint="/provider/certificates" onChange={list.reload} />
+              ))}
+            </tbody>
+          </table>
+        </div>
+      )}
     </section>
   );
 }

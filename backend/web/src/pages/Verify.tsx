@@ -1,5 +1,6 @@
 // Public certificate verification: facts come from the certificate contract through the chain's
 // RPC endpoint (viem public client), not from the Tuition API. No wallet needed.
+import { Fragment } from "preact";
 import { useEffect, useState } from "preact/hooks";
 import { getAddress, isAddress, type Address } from "viem";
 import { errorMessage } from "../api";
@@ -8,7 +9,6 @@ import {
   CertificateNotFound,
   parseCertificateLink,
   qrSvg,
-  readCertificate,
   recordFromFile,
   recordHash,
   REVOKE_REASONS,
@@ -16,6 +16,14 @@ import {
   type OnchainCertificate,
 } from "../certificate";
 import { splitTokenId } from "../chain";
+import {
+  STEP_LABELS,
+  VERDICT_LABELS,
+  verifyOnChain,
+  withDocument,
+  type Report,
+  type StepStatus,
+} from "../verification";
 import { Alert, CopyButton, Loading, useAsync, usePageTitle } from "../components/ui";
 import { config } from "../config";
 import { formatDate } from "../format";
@@ -107,21 +115,32 @@ export function VerifyPage({ tokenId }: { tokenId: string }) {
   const result = useAsync(async () => {
     if (id === null) throw new Error("That is not a certificate number.");
     if (!contract) throw new Error("No certificate contract is configured; enter its address below.");
-    return readCertificate(contract, id);
+    return verifyOnChain(contract, id);
   }, [tokenId, contract]);
-  usePageTitle(result.data ? `Certificate: ${result.data.courseTitle ?? "course"}` : "Verify a certificate");
+  // The hash of a certificate file the verifier picked (or why it could not be read).
+  const [document, setDocument] = useState<string | Error | null>(null);
+  useEffect(() => setDocument(null), [tokenId, contract]);
+  const report = result.data ? withDocument(result.data, document) : null;
+  usePageTitle(report?.cert ? `Certificate: ${report.cert.courseTitle ?? "course"}` : "Verify a certificate");
 
   return (
     <section class="verify">
       <h1 tabIndex={-1}>Certificate verification</h1>
       {result.loading && <Loading label="Reading the certificate from the chain…" />}
       {result.error && (
-        <Alert kind={result.error.includes("ever issued") ? "warning" : "error"}>
+        <Alert>
           <strong>Not verified.</strong> {result.error}
         </Alert>
       )}
-      {result.data && <CertificateView cert={result.data} />}
-      <details class="verify-other" open={Boolean(result.error)}>
+      {report && !report.cert && (
+        <Alert kind="warning">
+          <strong>Not verified.</strong> {report.verdict === "unknown_contract" ? "This is not Tuition's certificate contract: " : ""}
+          {sentence(report.steps[0].detail)}
+        </Alert>
+      )}
+      {report?.cert && <CertificateView cert={report.cert} report={report} onDocument={setDocument} />}
+      {report && <StepReport report={report} />}
+      <details class="verify-other" open={Boolean(result.error) || (report !== null && !report.cert)}>
         <summary>Verify another certificate</summary>
         <VerifyForm initialContract={contract ?? undefined} />
       </details>
@@ -129,7 +148,114 @@ export function VerifyPage({ tokenId }: { tokenId: string }) {
   );
 }
 
-function CertificateView({ cert }: { cert: OnchainCertificate }) {
+function sentence(text: string): string {
+  return text ? `${text[0].toUpperCase()}${text.slice(1)}.` : "";
+}
+
+const STATUS_MARKS: Record<StepStatus, string> = { passed: "✓", failed: "✕", not_checked: "–" };
+const STATUS_WORDS: Record<StepStatus, string> = { passed: "passed", failed: "failed", not_checked: "not checked" };
+
+function factValue(value: string | number | boolean | null): string {
+  if (value === null) return "—";
+  if (typeof value === "boolean") return value ? "yes" : "no";
+  return String(value);
+}
+
+/** Every step the verdict rests on, with its facts (the same as `tuition verify` prints). */
+function StepReport({ report }: { report: Report }) {
+  return (
+    <section class="card step-report" aria-labelledby="steps-title">
+      <h2 id="steps-title">How this was checked</h2>
+      <p class="small muted">
+        Verdict: <strong data-testid="verdict-code" data-verdict={report.verdict}>{VERDICT_LABELS[report.verdict]}</strong>. The
+        same steps as <code>tuition verify</code> and the public API.
+      </p>
+      <ol class="steps" data-testid="steps">
+        {report.steps.map((step) => (
+          <li key={step.name} class={`step step-${step.status}`} data-testid={`step-${step.name}`} data-status={step.status}>
+            <p>
+              <span class="step-mark" aria-hidden="true">
+                {STATUS_MARKS[step.status]}
+              </span>{" "}
+              <strong>{STEP_LABELS[step.name]}</strong> — <span class="step-status">{STATUS_WORDS[step.status]}</span>:{" "}
+              <span class="step-detail">{step.detail}</span>
+            </p>
+            {Object.keys(step.facts).length > 0 && (
+              <dl class="facts small">
+                {Object.entries(step.facts).map(([key, value]) => (
+                  <Fragment key={key}>
+                    <dt>{key}</dt>
+                    <dd>
+                      <code class="wrap">{factValue(value)}</code>
+                    </dd>
+                  </Fragment>
+                ))}
+              </dl>
+            )}
+          </li>
+        ))}
+      </ol>
+    </section>
+  );
+}
+
+function Verdict({ cert, report, contractParam }: { cert: OnchainCertificate; report: Report; contractParam: string | null }) {
+  const issuer = report.steps.find((s) => s.name === "issuer");
+  const bad = report.verdict !== "valid";
+  return (
+    <div class={`verdict ${bad ? "verdict-revoked" : "verdict-valid"}`} role="status" data-testid="verdict" data-verdict={report.verdict}>
+      <span class="verdict-icon" aria-hidden="true">
+        {bad ? "✕" : "✓"}
+      </span>
+      <div>
+        {cert.revoked ? (
+          <>
+            <strong>Revoked</strong>
+            <p>
+              This certificate was issued, then revoked on {formatDate(cert.revokedAt, true)}
+              {cert.revokeReason ? ` — ${REVOKE_REASONS[cert.revokeReason] ?? `reason code ${cert.revokeReason}`}` : ""}.
+              {cert.replacedBy !== null && (
+                <>
+                  {" "}It was replaced by{" "}
+                  <a href={verifyUrl(cert.replacedBy, contractParam)} data-testid="replaced-by">
+                    certificate #{cert.replacedBy.toString()}
+                  </a>
+                  .
+                </>
+              )}
+              {cert.removed ? " Its holder has also removed it." : ""}
+            </p>
+          </>
+        ) : cert.removed ? (
+          <>
+            <strong>Removed</strong>
+            <p>This certificate was issued, then removed by its holder: they no longer present it.</p>
+          </>
+        ) : report.verdict === "document_mismatch" ? (
+          <>
+            <strong>{VERDICT_LABELS.document_mismatch}</strong>
+            <p>The certificate is on-chain, but the file you checked is not the record that was certified.</p>
+          </>
+        ) : report.verdict === "unverified_issuer" ? (
+          <>
+            <strong>{VERDICT_LABELS.unverified_issuer}</strong>
+            <p>
+              This certificate exists on-chain and has not been revoked, but the platform does not vouch for its issuer:{" "}
+              {issuer?.detail}. Anyone can create a course and certify it.
+            </p>
+          </>
+        ) : (
+          <>
+            <strong>Valid</strong>
+            <p>This certificate exists on-chain, has not been revoked, and its issuer is verified by the platform.</p>
+          </>
+        )}
+      </div>
+    </div>
+  );
+}
+
+function CertificateView({ cert, report, onDocument }: { cert: OnchainCertificate; report: Report; onDocument: (d: string | Error | null) => void }) {
   const cfg = config();
   const contractParam = cfg.contracts.certificate && cert.contract.toLowerCase() === cfg.contracts.certificate.toLowerCase() ? null : cert.contract;
   const url = verifyUrl(cert.tokenId, contractParam);
@@ -141,8 +267,8 @@ function CertificateView({ cert }: { cert: OnchainCertificate }) {
   }, [url]);
   const consistent = splitTokenId(cert.tokenId);
   const idMatches = consistent.courseId === cert.courseId && consistent.learner.toLowerCase() === cert.holder.toLowerCase();
-  const invalid = cert.revoked || cert.removed;
   const status = cert.revoked ? "Revoked" : cert.removed ? "Removed by its holder" : "Valid";
+  const issuer = report.steps.find((s) => s.name === "issuer");
 
   const downloadPdf = async () => {
     setPdfBusy(true);
@@ -165,46 +291,7 @@ function CertificateView({ cert }: { cert: OnchainCertificate }) {
 
   return (
     <div class="certificate-view" data-testid="certificate-view" data-revoked={cert.revoked ? "true" : "false"}>
-      <div class={`verdict ${invalid ? "verdict-revoked" : "verdict-valid"}`} role="status" data-testid="verdict">
-        {cert.revoked ? (
-          <>
-            <span class="verdict-icon" aria-hidden="true">✕</span>
-            <div>
-              <strong>Revoked</strong>
-              <p>
-                This certificate was issued, then revoked on {formatDate(cert.revokedAt, true)}
-                {cert.revokeReason ? ` — ${REVOKE_REASONS[cert.revokeReason] ?? `reason code ${cert.revokeReason}`}` : ""}.
-                {cert.replacedBy !== null && (
-                  <>
-                    {" "}It was replaced by{" "}
-                    <a href={verifyUrl(cert.replacedBy, contractParam)} data-testid="replaced-by">
-                      certificate #{cert.replacedBy.toString()}
-                    </a>
-                    .
-                  </>
-                )}
-                {cert.removed ? " Its holder has also removed it." : ""}
-              </p>
-            </div>
-          </>
-        ) : cert.removed ? (
-          <>
-            <span class="verdict-icon" aria-hidden="true">✕</span>
-            <div>
-              <strong>Removed</strong>
-              <p>This certificate was issued, then removed by its holder: they no longer present it.</p>
-            </div>
-          </>
-        ) : (
-          <>
-            <span class="verdict-icon" aria-hidden="true">✓</span>
-            <div>
-              <strong>Valid</strong>
-              <p>This certificate exists on-chain and has not been revoked.</p>
-            </div>
-          </>
-        )}
-      </div>
+      <Verdict cert={cert} report={report} contractParam={contractParam} />
       <div class="certificate-grid">
         <div class="card">
           <h2>{cert.courseTitle ?? `Course #${cert.courseId}`}</h2>
@@ -219,6 +306,8 @@ function CertificateView({ cert }: { cert: OnchainCertificate }) {
             </dd>
             <dt>Issuer (course provider)</dt>
             <dd>
+              {issuer?.facts.providerName ? <strong>{String(issuer.facts.providerName)} </strong> : null}
+              {issuer?.facts.providerDomain ? <span>({String(issuer.facts.providerDomain)}) </span> : null}
               <code>{cert.issuer}</code>{" "}
               <span data-testid="issuer-verified">
                 {cert.issuerVerified ? "— verified by the platform" : "— not verified by the platform"}
@@ -242,7 +331,7 @@ function CertificateView({ cert }: { cert: OnchainCertificate }) {
               {!idMatches && <span class="warning-text"> (does not follow Tuition's id scheme)</span>}
             </dd>
           </dl>
-          <RecordCheck cert={cert} />
+          <RecordCheck cert={cert} onDocument={onDocument} />
         </div>
         <div class="card certificate-side">
           {cert.image ? (
@@ -268,7 +357,7 @@ function CertificateView({ cert }: { cert: OnchainCertificate }) {
   );
 }
 
-function RecordCheck({ cert }: { cert: OnchainCertificate }) {
+function RecordCheck({ cert, onDocument }: { cert: OnchainCertificate; onDocument: (d: string | Error | null) => void }) {
   const [result, setResult] = useState<{ ok: boolean; hash?: string; message: string } | null>(null);
   const onFile = async (event: Event) => {
     const input = event.currentTarget as HTMLInputElement;
@@ -278,6 +367,7 @@ function RecordCheck({ cert }: { cert: OnchainCertificate }) {
       const text = await file.text();
       const parsed = JSON.parse(text);
       const hash = recordHash(recordFromFile(parsed));
+      onDocument(hash);
       const ok = hash.toLowerCase() === cert.recordHash.toLowerCase();
       setResult({
         ok,
@@ -287,6 +377,7 @@ function RecordCheck({ cert }: { cert: OnchainCertificate }) {
           : "This file does NOT match the on-chain record: it is another certificate's record, or it was altered.",
       });
     } catch (err) {
+      onDocument(err instanceof Error ? err : new Error(String(err)));
       setResult({ ok: false, message: `Could not read that file as certificate JSON: ${errorMessage(err)}` });
     }
   };
