@@ -28,4 +28,4 @@ bench-indexer-ir:
 
 # Revoke (admin API) -> the public verification API reports revoked: p50/p95 of 50, local stack.
 bench-revocation:
-	scripts/setup && PATH=$(CURDIR)/node_modules/.bin:$$PATH .venv/bin/python scripts/bench_revocation.py
+	scripts/setup && PATH=$(CURDIR)/node_modules/.bin:$$PATH .venv/bin/python scripts/bench_revocation.py $(if $(REDIS),--redis-url $(REDIS))
