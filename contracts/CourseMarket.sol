@@ -127,6 +127,9 @@ contract CourseMarket is ICourseMarket, AccessControlDefaultAdminRules, Reentran
     /// @dev Keyed by `_key(providerId, token)`.
     mapping(uint256 key => Ring) private _rings;
     mapping(address payee => mapping(address token => uint256)) private _credited;
+    /// @dev Fees released or paid at once and not withdrawn yet, per token: they belong to the
+    /// treasury current when they are withdrawn, never to an address chosen by `release`'s caller.
+    mapping(address token => uint256) private _fees;
     /// @dev Token index + 1 (0: never allowlisted).
     mapping(address token => uint256) private _tokenSlots;
     mapping(address provider => mapping(address delegate => bool)) private _delegates;
@@ -283,16 +286,19 @@ contract CourseMarket is ICourseMarket, AccessControlDefaultAdminRules, Reentran
     /// @param maxAmount The most the caller agrees to pay (PriceAboveMax).
     /// @param recipient Who gets access; `address(0)` for the caller.
     /// @param orderRef The backend's order reference, or zero; echoed in CoursePurchased.
+    /// @param quotedWindow The refund window the buyer was quoted (RefundWindowBelowQuote).
     function purchase(
         uint256 courseId,
         address token,
         uint256 maxAmount,
         address recipient,
-        bytes32 orderRef
+        bytes32 orderRef,
+        uint32 quotedWindow
     ) external payable {
         if (_reentrancyGuardEntered()) revert ReentrancyGuardReentrantCall();
         if (token == address(0)) {
-            uint256 price = _purchase(courseId, token, maxAmount, recipient, orderRef);
+            uint256 price =
+                _purchase(courseId, token, maxAmount, recipient, orderRef, quotedWindow);
             if (msg.value < price) revert IncorrectPayment(price, msg.value);
             if (msg.value > price) {
                 _setGuard(true);
@@ -304,7 +310,8 @@ contract CourseMarket is ICourseMarket, AccessControlDefaultAdminRules, Reentran
             }
         } else {
             if (msg.value != 0) revert IncorrectPayment(0, msg.value);
-            uint256 price = _purchase(courseId, token, maxAmount, recipient, orderRef);
+            uint256 price =
+                _purchase(courseId, token, maxAmount, recipient, orderRef, quotedWindow);
             if (price != 0) _pull(token, price);
         }
     }
@@ -318,6 +325,7 @@ contract CourseMarket is ICourseMarket, AccessControlDefaultAdminRules, Reentran
     /// @param maxAmount The most the caller agrees to pay; also the permit's value.
     /// @param recipient Who gets access; `address(0)` for the caller.
     /// @param orderRef The backend's order reference, or zero.
+    /// @param quotedWindow The refund window the buyer was quoted (RefundWindowBelowQuote).
     /// @param deadline The permit's deadline.
     /// @param v The permit signature's recovery id.
     /// @param r The permit signature's r.
@@ -328,13 +336,14 @@ contract CourseMarket is ICourseMarket, AccessControlDefaultAdminRules, Reentran
         uint256 maxAmount,
         address recipient,
         bytes32 orderRef,
+        uint32 quotedWindow,
         uint256 deadline,
         uint8 v,
         bytes32 r,
         bytes32 s
     ) external nonReentrant {
         if (token == address(0)) revert TokenNotAllowed(token);
-        uint256 price = _purchase(courseId, token, maxAmount, recipient, orderRef);
+        uint256 price = _purchase(courseId, token, maxAmount, recipient, orderRef, quotedWindow);
         try IERC20Permit(token).permit(msg.sender, address(this), maxAmount, deadline, v, r, s) {}
         catch (bytes memory reason) {
             if (IERC20(token).allowance(msg.sender, address(this)) < price) {
@@ -440,7 +449,9 @@ contract CourseMarket is ICourseMarket, AccessControlDefaultAdminRules, Reentran
     // ---------------------------------------------------------------- money
 
     /// @inheritdoc ICourseMarket
-    /// @dev Fees are credited to the treasury current at release time. Works while paused.
+    /// @dev Fees go to the treasury's fees (`feesOf`), which the treasury current at withdrawal
+    /// time collects: who calls this, and when, changes nothing about who gets them. Works while
+    /// paused.
     /// @param provider Whose ring is released.
     /// @param token The ring's token (`address(0)`: native coin).
     function release(address provider, address token) external nonReentrant {
@@ -456,8 +467,15 @@ contract CourseMarket is ICourseMarket, AccessControlDefaultAdminRules, Reentran
     function withdraw(address token) external nonReentrant returns (uint256 amount) {
         _release(msg.sender, token);
         amount = _credited[msg.sender][token];
+        if (amount != 0) delete _credited[msg.sender][token];
+        if (msg.sender == _config.treasury) {
+            uint256 fees = _fees[token];
+            if (fees != 0) {
+                delete _fees[token];
+                amount += fees;
+            }
+        }
         if (amount == 0) revert NothingToWithdraw(msg.sender, token);
-        delete _credited[msg.sender][token];
         emit Withdrawn(msg.sender, token, amount);
         if (token == address(0)) {
             _sendNative(msg.sender, amount);
@@ -479,7 +497,9 @@ contract CourseMarket is ICourseMarket, AccessControlDefaultAdminRules, Reentran
     }
 
     /// @inheritdoc ICourseMarket
-    /// @dev Fees still in escrow are credited to the treasury current when they are released.
+    /// @dev Every fee not withdrawn yet, released or still in escrow, goes to the new treasury:
+    /// fees are never credited to a treasury address, so the old key cannot keep them by calling
+    /// `release` first.
     /// @param treasury_ The new treasury (ZeroAddress for 0).
     function setTreasury(address treasury_) external onlyRole(DEFAULT_ADMIN_ROLE) {
         if (treasury_ == address(0)) revert ZeroAddress();
@@ -609,8 +629,16 @@ contract CourseMarket is ICourseMarket, AccessControlDefaultAdminRules, Reentran
     function withdrawableOf(address payee, address token) external view returns (uint256) {
         (uint256 net, uint256 fee) = releasableOf(payee, token);
         uint256 amount = _credited[payee][token] + net;
-        if (payee == _config.treasury) amount += fee;
+        if (payee == _config.treasury) amount += fee + _fees[token];
         return amount;
+    }
+
+    /// @notice Fees released (or paid at once) and not withdrawn yet: the treasury current when
+    /// `withdraw` is called gets them, whoever released them and whenever.
+    /// @param token The token (`address(0)`: native coin).
+    /// @return The fees waiting for the treasury.
+    function feesOf(address token) external view returns (uint256) {
+        return _fees[token];
     }
 
     /// @inheritdoc ICourseMarket
@@ -670,12 +698,13 @@ contract CourseMarket is ICourseMarket, AccessControlDefaultAdminRules, Reentran
         address token,
         uint256 maxAmount,
         address recipient,
-        bytes32 orderRef
+        bytes32 orderRef,
+        uint32 quotedWindow
     ) private returns (uint256 price) {
         uint256 fee;
         uint256 deadline;
-        uint256 payees;
-        (price, fee, deadline, payees) = _quote(courseId, token, maxAmount);
+        uint256 providerId;
+        (price, fee, deadline, providerId) = _quote(courseId, token, maxAmount, quotedWindow);
         if (recipient == address(0)) recipient = msg.sender;
         {
             Access storage record = _access[_key(courseId, recipient)];
@@ -684,17 +713,18 @@ contract CourseMarket is ICourseMarket, AccessControlDefaultAdminRules, Reentran
                 record, AccessSource.Purchase, deadline, _digest(msg.sender, token, price, fee)
             );
         }
-        if (price != 0) _book(payees, token, price, fee, deadline);
+        if (price != 0) _book(providerId, token, price, fee, deadline);
         emit CoursePurchased(courseId, msg.sender, recipient, token, price, fee, orderRef);
     }
 
     /// @dev The checks of a purchase made now, reading each packed slot once as a word (config,
     /// course, and for ERC-20 the price). Returns the price, the fee, the refund deadline (0: not
-    /// refundable) and the payees as `_key(providerId, treasury)`.
-    function _quote(uint256 courseId, address token, uint256 maxAmount)
+    /// refundable) and the course's provider id. The course's refund window must
+    /// be at least `quotedWindow` (RefundWindowBelowQuote), whatever the price.
+    function _quote(uint256 courseId, address token, uint256 maxAmount, uint32 quotedWindow)
         private
         view
-        returns (uint256 price, uint256 fee, uint256 deadline, uint256 payees)
+        returns (uint256 price, uint256 fee, uint256 deadline, uint256 providerId)
     {
         if (courseId > _MAX_COURSE_ID) revert InvalidCourseId(courseId);
         uint256 config;
@@ -728,32 +758,37 @@ contract CourseMarket is ICourseMarket, AccessControlDefaultAdminRules, Reentran
         }
         price = uint96(priceWord);
         if (price > maxAmount) revert PriceAboveMax(price, maxAmount);
+        uint32 window = uint32(courseWord >> _COURSE_WINDOW);
+        if (window < quotedWindow) revert RefundWindowBelowQuote(courseId, window, quotedWindow);
 
         if (price != 0) {
             // Cannot overflow: price < 2**96 and feeBps < 2**16.
             unchecked {
                 fee = price * uint16(config >> _CONFIG_FEE) / _BPS;
             }
-            uint256 window = uint32(courseWord >> _COURSE_WINDOW);
             if (window != 0) deadline = block.timestamp + window;
         }
-        payees = _key(uint32(courseWord), address(uint160(config)));
+        providerId = uint32(courseWord);
     }
 
     /// @dev Books a paid purchase: adds its money to the escrow bucket of its release day, or
-    /// credits the payees at once when it cannot be refunded (zero refund window). `payees` is
-    /// `_key(providerId, treasury)`. One read and one write of the bucket on the common path.
-    function _book(uint256 payees, address token, uint256 price, uint256 fee, uint256 deadline)
-        private
-    {
+    /// credits the provider and the treasury's fees at once when it cannot be refunded (zero
+    /// refund window). One read and one write of the bucket on the common path.
+    function _book(
+        uint256 providerId,
+        address token,
+        uint256 price,
+        uint256 fee,
+        uint256 deadline
+    ) private {
         uint256 net;
         // Cannot underflow: fee <= price because feeBps <= MAX_FEE_BPS < _BPS.
         unchecked {
             net = price - fee;
         }
-        if (deadline == 0) return _payAtOnce(payees, token, net, fee);
+        if (deadline == 0) return _payAtOnce(providerId, token, net, fee);
         uint256 day = _releaseDay(deadline);
-        Ring storage ring = _rings[_key(payees >> 160, token)];
+        Ring storage ring = _rings[_key(providerId, token)];
         Bucket storage bucket = ring.buckets[day % _RING_SIZE];
         uint256 current;
         assembly ("memory-safe") {
@@ -766,7 +801,7 @@ contract CourseMarket is ICourseMarket, AccessControlDefaultAdminRules, Reentran
                 fee += current >> 144;
             }
         } else {
-            _reuse(ring, day, current, payees, token);
+            _reuse(ring, day, current, providerId, token);
         }
         _storeBucket(bucket, day, net, fee);
     }
@@ -774,26 +809,24 @@ contract CourseMarket is ICourseMarket, AccessControlDefaultAdminRules, Reentran
     /// @dev Prepares the ring slot of `day` that holds another day (`current`): that older day
     /// is at least 32 days back, hence matured, and its money is released; an empty slot gets
     /// its pending bit (a released slot keeps its pending bit cleared until reused).
-    function _reuse(Ring storage ring, uint256 day, uint256 current, uint256 payees, address token)
-        private
-    {
+    function _reuse(
+        Ring storage ring,
+        uint256 day,
+        uint256 current,
+        uint256 providerId,
+        address token
+    ) private {
         if (current >> 32 != 0) {
-            _credit(
-                _providers[payees >> 160],
-                token,
-                uint112(current >> 32),
-                current >> 144,
-                address(uint160(payees))
-            );
+            _credit(_providers[providerId], token, uint112(current >> 32), current >> 144);
         } else {
             ring.pending |= 1 << (day % _RING_SIZE);
         }
     }
 
-    /// @dev Credits a non-refundable purchase's money to the provider and the treasury.
-    function _payAtOnce(uint256 payees, address token, uint256 net, uint256 fee) private {
-        _credited[_providers[payees >> 160]][token] += net;
-        if (fee != 0) _credited[address(uint160(payees))][token] += fee;
+    /// @dev Credits a non-refundable purchase's money to the provider and the treasury's fees.
+    function _payAtOnce(uint256 providerId, address token, uint256 net, uint256 fee) private {
+        _credited[_providers[providerId]][token] += net;
+        if (fee != 0) _fees[token] += fee;
     }
 
     /// @dev Writes an access record with one SSTORE (the layout of `Access`: source in the
@@ -823,12 +856,10 @@ contract CourseMarket is ICourseMarket, AccessControlDefaultAdminRules, Reentran
         }
     }
 
-    /// @dev Credits released money and emits Released.
-    function _credit(address provider, address token, uint256 net, uint256 fee, address treasury_)
-        private
-    {
+    /// @dev Credits released money (the fee to the treasury's fees) and emits Released.
+    function _credit(address provider, address token, uint256 net, uint256 fee) private {
         if (net != 0) _credited[provider][token] += net;
-        if (fee != 0) _credited[treasury_][token] += fee;
+        if (fee != 0) _fees[token] += fee;
         emit Released(provider, token, net, fee);
     }
 
@@ -860,7 +891,7 @@ contract CourseMarket is ICourseMarket, AccessControlDefaultAdminRules, Reentran
         }
         if (stillPending == pending) return;
         ring.pending = stillPending;
-        if (net != 0 || fee != 0) _credit(provider, token, net, fee, _config.treasury);
+        if (net != 0 || fee != 0) _credit(provider, token, net, fee);
     }
 
     /// @dev Sums the pending (`matured == false`) or matured (`true`) buckets of a ring.
@@ -888,13 +919,42 @@ contract CourseMarket is ICourseMarket, AccessControlDefaultAdminRules, Reentran
     /// rebasing tokens by checking this contract's balance delta.
     function _pull(address token, uint256 amount) private {
         uint256 before = _selfBalance(token);
-        IERC20(token).safeTransferFrom(msg.sender, address(this), amount);
+        _transferIn(token, amount);
         uint256 balance = _selfBalance(token);
         // Checked addition: a (broken) token balance near 2**256 reverts rather than wraps.
         if (balance != before + amount) {
             // Cannot underflow: only subtracted when balance > before.
             unchecked {
                 revert TransferShortfall(token, amount, balance > before ? balance - before : 0);
+            }
+        }
+    }
+
+    /// @dev `token.transferFrom(msg.sender, address(this), amount)` with SafeERC20's rules (a
+    /// revert is bubbled up; `false`, or a short non-empty answer, reverts with
+    /// SafeERC20FailedOperation; no answer is accepted, as USDT gives none) without its memory
+    /// bookkeeping. A token without code cannot get here: `_selfBalance` ran first and reverts
+    /// on an empty answer.
+    function _transferIn(address token, uint256 amount) private {
+        assembly ("memory-safe") {
+            // Call data in free memory (not claimed: nothing else runs before it is dropped).
+            let ptr := mload(0x40)
+            mstore(ptr, shl(224, 0x23b872dd)) // transferFrom(address,address,uint256)
+            mstore(add(ptr, 0x04), caller())
+            mstore(add(ptr, 0x24), address())
+            mstore(add(ptr, 0x44), amount)
+            let ok := call(gas(), token, 0, ptr, 0x64, 0x00, 0x20)
+            if iszero(ok) {
+                returndatacopy(ptr, 0, returndatasize())
+                revert(ptr, returndatasize())
+            }
+            // Success is no answer at all, or a 32-byte (or longer) answer equal to true.
+            if returndatasize() {
+                if iszero(and(gt(returndatasize(), 0x1f), eq(mload(0x00), 1))) {
+                    mstore(0x00, 0x5274afe7) // SafeERC20FailedOperation(address)
+                    mstore(0x20, token)
+                    revert(0x1c, 0x24)
+                }
             }
         }
     }

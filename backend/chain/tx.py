@@ -9,6 +9,7 @@ from eth_utils import keccak
 
 from backend.chain.client import encode_call
 
+PURCHASE = "purchase(uint256,address,uint256,address,bytes32,uint32)"
 ACCESS_SOURCE = {"none": 0, "purchase": 1, "card": 2, "grant": 3}
 
 
@@ -71,16 +72,26 @@ def purchase(
     max_amount: int,
     recipient: str,
     order_ref: str,
+    quoted_window: int,
     native: bool,
 ) -> UnsignedTx:
-    """`purchase(uint256,address,uint256,address,bytes32)`; sends the price for the native coin."""
+    """`purchase(uint256,address,uint256,address,bytes32,uint32)`; sends the price for the native
+    coin. `quoted_window` is the refund window the buyer was quoted: the market refuses the
+    purchase if the course's window is shorter by the time it is mined."""
     return _tx(
         market,
         chain_id,
         encode_call(
-            "purchase(uint256,address,uint256,address,bytes32)",
-            ["uint256", "address", "uint256", "address", "bytes32"],
-            [course_id, token, max_amount, recipient, bytes.fromhex(order_ref[2:])],
+            PURCHASE,
+            ["uint256", "address", "uint256", "address", "bytes32", "uint32"],
+            [
+                course_id,
+                token,
+                max_amount,
+                recipient,
+                bytes.fromhex(order_ref[2:]),
+                quoted_window,
+            ],
         ),
         value=max_amount if native else 0,
     )

@@ -107,6 +107,9 @@ class Order(Base):
     # bytes32 hex: the purchase's orderRef on-chain, and the ref of card grants recorded there.
     order_ref: Mapped[str] = mapped_column(String(66), unique=True)
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    # Crypto quotes: the refund window (seconds) the buyer was quoted; the purchase transaction
+    # carries it and the market refuses the purchase if the course's window is shorter by then.
+    quoted_refund_window: Mapped[int | None] = mapped_column(Integer, default=None)
     # Crypto: where the purchase was seen.
     chain_id: Mapped[int | None] = mapped_column(BigInteger, default=None)
     tx_hash: Mapped[str | None] = mapped_column(String(66), default=None)

@@ -33,6 +33,8 @@ class OrderOut(ApiModel):
     status: str
     order_ref: str
     expires_at: datetime | None
+    # Crypto quotes: the refund window (seconds) the purchase transaction holds the market to.
+    quoted_refund_window: int | None = None
     chain_id: int | None
     tx_hash: str | None
     log_index: int | None

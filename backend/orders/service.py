@@ -441,6 +441,7 @@ def create_crypto_quote(
         status=OrderStatus.PENDING,
         order_ref=new_bytes32(),
         expires_at=utcnow() + QUOTE_TTL,
+        quoted_refund_window=course.refund_window,
         anomalies=[],
     )
     session.add(order)

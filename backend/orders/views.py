@@ -32,6 +32,7 @@ def order_out(order: Order, tokens: dict[str, Token]) -> OrderOut:
         status=order.status,
         order_ref=order.order_ref,
         expires_at=order.expires_at,
+        quoted_refund_window=order.quoted_refund_window,
         chain_id=order.chain_id,
         tx_hash=order.tx_hash,
         log_index=order.log_index,
@@ -82,6 +83,7 @@ def crypto_quote_out(
         max_amount=order.amount,
         recipient=recipient,
         order_ref=order.order_ref,
+        quoted_window=order.quoted_refund_window or 0,
         native=native,
     )
     approval = None if native else txs.approve(order.token, chain_id, market, order.amount)

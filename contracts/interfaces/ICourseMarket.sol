@@ -103,6 +103,8 @@ interface ICourseMarket {
     error TokenNotAccepted(uint256 courseId, address token);
     error PriceTooHigh(uint256 price, uint256 maxPrice);
     error PriceAboveMax(uint256 price, uint256 maxAmount);
+    /// @notice The course's refund window is shorter than the one the buyer was quoted.
+    error RefundWindowBelowQuote(uint256 courseId, uint32 refundWindow, uint32 quotedWindow);
     error AlreadyHasAccess(uint256 courseId, address learner);
     error IncorrectPayment(uint256 expected, uint256 sent);
     error TransferShortfall(address token, uint256 expected, uint256 received);
@@ -154,12 +156,15 @@ interface ICourseMarket {
     /// transaction. ERC-20: approve the exact price first; fee-on-transfer tokens are rejected.
     /// @param maxAmount The most the caller agrees to pay; protects against price changes.
     /// @param orderRef The backend's order reference, or zero.
+    /// @param quotedWindow The refund window (seconds) the buyer was quoted; protects against a
+    /// window cut ordered before the purchase (RefundWindowBelowQuote). Zero accepts any.
     function purchase(
         uint256 courseId,
         address token,
         uint256 maxAmount,
         address recipient,
-        bytes32 orderRef
+        bytes32 orderRef,
+        uint32 quotedWindow
     ) external payable;
 
     /// @notice Buy with an ERC-20 that supports EIP-2612, in one transaction.
@@ -171,6 +176,7 @@ interface ICourseMarket {
         uint256 maxAmount,
         address recipient,
         bytes32 orderRef,
+        uint32 quotedWindow,
         uint256 deadline,
         uint8 v,
         bytes32 r,
@@ -200,7 +206,7 @@ interface ICourseMarket {
     // ---------------------------------------------------------------- money
 
     /// @notice Move the matured escrow of `provider` in `token` to withdrawable balances.
-    /// Anyone may call it; the treasury uses it to collect fees.
+    /// Anyone may call it; fees go to the treasury whoever calls it.
     function release(address provider, address token) external;
 
     /// @notice Pay out the caller's whole withdrawable balance in `token` (releasing matured
@@ -212,7 +218,8 @@ interface ICourseMarket {
     /// @notice Set the platform fee in basis points (≤ MAX_FEE_BPS). Admin only.
     function setFee(uint16 bps) external;
 
-    /// @notice Set the address platform fees are credited to. Admin only.
+    /// @notice Set the address that collects platform fees: every fee not withdrawn yet, released
+    /// or still in escrow, goes to the treasury current when it is withdrawn. Admin only.
     function setTreasury(address treasury) external;
 
     /// @notice Add or remove an ERC-20 from the accepted list. Admin only.

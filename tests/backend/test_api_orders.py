@@ -17,7 +17,8 @@ pytestmark = pytest.mark.anyio
 PROVIDER = account("provider")
 BUYER = account("buyer")
 FRIEND = account("friend")
-PURCHASE = "purchase(uint256,address,uint256,address,bytes32)"
+PURCHASE = "purchase(uint256,address,uint256,address,bytes32,uint32)"
+PURCHASE_ARGS = ["uint256", "address", "uint256", "address", "bytes32", "uint32"]
 
 
 def _decode(tx: dict[str, Any], signature: str, types: list[str]) -> tuple[Any, ...]:
@@ -32,6 +33,7 @@ async def _course(api: Api) -> int:
         provider=PROVIDER.address,
         onchain_id=4,
         prices={NATIVE: 10**16, USDC: 49_000_000},
+        refund_window=14 * 86400,
     )
     return course.id
 
@@ -51,8 +53,16 @@ async def test_native_quote_returns_a_pending_order_and_the_purchase_transaction
     assert order["amount"] == str(10**16) and order["token"]["symbol"] == "ETH"
     assert order["recipient"] == BUYER.address and order["expiresAt"]
     assert tx["to"] == MARKET and tx["chainId"] == CHAIN_ID and tx["value"] == str(10**16)
-    args = _decode(tx, PURCHASE, ["uint256", "address", "uint256", "address", "bytes32"])
-    assert args == (4, NATIVE, 10**16, BUYER.address.lower(), bytes.fromhex(order["orderRef"][2:]))
+    args = _decode(tx, PURCHASE, PURCHASE_ARGS)
+    assert args == (
+        4,
+        NATIVE,
+        10**16,
+        BUYER.address.lower(),
+        bytes.fromhex(order["orderRef"][2:]),
+        14 * 86400,  # the window the buyer is quoted binds the market
+    )
+    assert order["quotedRefundWindow"] == 14 * 86400
     assert body["approval"] is None
 
 
@@ -66,9 +76,7 @@ async def test_erc20_quote_for_a_friend_includes_the_approval(api: Api) -> None:
             )
         ).json()
     assert body["transaction"]["value"] == "0"
-    args = _decode(
-        body["transaction"], PURCHASE, ["uint256", "address", "uint256", "address", "bytes32"]
-    )
+    args = _decode(body["transaction"], PURCHASE, PURCHASE_ARGS)
     assert args[3] == FRIEND.address.lower()
     approval = body["approval"]
     assert approval["to"] == USDC

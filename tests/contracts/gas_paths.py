@@ -88,12 +88,12 @@ def measure_gas_paths(accounts: Any, project: Any, chain: Any) -> dict[str, int]
 
     def native(learner: Any, cid: int, label: str) -> Any:
         return market.purchase(
-            cid, ZERO, NATIVE_PRICE, ZERO, order_ref(label), sender=learner, value=NATIVE_PRICE
+            cid, ZERO, NATIVE_PRICE, ZERO, order_ref(label), 0, sender=learner, value=NATIVE_PRICE
         )
 
     def erc20(learner: Any, cid: int, label: str) -> Any:
         esn.approve(market, ESN_PRICE, sender=learner)
-        return market.purchase(cid, esn, ESN_PRICE, ZERO, order_ref(label), sender=learner)
+        return market.purchase(cid, esn, ESN_PRICE, ZERO, order_ref(label), 0, sender=learner)
 
     gas["purchase_native_first"] = native(learners[0], course_id, "n1").gas_used
     gas["purchase_native_warm"] = native(learners[1], course_id, "n2").gas_used
@@ -111,7 +111,7 @@ def measure_gas_paths(accounts: Any, project: Any, chain: Any) -> dict[str, int]
         chain_id=chain.chain_id,
     )
     gas["purchase_permit_warm"] = market.purchaseWithPermit(
-        course_id, esn, ESN_PRICE, ZERO, order_ref("p1"), deadline, v, r, s, sender=learners[4]
+        course_id, esn, ESN_PRICE, ZERO, order_ref("p1"), 0, deadline, v, r, s, sender=learners[4]
     ).gas_used
 
     gas["grant_access_card"] = market.grantAccess(

@@ -60,7 +60,7 @@ def buy_native(market: Any, course_id: int, buyer: Any, *, recipient: Any = ZERO
     price, _ = market.priceOf(course_id, ZERO)
     value = kw.pop("value", price)
     ref = kw.pop("ref", order_ref(f"{buyer}-{course_id}"))
-    return market.purchase(course_id, ZERO, price, recipient, ref, sender=buyer, value=value)
+    return market.purchase(course_id, ZERO, price, recipient, ref, 0, sender=buyer, value=value)
 
 
 def buy_token(
@@ -70,4 +70,4 @@ def buy_token(
     price, _ = market.priceOf(course_id, token)
     token.approve(market, price, sender=buyer)
     ref = kw.pop("ref", order_ref(f"{buyer}-{course_id}-{token}"))
-    return market.purchase(course_id, token, price, recipient, ref, sender=buyer)
+    return market.purchase(course_id, token, price, recipient, ref, 0, sender=buyer)

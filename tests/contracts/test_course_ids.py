@@ -72,10 +72,10 @@ def test_aliased_purchases_and_access_calls_revert(
     ref = order_ref("alias")
     for call in (
         lambda: market.purchase(
-            aliased, ZERO, NATIVE_PRICE, ZERO, ref, sender=other, value=NATIVE_PRICE
+            aliased, ZERO, NATIVE_PRICE, ZERO, ref, 0, sender=other, value=NATIVE_PRICE
         ),
         lambda: market.purchaseWithPermit(
-            aliased, esn, 1, ZERO, ref, 0, 27, b"\x00" * 32, b"\x00" * 32, sender=other
+            aliased, esn, 1, ZERO, ref, 0, 0, 27, b"\x00" * 32, b"\x00" * 32, sender=other
         ),
         lambda: market.refund(aliased, learner, learner, ZERO, NATIVE_PRICE, 0, sender=provider),
         lambda: market.grantAccess(aliased, other, CARD, ref, sender=operator),

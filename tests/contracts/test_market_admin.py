@@ -17,6 +17,7 @@ from market_helpers import (
     REFUND_WINDOW,
     ZERO,
     buy_native,
+    new_course,
 )
 
 REF = keccak(text="stripe:pi_123")
@@ -234,14 +235,42 @@ def test_treasury_changes(market, owner, treasury, other):
         market.setTreasury(other, sender=other)
 
 
-def test_treasury_change_redirects_released_fees(
-    market, course_id, owner, provider, learner, other, chain
+@pytest.mark.parametrize("old_key_releases_first", [False, True], ids=["quiet", "front-run"])
+def test_a_rotated_treasury_gets_every_fee_not_withdrawn_whoever_releases(
+    market, owner, treasury, provider, learner, other, accounts, chain, old_key_releases_first
 ):
-    buy_native(market, course_id, learner)
-    market.setTreasury(other, sender=owner)
-    chain.pending_timestamp = chain.pending_timestamp + REFUND_WINDOW + DAY
-    market.release(provider, ZERO, sender=other)
-    assert market.creditedOf(other, ZERO) == NATIVE_PRICE * FEE_BPS // 10_000
+    """The treasury's key leaked: the admin rotates it. Matured fees (in escrow or released),
+    fees still inside refund windows and fees paid at once all go to the new treasury, even if
+    the old key calls `release` on every ring right before the rotation."""
+    new_treasury = accounts[11]
+    early = new_course(market, provider, "Early", DAY)
+    late = new_course(market, provider, "Late", 20 * DAY)
+    at_once = new_course(market, provider, "At Once", 0)
+    for course in (early, late, at_once):
+        market.setPrice(course, ZERO, NATIVE_PRICE, sender=provider)
+    buy_native(market, early, learner)
+    buy_native(market, at_once, learner)
+    chain.pending_timestamp = chain.pending_timestamp + 3 * DAY  # `early` has matured
+    buy_native(market, late, other)
+    fee = NATIVE_PRICE * FEE_BPS // 10_000
+    released = market.releasableOf(provider, ZERO)[1]
+    assert released == fee and market.escrowOf(provider, ZERO)[1] == fee
+    if old_key_releases_first:
+        market.release(provider, ZERO, sender=treasury)  # the old key front-runs the rotation
+    market.setTreasury(new_treasury, sender=owner)
+
+    with ape.reverts(market.NothingToWithdraw):
+        market.withdraw(ZERO, sender=treasury)
+    assert market.withdrawableOf(treasury, ZERO) == 0
+    # At once, plus the matured fee if the old key released it: waiting for the new treasury.
+    waiting = 2 * fee if old_key_releases_first else fee
+    assert market.feesOf(ZERO) == market.withdrawableOf(new_treasury, ZERO) == waiting
+    chain.pending_timestamp = chain.pending_timestamp + 21 * DAY
+    market.release(provider, ZERO, sender=treasury)  # anyone, the old key included
+    before = new_treasury.balance
+    tx = market.withdraw(ZERO, sender=new_treasury)
+    assert new_treasury.balance - before == 3 * fee - tx.total_fees_paid
+    assert market.feesOf(ZERO) == 0
 
 
 def test_token_allowlist(market, owner, other, fot_token, esn):

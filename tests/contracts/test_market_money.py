@@ -54,7 +54,7 @@ def test_provider_withdraws_after_window(market, course_id, provider, treasury, 
     assert (withdrawn.payee, withdrawn.token, withdrawn.amount) == (provider.address, ZERO, NET)
     assert chain.get_balance(provider.address) == before + NET - tx.total_fees_paid
 
-    assert market.creditedOf(treasury, ZERO) == FEE
+    assert market.feesOf(ZERO) == FEE and market.creditedOf(treasury, ZERO) == 0
     market.withdraw(ZERO, sender=treasury)
     assert chain.get_balance(market.address) == 0
 
@@ -68,7 +68,7 @@ def test_release_by_anyone_and_idempotent(
     [log] = tx.decode_logs(market.Released)
     assert (log.net, log.fee) == (USDC_PRICE - fee_of(USDC_PRICE), fee_of(USDC_PRICE))
     assert market.creditedOf(provider, usdc) == USDC_PRICE - fee_of(USDC_PRICE)
-    assert market.creditedOf(treasury, usdc) == fee_of(USDC_PRICE)
+    assert market.feesOf(usdc) == fee_of(USDC_PRICE)
     # Nothing left: a second release emits nothing; a non-provider has no ring at all.
     assert market.release(provider, usdc, sender=other).decode_logs(market.Released) == []
     assert market.release(other, usdc, sender=other).decode_logs(market.Released) == []
@@ -106,7 +106,7 @@ def test_ring_slot_reuse_releases_the_old_bucket(
     assert log.event_arguments["provider"] == provider.address
     assert (log.token, log.net, log.fee) == (ZERO, NET, FEE)
     assert market.creditedOf(provider, ZERO) == NET
-    assert market.creditedOf(treasury, ZERO) == FEE
+    assert market.feesOf(ZERO) == FEE and market.creditedOf(treasury, ZERO) == 0
     assert market.escrowOf(provider, ZERO) == (NET, FEE)
     assert market.withdraw(ZERO, sender=provider).decode_logs(market.Withdrawn)[0].amount == NET
 
@@ -130,7 +130,7 @@ def test_rejecting_payee_only_blocks_itself(
     market, course_id, provider, learner, owner, project, chain
 ):
     payee = owner.deploy(project.RejectingPayee)
-    data = market.purchase.encode_input(course_id, ZERO, NATIVE_PRICE, ZERO, order_ref("r"))
+    data = market.purchase.encode_input(course_id, ZERO, NATIVE_PRICE, ZERO, order_ref("r"), 0)
     payee.execute(market, data, sender=owner, value=NATIVE_PRICE)
     buy_native(market, course_id, learner)
     market.refund(course_id, payee, payee, ZERO, NATIVE_PRICE, FEE, sender=provider)
@@ -145,14 +145,14 @@ def test_rejecting_payee_only_blocks_itself(
 
 def test_rejecting_payee_cannot_overpay(market, course_id, owner, project):
     payee = owner.deploy(project.RejectingPayee)
-    data = market.purchase.encode_input(course_id, ZERO, NATIVE_PRICE, ZERO, order_ref("r"))
+    data = market.purchase.encode_input(course_id, ZERO, NATIVE_PRICE, ZERO, order_ref("r"), 0)
     with ape.reverts(market.NativeTransferFailed, to=payee.address, amount=1):
         payee.execute(market, data, sender=owner, value=NATIVE_PRICE + 1)
 
 
 def _attacker_with_credit(market, course_id, provider, owner, project):
     attacker = owner.deploy(project.ReentrantPayee)
-    data = market.purchase.encode_input(course_id, ZERO, NATIVE_PRICE, ZERO, order_ref("a"))
+    data = market.purchase.encode_input(course_id, ZERO, NATIVE_PRICE, ZERO, order_ref("a"), 0)
     attacker.execute(market, data, sender=owner, value=NATIVE_PRICE)
     market.refund(course_id, attacker, attacker, ZERO, NATIVE_PRICE, FEE, sender=provider)
     return attacker
@@ -187,9 +187,9 @@ def test_reentrant_refund_is_blocked(market, course_id, provider, learner, owner
 
 def test_reentrant_purchase_is_blocked(market, course_id, provider, learner, owner, project, chain):
     attacker = owner.deploy(project.ReentrantPayee)
-    gift = market.purchase.encode_input(course_id, ZERO, NATIVE_PRICE, learner, order_ref("g"))
+    gift = market.purchase.encode_input(course_id, ZERO, NATIVE_PRICE, learner, order_ref("g"), 0)
     attacker.setReentry(market, gift, NATIVE_PRICE, sender=owner)
-    data = market.purchase.encode_input(course_id, ZERO, NATIVE_PRICE, ZERO, order_ref("a"))
+    data = market.purchase.encode_input(course_id, ZERO, NATIVE_PRICE, ZERO, order_ref("a"), 0)
     # Overpay: the excess refund calls the attacker, which tries to buy again.
     attacker.execute(market, data, sender=owner, value=3 * NATIVE_PRICE)
     assert attacker.reentryAttempts() == 1

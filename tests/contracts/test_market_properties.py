@@ -160,13 +160,14 @@ def _run(market, usdc, owner, treasury, world, chain, steps):
 
 def _buy(market, course_id, token, price, buyer):
     if token == ZERO:
-        market.purchase(course_id, ZERO, price, ZERO, order_ref("p"), sender=buyer, value=price)
+        market.purchase(course_id, ZERO, price, ZERO, order_ref("p"), 0, sender=buyer, value=price)
     else:
-        market.purchase(course_id, token, price, ZERO, order_ref("p"), sender=buyer)
+        market.purchase(course_id, token, price, ZERO, order_ref("p"), 0, sender=buyer)
 
 
 def _check_conservation(market, usdc, treasury, world, chain, token):
-    """Balance == credited + escrow rings, and withdrawableOf == its parts, for `token`."""
+    """Balance == credited + the treasury's fees + escrow rings, and withdrawableOf == its
+    parts, for `token`."""
     # Plain web3 calls through cached contract objects: ~16 views per step.
     web3 = chain.provider.web3
     views = _web3_contract(web3, market).functions
@@ -185,9 +186,12 @@ def _check_conservation(market, usdc, treasury, world, chain, token):
         assert views.withdrawableOf(seller_address, token).call() == (
             credited[seller_address] + matured_net
         )
-    assert held == sum(credited.values()) + in_rings
+    fees = views.feesOf(token).call()
+    assert held == sum(credited.values()) + fees + in_rings
     treasury_address = str(treasury.address)
-    assert views.withdrawableOf(treasury_address, token).call() == credited[treasury_address]
+    assert views.withdrawableOf(treasury_address, token).call() == (
+        credited[treasury_address] + fees
+    )
 
 
 _WEB3_CONTRACTS: dict[tuple[int, str], Any] = {}

@@ -26,7 +26,7 @@ from support.signing import sign_permit
 def test_native_purchase_records_access_and_escrows(market, course_id, learner, provider, chain):
     ref = order_ref("order-42")
     tx = market.purchase(
-        course_id, ZERO, NATIVE_PRICE, ZERO, ref, sender=learner, value=NATIVE_PRICE
+        course_id, ZERO, NATIVE_PRICE, ZERO, ref, 0, sender=learner, value=NATIVE_PRICE
     )
 
     [log] = tx.decode_logs(market.CoursePurchased)
@@ -89,25 +89,27 @@ def test_second_purchase_for_same_recipient_reverts(market, course_id, learner, 
         buy_native(market, course_id, other, recipient=learner)
     usdc.approve(market, USDC_PRICE, sender=learner)
     with ape.reverts(market.AlreadyHasAccess):
-        market.purchase(course_id, usdc, USDC_PRICE, ZERO, b"\x00" * 32, sender=learner)
+        market.purchase(course_id, usdc, USDC_PRICE, ZERO, b"\x00" * 32, 0, sender=learner)
 
 
 def test_price_above_max_reverts(market, course_id, learner, provider):
     market.setPrice(course_id, ZERO, NATIVE_PRICE * 2, sender=provider)
     with ape.reverts(market.PriceAboveMax, price=NATIVE_PRICE * 2, maxAmount=NATIVE_PRICE):
         market.purchase(
-            course_id, ZERO, NATIVE_PRICE, ZERO, b"\x00" * 32, sender=learner, value=NATIVE_PRICE
+            course_id, ZERO, NATIVE_PRICE, ZERO, b"\x00" * 32, 0, sender=learner, value=NATIVE_PRICE
         )
 
 
 def test_unknown_unlisted_and_unpriced_courses_revert(market, course_id, learner, provider, esn):
     with ape.reverts(market.UnknownCourse, courseId=99):
-        market.purchase(99, ZERO, NATIVE_PRICE, ZERO, b"\x00" * 32, sender=learner, value=1)
+        market.purchase(99, ZERO, NATIVE_PRICE, ZERO, b"\x00" * 32, 0, sender=learner, value=1)
     unpriced = new_course(market, provider, "Unpriced", DAY)
     with ape.reverts(market.TokenNotAccepted, courseId=unpriced, token=ZERO):
-        market.purchase(unpriced, ZERO, NATIVE_PRICE, ZERO, b"\x00" * 32, sender=learner, value=1)
+        market.purchase(
+            unpriced, ZERO, NATIVE_PRICE, ZERO, b"\x00" * 32, 0, sender=learner, value=1
+        )
     with ape.reverts(market.TokenNotAccepted, courseId=unpriced, token=esn.address):
-        market.purchase(unpriced, esn, ESN_PRICE, ZERO, b"\x00" * 32, sender=learner)
+        market.purchase(unpriced, esn, ESN_PRICE, ZERO, b"\x00" * 32, 0, sender=learner)
     market.setListed(course_id, False, sender=provider)
     with ape.reverts(market.CourseNotListed, courseId=course_id):
         buy_native(market, course_id, learner)
@@ -132,12 +134,12 @@ def test_erc20_purchase_pulls_exact_price(market, course_id, learner, usdc, prov
 def test_erc20_purchase_with_native_value_reverts(market, course_id, learner, esn):
     esn.approve(market, ESN_PRICE, sender=learner)
     with ape.reverts(market.IncorrectPayment, expected=0, sent=1):
-        market.purchase(course_id, esn, ESN_PRICE, ZERO, b"\x00" * 32, sender=learner, value=1)
+        market.purchase(course_id, esn, ESN_PRICE, ZERO, b"\x00" * 32, 0, sender=learner, value=1)
 
 
 def test_erc20_purchase_without_allowance_reverts(market, course_id, learner, esn):
     with ape.reverts(esn.ERC20InsufficientAllowance):
-        market.purchase(course_id, esn, ESN_PRICE, ZERO, b"\x00" * 32, sender=learner)
+        market.purchase(course_id, esn, ESN_PRICE, ZERO, b"\x00" * 32, 0, sender=learner)
     assert not market.hasAccess(course_id, learner)
 
 
@@ -149,7 +151,7 @@ def test_fee_on_transfer_token_is_rejected(market, course_id, owner, provider, l
     with ape.reverts(
         market.TransferShortfall, token=fot_token.address, expected=1_000, received=990
     ):
-        market.purchase(course_id, fot_token, 1_000, ZERO, b"\x00" * 32, sender=learner)
+        market.purchase(course_id, fot_token, 1_000, ZERO, b"\x00" * 32, 0, sender=learner)
     assert not market.hasAccess(course_id, learner)
     assert fot_token.balanceOf(market) == 0
 
@@ -160,14 +162,14 @@ def test_token_removed_from_allowlist_cannot_be_used(
     market.setTokenAllowed(esn, False, sender=owner)
     esn.approve(market, ESN_PRICE, sender=learner)
     with ape.reverts(market.TokenNotAllowed, token=esn.address):
-        market.purchase(course_id, esn, ESN_PRICE, ZERO, b"\x00" * 32, sender=learner)
+        market.purchase(course_id, esn, ESN_PRICE, ZERO, b"\x00" * 32, 0, sender=learner)
     # A course never priced in the token says so, whatever the allowlist.
     unpriced = new_course(market, provider, "Unpriced", DAY)
     with ape.reverts(market.TokenNotAccepted, courseId=unpriced, token=esn.address):
-        market.purchase(unpriced, esn, ESN_PRICE, ZERO, b"\x00" * 32, sender=learner)
+        market.purchase(unpriced, esn, ESN_PRICE, ZERO, b"\x00" * 32, 0, sender=learner)
     # Allowing it again restores the provider's existing price.
     market.setTokenAllowed(esn, True, sender=owner)
-    market.purchase(course_id, esn, ESN_PRICE, ZERO, b"\x00" * 32, sender=learner)
+    market.purchase(course_id, esn, ESN_PRICE, ZERO, b"\x00" * 32, 0, sender=learner)
     assert market.hasAccess(course_id, learner)
 
 
@@ -175,7 +177,7 @@ def test_free_claim_writes_record_without_payment(market, provider, learner, esn
     free = new_course(market, provider, "Free Intro", 7 * DAY)
     market.setPrice(free, ZERO, 0, sender=provider)
     market.setPrice(free, esn, 0, sender=provider)
-    tx = market.purchase(free, ZERO, 0, ZERO, order_ref("free"), sender=learner)
+    tx = market.purchase(free, ZERO, 0, ZERO, order_ref("free"), 0, sender=learner)
     [log] = tx.decode_logs(market.CoursePurchased)
     assert (log.amount, log.fee) == (0, 0)
     record = market.accessOf(free, learner)
@@ -183,7 +185,7 @@ def test_free_claim_writes_record_without_payment(market, provider, learner, esn
     assert record.refundDeadline == 0  # nothing to refund
     assert market.escrowOf(provider, ZERO) == (0, 0)
     # A free ERC-20 claim moves no tokens and needs no allowance.
-    other_tx = market.purchase(free, esn, 0, provider, b"\x00" * 32, sender=learner)
+    other_tx = market.purchase(free, esn, 0, provider, b"\x00" * 32, 0, sender=learner)
     assert other_tx.decode_logs(market.CoursePurchased)[0].token == esn.address
     assert esn.balanceOf(market) == 0
 
@@ -192,7 +194,7 @@ def test_free_claim_with_value_returns_it(market, provider, learner, chain):
     free = new_course(market, provider, "Free Intro", 0)
     market.setPrice(free, ZERO, 0, sender=provider)
     before = chain.get_balance(learner.address)
-    tx = market.purchase(free, ZERO, 0, ZERO, b"\x00" * 32, sender=learner, value=10**15)
+    tx = market.purchase(free, ZERO, 0, ZERO, b"\x00" * 32, 0, sender=learner, value=10**15)
     assert before - chain.get_balance(learner.address) == tx.total_fees_paid
     assert chain.get_balance(market.address) == 0
 
@@ -244,7 +246,7 @@ def test_purchase_with_permit(market, course_id, learner, esn, chain):
     deadline = chain.pending_timestamp + 600
     v, r, s = _permit(esn, market, learner, ESN_PRICE, deadline, chain)
     tx = market.purchaseWithPermit(
-        course_id, esn, ESN_PRICE, ZERO, order_ref("permit"), deadline, v, r, s, sender=learner
+        course_id, esn, ESN_PRICE, ZERO, order_ref("permit"), 0, deadline, v, r, s, sender=learner
     )
     [log] = tx.decode_logs(market.CoursePurchased)
     assert (log.token, log.amount, log.orderRef) == (esn.address, ESN_PRICE, order_ref("permit"))
@@ -259,7 +261,7 @@ def test_front_run_permit_is_tolerated(market, course_id, learner, other, esn, c
     # Someone submits the permit first: the nonce is used, the allowance is in place.
     esn.permit(learner, market, ESN_PRICE, deadline, v, r, s, sender=other)
     market.purchaseWithPermit(
-        course_id, esn, ESN_PRICE, ZERO, b"\x00" * 32, deadline, v, r, s, sender=learner
+        course_id, esn, ESN_PRICE, ZERO, b"\x00" * 32, 0, deadline, v, r, s, sender=learner
     )
     assert market.hasAccess(course_id, learner)
 
@@ -269,7 +271,7 @@ def test_failed_permit_without_allowance_rethrows(market, course_id, learner, es
     v, r, s = _permit(esn, market, learner, ESN_PRICE, deadline, chain, nonce=7)  # wrong nonce
     with ape.reverts(esn.ERC2612InvalidSigner):
         market.purchaseWithPermit(
-            course_id, esn, ESN_PRICE, ZERO, b"\x00" * 32, deadline, v, r, s, sender=learner
+            course_id, esn, ESN_PRICE, ZERO, b"\x00" * 32, 0, deadline, v, r, s, sender=learner
         )
 
 
@@ -281,6 +283,7 @@ def test_permit_for_native_coin_reverts(market, course_id, learner):
             NATIVE_PRICE,
             ZERO,
             b"\x00" * 32,
+            0,
             0,
             27,
             b"\x00" * 32,

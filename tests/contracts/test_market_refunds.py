@@ -141,7 +141,7 @@ def test_not_refundable_records(market, course_id, provider, operator, learner, 
         _refund(market, course_id, learner, provider)
     free = new_course(market, provider, "Free", DAY)
     market.setPrice(free, ZERO, 0, sender=provider)
-    market.purchase(free, ZERO, 0, ZERO, b"\x00" * 32, sender=other)
+    market.purchase(free, ZERO, 0, ZERO, b"\x00" * 32, 0, sender=other)
     with ape.reverts(market.NotRefundable, courseId=free, learner=other.address):
         _refund(market, free, other, provider, amount=0, fee=0)
 

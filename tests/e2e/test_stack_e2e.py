@@ -179,6 +179,7 @@ def test_eth_purchase_grants_access_and_marks_the_quoted_order_paid(
         "maxAmount": price,
         "recipient": learner.address,
         "orderRef": bytes.fromhex(order["orderRef"][2:]),
+        "quotedWindow": order["quotedRefundWindow"],
     }
 
     receipt = send_api_tx(chain, learner, tx)
@@ -239,6 +240,7 @@ def test_permit_purchase_pays_in_one_transaction_without_approve(
         int(order["amount"]),
         NATIVE,  # the caller
         bytes.fromhex(order["orderRef"][2:]),
+        order["quotedRefundWindow"],  # the quote's refund terms bind the market
         deadline,
         v,
         r,

@@ -82,7 +82,7 @@ def test_real_contracts_purchase_refund_certificate(db, anvil, tmp_path):
 
     # Buy course 1 with ETH.
     send(w3, KEYS["learner"],
-         market.functions.purchase(course_ids[0], NATIVE, eth_price, NATIVE, b"\0" * 32),
+         market.functions.purchase(course_ids[0], NATIVE, eth_price, NATIVE, b"\0" * 32, 0),
          value=eth_price)  # fmt: skip
     ix.catch_up()
     assert active_entitlements(db) == {(first, learner): 1}

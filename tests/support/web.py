@@ -93,7 +93,7 @@ class Market:
         send(self.w3, key, self.market.functions.setPrice(course_id, token, price))
 
     def buy_with_native(self, key: str, course_id: int, price: int) -> None:
-        fn = self.market.functions.purchase(course_id, NATIVE, price, NATIVE, b"\0" * 32)
+        fn = self.market.functions.purchase(course_id, NATIVE, price, NATIVE, b"\0" * 32, 0)
         send(self.w3, key, fn, value=price)
 
     def fee_bps(self) -> int:

@@ -90,7 +90,8 @@ def test_buy_with_erc20_permit(open_app, stack: Stack, symbol: str) -> None:
     assert '"primaryType":"Permit"' in typed.replace(" ", "")
     tx = next(p for m, p in app.wallet.calls if m == "eth_sendTransaction")[0]
     assert tx["to"].lower() == stack.contract("CourseMarket").lower()
-    # purchaseWithPermit(uint256,address,uint256,address,bytes32,uint256,uint8,bytes32,bytes32)
+    # purchaseWithPermit(uint256,address,uint256,address,bytes32,uint32,
+    #                    uint256,uint8,bytes32,bytes32)
     assert tx["data"].startswith("0x")
     price = next(p for p in course["prices"] if p["token"]["symbol"] == symbol)
     allowance = rpc(

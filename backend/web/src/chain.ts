@@ -10,8 +10,8 @@ import {
 import { config, type AppConfig } from "./config";
 
 export const marketAbi = parseAbi([
-  "function purchase(uint256 courseId, address token, uint256 maxAmount, address recipient, bytes32 orderRef) payable",
-  "function purchaseWithPermit(uint256 courseId, address token, uint256 maxAmount, address recipient, bytes32 orderRef, uint256 deadline, uint8 v, bytes32 r, bytes32 s)",
+  "function purchase(uint256 courseId, address token, uint256 maxAmount, address recipient, bytes32 orderRef, uint32 quotedWindow) payable",
+  "function purchaseWithPermit(uint256 courseId, address token, uint256 maxAmount, address recipient, bytes32 orderRef, uint32 quotedWindow, uint256 deadline, uint8 v, bytes32 r, bytes32 s)",
   "function createCourse(string title, uint32 refundWindow) returns (uint256)",
   "function setPrice(uint256 courseId, address token, uint256 price)",
   "function removePrice(uint256 courseId, address token)",
@@ -28,6 +28,7 @@ export const marketAbi = parseAbi([
   "error TokenNotAllowed(address token)",
   "error TokenNotAccepted(uint256 courseId, address token)",
   "error PriceAboveMax(uint256 price, uint256 maxAmount)",
+  "error RefundWindowBelowQuote(uint256 courseId, uint32 refundWindow, uint32 quotedWindow)",
   "error AlreadyHasAccess(uint256 courseId, address learner)",
   "error IncorrectPayment(uint256 expected, uint256 sent)",
   "error TransferShortfall(address token, uint256 expected, uint256 received)",
@@ -47,6 +48,7 @@ export const MARKET_ERROR_TEXT: Record<string, string> = {
   TokenNotAllowed: "This token is not accepted by the marketplace.",
   TokenNotAccepted: "This course is not sold for that token.",
   PriceAboveMax: "The price changed since your quote. Try again to get the new price.",
+  RefundWindowBelowQuote: "The provider shortened the refund window since your quote, so nothing was charged. Try again to see the new terms.",
   AlreadyHasAccess: "You already have this course.",
   IncorrectPayment: "The amount sent does not match the price.",
   TransferShortfall: "The token transferred less than the price (fee-on-transfer tokens are not supported).",

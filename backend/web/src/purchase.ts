@@ -150,12 +150,13 @@ export async function buyWithCrypto(
   }
   const decoded = decodeFunctionData({ abi: marketAbi, data: rawTx.data });
   if (decoded.functionName !== "purchase") throw new Error(`Unexpected quote call ${decoded.functionName}.`);
-  const [onchainCourseId, payToken, maxAmount, payRecipient, orderRef] = decoded.args as readonly [
+  const [onchainCourseId, payToken, maxAmount, payRecipient, orderRef, quotedWindow] = decoded.args as readonly [
     bigint,
     Address,
     bigint,
     Address,
     Hex,
+    number,
   ];
   if (payToken.toLowerCase() !== token.address.toLowerCase()) throw new Error("The quote is for another token.");
 
@@ -197,7 +198,8 @@ export async function buyWithCrypto(
         data: encodeFunctionData({
           abi: marketAbi,
           functionName: "purchaseWithPermit",
-          args: [onchainCourseId, payToken, maxAmount, payRecipient, orderRef, deadline, vNumber, r, s],
+          // The quote's refund window binds the market too (RefundWindowBelowQuote).
+          args: [onchainCourseId, payToken, maxAmount, payRecipient, orderRef, quotedWindow, deadline, vNumber, r, s],
         }),
         value: 0n,
       };
