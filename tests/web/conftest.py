@@ -277,6 +277,7 @@ class PageTrace:
     """What a page asked of the network and said on its console, for a failing test's report."""
 
     def __init__(self, page: Any) -> None:
+        self.page = page
         self.started = time.monotonic()
         self.events: list[str] = []
         self.pending: dict[int, str] = {}
@@ -285,6 +286,7 @@ class PageTrace:
         page.on("requestfinished", lambda r: self._done(r, "finished"))
         page.on("requestfailed", lambda r: self._done(r, f"FAILED ({r.failure})"))
         page.on("framenavigated", lambda f: f.parent_frame or self._note(f"navigated {f.url}"))
+        page.on("pageerror", lambda e: self._note(f"pageerror: {e}"))
 
     def _note(self, text: str) -> None:
         self.events.append(f"{time.monotonic() - self.started:7.3f}s {text}")
@@ -299,7 +301,11 @@ class PageTrace:
 
     def report(self) -> str:
         pending = "\n".join(f"  still pending: {p}" for p in self.pending.values())
-        return "\n".join([*self.events[-60:], pending])
+        try:  # what the page showed when the test gave up
+            shown = self.page.evaluate("() => document.body.innerText")[:3000]
+        except Exception as exc:  # the page may be gone
+            shown = f"(page text unavailable: {exc})"
+        return "\n".join([*self.events[-60:], pending, "--- page text:", shown])
 
 
 @pytest.hookimpl(hookwrapper=True)

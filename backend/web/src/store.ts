@@ -1,5 +1,5 @@
 // A tiny observable store and a hook to read it from components.
-import { useEffect, useReducer } from "preact/hooks";
+import { useLayoutEffect, useReducer } from "preact/hooks";
 
 export interface Store<T> {
   get(): T;
@@ -26,6 +26,15 @@ export function createStore<T extends object>(initial: T): Store<T> {
 
 export function useStore<T extends object>(store: Store<T>): T {
   const [, rerender] = useReducer((n: number) => n + 1, 0);
-  useEffect(() => store.subscribe(() => rerender(undefined)), [store]);
-  return store.get();
+  const seen = store.get();
+  useLayoutEffect(() => {
+    const unsubscribe = store.subscribe(() => rerender(undefined));
+    // A change between this render and the subscription (a fast /auth/me answer, say) would
+    // otherwise be missed, and the component would show stale state ("Checking your session…")
+    // until the next change: catch up now.
+    if (store.get() !== seen) rerender(undefined);
+    return unsubscribe;
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [store]);
+  return seen;
 }
