@@ -1,5 +1,4 @@
-"""The offline contract toolchain: a solcjs-backed `solc` for py-solc-x, anvil from npm, and the
-OpenZeppelin sources Ape compiles against.
+"""The offline contract toolchain: a solcjs-backed `solc` for py-solc-x, and anvil from npm.
 
 Native `solc` binaries come from a host that is not always reachable; the npm registry is. The
 npm package `solc` (solcjs) compiles the same way behind `scripts/solc/solcjs-wrapper.js`, a
@@ -9,7 +8,6 @@ unless a working native `solc` of the pinned version is already there.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -21,9 +19,6 @@ SOLC_VERSION = "0.8.28"
 TOOLS_BIN = PROJECT_ROOT / ".tools" / "bin"
 NODE_BIN = PROJECT_ROOT / "node_modules" / ".bin"
 WRAPPER = PROJECT_ROOT / "scripts" / "solc" / "solcjs-wrapper.js"
-OPENZEPPELIN_PACKAGE = PROJECT_ROOT / "node_modules" / "@openzeppelin" / "contracts"
-# What ape-config.yaml names as the `openzeppelin` dependency (`local:`).
-OPENZEPPELIN_SOURCES = PROJECT_ROOT / ".tools" / "openzeppelin-contracts"
 
 
 def anvil_path() -> Path:
@@ -97,34 +92,8 @@ def ensure_solc(verbose: bool = False) -> Path:
     return installed
 
 
-def ensure_openzeppelin_sources() -> Path:
-    """The npm OpenZeppelin package's Solidity sources alone, the folder ape-config.yaml names as
-    the `openzeppelin` dependency; refreshed when the package's version changes.
-
-    ape-solidity copies a dependency's whole folder into `contracts/.cache`, and Ape scans at
-    most 500 files under `contracts/` for the project's sources. The npm package also ships 258
-    build JSONs: with them the cache alone passes the cap and the scan misses some of the
-    project's own contracts (`contracts/test/*.sol`). The 248 `.sol` files leave room for
-    ours."""
-    version = json.loads((OPENZEPPELIN_PACKAGE / "package.json").read_text())["version"]
-    stamp = OPENZEPPELIN_SOURCES / ".version"
-    if stamp.is_file() and stamp.read_text() == version:
-        return OPENZEPPELIN_SOURCES
-    staging = OPENZEPPELIN_SOURCES.with_name(OPENZEPPELIN_SOURCES.name + ".tmp")
-    shutil.rmtree(staging, ignore_errors=True)
-    for source in OPENZEPPELIN_PACKAGE.rglob("*.sol"):
-        target = staging / source.relative_to(OPENZEPPELIN_PACKAGE)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(source, target)
-    (staging / ".version").write_text(version)
-    shutil.rmtree(OPENZEPPELIN_SOURCES, ignore_errors=True)
-    staging.rename(OPENZEPPELIN_SOURCES)
-    return OPENZEPPELIN_SOURCES
-
-
 def ensure_toolchain(verbose: bool = False) -> None:
     """Everything `ape compile`, `ape test` and the local stack need."""
-    ensure_openzeppelin_sources()
     solc = ensure_solc(verbose=verbose)
     anvil = anvil_path()
     if verbose:
