@@ -12,9 +12,8 @@ test:
 
 APE = PATH=$(CURDIR)/.tools/bin:$(CURDIR)/node_modules/.bin:$$PATH .venv/bin/ape
 
-# `rm -rf contracts/.cache`: see scripts/test (Ape's 500-file source scan).
 gas:
-	scripts/setup && $(APE) compile && rm -rf contracts/.cache && $(APE) run gas_report --network ethereum:local:foundry
+	scripts/setup && $(APE) compile && $(APE) run gas_report --network ethereum:local:foundry
 
 bench-api:
 	scripts/setup && .venv/bin/python scripts/bench_api.py

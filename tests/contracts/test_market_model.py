@@ -148,6 +148,9 @@ def test_the_money_model_holds_under_every_sequence(
                     course_id, token, price, ZERO, order_ref("p"), window, deadline, v, r, s,
                     sender=buyer,
                 )  # fmt: skip
+                # The permit replaced the standing approval and the purchase spent it: approve
+                # again, as a wallet would, or a later `buy` in ESN fails on the allowance.
+                esn.approve(market, 2**256 - 1, sender=buyer)
 
             self._expect_and_buy(buyer, buyer, which, "esn", call)
 
