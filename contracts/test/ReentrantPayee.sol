@@ -52,6 +52,17 @@ contract ReentrantPayee {
 
     /// @notice Accepts the coin and attempts the preset re-entry once per receipt.
     receive() external payable {
+        _reenter();
+    }
+
+    /// @notice ERC-777-style sender hook (see CallbackToken): attempts the preset re-entry
+    /// before this contract's tokens move, in the middle of the spender's `transferFrom`.
+    function tokensToSend(address, address, address, uint256) external {
+        _reenter();
+    }
+
+    /// @dev Calls the target with the preset calldata, recording the outcome without reverting.
+    function _reenter() private {
         if (_reentryData.length == 0) return;
         ++reentryAttempts;
         (bool ok, bytes memory err) = _target.call{value: _reentryValue}(_reentryData);
