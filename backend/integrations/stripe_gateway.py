@@ -21,6 +21,14 @@ logger = logging.getLogger(__name__)
 FETCHABLE = ("checkout.session", "charge", "dispute", "payment_intent")
 
 
+class StripeObjectMissingError(Exception):
+    """Stripe answered 404 for an object (it does not exist in this account and mode)."""
+
+    def __init__(self, kind: str, object_id: str) -> None:
+        super().__init__(f"Stripe has no {kind} {object_id!r}")
+        self.kind, self.object_id = kind, object_id
+
+
 class StripeGateway:
     """The few Stripe calls Tuition makes."""
 
@@ -108,7 +116,19 @@ class StripeGateway:
         return refund.to_dict()
 
     async def fetch(self, kind: str, object_id: str) -> dict[str, Any]:
-        """The current state of a Stripe object (webhooks never trust the payload's state)."""
+        """The current state of a Stripe object (webhooks never trust the payload's state).
+
+        Raises:
+            StripeObjectMissingError: Stripe answered 404.
+        """
+        try:
+            return await self._fetch(kind, object_id)
+        except stripe.InvalidRequestError as exc:
+            if exc.http_status == 404:
+                raise StripeObjectMissingError(kind, object_id) from exc
+            raise
+
+    async def _fetch(self, kind: str, object_id: str) -> dict[str, Any]:
         v1 = self.client().v1
         obj: Any
         if kind == "checkout.session":
@@ -127,6 +147,14 @@ class StripeGateway:
 
     def fetch_sync(self, kind: str, object_id: str) -> dict[str, Any]:
         """`fetch` for synchronous callers (the worker)."""
+        try:
+            return self._fetch_sync(kind, object_id)
+        except stripe.InvalidRequestError as exc:
+            if exc.http_status == 404:
+                raise StripeObjectMissingError(kind, object_id) from exc
+            raise
+
+    def _fetch_sync(self, kind: str, object_id: str) -> dict[str, Any]:
         v1 = self.client().v1
         obj: Any
         if kind == "checkout.session":

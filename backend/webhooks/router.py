@@ -1,19 +1,23 @@
 """/api/v1/webhooks/stripe: signed deliveries from Stripe.
 
-1. The signature is verified on the raw body (`stripe.Webhook.construct_event`, default
-   tolerance). Any failure, including an unset secret, stores the delivery as invalid and
-   answers 400 with nothing acted on.
-2. The verified delivery is stored and committed (UNIQUE event id: duplicates, even
+1. The signature is verified on the raw body (`stripe.WebhookSignature.verify_header`,
+   default tolerance). Any failure, including an unset secret, stores the delivery as invalid
+   and answers 400 with nothing acted on.
+2. The body's shape is checked (`service.parse_event`): a signed body that is not a
+   well-formed event is stored as rejected and answered 400 `malformed_event`.
+3. The verified delivery is stored and committed (UNIQUE event id: duplicates, even
    concurrent ones, are recognized) so it is durable whatever happens next.
-3. The object is re-fetched from Stripe, then `process_stripe_event` applies it in one
-   transaction. A failure there is recorded on the stored event and answered 500, so Stripe
-   retries (the retry finds the unprocessed event and processes it).
+4. The object is re-fetched from Stripe, then `process_stripe_event` applies it in one
+   transaction. An object Stripe answers 404 for is acknowledged (200) with the event stored
+   as `rejected:object_not_found`: Stripe has nothing to deliver again. Any other failure is
+   recorded on the stored event and answered 500, so Stripe retries (the retry finds the
+   unprocessed event and processes it).
 """
 
 from __future__ import annotations
 
-import json
 import logging
+from typing import Any
 
 import stripe
 from fastapi import APIRouter, Request
@@ -22,6 +26,7 @@ from sqlalchemy.orm import Session
 from backend.api.deps import ServicesDep
 from backend.core.errors import BadRequestError, DomainError
 from backend.core.openapi import errors
+from backend.integrations.stripe_gateway import StripeObjectMissingError
 from backend.webhooks import service
 from backend.webhooks.schemas import WebhookAck
 
@@ -63,11 +68,14 @@ async def stripe_webhook(request: Request, services: ServicesDep) -> WebhookAck:
     try:
         if secret is None or not secret.get_secret_value().strip():
             raise stripe.SignatureVerificationError("no webhook secret is configured", None)
-        event = stripe.Webhook.construct_event(
-            raw, request.headers.get("stripe-signature"), secret.get_secret_value()
+        stripe.WebhookSignature.verify_header(
+            raw,
+            request.headers.get("stripe-signature"),
+            secret.get_secret_value(),
+            # verify_header checks no age unless told (construct_event passes this default).
+            tolerance=stripe.Webhook.DEFAULT_TOLERANCE,
         )
-        event_id, event_type = str(event["id"]), str(event["type"])
-    except (stripe.SignatureVerificationError, ValueError, KeyError, TypeError) as exc:
+    except (stripe.SignatureVerificationError, ValueError) as exc:
         error = f"{type(exc).__name__}: {exc}"
         async with db.session() as session:
             await session.run_sync(
@@ -79,6 +87,19 @@ async def stripe_webhook(request: Request, services: ServicesDep) -> WebhookAck:
             "webhook signature verification failed", code="invalid_signature"
         ) from exc
 
+    try:
+        envelope = service.parse_event(raw)
+    except service.MalformedEventError as exc:
+        reason = exc.message
+        async with db.session() as session:
+            await session.run_sync(
+                lambda s: service.store_invalid_delivery(
+                    s, raw_body=raw, headers=headers, error=reason, signature_valid=True
+                )
+            )
+        raise
+    event_id, event_type, target = envelope.event_id, envelope.type, envelope.target
+
     async with db.session() as session:
         row, is_new = await session.run_sync(
             lambda s: service.store_event(
@@ -89,11 +110,13 @@ async def stripe_webhook(request: Request, services: ServicesDep) -> WebhookAck:
     if processed:
         return WebhookAck(received=True, event_id=event_id, duplicate=True, outcome=outcome)
 
-    objects = {}
-    target = service.object_to_fetch(event_type, json.loads(raw))
+    objects: dict[tuple[str, str], dict[str, Any] | None] = {}
     try:
         if target is not None:
-            objects[target] = await services.stripe.fetch(*target)
+            try:
+                objects[target] = await services.stripe.fetch(*target)
+            except StripeObjectMissingError:
+                objects[target] = None
         async with db.session() as session:
             outcome = await session.run_sync(
                 lambda s: service.process_stripe_event(

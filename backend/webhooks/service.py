@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from sqlalchemy import select, update
@@ -24,9 +26,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from backend.core.db import utcnow
-from backend.core.errors import NotFoundError
+from backend.core.errors import DomainError, NotFoundError
 from backend.core.metrics import STRIPE_EVENTS
-from backend.integrations.stripe_gateway import StripeGateway
+from backend.integrations.stripe_gateway import StripeGateway, StripeObjectMissingError
 from backend.orders import card
 from backend.orders.models import Order, OrderStatus
 from backend.webhooks.models import StripeEvent
@@ -50,6 +52,61 @@ _DISPUTE_OPEN = frozenset(
 _DISPUTE_RESOLVED_FOR_MERCHANT = frozenset({"won", "warning_closed"})
 KEPT_HEADERS = ("stripe-signature", "content-type", "user-agent", "x-request-id")
 INVALID_BODY_KEPT = 64 * 1024
+# Stripe's ids are ASCII letters, digits and underscores; anything else never reaches its API
+# (an id is part of the URL the SDK requests).
+_EVENT_ID = re.compile(r"evt_[A-Za-z0-9_]{1,251}")
+_OBJECT_ID = re.compile(r"[A-Za-z0-9_]{1,255}")
+_EVENT_TYPE = re.compile(r"[a-z0-9_.]{1,100}")
+OUTCOME_MALFORMED = "rejected:malformed"
+OUTCOME_OBJECT_MISSING = "rejected:object_not_found"
+
+
+class MalformedEventError(DomainError):
+    """A correctly signed body that is not a well-formed Stripe event."""
+
+    code = "malformed_event"
+    status_code = 400
+    message = "The body is not a well-formed Stripe event."
+
+
+@dataclass(frozen=True)
+class EventEnvelope:
+    """What Tuition reads of a verified event: its id, its type, and the object to re-fetch
+    (None for a type Tuition does not handle)."""
+
+    event_id: str
+    type: str
+    target: tuple[str, str] | None
+
+
+def parse_event(raw: bytes) -> EventEnvelope:
+    """Validate the shape of a verified event body (the state is always re-fetched).
+
+    Raises:
+        MalformedEventError: not a JSON object with an `evt_` id, a type and `data.object`, or,
+            for a handled type, `data.object.id` is not a Stripe id.
+    """
+    try:
+        payload = json.loads(raw)
+    except (ValueError, RecursionError) as exc:
+        raise MalformedEventError("the body is not JSON") from exc
+    if not isinstance(payload, dict):
+        raise MalformedEventError("the event is not a JSON object")
+    event_id, event_type = payload.get("id"), payload.get("type")
+    if not isinstance(event_id, str) or not _EVENT_ID.fullmatch(event_id):
+        raise MalformedEventError("the event has no valid id")
+    if not isinstance(event_type, str) or not _EVENT_TYPE.fullmatch(event_type):
+        raise MalformedEventError("the event has no valid type")
+    data = payload.get("data")
+    if not isinstance(data, dict) or not isinstance(data.get("object"), dict):
+        raise MalformedEventError("the event's data.object is not an object")
+    kind = HANDLED.get(event_type)
+    if kind is None:
+        return EventEnvelope(event_id, event_type, None)
+    object_id = data["object"].get("id")
+    if not isinstance(object_id, str) or not _OBJECT_ID.fullmatch(object_id):
+        raise MalformedEventError("the event's data.object has no valid id")
+    return EventEnvelope(event_id, event_type, (kind, object_id))
 
 
 class StripeObjectSource(Protocol):
@@ -61,13 +118,17 @@ class StripeObjectSource(Protocol):
 
 
 class PrefetchedSource:
-    """Objects fetched before the database transaction (the API fetches them asynchronously)."""
+    """Objects fetched before the database transaction (the API fetches them asynchronously);
+    None stands for an object Stripe answered 404 for."""
 
-    def __init__(self, objects: Mapping[tuple[str, str], dict[str, Any]]) -> None:
+    def __init__(self, objects: Mapping[tuple[str, str], dict[str, Any] | None]) -> None:
         self.objects = dict(objects)
 
     def fetch(self, kind: str, object_id: str) -> dict[str, Any]:
-        return self.objects[(kind, object_id)]
+        found = self.objects[(kind, object_id)]
+        if found is None:
+            raise StripeObjectMissingError(kind, object_id)
+        return found
 
 
 class GatewaySource:
@@ -80,23 +141,20 @@ class GatewaySource:
         return self.gateway.fetch_sync(kind, object_id)
 
 
-def object_to_fetch(event_type: str, payload: Mapping[str, Any]) -> tuple[str, str] | None:
-    """The (kind, id) an event is about, if it is an event Tuition handles."""
-    kind = HANDLED.get(event_type)
-    if kind is None:
-        return None
-    obj = payload.get("data", {}).get("object", {})
-    object_id = obj.get("id") if isinstance(obj, Mapping) else None
-    return (kind, str(object_id)) if object_id else None
-
-
 # ------------------------------------------------------------------------------ storage
 
 
 def store_invalid_delivery(
-    session: Session, *, raw_body: bytes, headers: dict[str, str], error: str
+    session: Session,
+    *,
+    raw_body: bytes,
+    headers: dict[str, str],
+    error: str,
+    signature_valid: bool = False,
 ) -> StripeEvent:
-    """Keep a delivery whose signature did not verify (without claiming its event id)."""
+    """Keep a delivery that is not acted on, without claiming its event id: its signature did
+    not verify, or (`signature_valid`) its body is not a well-formed event, which is stored as
+    processed with the outcome `rejected:malformed` so nothing retries it."""
     claimed = None
     try:
         parsed = json.loads(raw_body)
@@ -111,13 +169,15 @@ def store_invalid_delivery(
         # Unauthenticated input: keep enough to investigate, not enough to fill the disk.
         raw_body=raw_body[:INVALID_BODY_KEPT],
         headers=headers,
-        signature_valid=False,
-        processed=False,
+        signature_valid=signature_valid,
+        processed=signature_valid,
+        processed_at=utcnow() if signature_valid else None,
+        outcome=OUTCOME_MALFORMED if signature_valid else None,
         error=error[:2000],
     )
     session.add(row)
     session.flush()
-    STRIPE_EVENTS.labels("unknown", "bad_signature").inc()
+    STRIPE_EVENTS.labels("unknown", "malformed" if signature_valid else "bad_signature").inc()
     return row
 
 
@@ -185,23 +245,41 @@ def process_stripe_event(session: Session, event_id: str, *, source: StripeObjec
         raise NotFoundError(f"no stored Stripe event {event_id}", code="event_not_found")
     if row.processed:
         return row.outcome or "processed"
-    payload = json.loads(row.raw_body)
-    event_type = str(payload.get("type"))
-    target = object_to_fetch(event_type, payload)
+    try:
+        envelope = parse_event(row.raw_body)
+    except MalformedEventError as exc:  # stored before bodies were checked
+        return _finish(session, row, "unknown", OUTCOME_MALFORMED, error=exc.message)
+    event_type, target = envelope.type, envelope.target
+    current: dict[str, Any] | None = None
+    if target is not None:
+        try:
+            current = source.fetch(*target)
+        except StripeObjectMissingError:
+            # Stripe has no such object (a forged or foreign event signed with our secret, a
+            # test-mode object): acknowledged and kept, never retried.
+            logger.warning("Stripe event %s is about a missing %s %s", event_id, *target)
     if target is None:
         outcome = "ignored"
+    elif current is None:
+        outcome = OUTCOME_OBJECT_MISSING
     else:
-        current = source.fetch(*target)
         if target[0] == "checkout.session":
             outcome = _on_checkout_session(session, current, event_type, event_id)
         elif target[0] == "charge":
             outcome = _on_charge(session, current, event_id)
         else:
             outcome = _on_dispute(session, current, event_id)
+    return _finish(session, row, event_type, outcome)
+
+
+def _finish(
+    session: Session, row: StripeEvent, event_type: str, outcome: str, *, error: str | None = None
+) -> str:
+    """Mark the stored event processed with its outcome."""
     row.processed = True
     row.processed_at = utcnow()
     row.outcome = outcome[:200]
-    row.error = None
+    row.error = error
     row.attempts += 1
     session.flush()
     STRIPE_EVENTS.labels(event_type, outcome.split(":")[0]).inc()

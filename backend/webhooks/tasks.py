@@ -9,7 +9,6 @@ is idempotent per event id.
 
 from __future__ import annotations
 
-import json
 import logging
 from datetime import timedelta
 from typing import Any
@@ -20,7 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from backend.core.db import process_session_factory, session_scope, utcnow
 from backend.core.errors import NotFoundError, PermanentError, RetryableError
-from backend.integrations.stripe_gateway import StripeGateway
+from backend.integrations.stripe_gateway import StripeGateway, StripeObjectMissingError
 from backend.outbox.service import Topics
 from backend.webhooks import service
 from backend.webhooks.models import StripeEvent
@@ -46,12 +45,17 @@ def process_event(factory: sessionmaker[Session], gateway: StripeGateway, event_
             raise PermanentError(f"no stored Stripe event {event_id}")
         if row.processed:
             return row.outcome or "processed"
-        payload = json.loads(row.raw_body)
-    target = service.object_to_fetch(str(payload.get("type")), payload)
-    objects: dict[tuple[str, str], dict[str, Any]] = {}
+        try:
+            target = service.parse_event(row.raw_body).target
+        except service.MalformedEventError:
+            target = None  # stored before bodies were checked: processing rejects it
+    objects: dict[tuple[str, str], dict[str, Any] | None] = {}
     try:
         if target is not None:
-            objects[target] = gateway.fetch_sync(*target)
+            try:
+                objects[target] = gateway.fetch_sync(*target)
+            except StripeObjectMissingError:
+                objects[target] = None
         with session_scope(factory) as s:
             return service.process_stripe_event(
                 s, event_id, source=service.PrefetchedSource(objects)

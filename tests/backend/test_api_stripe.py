@@ -548,3 +548,87 @@ async def test_lost_dispute_revokes_the_certificate_as_disputed_a_won_one_keeps_
         outcomes[won] = (await _certificate(api, cert_id)).revoke_reason_code
     assert outcomes == {True: None, False: 6}
     assert (await _topics(api)).count("certificate.revoke") == 1
+
+
+# ------------------------------------------------------------------ hostile but signed input
+
+MALFORMED = {
+    "array": b"[]",
+    "string": b'"evt_1"',
+    "null": b"null",
+    "number": b"7",
+    "not json": b"{not json",
+    "no id": b'{"type": "checkout.session.completed", "data": {"object": {"id": "cs_1"}}}',
+    "id not a string": b'{"id": 1, "type": "charge.refunded", "data": {"object": {"id": "ch_1"}}}',
+    "id not an event id": b'{"id": "cs_1", "type": "x.y", "data": {"object": {}}}',
+    "type not a string": b'{"id": "evt_1", "type": ["charge.refunded"], "data": {"object": {}}}',
+    "data a list": b'{"id": "evt_1", "type": "charge.refunded", "data": []}',
+    "data a string": b'{"id": "evt_1", "type": "charge.refunded", "data": "ch_1"}',
+    "object a list": b'{"id": "evt_1", "type": "charge.refunded", "data": {"object": []}}',
+    "object id a number": (
+        b'{"id": "evt_1", "type": "charge.refunded", "data": {"object": {"id": 12}}}'
+    ),
+    "object id a path": (
+        b'{"id": "evt_1", "type": "checkout.session.completed",'
+        b' "data": {"object": {"id": "cs_1/../../v1/charges"}}}'
+    ),
+    "object id empty": (
+        b'{"id": "evt_1", "type": "charge.dispute.created", "data": {"object": {"id": ""}}}'
+    ),
+}
+
+
+@pytest.mark.parametrize("body", MALFORMED.values(), ids=MALFORMED.keys())
+async def test_signed_body_that_is_not_a_stripe_event_is_a_400_stored_as_rejected(
+    api: Api, body: bytes
+) -> None:
+    response = await api.deliver_raw(body)
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["code"] == "malformed_event"
+    stored = await api.query(lambda s: s.scalars(select(StripeEvent)).one())
+    assert stored.signature_valid and stored.processed
+    assert (stored.event_id, stored.outcome) == (None, "rejected:malformed")
+    assert stored.error and stored.raw_body == body
+
+
+async def test_signed_body_that_is_not_utf8_is_a_400(api: Api) -> None:
+    # The SDK verifies the signature over text: such a body fails verification itself.
+    response = await api.deliver_raw(b'{"id": "evt_\xff"}')
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "invalid_signature"
+
+
+async def test_malformed_body_cannot_squat_the_id_of_a_real_event(api: Api) -> None:
+    course_id = await _paid_course(api)
+    async with api.user(LEARNER) as client:
+        checkout = await _checkout(api, client, course_id)
+    event = api.stripe_fake.complete_session(checkout["sessionId"])
+    squat = {**event, "data": []}
+    assert (await api.deliver(squat)).status_code == 400
+    assert (await _ok(api, event))["outcome"] == "paid"
+
+
+@pytest.mark.parametrize(
+    ("event_type", "object_id"),
+    [
+        ("checkout.session.completed", "cs_test_nobody_created_this"),
+        ("checkout.session.completed", "ch_a_charge_sent_as_a_session"),
+        ("charge.refunded", "ch_unknown"),
+        ("charge.dispute.created", "dp_unknown"),
+    ],
+)
+async def test_event_about_an_object_stripe_does_not_have_is_acknowledged_and_not_retried(
+    api: Api, event_type: str, object_id: str
+) -> None:
+    event = {
+        "id": f"evt_missing_{object_id}",
+        "object": "event",
+        "type": event_type,
+        "data": {"object": {"id": object_id}},
+    }
+    reply = await _ok(api, event)
+    assert reply["outcome"] == "rejected:object_not_found"
+    stored = await api.query(lambda s: s.scalars(select(StripeEvent)).one())
+    assert stored.processed and stored.error is None
+    # Stripe's redelivery is answered from the stored outcome, without asking Stripe again.
+    assert (await _ok(api, event))["duplicate"] is True

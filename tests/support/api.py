@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from backend.chain.client import ChainError, selector
 from backend.core.config import Settings
 from backend.core.db import Database
 from backend.core.ratelimit import MemoryRateLimiter
+from backend.devtools.stripe_fake import sign_payload
 from backend.integrations.stripe_gateway import StripeGateway
 
 PUBLIC_URL = "http://tuition.test"
@@ -31,6 +33,14 @@ WEBHOOK_SECRET = "whsec_tuition_backend_tests"
 STRIPE_KEY = "sk_test_tuition_backend"
 
 T = TypeVar("T")
+
+
+def signed_webhook_headers(body: bytes, *, secret: str = WEBHOOK_SECRET) -> dict[str, str]:
+    """Headers that make `body` a correctly signed Stripe webhook delivery, signed now."""
+    return {
+        "Content-Type": "application/json; charset=utf-8",
+        "Stripe-Signature": sign_payload(body, secret, int(time.time())),
+    }
 
 
 def iso(dt: datetime) -> str:
@@ -202,5 +212,11 @@ class Api:
     ) -> httpx.Response:
         """POST a Stripe event to the webhook exactly as Stripe would sign it."""
         body, headers = self.stripe_fake.signed_payload(event, secret=secret)
+        async with self.client() as client:
+            return await client.post("/api/v1/webhooks/stripe", content=body, headers=headers)
+
+    async def deliver_raw(self, body: bytes, *, secret: str = WEBHOOK_SECRET) -> httpx.Response:
+        """POST any body to the webhook, correctly signed (as someone holding the secret)."""
+        headers = signed_webhook_headers(body, secret=secret)
         async with self.client() as client:
             return await client.post("/api/v1/webhooks/stripe", content=body, headers=headers)
