@@ -104,6 +104,10 @@ def test_the_money_model_holds_under_every_sequence(
     # The attacker is a contract: it withdraws only from its hook, but is owed money like anyone.
     holders = [*payees, attacker]
 
+    def _gift(recipient: Any) -> Any:
+        """The purchase's recipient argument when the attacker pays for `recipient`."""
+        return ZERO if recipient == attacker else recipient
+
     class MoneyModel(RuleBasedStateMachine):
         def __init__(self) -> None:
             super().__init__()
@@ -224,25 +228,30 @@ def test_the_money_model_holds_under_every_sequence(
 
         @rule(
             which=st.integers(0, 3),
-            reentry=st.sampled_from(["release", "withdraw", "buy", "refund"]),
+            to=st.integers(0, 5),
+            # A nested purchase is the re-entry most likely to break the books: drawn twice.
+            reentry=st.sampled_from(["release", "withdraw", "buy", "buy", "refund"]),
             kind=st.sampled_from(["native", "cbt"]),
             other=st.integers(0, 3),
+            to2=st.integers(0, 5),
             pick=st.integers(0, 5),
         )
         def buy_with_reentrant_hook(
-            self, which: int, reentry: str, kind: str, other: int, pick: int
+            self, which: int, to: int, reentry: str, kind: str, other: int, to2: int, pick: int
         ) -> None:
-            """The attacker buys in the callback token; its hook, run inside the market's
-            `transferFrom`, re-enters the market. The ERC-20 pull holds no guard (the purchase's
-            state is final by then): a re-entry that moves the market's balance of the token
-            breaks the balance-delta check and reverts everything; any other re-entry is an
-            ordinary call and must leave the model's books right."""
+            """The attacker buys in the callback token (for itself or as a gift); its hook, run
+            inside the market's `transferFrom`, re-enters the market. The ERC-20 pull holds no
+            guard (the purchase's state is final by then): a re-entry that moves the market's
+            balance of the token breaks the balance-delta check and reverts everything; any
+            other re-entry is an ordinary call and must leave the model's books right."""
+            recipients = [*world["learners"], attacker]
+            first, second = recipients[to], recipients[to2]
             token = tokens[kind]
             course_id, price, window = self._terms(which, cbt.address)
             outer = market.purchase.encode_input(
-                course_id, cbt.address, price, ZERO, order_ref("h"), window
+                course_id, cbt.address, price, _gift(first), order_ref("h"), window
             )
-            error = self._purchase_error(course_id, attacker, cbt.address)
+            error = self._purchase_error(course_id, first, cbt.address)
             inner_ok, whole_reverts, refunded, nested = False, False, None, None
             value = 0
             if reentry == "release":
@@ -255,12 +264,12 @@ def test_the_money_model_holds_under_every_sequence(
             elif reentry == "buy":
                 course2, value, window2 = self._terms(other, token)
                 data = market.purchase.encode_input(
-                    course2, token, value, ZERO, order_ref("n"), window2
+                    course2, token, value, _gift(second), order_ref("n"), window2
                 )
                 value = value if token == ZERO else 0
                 # The outer purchase's access is stored before the pull: buying it again fails.
-                inner_ok = course2 != course_id and (
-                    self._purchase_error(course2, attacker, token) is None
+                inner_ok = (course2, second) != (course_id, first) and (
+                    self._purchase_error(course2, second, token) is None
                 )
                 whole_reverts = inner_ok and token == cbt.address
                 nested = other
@@ -303,9 +312,9 @@ def test_the_money_model_holds_under_every_sequence(
             # to the attacker runs `receive`, whose nested attempt is refused by the guard).
             attempts = tx.decode_logs(attacker.ReentryAttempted)
             assert attempts[-1].succeeded == inner_ok
-            self._record(attacker, attacker, which, cbt.address)
+            self._record(attacker, first, which, cbt.address)
             if inner_ok and nested is not None:
-                self._record(attacker, attacker, nested, token)
+                self._record(attacker, second, nested, token)
             if inner_ok and refunded is not None:
                 del self.purchases[refunded]
 

@@ -203,3 +203,49 @@ def test_reentrant_purchase_is_blocked(market, course_id, provider, learner, own
     attacker.execute(market, market.withdraw.encode_input(ZERO), sender=owner)
     assert attacker.lastReentryError() == REENTRANT_CALL
     assert not market.hasAccess(course_id, learner)
+
+
+def _hooked_buyer(market, course_id, provider, owner, project):
+    """An attacker contract holding an ERC-777-style token the course accepts, its sender hook
+    registered: its hook runs inside the market's `transferFrom` of each purchase."""
+    cbt = owner.deploy(project.CallbackToken, "Callback", "CBT")
+    market.setTokenAllowed(cbt, True, sender=owner)
+    market.setPrice(course_id, cbt, USDC_PRICE, sender=provider)
+    attacker = owner.deploy(project.ReentrantPayee)
+    cbt.mint(attacker, 10 * USDC_PRICE, sender=owner)
+    attacker.execute(cbt, cbt.approve.encode_input(market, 2**256 - 1), sender=owner)
+    attacker.execute(cbt, cbt.setSenderHook.encode_input(attacker), sender=owner)
+    return cbt, attacker
+
+
+def test_purchase_nested_in_the_token_hook_reverts_the_whole_purchase(
+    market, course_id, provider, learner, owner, project, chain
+):
+    cbt, attacker = _hooked_buyer(market, course_id, provider, owner, project)
+    gift = market.purchase.encode_input(
+        course_id, cbt, USDC_PRICE, learner, order_ref("nested"), REFUND_WINDOW
+    )
+    attacker.setReentry(market, gift, 0, sender=owner)
+    data = market.purchase.encode_input(
+        course_id, cbt, USDC_PRICE, ZERO, order_ref("outer"), REFUND_WINDOW
+    )
+    # The nested purchase pulls its own price: the outer pull sees twice what it asked for.
+    with ape.reverts(market.TransferShortfall):
+        attacker.execute(market, data, sender=owner)
+    assert not market.hasAccess(course_id, attacker)
+    assert not market.hasAccess(course_id, learner)
+    assert cbt.balanceOf(market) == 0
+
+
+def test_release_from_the_token_hook_is_an_ordinary_call(
+    market, course_id, provider, owner, project
+):
+    cbt, attacker = _hooked_buyer(market, course_id, provider, owner, project)
+    attacker.setReentry(market, market.release.encode_input(provider, cbt), 0, sender=owner)
+    data = market.purchase.encode_input(
+        course_id, cbt, USDC_PRICE, ZERO, order_ref("outer"), REFUND_WINDOW
+    )
+    tx = attacker.execute(market, data, sender=owner)
+    assert tx.decode_logs(attacker.ReentryAttempted)[-1].succeeded
+    assert market.hasAccess(course_id, attacker)
+    assert cbt.balanceOf(market) == USDC_PRICE
