@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
+from pydantic import Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -19,7 +20,9 @@ from backend.catalog.models import Course
 from backend.certificates import service as certificates
 from backend.certificates.schemas import CertificateRevokeIn, IssuedCertificateOut
 from backend.core.openapi import errors
-from backend.core.schemas import AddressStr, ApiModel, CertificateId
+from backend.core.schemas import AddressStr, ApiInput, ApiModel, CertificateId, OrderId
+from backend.orders import card, views
+from backend.orders.schemas import OrderOut
 from backend.provider import verification
 from backend.provider.models import ProviderProfile, ProviderVerificationRequest
 from backend.provider.profiles import get_profile
@@ -149,6 +152,33 @@ async def revoke_certificate(
             s, certificate_id, reason_code=body.reason_code, note=body.note, admin=admin.address
         )
         return IssuedCertificateOut.of(cert, s.get(Course, cert.course_id))
+
+    return await session.run_sync(run)
+
+
+class ReviewDecisionIn(ApiInput):
+    """Why the admin accepts a payment that differs from its quote."""
+
+    reason: str = Field(min_length=3, max_length=500)
+
+
+@router.get("/orders/review", response_model=list[OrderOut])
+async def orders_to_review(admin: AdminUser, session: DbSession) -> list[OrderOut]:
+    """Card payments Stripe took that grant nothing until an admin decides (status
+    `needs_review`: an amount or currency other than the quote, or a late second payment).
+    Decide with `POST /orders/{id}/refund` or `POST /admin/orders/{id}/accept`."""
+    return await session.run_sync(lambda s: views.orders_out(s, card.orders_to_review(s)))
+
+
+@router.post("/orders/{order_id}/accept", response_model=OrderOut, responses=errors(404, 409))
+async def accept_order(
+    order_id: OrderId, body: ReviewDecisionIn, admin: AdminUser, session: DbSession
+) -> OrderOut:
+    """Accept a payment that needed review: the order is paid and access granted; audited."""
+
+    def run(s: Session) -> OrderOut:
+        order = card.accept_reviewed(s, order_id, admin=admin.address, reason=body.reason)
+        return views.orders_out(s, [order])[0]
 
     return await session.run_sync(run)
 

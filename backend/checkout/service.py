@@ -35,6 +35,12 @@ def _prepare(session: Session, course_id: int, buyer: str) -> tuple[Course, Orde
     if course.fiat_price == 0:
         raise ConflictError("this course is free: claim it instead", code="free_course")
     orders.ensure_not_entitled(session, buyer, course.id)
+    if orders.card_payment_in_flight(session, course_id=course.id, buyer=buyer):
+        # A second checkout now could take the money twice.
+        raise ConflictError(
+            "a card payment of yours for this course is still being processed or reviewed",
+            code="payment_in_progress",
+        )
     return course, orders.open_card_order(session, course_id=course.id, buyer=buyer)
 
 

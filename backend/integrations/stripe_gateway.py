@@ -145,6 +145,20 @@ class StripeGateway:
             raise ValueError(f"cannot fetch Stripe objects of kind {kind!r}")
         return dict(obj.to_dict())
 
+    def expire_checkout_session_sync(self, session_id: str) -> dict[str, Any] | None:
+        """Expire an open Checkout Session so nobody can pay it any more; None when Stripe
+        refuses because it is no longer open (it completed or expired meanwhile).
+
+        Raises:
+            StripeObjectMissingError: Stripe has no such session.
+        """
+        try:
+            return dict(self.client().v1.checkout.sessions.expire(session_id).to_dict())
+        except stripe.InvalidRequestError as exc:
+            if exc.http_status == 404:
+                raise StripeObjectMissingError("checkout.session", session_id) from exc
+            return None
+
     def fetch_sync(self, kind: str, object_id: str) -> dict[str, Any]:
         """`fetch` for synchronous callers (the worker)."""
         try:

@@ -29,14 +29,26 @@ target_metadata = Base.metadata
 
 
 def _run(connection: Connection) -> None:
+    sqlite = connection.dialect.name == "sqlite"
+    # SQLite changes a table (a CHECK, a constraint) by rebuilding it, and dropping a table that
+    # other tables reference fails while foreign keys are enforced. As Alembic's batch mode
+    # advises, they are off during migrations (the pragma only takes effect outside a
+    # transaction) and every reference is checked before the migrations commit.
+    foreign_keys_off = sqlite and not connection.in_transaction()
+    if foreign_keys_off:
+        connection.connection.driver_connection.execute("PRAGMA foreign_keys=OFF")  # type: ignore[union-attr]
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
-        render_as_batch=connection.dialect.name == "sqlite",
+        render_as_batch=sqlite,
         compare_type=True,
     )
     with context.begin_transaction():
         context.run_migrations()
+        if sqlite:
+            broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+            if broken:
+                raise RuntimeError(f"migrations left broken foreign keys: {broken[:10]}")
 
 
 def _run_offline() -> None:
@@ -60,6 +72,8 @@ def _run_online() -> None:
         with engine.connect() as conn:
             _run(conn)
             conn.commit()
+            if conn.dialect.name == "sqlite":
+                conn.connection.driver_connection.execute("PRAGMA foreign_keys=ON")  # type: ignore[union-attr]
     finally:
         engine.dispose()
 

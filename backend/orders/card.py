@@ -9,17 +9,23 @@ never re-activate a refunded order. Access and receipts follow through `mark_pai
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from backend.access.service import active_entitlement
 from backend.audit.service import record as audit
 from backend.certificates.models import RevokeReason
+from backend.core.errors import ConflictError
 from backend.orders.models import Order, OrderStatus, Rail
-from backend.orders.service import mark_ended, mark_paid, transition
+from backend.orders.service import get_order, mark_ended, mark_paid, transition
 
 STRIPE = "stripe"
+# Where a payment Stripe completed can still land: the order was waiting (pending, processing)
+# or expired here while Stripe went on (a delayed webhook, a late asynchronous settlement).
+PAYABLE = (OrderStatus.PENDING, OrderStatus.PROCESSING, OrderStatus.EXPIRED)
 
 
 def lock_card_order(
@@ -77,25 +83,100 @@ def note_anomaly(order: Order, entry: dict[str, Any]) -> None:
 
 def checkout_paid(
     session: Session, order: Order, *, amount: Any, currency: str, reason: str
-) -> bool:
-    """The checkout was paid: the order is paid (a different amount is kept as an anomaly)."""
+) -> str:
+    """Stripe says the checkout is paid; returns the outcome (`paid`, `needs_review`, `noop:…`).
+
+    The rule: money Stripe took is never left without access or a decision.
+    - Paid as quoted (amount and currency): the order is paid and access granted, even if the
+      order had expired here meanwhile (honoured, flagged `late_payment`).
+    - Paid otherwise, or paid late for a learner who has access by then (a second payment):
+      nothing is granted; the order needs review, and an admin refunds it or accepts it.
+    """
+    if order.status not in PAYABLE:
+        return f"noop:{order.status}"
+    paid = f"{amount} {currency}"
+    quoted = f"{order.amount} {order.currency}"
+    late = order.status == OrderStatus.EXPIRED
+    problem = None
     if amount != order.amount or currency != order.currency:
-        note_anomaly(
+        problem = {"field": "amount", "quoted": quoted, "paid": paid}
+    elif late and active_entitlement(session, order.recipient, order.course_id) is not None:
+        problem = {"field": "late_payment", "quoted": quoted, "paid": "already has access"}
+    if problem is not None:
+        note_anomaly(order, problem)
+        transition(
+            session,
             order,
-            {
-                "field": "amount",
-                "quoted": f"{order.amount} {order.currency}",
-                "paid": f"{amount} {currency}",
-            },
+            OrderStatus.NEEDS_REVIEW,
+            allowed_from=PAYABLE,
+            actor=STRIPE,
+            reason=f"{reason}: {problem['field']} (quoted {quoted}, paid {problem['paid']})",
         )
-    return mark_paid(session, order, actor=STRIPE, reason=reason)
+        return "needs_review"
+    if late:
+        note_anomaly(order, {"field": "late_payment", "quoted": quoted, "paid": paid})
+        reason = f"{reason}, after the order expired here: honoured"
+    moved = mark_paid(session, order, allowed_from=PAYABLE, actor=STRIPE, reason=reason)
+    return "paid" if moved else f"noop:{order.status}"
+
+
+def checkout_processing(session: Session, order: Order, *, reason: str) -> bool:
+    """The checkout completed with a payment that has not settled (an asynchronous method):
+    the order waits for Stripe's verdict, out of local expiry's reach."""
+    return transition(
+        session,
+        order,
+        OrderStatus.PROCESSING,
+        allowed_from=(OrderStatus.PENDING, OrderStatus.EXPIRED),
+        actor=STRIPE,
+        reason=reason,
+    )
 
 
 def checkout_closed(session: Session, order: Order, status: str, *, reason: str) -> bool:
-    """The checkout ended unpaid: `status` is expired or failed."""
-    return transition(
-        session, order, status, allowed_from=(OrderStatus.PENDING,), actor=STRIPE, reason=reason
+    """The checkout ended unpaid: `status` is expired or failed (a processing payment can only
+    fail)."""
+    allowed: tuple[str, ...] = (OrderStatus.PENDING,)
+    if status == OrderStatus.FAILED:
+        allowed = (OrderStatus.PENDING, OrderStatus.PROCESSING, OrderStatus.EXPIRED)
+    return transition(session, order, status, allowed_from=allowed, actor=STRIPE, reason=reason)
+
+
+def orders_to_review(session: Session, *, limit: int = 200) -> Sequence[Order]:
+    """Card orders Stripe took money for that grant nothing until an admin decides, oldest
+    first."""
+    return session.scalars(
+        select(Order)
+        .where(Order.rail == Rail.CARD, Order.status == OrderStatus.NEEDS_REVIEW)
+        .order_by(Order.updated_at, Order.id)
+        .limit(limit)
+    ).all()
+
+
+def accept_reviewed(session: Session, order_id: str, *, admin: str, reason: str) -> Order:
+    """An admin accepts a payment that needed review: the order is paid and access granted
+    (audited with the admin's reason). Accepting a paid card order changes nothing.
+
+    Raises:
+        NotFoundError: no such order.
+        ConflictError: the order is not a card order waiting for review (`not_in_review`).
+    """
+    order = get_order(session, order_id, lock=True)
+    if order.rail == Rail.CARD and order.status == OrderStatus.PAID:
+        return order  # paid already (accepted before: a repeated click)
+    if order.rail != Rail.CARD or order.status != OrderStatus.NEEDS_REVIEW:
+        raise ConflictError(
+            f"only card orders that need review can be accepted (this one is {order.status})",
+            code="not_in_review",
+        )
+    mark_paid(
+        session,
+        order,
+        allowed_from=(OrderStatus.NEEDS_REVIEW,),
+        actor=f"admin:{admin}",
+        reason=f"payment accepted after review: {reason}",
     )
+    return order
 
 
 def refunded(session: Session, order: Order, *, reason: str) -> bool:
@@ -104,7 +185,7 @@ def refunded(session: Session, order: Order, *, reason: str) -> bool:
         session,
         order,
         OrderStatus.REFUNDED,
-        allowed_from=(OrderStatus.PENDING, OrderStatus.PAID, OrderStatus.DISPUTED),
+        allowed_from=(*PAYABLE, OrderStatus.PAID, OrderStatus.DISPUTED, OrderStatus.NEEDS_REVIEW),
         actor=STRIPE,
         reason=reason,
         certificate_reason=RevokeReason.REFUNDED,
@@ -160,7 +241,7 @@ def dispute_lost(session: Session, order: Order, *, reason: str) -> bool:
         session,
         order,
         OrderStatus.LOST,
-        allowed_from=(OrderStatus.PENDING, OrderStatus.PAID, OrderStatus.DISPUTED),
+        allowed_from=(*PAYABLE, OrderStatus.PAID, OrderStatus.DISPUTED, OrderStatus.NEEDS_REVIEW),
         actor=STRIPE,
         reason=reason,
         certificate_reason=RevokeReason.DISPUTED,

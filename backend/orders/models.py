@@ -32,7 +32,11 @@ class OrderStatus:
     """The order state machine.
 
     Card:   pending -> paid -> refunded | disputed -> paid (won) | lost; pending -> failed | expired
-            (an event seen out of order may also move pending straight to refunded/disputed/lost).
+            (an event seen out of order may also move pending straight to refunded/disputed/lost);
+            pending -> processing (an asynchronous payment method) -> paid | failed; a payment
+            Stripe completes after local expiry is honoured: expired -> paid; a payment that
+            differs from the quote, or a late one for a learner who has access by then, grants
+            nothing: -> needs_review, then an admin refunds it (refunded) or accepts it (paid).
     Crypto: pending (quoted) -> paid -> refunded; paid -> reverted (reorg) -> paid (re-mined);
             pending -> expired (quote timed out, still payable: a late payment is kept, flagged).
     """
@@ -45,7 +49,12 @@ class OrderStatus:
     FAILED = "failed"
     EXPIRED = "expired"
     REVERTED = "reverted"
-    ALL = (PENDING, PAID, REFUNDED, DISPUTED, LOST, FAILED, EXPIRED, REVERTED)
+    PROCESSING = "processing"
+    NEEDS_REVIEW = "needs_review"
+    ALL = (
+        PENDING, PAID, REFUNDED, DISPUTED, LOST, FAILED, EXPIRED, REVERTED, PROCESSING,
+        NEEDS_REVIEW,
+    )  # fmt: skip
     # Money was taken at some point (what provider sales report).
     SETTLED = (PAID, REFUNDED, DISPUTED, LOST)
 
@@ -64,7 +73,7 @@ class Order(Base):
         CheckConstraint("rail IN ('crypto', 'card')", name="rail"),
         CheckConstraint(
             "status IN ('pending', 'paid', 'refunded', 'disputed', 'lost', 'failed', 'expired',"
-            " 'reverted')",
+            " 'reverted', 'processing', 'needs_review')",
             name="status",
         ),
         CheckConstraint(

@@ -185,7 +185,11 @@ def refundable_order(
         raise ForbiddenError(
             "only the course's provider or an admin may refund", code="not_course_provider"
         )
-    if order.status != OrderStatus.PAID:
+    # A card payment that needs review is refunded like a paid one (the admin's other choice).
+    refundable: tuple[str, ...] = (OrderStatus.PAID,)
+    if order.rail == Rail.CARD:
+        refundable = (OrderStatus.PAID, OrderStatus.NEEDS_REVIEW)
+    if order.status not in refundable:
         raise ConflictError(
             f"only paid orders can be refunded (this one is {order.status})",
             code="not_refundable",
@@ -818,12 +822,35 @@ def open_card_order(session: Session, *, course_id: int, buyer: str) -> Order | 
     )
 
 
+def card_payment_in_flight(session: Session, *, course_id: int, buyer: str) -> bool:
+    """Whether Stripe holds a payment of this buyer for this course that has not granted access
+    yet: an asynchronous payment settling, or one waiting for an admin's review."""
+    return (
+        session.scalar(
+            select(Order.id)
+            .where(
+                Order.rail == Rail.CARD,
+                Order.course_id == course_id,
+                Order.buyer == buyer,
+                Order.status.in_((OrderStatus.PROCESSING, OrderStatus.NEEDS_REVIEW)),
+            )
+            .limit(1)
+        )
+        is not None
+    )
+
+
 def expire_stale_orders(session: Session, *, now: datetime | None = None) -> int:
-    """Mark pending orders past their expiry as expired (for a periodic job); returns count."""
+    """Mark pending crypto quotes past their expiry as expired (for a periodic job); returns
+    the count. Card orders are expired by `backend.checkout.expiry`, which asks Stripe first."""
     now = now or utcnow()
     stale = session.scalars(
         select(Order)
-        .where(Order.status == OrderStatus.PENDING, Order.expires_at < now)
+        .where(
+            Order.rail == Rail.CRYPTO,
+            Order.status == OrderStatus.PENDING,
+            Order.expires_at < now,
+        )
         .with_for_update(skip_locked=True)
     ).all()
     for order in stale:

@@ -264,7 +264,7 @@ def process_stripe_event(session: Session, event_id: str, *, source: StripeObjec
         outcome = OUTCOME_OBJECT_MISSING
     else:
         if target[0] == "checkout.session":
-            outcome = _on_checkout_session(session, current, event_type, event_id)
+            outcome = apply_checkout_session(session, current, event_type, event_id)
         elif target[0] == "charge":
             outcome = _on_charge(session, current, event_id)
         else:
@@ -302,12 +302,14 @@ def _outcome(moved: bool, done: str, order: Order) -> str:
     return done if moved else f"noop:{order.status}"
 
 
-def _on_checkout_session(
+def apply_checkout_session(
     session: Session, cs: Mapping[str, Any], event_type: str, event_id: str
 ) -> str:
-    order = card.lock_card_order(
-        session, checkout_session_id=str(cs.get("id")), order_id=_metadata_order_id(cs)
-    )
+    """Apply the current state of Checkout Session `cs` to the order it was created for (an
+    event's, or the expiry check's with `event_type` "expiry_check"); returns the outcome."""
+    # Only a session this application created (its id was stored with the order) settles an
+    # order: a session made elsewhere in the account cannot pay for one by naming it.
+    order = card.lock_card_order(session, checkout_session_id=str(cs.get("id")))
     if order is None:
         logger.warning("Stripe checkout session %s matches no order", cs.get("id"))
         return "unknown_order"
@@ -318,20 +320,22 @@ def _on_checkout_session(
     )
     reason = f"Stripe {event_type} ({event_id})"
     if cs.get("payment_status") in ("paid", "no_payment_required"):
-        moved = card.checkout_paid(
+        return card.checkout_paid(
             session,
             order,
             amount=cs.get("amount_total"),
             currency=cs.get("currency") or "",
             reason=reason,
         )
-        return _outcome(moved, "paid", order)
-    if cs.get("status") == "expired":
-        moved = card.checkout_closed(session, order, OrderStatus.EXPIRED, reason=reason)
-        return _outcome(moved, "expired", order)
     if event_type == "checkout.session.async_payment_failed":
         moved = card.checkout_closed(session, order, OrderStatus.FAILED, reason=reason)
         return _outcome(moved, "failed", order)
+    if cs.get("status") == "complete":  # completed, its payment not settled yet
+        moved = card.checkout_processing(session, order, reason=reason)
+        return _outcome(moved, "processing", order)
+    if cs.get("status") == "expired":
+        moved = card.checkout_closed(session, order, OrderStatus.EXPIRED, reason=reason)
+        return _outcome(moved, "expired", order)
     session.flush()
     return f"awaiting_payment:{order.status}"
 

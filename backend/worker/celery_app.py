@@ -66,6 +66,7 @@ def _schedule() -> dict[str, dict[str, Any]]:
         "reconcile-access": entry("tuition.reconcile_access", w.reconcile_interval),
         "stripe-sweep": entry("tuition.sweep_stripe_events", 60),
         "expire-orders": entry("tuition.expire_orders", 60),
+        "expire-card-orders": entry("tuition.expire_card_orders", 60),
     }
 
 
@@ -118,6 +119,7 @@ TASK_MODULES = (
     "backend.access.tasks",
     "backend.certificates.tasks",
     "backend.orders.tasks",
+    "backend.checkout.tasks",
     "backend.provider.tasks",
     "backend.webhooks.tasks",
 )

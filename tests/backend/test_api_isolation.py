@@ -191,6 +191,13 @@ CASES = [
         lambda w: {"address": L1.address, "courseId": w.course_id, "reason": "sneaky"},
     ),
     Case("GET", "/api/v1/admin/providers", _owners()),
+    Case("GET", "/api/v1/admin/orders/review", _owners()),
+    Case(
+        "POST",
+        "/api/v1/admin/orders/{order_id}/accept",
+        _owners(),
+        lambda w: {"reason": "sneaky"},
+    ),
     Case("GET", "/api/v1/admin/certificates/by-token/{token_id}", _owners()),
     Case(
         "POST",

@@ -8,16 +8,20 @@ from __future__ import annotations
 
 import copy
 import time
+from datetime import timedelta
 from typing import Any
 
 import httpx
 import pytest
 from sqlalchemy import select
+from sqlalchemy.orm import sessionmaker
 from support.api import Api
 from support.factories import account, make_certificate, make_course, make_grant
 
 from backend.access.models import Entitlement
+from backend.audit.models import AuditEntry
 from backend.certificates.models import Certificate
+from backend.checkout.expiry import expire_stale_card_orders
 from backend.orders.models import Order
 from backend.outbox.models import OutboxMessage
 from backend.webhooks.models import StripeEvent
@@ -27,6 +31,7 @@ pytestmark = pytest.mark.anyio
 PROVIDER = account("provider")
 LEARNER = account("learner")
 STRANGER = account("stranger")
+ADMIN = account("admin")
 
 
 async def _paid_course(api: Api, **kwargs: Any) -> int:
@@ -320,8 +325,16 @@ async def test_async_payment_grants_only_once_it_succeeds(api: Api) -> None:
     async with api.user(LEARNER) as client:
         checkout = await _checkout(api, client, course_id)
     completed = api.stripe_fake.complete_session(checkout["sessionId"], async_payment=True)
-    assert (await _ok(api, completed))["outcome"] == "awaiting_payment:pending"
+    assert (await _ok(api, completed))["outcome"] == "processing"
     assert await _entitlements(api, course_id) == []
+    # Expiry leaves a processing order alone, however long the payment takes.
+    assert await _run_expiry(api, checkout["orderId"], timedelta(days=5)) == {}
+    assert (await _order(api, checkout["orderId"])).status == "processing"
+    # Meanwhile a second checkout could take the money twice: refused.
+    async with api.user(LEARNER) as client:
+        again = await client.post("/api/v1/checkout/stripe", json={"courseId": course_id})
+    assert again.status_code == 409
+    assert again.json()["error"]["code"] == "payment_in_progress"
     succeeded = api.stripe_fake.succeed_async_payment(checkout["sessionId"])
     assert (await _ok(api, succeeded))["outcome"] == "paid"
     assert await _active(api, course_id) == 1
@@ -632,3 +645,230 @@ async def test_event_about_an_object_stripe_does_not_have_is_acknowledged_and_no
     assert stored.processed and stored.error is None
     # Stripe's redelivery is answered from the stored outcome, without asking Stripe again.
     assert (await _ok(api, event))["duplicate"] is True
+
+
+# ------------------------------------------------------------------ money taken, access decided
+
+
+async def _run_expiry(api: Api, order_id: str, after: timedelta) -> dict[str, str]:
+    """The expire-card-orders job, run `after` the order's expiry, on the test's connection."""
+    order = await _order(api, order_id)
+    assert order.expires_at is not None
+    now = order.expires_at + after
+    gateway = api.app.state.services.stripe
+
+    def run(s: Any) -> dict[str, str]:
+        factory = sessionmaker(
+            bind=s.connection(), join_transaction_mode="create_savepoint", expire_on_commit=False
+        )
+        return expire_stale_card_orders(factory, gateway, now=now)
+
+    return await api.run(run)
+
+
+async def _expire_locally(api: Api, order_id: str) -> None:
+    # An order expired without asking Stripe (by an earlier version, or while Stripe had no
+    # record of the session): its payment may still arrive.
+    await api.run(lambda s: setattr(s.get_one(Order, order_id), "status", "expired"))
+
+
+async def test_stale_card_order_is_expired_at_stripe_then_here(api: Api) -> None:
+    course_id = await _paid_course(api)
+    async with api.user(LEARNER) as client:
+        checkout = await _checkout(api, client, course_id)
+    assert await _run_expiry(api, checkout["orderId"], timedelta(seconds=-1)) == {}
+    outcomes = await _run_expiry(api, checkout["orderId"], timedelta(seconds=1))
+    assert outcomes == {checkout["orderId"]: "expired"}
+    assert (await _order(api, checkout["orderId"])).status == "expired"
+    # Nobody can pay it any more: Stripe's session is expired too.
+    assert api.stripe_fake.get_object(checkout["sessionId"])["status"] == "expired"
+    assert await _run_expiry(api, checkout["orderId"], timedelta(seconds=1)) == {}
+
+
+async def test_expiry_finds_the_payment_a_delayed_webhook_has_not_brought_yet(api: Api) -> None:
+    course_id = await _paid_course(api)
+    async with api.user(LEARNER) as client:
+        checkout = await _checkout(api, client, course_id)
+    delayed = api.stripe_fake.complete_session(checkout["sessionId"])  # not delivered yet
+    outcomes = await _run_expiry(api, checkout["orderId"], timedelta(minutes=5))
+    assert outcomes == {checkout["orderId"]: "paid"}
+    assert await _active(api, course_id) == 1
+    # The webhook arrives days later: nothing more happens.
+    assert (await _ok(api, delayed))["outcome"] == "noop:paid"
+    assert await _active(api, course_id) == 1
+
+
+async def test_expiry_of_an_order_whose_session_stripe_does_not_have(api: Api) -> None:
+    course_id = await _paid_course(api)
+    async with api.user(LEARNER) as client:
+        checkout = await _checkout(api, client, course_id)
+    await api.run(
+        lambda s: setattr(
+            s.get_one(Order, checkout["orderId"]), "stripe_checkout_session_id", "cs_test_gone"
+        )
+    )
+    outcomes = await _run_expiry(api, checkout["orderId"], timedelta(seconds=1))
+    assert outcomes == {checkout["orderId"]: "expired"}
+
+
+async def _audit_actions(api: Api, order_id: str) -> list[str]:
+    rows = await api.query(
+        lambda s: s.scalars(
+            select(AuditEntry.reason).where(AuditEntry.subject_id == order_id)
+        ).all()
+    )
+    return [str(r) for r in rows]
+
+
+async def test_payment_stripe_completes_after_local_expiry_is_honoured(api: Api) -> None:
+    course_id = await _paid_course(api)
+    async with api.user(LEARNER) as client:
+        checkout = await _checkout(api, client, course_id)
+    await _expire_locally(api, checkout["orderId"])
+    # The webhook was delayed past the order's expiry (an outage; Stripe retries for days).
+    event = api.stripe_fake.complete_session(checkout["sessionId"])
+    assert (await _ok(api, event))["outcome"] == "paid"
+    order = await _order(api, checkout["orderId"])
+    assert order.status == "paid"
+    assert [a["field"] for a in order.anomalies] == ["late_payment"]
+    assert await _active(api, course_id) == 1
+    assert any("honoured" in reason for reason in await _audit_actions(api, order.id))
+
+
+async def test_late_payment_for_a_learner_with_access_by_then_needs_review(api: Api) -> None:
+    course_id = await _paid_course(api)
+    async with api.user(LEARNER) as client:
+        checkout = await _checkout(api, client, course_id)
+    await _expire_locally(api, checkout["orderId"])
+    await api.run(make_grant, address=LEARNER.address, course_id=course_id)
+    event = api.stripe_fake.complete_session(checkout["sessionId"])
+    assert (await _ok(api, event))["outcome"] == "needs_review"
+    order = await _order(api, checkout["orderId"])
+    assert order.status == "needs_review"
+    assert [e.order_id for e in await _entitlements(api, course_id)] == [None]
+
+
+@pytest.mark.parametrize(
+    ("quoted_amount", "quoted_currency"), [(9900, "usd"), (4900, "jpy")], ids=["amount", "currency"]
+)
+async def test_payment_other_than_the_quote_grants_nothing_and_needs_review(
+    api: Api, quoted_amount: int, quoted_currency: str
+) -> None:
+    course_id = await _paid_course(api)
+    async with api.user(LEARNER) as client:
+        checkout = await _checkout(api, client, course_id)
+
+    def quote_differently(s: Any) -> None:
+        # Stripe charged 49.00 USD; the order was quoted otherwise (a discount or a currency
+        # conversion at Stripe, a bug): the quote is what the learner was promised to pay.
+        order = s.get_one(Order, checkout["orderId"])
+        order.amount, order.currency = quoted_amount, quoted_currency
+
+    await api.run(quote_differently)
+    event = api.stripe_fake.complete_session(checkout["sessionId"])
+    assert (await _ok(api, event))["outcome"] == "needs_review"
+    order = await _order(api, checkout["orderId"])
+    assert order.status == "needs_review"
+    assert order.anomalies == [
+        {"field": "amount", "quoted": f"{quoted_amount} {quoted_currency}", "paid": "4900 usd"}
+    ]
+    assert await _entitlements(api, course_id) == []
+    # Redelivered: still nothing granted.
+    assert (await _ok(api, event))["duplicate"] is True
+    assert await _entitlements(api, course_id) == []
+
+
+async def test_session_the_application_did_not_create_cannot_settle_an_order(api: Api) -> None:
+    course_id = await _paid_course(api)
+    async with api.user(LEARNER) as client:
+        checkout = await _checkout(api, client, course_id)
+    # A 1.00 USD session made elsewhere in the Stripe account, naming the order in metadata.
+    foreign = await api.app.state.services.stripe.client().v1.checkout.sessions.create_async(
+        params={
+            "mode": "payment",
+            "line_items": [
+                {
+                    "quantity": 1,
+                    "price_data": {
+                        "currency": "usd",
+                        "unit_amount": 100,
+                        "product_data": {"name": "anything"},
+                    },
+                }
+            ],
+            "metadata": {"order_id": checkout["orderId"]},
+            "success_url": "https://example.test/ok",
+        }
+    )
+    event = api.stripe_fake.complete_session(foreign.id)
+    assert (await _ok(api, event))["outcome"] == "unknown_order"
+    assert (await _order(api, checkout["orderId"])).status == "pending"
+    assert await _entitlements(api, course_id) == []
+
+
+async def _order_needing_review(api: Api) -> tuple[int, dict[str, Any]]:
+    course_id = await _paid_course(api)
+    async with api.user(LEARNER) as client:
+        checkout = await _checkout(api, client, course_id)
+    await api.run(lambda s: setattr(s.get_one(Order, checkout["orderId"]), "amount", 9900))
+    await _ok(api, api.stripe_fake.complete_session(checkout["sessionId"]))
+    return course_id, checkout
+
+
+async def test_admin_sees_payments_to_review_and_accepts_one(api: Api) -> None:
+    course_id, checkout = await _order_needing_review(api)
+    api.app.state.services.admins = frozenset({ADMIN.address})
+    async with api.user(ADMIN) as client:
+        listed = await client.get("/api/v1/admin/orders/review")
+        assert listed.status_code == 200, listed.text
+        assert [o["id"] for o in listed.json()] == [checkout["orderId"]]
+        url = f"/api/v1/admin/orders/{checkout['orderId']}/accept"
+        for _ in range(2):  # a repeated click changes nothing
+            accepted = await client.post(url, json={"reason": "Stripe applied a coupon"})
+            assert accepted.status_code == 200, accepted.text
+            assert accepted.json()["status"] == "paid"
+        assert (await client.get("/api/v1/admin/orders/review")).json() == []
+    assert await _active(api, course_id) == 1
+    assert any(
+        "Stripe applied a coupon" in r for r in await _audit_actions(api, checkout["orderId"])
+    )
+
+
+async def test_admin_refunds_a_payment_to_review_and_it_ends_refunded(api: Api) -> None:
+    course_id, checkout = await _order_needing_review(api)
+    api.app.state.services.admins = frozenset({ADMIN.address})
+    async with api.user(ADMIN) as client:
+        refund = await client.post(f"/api/v1/orders/{checkout['orderId']}/refund")
+        assert refund.status_code == 200, refund.text
+        assert refund.json()["status"] == "refund_requested"
+    charge_id = _charge_of(api, checkout["sessionId"])
+    [refunded] = [
+        e
+        for e in api.stripe_fake.events("charge.refunded")
+        if e["data"]["object"]["id"] == charge_id
+    ]
+    assert (await _ok(api, refunded))["outcome"] == "refunded"
+    assert (await _order(api, checkout["orderId"])).status == "refunded"
+    assert await _entitlements(api, course_id) == []
+
+
+async def test_only_admins_see_or_decide_payments_to_review(api: Api) -> None:
+    _, checkout = await _order_needing_review(api)
+    async with api.user(LEARNER) as client:
+        assert (await client.get("/api/v1/admin/orders/review")).status_code == 403
+        url = f"/api/v1/admin/orders/{checkout['orderId']}/accept"
+        assert (await client.post(url, json={"reason": "mine"})).status_code == 403
+    assert (await _order(api, checkout["orderId"])).status == "needs_review"
+
+
+async def test_accepting_an_order_that_does_not_need_review_is_a_409(api: Api) -> None:
+    course_id = await _paid_course(api)
+    async with api.user(LEARNER) as client:
+        checkout = await _checkout(api, client, course_id)
+    api.app.state.services.admins = frozenset({ADMIN.address})
+    async with api.user(ADMIN) as client:
+        url = f"/api/v1/admin/orders/{checkout['orderId']}/accept"
+        response = await client.post(url, json={"reason": "give it away"})
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "not_in_review"
+    assert await _entitlements(api, course_id) == []

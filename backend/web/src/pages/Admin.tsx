@@ -1,12 +1,13 @@
-// Admin view: review providers' public records and verify or unverify them. The decision is
-// audited by the API and sent on-chain by the worker (verifyProvider / unverifyProvider); the
-// row shows the chain's answer once the indexer has mirrored it.
+// Admin view: decide card payments that need review (refund or accept); review providers' public
+// records and verify or unverify them. The decision is audited by the API and sent on-chain by
+// the worker (verifyProvider / unverifyProvider); the row shows the chain's answer once the
+// indexer has mirrored it.
 import { useState } from "preact/hooks";
 import { api, errorMessage } from "../api";
 import { IssuedCertificateRow, revocationPending, type IssuedCertificate } from "../components/RevokeCertificate";
 import { RequireSignIn } from "../components/wallet-ui";
 import { Alert, Loading, TxHash, useAsync, useInterval, usePageTitle } from "../components/ui";
-import { formatDate, shortAddress } from "../format";
+import { formatDate, formatFiat, shortAddress } from "../format";
 import { sessionStore } from "../session";
 import { useStore } from "../store";
 
@@ -18,6 +19,17 @@ interface VerificationRequest {
   requestedAt: string;
   txHash: string | null;
   outcome: string | null;
+}
+
+interface OrderToReview {
+  id: string;
+  courseId: number;
+  courseTitle?: string | null;
+  buyer: string;
+  recipient: string;
+  amount: string;
+  currency: string | null;
+  anomalies: { field: string; quoted: string; paid: string }[];
 }
 
 interface ProviderForReview {
@@ -50,6 +62,7 @@ function AdminOnly() {
   }
   return (
     <>
+      <PaymentsToReview />
       <Providers />
       <RevokeByToken />
     </>
@@ -102,6 +115,82 @@ function RevokeByToken() {
 }
 
 /** Whether the chain has not answered the newest request yet. */
+/** Card payments Stripe took that grant nothing until an admin refunds or accepts them. */
+function PaymentsToReview() {
+  const orders = useAsync(() => api<OrderToReview[]>("/admin/orders/review"), []);
+  return (
+    <section aria-labelledby="review-title">
+      <h2 id="review-title">Card payments to review</h2>
+      <p class="muted">
+        Stripe took these payments, but they differ from the quote (amount or currency), or arrived late for a learner who
+        had access by then. Nothing was granted: refund the payment, or accept it to grant access.
+      </p>
+      {orders.loading && !orders.data && <Loading />}
+      {orders.error && <Alert>{orders.error}</Alert>}
+      {orders.data?.length === 0 && <p>Nothing to review.</p>}
+      <ul class="card-list">
+        {orders.data?.map((o) => (
+          <li key={o.id}>
+            <OrderReview order={o} onChange={orders.reload} />
+          </li>
+        ))}
+      </ul>
+    </section>
+  );
+}
+
+function OrderReview({ order: o, onChange }: { order: OrderToReview; onChange: () => void }) {
+  const [reason, setReason] = useState("");
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<string | null>(null);
+  const id = `review-reason-${o.id}`;
+
+  const decide = async (path: string, body?: object) => {
+    setError(null);
+    setBusy(true);
+    try {
+      await api(path, { method: "POST", body });
+      onChange();
+    } catch (err) {
+      setError(errorMessage(err));
+      onChange();
+    } finally {
+      setBusy(false);
+    }
+  };
+  const accept = () => {
+    if (reason.trim().length < 3) return setError("Say why (at least 3 characters): it goes into the audit log.");
+    return decide(`/admin/orders/${o.id}/accept`, { reason: reason.trim() });
+  };
+
+  return (
+    <article class="card" data-testid="order-review" data-order={o.id}>
+      <h3>{o.courseTitle ?? `Course ${o.courseId}`}</h3>
+      <p>
+        Quoted {o.currency ? formatFiat(o.amount, o.currency) : o.amount} to <code title={o.buyer}>{shortAddress(o.buyer)}</code>
+      </p>
+      <ul>
+        {o.anomalies.map((a) => (
+          <li key={`${a.field}-${a.paid}`}>
+            {a.field === "amount" ? `Paid ${a.paid} (quoted ${a.quoted})` : `Paid late: ${a.paid}`}
+          </li>
+        ))}
+      </ul>
+      <div class="field">
+        <label for={id}>Reason to accept (for the audit log)</label>
+        <input id={id} value={reason} maxLength={500} onInput={(e) => setReason((e.currentTarget as HTMLInputElement).value)} />
+      </div>
+      {error && <Alert>{error}</Alert>}
+      <button type="button" class="button-secondary" disabled={busy} onClick={() => decide(`/orders/${o.id}/refund`)}>
+        Refund
+      </button>{" "}
+      <button type="button" disabled={busy} onClick={accept}>
+        Accept and grant access
+      </button>
+    </article>
+  );
+}
+
 function pending(p: ProviderForReview): boolean {
   const r = p.latestRequest;
   if (!r) return false;

@@ -89,7 +89,9 @@ function ReturnStatus({ request }: { request: [string, RequestOptions] }) {
   const [startedAt] = useState(Date.now());
   const requestKey = `${path}?${JSON.stringify(options.query ?? {})}`;
 
-  const finished = status !== null && (FAILED.has(status.status) || (DONE.has(status.status) && status.hasAccess));
+  const finished =
+    status !== null &&
+    (FAILED.has(status.status) || status.status === "needs_review" || (DONE.has(status.status) && status.hasAccess));
 
   const poll = async () => {
     try {
@@ -120,6 +122,15 @@ function ReturnStatus({ request }: { request: [string, RequestOptions] }) {
         <Alert>We found no card payment of yours for this checkout. If you paid with another wallet, sign in with that one.</Alert>
       ) : status && FAILED.has(status.status) ? (
         <Alert>The payment did not go through ({status.status}). No access was granted.</Alert>
+      ) : status?.status === "needs_review" ? (
+        <Alert>
+          We received your payment, but it differs from the price you were quoted, or you already had this course. An
+          administrator is reviewing it: you will get access or a full refund.
+        </Alert>
+      ) : status?.status === "processing" ? (
+        <div role="status" aria-live="polite">
+          <p>Your payment is processing: a bank payment can take a few days. Access appears in My account once it clears; you can leave this page.</p>
+        </div>
       ) : paid && status ? (
         <div role="status">
           <p class="success-text">
