@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -281,6 +282,8 @@ class PageTrace:
         self.started = time.monotonic()
         self.events: list[str] = []
         self.pending: dict[int, str] = {}
+        self.api_responses: list[Any] = []
+        page.on("response", self._response)
         page.on("console", lambda m: self._note(f"console.{m.type}: {m.text}"))
         page.on("request", self._request)
         page.on("requestfinished", lambda r: self._done(r, "finished"))
@@ -299,6 +302,33 @@ class PageTrace:
         self.pending.pop(id(request), None)
         self._note(f"<- {request.method} {request.url} {how}")
 
+    def _response(self, response: Any) -> None:
+        if "/api/" in response.url:
+            self.api_responses = [*self.api_responses[-19:], response]
+
+    def save(self, folder: Path, name: str) -> list[Path]:
+        """Write the page's HTML, a screenshot and its last API responses into `folder`."""
+        folder.mkdir(parents=True, exist_ok=True)
+        saved: list[Path] = []
+        try:
+            html = folder / f"{name}.html"
+            html.write_text(self.page.content())
+            shot = folder / f"{name}.png"
+            self.page.screenshot(path=str(shot), full_page=True)
+            saved += [html, shot]
+        except Exception as exc:  # the page may be gone
+            self._note(f"(page not saved: {exc})")
+        lines = []
+        for response in self.api_responses:
+            try:
+                body = response.text()[:2000]
+            except Exception as exc:  # bodies of redirects, or of a page that navigated away
+                body = f"(body unavailable: {exc})"
+            lines.append(f"{response.request.method} {response.url} -> {response.status}\n{body}\n")
+        responses = folder / f"{name}-api-responses.txt"
+        responses.write_text("\n".join(lines))
+        return [*saved, responses]
+
     def report(self) -> str:
         pending = "\n".join(f"  still pending: {p}" for p in self.pending.values())
         try:  # what the page showed when the test gave up
@@ -313,8 +343,13 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     outcome = yield
     report = outcome.get_result()
     if report.when == "call" and report.failed:
+        # Next to the test log: var/ is the project's ignored scratch folder.
+        folder = item.config.rootpath / "var" / "test-artifacts" / re.sub(r"\W+", "_", item.nodeid)
         for i, trace in enumerate(getattr(item, "page_traces", [])):
-            report.sections.append((f"browser page {i}: network and console", trace.report()))
+            saved = "\n".join(f"saved {path}" for path in trace.save(folder, f"page-{i}"))
+            report.sections.append(
+                (f"browser page {i}: network and console", f"{trace.report()}\n{saved}")
+            )
 
 
 @pytest.fixture
