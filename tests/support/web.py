@@ -76,6 +76,29 @@ def send(w3: Web3, key: str, fn: Any, *, value: int = 0) -> Any:
     return receipt
 
 
+def enlist_issuer(rpc_url: str, admin_key: str, market: str, certificate: str) -> str:
+    """A new funded key holding the roles the stack's operator holds (OPERATOR on the market,
+    ISSUER and VERIFIER on certificates), granted by the admin.
+
+    Tests that act "as the platform" straight on-chain use it instead of the operator key: the
+    stack's worker sends from the operator key at any moment, and two senders reading the same
+    pending nonce collide ("replacement transaction underpriced"), more often on a loaded machine.
+    """
+    key = fresh_key(rpc_url)
+    grantee = Account.from_key(key).address
+    w3 = Web3(HTTPProvider(rpc_url))
+    market_contract = contract(w3, "CourseMarket", market)
+    certificate_contract = contract(w3, "CourseCertificate", certificate)
+    roles = [
+        (market_contract, market_contract.functions.OPERATOR_ROLE().call()),
+        (certificate_contract, certificate_contract.functions.ISSUER_ROLE().call()),
+        (certificate_contract, certificate_contract.functions.VERIFIER_ROLE().call()),
+    ]
+    for target, role in roles:
+        send(w3, admin_key, target.functions.grantRole(role, grantee))
+    return key
+
+
 class Market:
     """The course market called directly by a provider's or a learner's key."""
 

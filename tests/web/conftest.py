@@ -141,6 +141,19 @@ def _tail_logs(state_dir: Path, lines: int = 40) -> str:
     return "\n".join(out)
 
 
+def _enlist_issuer(rpc_url: str, keys: dict[str, str], deployment: dict[str, Any]) -> str:
+    """The key tests use to act as the platform on-chain, apart from the worker's operator key."""
+    from support.web import enlist_issuer
+
+    contracts = deployment["contracts"]
+    return enlist_issuer(
+        rpc_url,
+        keys["admin"],
+        contracts["CourseMarket"]["address"],
+        contracts["CourseCertificate"]["address"],
+    )
+
+
 @pytest.fixture(scope="session")
 def stack(web_build: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """anvil + contracts + migrated database + API (serving the built app) + indexer + worker +
@@ -155,11 +168,14 @@ def stack(web_build: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     if external:
         # Run against a stack that is already up (`tuition up`): TUITION_WEB_STACK_API, _RPC,
         # _STRIPE and _DEPLOYMENT (its deployments/<network>.json). Accounts must be fresh.
+        rpc_url = os.environ.get("TUITION_WEB_STACK_RPC", "http://127.0.0.1:8545")
+        deployment = json.loads(Path(os.environ["TUITION_WEB_STACK_DEPLOYMENT"]).read_text())
+        keys["issuer"] = _enlist_issuer(rpc_url, keys, deployment)
         yield Stack(
             api_url=external.rstrip("/"),
-            rpc_url=os.environ.get("TUITION_WEB_STACK_RPC", "http://127.0.0.1:8545"),
+            rpc_url=rpc_url,
             stripe_url=os.environ.get("TUITION_WEB_STACK_STRIPE", "http://127.0.0.1:12111"),
-            deployment=json.loads(Path(os.environ["TUITION_WEB_STACK_DEPLOYMENT"]).read_text()),
+            deployment=deployment,
             keys=keys,
             devstack=None,
         )
@@ -192,6 +208,7 @@ def stack(web_build: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         sites.close()
         pytest.fail(f"the local stack did not start: {exc}\n{_tail_logs(state)}")
     try:
+        keys["issuer"] = _enlist_issuer(config.rpc_url, keys, dev.deployment)
         yield Stack(
             api_url=config.api_url,
             rpc_url=config.rpc_url,

@@ -271,7 +271,7 @@ def test_provider_publishes_its_record_and_verifiers_see_the_platforms_verificat
     onchain_id = market.create_course(provider_key, "Verified Issuers 101", 0)
     operator = Operator(
         stack.rpc_url,
-        stack.keys["operator"],
+        stack.keys["issuer"],
         stack.contract("CourseCertificate"),
         stack.contract("CourseMarket"),
     )
@@ -380,7 +380,7 @@ def test_the_admin_view_is_refused_to_other_wallets(open_app, stack: Stack) -> N
 def test_provider_revokes_a_certificate_from_the_dashboard(open_app, stack: Stack) -> None:
     operator = Operator(
         stack.rpc_url,
-        stack.keys["operator"],
+        stack.keys["issuer"],
         stack.contract("CourseCertificate"),
         stack.contract("CourseMarket"),
     )

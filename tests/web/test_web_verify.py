@@ -38,7 +38,7 @@ def certificates(stack: Stack) -> dict:
     """One valid and one revoked certificate, minted by the operator straight on-chain."""
     operator = Operator(
         stack.rpc_url,
-        stack.keys["operator"],
+        stack.keys["issuer"],
         stack.contract("CourseCertificate"),
         stack.contract("CourseMarket"),
     )
@@ -138,7 +138,7 @@ def test_holder_removes_its_certificate_and_verifiers_see_it_removed(
     holder = Account.from_key(key).address
     operator = Operator(
         stack.rpc_url,
-        stack.keys["operator"],
+        stack.keys["issuer"],
         stack.contract("CourseCertificate"),
         stack.contract("CourseMarket"),
     )
@@ -183,7 +183,7 @@ def test_a_corrected_certificate_links_to_its_replacement(open_app, stack: Stack
     holder = Account.from_key(key).address
     operator = Operator(
         stack.rpc_url,
-        stack.keys["operator"],
+        stack.keys["issuer"],
         stack.contract("CourseCertificate"),
         stack.contract("CourseMarket"),
     )
@@ -221,7 +221,7 @@ def world(stack: Stack) -> World:
         stack.rpc_url,
         stack.contract("CourseMarket"),
         stack.contract("CourseCertificate"),
-        stack.keys["operator"],
+        stack.keys["issuer"],
         stack.sites,
     )
 
