@@ -7,10 +7,13 @@ import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.middleware.cors import CORSMiddleware
+from pydantic import SecretStr
+from redis.asyncio import Redis as AsyncRedis
 
 from backend.access.router import router as access_router
 from backend.account.router import profile_router
@@ -22,7 +25,7 @@ from backend.auth.router import router as auth_router
 from backend.catalog.router import router as catalog_router
 from backend.catalog.service import seed_tokens
 from backend.chain.client import ChainClient, Web3ChainClient
-from backend.chain.deployment import Deployment, deployment_or_empty
+from backend.chain.deployment import Deployment, current_deployment
 from backend.checkout.router import router as checkout_router
 from backend.core import migrate
 from backend.core.config import Settings, get_settings
@@ -48,7 +51,34 @@ API_PREFIX = "/api/v1"
 API_VERSION = "1.0.0"
 
 
-def _ops_router() -> APIRouter:
+class BrokerProbe:
+    """Whether Redis (the worker's broker and the rate limiter's store) answers a PING; always
+    true without Redis (the embedded broker of a laptop is a file)."""
+
+    def __init__(self, redis_url: SecretStr | None) -> None:
+        self._client = (
+            AsyncRedis.from_url(
+                redis_url.get_secret_value(), socket_timeout=1.0, socket_connect_timeout=1.0
+            )
+            if redis_url is not None
+            else None
+        )
+
+    async def answers(self) -> bool:
+        if self._client is None:
+            return True
+        try:
+            return bool(await self._client.ping())
+        except Exception as exc:
+            logger.warning("readiness check failed: Redis: %s", exc)
+            return False
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+
+
+def _ops_router(broker: BrokerProbe) -> APIRouter:
     router = APIRouter(tags=["ops"])
 
     @router.get("/healthz")
@@ -58,7 +88,8 @@ def _ops_router() -> APIRouter:
 
     @router.get("/readyz", responses={503: {"description": "Not ready"}})
     async def readyz(request: Request) -> Any:
-        """The database answers and is migrated to the head revision."""
+        """Ready to serve: the database answers at the head revision, the broker answers, and
+        the contracts' deployment file is there (load balancers and compose health checks)."""
         services: Services = request.app.state.services
         try:
             async with services.db.connect() as conn:
@@ -73,6 +104,16 @@ def _ops_router() -> APIRouter:
                 "migrations_pending",
                 f"database at {list(current)}, code expects {list(heads)}: "
                 "run `tuition db upgrade`",
+            )
+        if not await broker.answers():
+            return error_response(503, "broker_unavailable", "Redis does not answer")
+        deployment = services.deployment
+        if deployment.market is None or deployment.certificate is None:
+            return error_response(
+                503,
+                "not_deployed",
+                f"no contracts deployed: {services.settings.deployment_file} is missing or "
+                "unusable (run `tuition deploy`)",
             )
         return {"status": "ready", "revision": ",".join(current)}
 
@@ -112,16 +153,22 @@ def create_app(
     services = Services(
         settings=settings,
         db=database
-        or Database.from_url(settings.database_url, pool_size=settings.database_pool_size),
+        or Database.from_url(
+            settings.database_url.get_secret_value(), pool_size=settings.database_pool_size
+        ),
         chain=chain or Web3ChainClient(settings.rpc_url),
         stripe=stripe or StripeGateway(settings),
         rate_limiter=rate_limiter
-        or make_rate_limiter(settings.redis_url, settings.auth_rate_limit),
-        deployment=deployment
+        or make_rate_limiter(
+            settings.redis_url.get_secret_value() if settings.redis_url else None,
+            settings.auth_rate_limit,
+        ),
+        deployment_source=(lambda: deployment)
         if deployment is not None
-        else deployment_or_empty(settings.deployment_file),
+        else partial(current_deployment, settings.deployment_file),
         admins=admin_addresses(settings),
     )
+    broker = BrokerProbe(settings.redis_url)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -137,6 +184,7 @@ def create_app(
         gc.collect()
         gc.freeze()
         yield
+        await broker.close()
         if owns_database:
             await services.db.dispose()
 
@@ -173,7 +221,7 @@ def create_app(
         admin_router,
     ):
         app.include_router(router, prefix=API_PREFIX)
-    app.include_router(_ops_router())
+    app.include_router(_ops_router(broker))
     from backend.web.config_router import router as web_config_router
     from backend.web.router import mount_web
 
@@ -210,7 +258,7 @@ def _configure_process_logging() -> None:
 def serve_app() -> FastAPI:
     """The app factory uvicorn calls in each worker process (logging set up there too)."""
     _configure_process_logging()
-    return create_app()
+    return create_app(get_settings().require("api"))
 
 
 def run_api(
@@ -230,6 +278,7 @@ def run_api(
         log_config=None,
         access_log=False,  # our middleware logs every request as JSON, with its request id
         proxy_headers=True,
+        forwarded_allow_ips=get_settings().forwarded_allow_ips,
         server_header=False,
     )
 

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
+
+if TYPE_CHECKING:
+    from backend.core.config import Role, Settings
 
 app = typer.Typer(no_args_is_help=True, help="Tuition: sell courses for crypto or card.")
 db_app = typer.Typer(no_args_is_help=True, help="Database migrations.")
@@ -13,6 +17,20 @@ access_app = typer.Typer(no_args_is_help=True, help="Access rights and their on-
 app.add_typer(access_app, name="access")
 catalog_app = typer.Typer(no_args_is_help=True, help="Courses and their on-chain links.")
 app.add_typer(catalog_app, name="catalog")
+
+
+def _settings_for(role: Role) -> Settings:
+    """The settings, checked for what `role` uses; exits 2 with the reason when they cannot run
+    it (a missing secret in production), before any work starts."""
+    from pydantic import ValidationError
+
+    from backend.core.config import ConfigurationError, get_settings
+
+    try:
+        return get_settings().require(role)
+    except (ConfigurationError, ValidationError) as exc:
+        typer.echo(f"tuition {role}: {exc}", err=True)
+        raise typer.Exit(2) from exc
 
 
 @app.command()
@@ -49,6 +67,7 @@ def deploy(
     """Deploy the contracts (idempotently) and write deployments/<network>.json."""
     from backend.chain.deploy import deploy_from_settings
 
+    _settings_for("deploy")
     deployment = deploy_from_settings(demo=demo)
     for name, info in deployment["contracts"].items():
         print(f"{name:<18}{info['address']}")
@@ -117,7 +136,7 @@ def seed_demo() -> None:
     from backend.devtools.demo_catalog import seed_demo_catalog
 
     settings = get_settings()
-    engine = make_engine(settings.database_url)
+    engine = make_engine(settings.database_url.get_secret_value())
     with session_scope(sessionmaker(engine)) as session:
         courses = seed_demo_catalog(session, Account.from_key(DEMO_KEYS["provider"]).address)
     engine.dispose()
@@ -153,16 +172,16 @@ def api(
     """Serve the HTTP API and the web app."""
     from backend.app import run_api
 
+    _settings_for("api")
     run_api(host=host, port=port, workers=workers)
 
 
 @db_app.command("upgrade")
 def db_upgrade(revision: str = typer.Argument("head")) -> None:
     """Apply migrations up to REVISION."""
-    from backend.core.config import get_settings
     from backend.core.migrate import current, upgrade
 
-    url = get_settings().database_url
+    url = _settings_for("db").database_url.get_secret_value()
     upgrade(url, revision)
     print("database at " + (", ".join(current(url)) or "base"))
 
@@ -170,10 +189,9 @@ def db_upgrade(revision: str = typer.Argument("head")) -> None:
 @db_app.command("current")
 def db_current() -> None:
     """Show the database's current revision."""
-    from backend.core.config import get_settings
     from backend.core.migrate import current, heads
 
-    revisions = current(get_settings().database_url)
+    revisions = current(_settings_for("db").database_url.get_secret_value())
     print(", ".join(revisions) or "base (not migrated)")
     if set(revisions) != set(heads()):
         print("head is " + ", ".join(heads()) + ": run `tuition db upgrade`")
@@ -192,7 +210,7 @@ def indexer(
     import logging
     from pathlib import Path
 
-    from backend.core.config import IndexerSettings, get_settings
+    from backend.core.config import IndexerSettings
     from indexer.runner import configure_logging, run
 
     configure_logging(getattr(logging, loglevel.upper(), logging.INFO))
@@ -205,7 +223,7 @@ def indexer(
         overrides["deployment_file"] = Path(deployment)
     if progress is not None:
         overrides["progress"] = progress
-    settings = get_settings()
+    settings = _settings_for("indexer")
     # The options override TUITION_INDEXER_*; validated again so bounds still apply.
     ixs = IndexerSettings.model_validate({**settings.indexer.model_dump(), **overrides})
     raise typer.Exit(run(settings, ixs))
@@ -222,6 +240,7 @@ def worker(
     """Run the Celery worker (chain writes, certificates, receipts)."""
     from backend.worker.cli import run_worker
 
+    _settings_for("worker")
     run_worker(
         concurrency=concurrency,
         pool=pool,
@@ -306,6 +325,7 @@ def beat(loglevel: str = typer.Option("INFO", help="Log level.")) -> None:
     """Run the scheduler: outbox relay every second, recovery and reconciliation."""
     from backend.worker.cli import run_beat
 
+    _settings_for("beat")
     run_beat(loglevel=loglevel)
 
 

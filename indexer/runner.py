@@ -123,7 +123,7 @@ def run(
         )
         return EXIT_CONFIG
 
-    engine = make_indexer_engine(settings.database_url)
+    engine = make_indexer_engine(settings.database_url.get_secret_value())
     missing = [t for t in INDEXER_TABLES if not inspect(engine).has_table(t)]
     if missing:
         log.error("missing tables %s: run `tuition db upgrade` first", ", ".join(missing))

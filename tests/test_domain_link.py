@@ -74,7 +74,6 @@ def test_an_unreachable_site_or_no_domain_is_not_checked() -> None:
 
 def test_production_only_fetches_over_https() -> None:
     secrets = {
-        "secret_key": "s" * 40,
         "stripe_secret_key": "sk_live_x",
         "stripe_webhook_secret": "whsec_x",
         "operator_private_key": "0x" + "11" * 32,

@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 from support.verification import IssuerSites, World, build_world
 from typer.testing import CliRunner
 from web3 import HTTPProvider, Web3
@@ -173,7 +174,10 @@ def test_a_token_id_that_is_not_a_number_is_a_usage_error(world: World) -> None:
 @pytest.fixture
 def client(world: World, deployments: Path, tmp_path: Path) -> Iterator[httpx.Client]:
     settings = get_settings().model_copy(
-        update={"database_url": f"sqlite:///{tmp_path / 'api.db'}", "auth_rate_limit": 1000}
+        update={
+            "database_url": SecretStr(f"sqlite:///{tmp_path / 'api.db'}"),
+            "auth_rate_limit": 1000,
+        }
     )
     app = create_app(
         settings,

@@ -5,7 +5,7 @@ Who is calling is `backend.auth.deps` (CurrentUser, OptionalUser, AdminUser).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Annotated
 
@@ -31,8 +31,15 @@ class Services:
     chain: ChainClient
     stripe: StripeGateway
     rate_limiter: RateLimiter
-    deployment: Deployment
+    # The deployment as of now: the file is re-read when it changes (`tuition deploy` may finish
+    # after the API started), so no restart is needed. Tests pass a fixed one.
+    deployment_source: Callable[[], Deployment]
     admins: frozenset[str] = field(default_factory=frozenset)
+
+    @property
+    def deployment(self) -> Deployment:
+        """The current deployment (the empty `Deployment()` before there is one)."""
+        return self.deployment_source()
 
 
 def get_services(request: Request) -> Services:

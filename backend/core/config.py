@@ -2,6 +2,10 @@
 
 The worker's and the indexer's own knobs are nested groups of it (`Settings.worker`,
 `Settings.indexer`), read from `TUITION_WORKER_<FIELD>` and `TUITION_INDEXER_<FIELD>`.
+
+Each process needs only some of the secrets: `Settings.require(role)` is called by each process's
+entry point (`tuition api`, `worker`, `beat`, `indexer`, `deploy`, `db`) and refuses to start in
+production when a secret that role uses is missing or a development placeholder (`ROLE_SECRETS`).
 """
 
 from __future__ import annotations
@@ -9,6 +13,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -31,6 +36,32 @@ PLACEHOLDER_SECRETS = frozenset(
 )
 
 
+# Role (the CLI command that starts the process) -> the secrets it uses. Anything not listed is
+# never read by that role, so a compose service need not (and should not) be given it.
+Role = Literal["api", "worker", "beat", "indexer", "deploy", "db"]
+ROLE_SECRETS: dict[str, tuple[str, ...]] = {
+    # Creates Checkout Sessions and refunds; verifies webhook signatures.
+    "api": ("stripe_secret_key", "stripe_webhook_secret"),
+    # Sends the outbox's transactions; asks Stripe when reconciling and expiring card orders.
+    "worker": ("operator_private_key", "stripe_secret_key"),
+    "beat": (),  # only enqueues
+    "indexer": (),  # reads the chain, writes the database
+    # Deploys as the contracts' admin and grants the operator its roles.
+    "deploy": ("deployer_private_key", "operator_private_key"),
+    "db": (),
+}
+SECRET_ENV = {
+    "stripe_secret_key": "TUITION_STRIPE_SECRET_KEY",
+    "stripe_webhook_secret": "TUITION_STRIPE_WEBHOOK_SECRET",
+    "operator_private_key": "TUITION_OPERATOR_PRIVATE_KEY",
+    "deployer_private_key": "TUITION_DEPLOYER_PRIVATE_KEY",
+}
+
+
+class ConfigurationError(RuntimeError):
+    """The settings cannot run this process (a role's secret missing in production)."""
+
+
 class WorkerSettings(BaseModel):
     """The Celery worker, beat and task bodies (`TUITION_WORKER_<FIELD>`).
 
@@ -39,8 +70,8 @@ class WorkerSettings(BaseModel):
 
     # Broker: explicit URLs win; otherwise Redis when TUITION_REDIS_URL is set, else the embedded
     # SQLite-backed transport that needs no server.
-    broker_url: str | None = None
-    result_backend: str | None = None
+    broker_url: SecretStr | None = None  # may hold a password
+    result_backend: SecretStr | None = None
     state_dir: Path = PROJECT_ROOT / "var"
     # Redis re-delivers an unacknowledged message after this many seconds: it must exceed the
     # longest task (`task_time_limit`), or a slow task would run twice concurrently.
@@ -145,14 +176,17 @@ class Settings(BaseSettings):
         # so the nested fields keep their underscores and flat names are never split.
         env_nested_delimiter="_",
         env_nested_max_split=1,
+        # An empty value means unset (compose passes `${X:-}` as ""), so the default applies.
+        env_ignore_empty=True,
     )
 
     env: Literal["development", "test", "production"] = "development"
 
-    # Storage. SQLite by default so nothing needs installing; PostgreSQL in production.
-    database_url: str = f"sqlite:///{PROJECT_ROOT / 'var' / 'tuition.db'}"
+    # Storage. SQLite by default so nothing needs installing; PostgreSQL in production. URLs may
+    # carry passwords: secrets, never in reprs or logs.
+    database_url: SecretStr = SecretStr(f"sqlite:///{PROJECT_ROOT / 'var' / 'tuition.db'}")
     database_pool_size: int = 10
-    redis_url: str | None = None
+    redis_url: SecretStr | None = None
 
     # Chain
     rpc_url: str = "http://127.0.0.1:8545"
@@ -170,7 +204,9 @@ class Settings(BaseSettings):
     cors_origins: list[str] = Field(default_factory=list)
     session_ttl: int = 7 * 24 * 3600  # seconds
     cookie_secure: bool | None = None  # None: secure unless public_url is plain http
-    secret_key: SecretStr = SecretStr("dev-secret-change-me")
+    # Peers whose X-Forwarded-For / -Proto uvicorn believes: the load balancer's address ("*"
+    # only where nothing but the load balancer can reach the API, as in docker-compose.yml).
+    forwarded_allow_ips: str = "127.0.0.1"
     # API: wallets with the admin role (JSON list), auth requests per minute per client IP,
     # extra ERC-20 tokens shown in prices (JSON list of {address, symbol, decimals, name}).
     admin_addresses: list[str] = Field(default_factory=list)
@@ -199,24 +235,23 @@ class Settings(BaseSettings):
     def _refuse_placeholders_outside_development(self) -> Settings:
         if self.env != "production":
             return self
-        required = {
-            "TUITION_SECRET_KEY": self.secret_key,
-            "TUITION_STRIPE_SECRET_KEY": self.stripe_secret_key,
-            "TUITION_STRIPE_WEBHOOK_SECRET": self.stripe_webhook_secret,
-            "TUITION_OPERATOR_PRIVATE_KEY": self.operator_private_key,
-            "TUITION_DEPLOYER_PRIVATE_KEY": self.deployer_private_key,
+        # A secret given a development placeholder is refused whatever the role (someone copied
+        # the example); one left unset is refused only by a role that uses it (`require`).
+        given = {
+            env: getattr(self, name)
+            for name, env in SECRET_ENV.items()
+            if name in self.model_fields_set
         }
-        # Optional secrets (SMTP without authentication is fine) must not be placeholders either.
-        optional = {"TUITION_WORKER_SMTP_PASSWORD": self.worker.smtp_password}
-        bad = [
-            name
-            for name, value in required.items()
-            if value is None or value.get_secret_value() in PLACEHOLDER_SECRETS
-        ] + [
-            name
-            for name, value in optional.items()
-            if value is not None and value.get_secret_value() in PLACEHOLDER_SECRETS
-        ]
+        given["TUITION_WORKER_SMTP_PASSWORD"] = self.worker.smtp_password
+        # The passwords in the storage URLs, too (the example .env's "change-me").
+        for env, url in (
+            ("TUITION_DATABASE_URL", self.database_url),
+            ("TUITION_REDIS_URL", self.redis_url),
+        ):
+            password = urlsplit(url.get_secret_value()).password if url is not None else None
+            if password is not None:
+                given[env] = SecretStr(password)
+        bad = [name for name, value in given.items() if value is not None and _placeholder(value)]
         if bad:
             raise ValueError(
                 "refusing to start in production with placeholder secrets: " + ", ".join(bad)
@@ -225,6 +260,29 @@ class Settings(BaseSettings):
             raise ValueError("TUITION_STRIPE_API_BASE is for tests and local fakes only")
         if not self.domain_link_url.startswith("https://{domain}"):
             raise ValueError("TUITION_DOMAIN_LINK_URL must be https://{domain}/... in production")
+        return self
+
+    def require(self, role: Role) -> Settings:
+        """Refuse to run `role` in production without the secrets it uses; returns self.
+
+        Raises:
+            ConfigurationError: naming every missing or placeholder variable.
+        """
+        if self.env != "production":
+            return self
+        if role not in ROLE_SECRETS:
+            raise ConfigurationError(f"unknown role {role!r}")
+        missing = [
+            SECRET_ENV[name]
+            for name in ROLE_SECRETS[role]
+            if (value := getattr(self, name)) is None
+            or name not in self.model_fields_set
+            or _placeholder(value)
+        ]
+        if missing:
+            raise ConfigurationError(
+                f"refusing to start {role} in production: set " + ", ".join(missing)
+            )
         return self
 
     @property
@@ -238,6 +296,10 @@ class Settings(BaseSettings):
     def deployment_file(self) -> Path:
         """The deployments/<network>.json written by the deploy script."""
         return self.deployments_dir / f"{self.network}.json"
+
+
+def _placeholder(value: SecretStr) -> bool:
+    return value.get_secret_value() in PLACEHOLDER_SECRETS
 
 
 @lru_cache

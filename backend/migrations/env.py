@@ -52,7 +52,7 @@ def _run(connection: Connection) -> None:
 
 
 def _run_offline() -> None:
-    url = config.attributes.get("url") or get_settings().database_url
+    url = config.attributes.get("url") or get_settings().database_url.get_secret_value()
     context.configure(url=url, target_metadata=target_metadata, literal_binds=True)
     with context.begin_transaction():
         context.run_migrations()
@@ -63,7 +63,7 @@ def _run_online() -> None:
     if connection is not None:
         _run(connection)
         return
-    url: str = config.attributes.get("url") or get_settings().database_url
+    url: str = config.attributes.get("url") or get_settings().database_url.get_secret_value()
     schema: str | None = config.attributes.get("schema")
     kwargs: dict[str, Any] = {"connect_args": schema_connect_args(url, schema, is_async=False)}
     engine = make_engine(url, **kwargs)

@@ -38,14 +38,16 @@ def broker_urls(settings: Settings | None = None) -> tuple[str, str]:
     """
     settings = settings or get_settings()
     worker = settings.worker
-    if settings.redis_url:
-        default_broker = default_backend = settings.redis_url
+    if settings.redis_url is not None:
+        default_broker = default_backend = settings.redis_url.get_secret_value()
     else:
         state = worker.state_dir
         state.mkdir(parents=True, exist_ok=True)
         default_broker = f"sqla+sqlite:///{state / 'celery-broker.sqlite'}"
         default_backend = f"db+sqlite:///{state / 'celery-results.sqlite'}"
-    return worker.broker_url or default_broker, worker.result_backend or default_backend
+    broker = worker.broker_url.get_secret_value() if worker.broker_url else default_broker
+    backend = worker.result_backend.get_secret_value() if worker.result_backend else default_backend
+    return broker, backend
 
 
 def _schedule() -> dict[str, dict[str, Any]]:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import re
+import socket
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from pydantic import SecretStr
 from support.api import PUBLIC_URL, Api, make_settings
 from support.factories import account, make_course
 
@@ -52,6 +55,58 @@ async def test_readyz_is_503_until_migrations_ran(api: Api, tmp_path: Path) -> N
         await database.dispose()
     assert response.status_code == 503
     assert response.json()["error"]["code"] == "migrations_pending"
+
+
+async def _readyz(app: Any) -> httpx.Response:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url=PUBLIC_URL) as client:
+        return await client.get("/readyz")
+
+
+async def test_readyz_is_503_while_redis_does_not_answer(api: Api) -> None:
+    closed = f"redis://127.0.0.1:{_closed_port()}/0"
+    settings = api.settings.model_copy(update={"redis_url": SecretStr(closed)})
+    app = create_app(
+        settings,
+        database=api.db,
+        chain=api.chain,
+        rate_limiter=MemoryRateLimiter(10),
+        deployment=Deployment(chain_id=1, market="0x" + "11" * 20, certificate="0x" + "22" * 20),
+        seed=False,
+    )
+    response = await _readyz(app)
+    assert response.status_code == 503
+    assert response.json()["error"]["code"] == "broker_unavailable"
+
+
+async def test_readyz_waits_for_the_deployment_file_and_sees_it_without_a_restart(
+    api: Api, tmp_path: Path
+) -> None:
+    settings = api.settings.model_copy(
+        update={"deployments_dir": tmp_path, "network": "later", "redis_url": None}
+    )
+    app = create_app(
+        settings, database=api.db, chain=api.chain, rate_limiter=MemoryRateLimiter(10), seed=False
+    )
+    before = await _readyz(app)
+    assert before.status_code == 503
+    assert before.json()["error"]["code"] == "not_deployed"
+
+    # `tuition deploy` finishes after the API started.
+    contracts = {
+        "CourseMarket": {"address": "0x" + "11" * 20},
+        "CourseCertificate": {"address": "0x" + "22" * 20},
+    }
+    (tmp_path / "later.json").write_text(json.dumps({"chainId": 31337, "contracts": contracts}))
+    after = await _readyz(app)
+    assert after.status_code == 200, after.text
+    assert app.state.services.deployment.market is not None
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 @pytest.mark.parametrize(

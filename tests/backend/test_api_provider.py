@@ -367,19 +367,14 @@ async def test_balances_come_from_the_market_contract(api: Api) -> None:
     assert outage.status_code == 502 and outage.json()["error"]["code"] == "chain_error"
 
 
-async def test_chain_endpoints_say_when_no_contract_is_deployed(api: Api) -> None:
+async def test_chain_endpoints_say_when_no_contract_is_deployed(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from backend.chain.deployment import Deployment
 
-    api.app.state.services.deployment = Deployment()
-    try:
-        async with api.user(PROVIDER) as client:
-            response = await client.post("/api/v1/provider/tx/withdraw", json={"token": NATIVE})
-    finally:
-        from support.api import CERTIFICATE
-
-        api.app.state.services.deployment = Deployment(
-            chain_id=CHAIN_ID, market=MARKET, certificate=CERTIFICATE
-        )
+    monkeypatch.setattr(api.app.state.services, "deployment_source", Deployment)
+    async with api.user(PROVIDER) as client:
+        response = await client.post("/api/v1/provider/tx/withdraw", json={"token": NATIVE})
     assert response.status_code == 503
     assert response.json()["error"]["code"] == "chain_not_configured"
 

@@ -46,7 +46,9 @@ def process_engine() -> Engine:
         if _engine is None:
             settings = get_settings()
             _engine = make_engine(
-                settings.database_url, pool_size=settings.database_pool_size, immediate=True
+                settings.database_url.get_secret_value(),
+                pool_size=settings.database_pool_size,
+                immediate=True,
             )
             _factory = sessionmaker(_engine, expire_on_commit=False)
         return _engine
