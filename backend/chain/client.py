@@ -75,6 +75,12 @@ async def escrow_of(chain: ChainClient, market: str, provider: str, token: str) 
     return int(net), int(fee)
 
 
+async def market_fee_bps(chain: ChainClient, market: str) -> int:
+    """`CourseMarket.feeBps()`: the platform fee in basis points, for both rails."""
+    (bps,) = decode(["uint16"], await chain.call(market, encode_call("feeBps()", [], [])))
+    return int(bps)
+
+
 async def course_provider(chain: ChainClient, market: str, course_id: int) -> str | None:
     """`CourseMarket.courseProvider(courseId)`, or None when no such course exists yet."""
     (count,) = decode(["uint256"], await chain.call(market, encode_call("courseCount()", [], [])))

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Path, Query
 
 from backend.api.deps import DbSession, ServicesDep
 from backend.auth.deps import CurrentUser
+from backend.chain.client import market_fee_bps
 from backend.checkout import service
 from backend.checkout.schemas import CheckoutIn, CheckoutOut, CheckoutStatusOut
 from backend.core.openapi import errors
@@ -22,8 +23,17 @@ async def start_stripe_checkout(
     body: CheckoutIn, principal: CurrentUser, session: DbSession, services: ServicesDep
 ) -> CheckoutOut:
     """A pending card order and a Stripe Checkout Session; redirect the learner to `url`."""
+
+    async def fee_bps() -> int:  # the market contract's fee, read only for destination charges
+        return await market_fee_bps(services.chain, services.deployment.require_market())
+
     checkout = await service.start_checkout(
-        session, services.stripe, course_id=body.course_id, buyer=principal.address
+        session,
+        services.stripe,
+        course_id=body.course_id,
+        buyer=principal.address,
+        fee_bps=fee_bps,
+        require_connect=services.settings.card_requires_connect,
     )
     return CheckoutOut(url=checkout.url, order_id=checkout.order_id, session_id=checkout.session_id)
 

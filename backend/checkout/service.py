@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -15,6 +16,8 @@ from backend.core.errors import ConflictError, NotFoundError
 from backend.integrations.stripe_gateway import StripeGateway
 from backend.orders import service as orders
 from backend.orders.models import Order, Rail
+from backend.payouts import connect
+from backend.payouts.fees import split
 
 
 @dataclass(frozen=True)
@@ -26,7 +29,15 @@ class Checkout:
     session_id: str
 
 
-def _prepare(session: Session, course_id: int, buyer: str) -> tuple[Course, Order | None]:
+@dataclass(frozen=True)
+class _Prepared:
+    course: Course
+    reusable: Order | None
+    # The provider's ready Connect account: the payment is a destination charge to it.
+    destination: str | None
+
+
+def _prepare(session: Session, course_id: int, buyer: str, require_connect: bool) -> _Prepared:
     course = get_course(session, course_id)
     if course.status != CourseStatus.PUBLISHED:
         raise NotFoundError(f"course {course_id} is not for sale", code="course_not_found")
@@ -41,14 +52,36 @@ def _prepare(session: Session, course_id: int, buyer: str) -> tuple[Course, Orde
             "a card payment of yours for this course is still being processed or reviewed",
             code="payment_in_progress",
         )
-    return course, orders.open_card_order(session, course_id=course.id, buyer=buyer)
+    account = connect.ready_account(session, course.provider)
+    if account is None and require_connect:
+        raise ConflictError(
+            "this course's provider has not finished setting up card payouts",
+            code="provider_not_onboarded",
+        )
+    return _Prepared(
+        course=course,
+        reusable=orders.open_card_order(session, course_id=course.id, buyer=buyer),
+        destination=account.stripe_account_id if account is not None else None,
+    )
 
 
 async def start_checkout(
-    session: AsyncSession, gateway: StripeGateway, *, course_id: int, buyer: str
+    session: AsyncSession,
+    gateway: StripeGateway,
+    *,
+    course_id: int,
+    buyer: str,
+    fee_bps: Callable[[], Awaitable[int]],
+    require_connect: bool = False,
 ) -> Checkout:
-    """Create (or reuse, on a double click) a pending card order and its Checkout Session."""
-    course, reusable = await session.run_sync(_prepare, course_id, buyer)
+    """Create (or reuse, on a double click) a pending card order and its Checkout Session.
+
+    When the course's provider has a ready Connect account, the payment is a destination charge
+    to it with the platform fee (`fee_bps()`, the market contract's) as the application fee;
+    otherwise the platform collects it, unless `require_connect` refuses the sale.
+    """
+    prepared = await session.run_sync(_prepare, course_id, buyer, require_connect)
+    course, reusable = prepared.course, prepared.reusable
     if reusable is not None and reusable.checkout_url and reusable.stripe_checkout_session_id:
         return Checkout(
             url=reusable.checkout_url,
@@ -56,6 +89,7 @@ async def start_checkout(
             session_id=reusable.stripe_checkout_session_id,
         )
     assert course.fiat_price is not None and course.fiat_currency is not None
+    fee = split(course.fiat_price, await fee_bps()).fee if prepared.destination else 0
     order = await session.run_sync(
         lambda s: orders.create_card_order(
             s,
@@ -66,6 +100,8 @@ async def start_checkout(
         )
     )
     assert order.expires_at is not None
+    order.fee = fee
+    order.stripe_destination = prepared.destination
     # If Stripe fails, the exception rolls the order back with the request's transaction.
     cs = await gateway.create_checkout_session(
         order_id=order.id,
@@ -75,6 +111,8 @@ async def start_checkout(
         amount=order.amount,
         currency=order.currency or "",
         expires_at=order.expires_at,
+        destination=prepared.destination,
+        application_fee=fee,
     )
     order.stripe_checkout_session_id = str(cs["id"])
     order.checkout_url = str(cs["url"])

@@ -218,6 +218,9 @@ class Settings(BaseSettings):
     stripe_webhook_secret: SecretStr | None = None
     stripe_api_base: str | None = None  # only for tests and the local Stripe stand-in
     stripe_api_version: str = "2024-06-20"
+    # Card sales of a provider without a ready Stripe Connect account: refused when true (the
+    # card price is not offered); when false the platform collects them and owes the provider.
+    card_requires_connect: bool = False
 
     # Front end
     walletconnect_project_id: str | None = None

@@ -64,8 +64,14 @@ class StripeGateway:
         amount: int,
         currency: str,
         expires_at: datetime,
+        destination: str | None = None,
+        application_fee: int = 0,
     ) -> dict[str, Any]:
-        """A hosted Checkout Session for one course (idempotent per order)."""
+        """A hosted Checkout Session for one course (idempotent per order).
+
+        With `destination` (the provider's Connect account) the payment is a destination charge:
+        Stripe transfers it to the provider and keeps `application_fee` for the platform.
+        """
         public = self.settings.public_url.rstrip("/")
         metadata = {"order_id": order_id, "course_id": str(course_id), "address": address}
         params: dict[str, Any] = {
@@ -81,9 +87,7 @@ class StripeGateway:
                 }
             ],
             "metadata": metadata,
-            # Copied by Stripe onto the PaymentIntent and its charges: refunds and disputes
-            # find their order even before checkout.session.completed was processed.
-            "payment_intent_data": {"metadata": metadata},
+            "payment_intent_data": _intent_data(metadata, destination, application_fee),
             "client_reference_id": order_id,
             "success_url": f"{public}/checkout/return?session_id={{CHECKOUT_SESSION_ID}}",
             "cancel_url": f"{public}/courses/{course_id}?checkout=cancelled",
@@ -101,11 +105,21 @@ class StripeGateway:
             ) from exc
         return session.to_dict()
 
-    async def refund(self, *, order_id: str, payment_intent: str) -> dict[str, Any]:
-        """Refund a card payment in full (idempotent per order)."""
+    async def refund(
+        self, *, order_id: str, payment_intent: str, destination_charge: bool = False
+    ) -> dict[str, Any]:
+        """Refund a card payment in full (idempotent per order); a destination charge's
+        transfer is reversed and its application fee refunded, so the provider and the platform
+        each give back their share."""
+        params: dict[str, Any] = {
+            "payment_intent": payment_intent,
+            "metadata": {"order_id": order_id},
+        }
+        if destination_charge:
+            params |= {"reverse_transfer": True, "refund_application_fee": True}
         try:
             refund = await self.client().v1.refunds.create_async(
-                params={"payment_intent": payment_intent, "metadata": {"order_id": order_id}},
+                params=params,  # type: ignore[arg-type]
                 options={"idempotency_key": f"refund:{order_id}"},
             )
         except stripe.StripeError as exc:
@@ -114,6 +128,49 @@ class StripeGateway:
                 f"Stripe refused the refund: {exc.user_message or exc}", code="stripe_error"
             ) from exc
         return refund.to_dict()
+
+    async def create_connect_account(self, *, provider: str) -> dict[str, Any]:
+        """A Connect Express account for `provider` (idempotent per provider address)."""
+        params = {
+            "type": "express",
+            "capabilities": {
+                "card_payments": {"requested": True},
+                "transfers": {"requested": True},
+            },
+            "metadata": {"provider": provider},
+        }
+        try:
+            account = await self.client().v1.accounts.create_async(
+                params=params,  # type: ignore[arg-type]
+                options={"idempotency_key": f"connect-account:{provider}"},
+            )
+        except stripe.StripeError as exc:
+            logger.warning("Stripe account creation failed for %s: %s", provider, exc)
+            raise UpstreamError(
+                f"Stripe refused the account: {exc.user_message or exc}", code="stripe_error"
+            ) from exc
+        return dict(account.to_dict())
+
+    async def create_account_link(self, *, account_id: str) -> dict[str, Any]:
+        """A one-time onboarding link of `account_id`, back to the provider dashboard."""
+        public = self.settings.public_url.rstrip("/")
+        params = {
+            "account": account_id,
+            "type": "account_onboarding",
+            "refresh_url": f"{public}/provider?connect=refresh",
+            "return_url": f"{public}/provider?connect=return",
+        }
+        try:
+            link = await self.client().v1.account_links.create_async(
+                params=params,  # type: ignore[arg-type]
+            )
+        except stripe.StripeError as exc:
+            logger.warning("Stripe account link failed for %s: %s", account_id, exc)
+            raise UpstreamError(
+                f"Stripe refused the onboarding link: {exc.user_message or exc}",
+                code="stripe_error",
+            ) from exc
+        return dict(link.to_dict())
 
     async def fetch(self, kind: str, object_id: str) -> dict[str, Any]:
         """The current state of a Stripe object (webhooks never trust the payload's state).
@@ -141,6 +198,8 @@ class StripeGateway:
             obj = await v1.disputes.retrieve_async(object_id, params={"expand": ["charge"]})
         elif kind == "payment_intent":
             obj = await v1.payment_intents.retrieve_async(object_id)
+        elif kind == "account":
+            obj = await v1.accounts.retrieve_async(object_id)
         else:
             raise ValueError(f"cannot fetch Stripe objects of kind {kind!r}")
         return dict(obj.to_dict())
@@ -179,6 +238,21 @@ class StripeGateway:
             obj = v1.disputes.retrieve(object_id, params={"expand": ["charge"]})
         elif kind == "payment_intent":
             obj = v1.payment_intents.retrieve(object_id)
+        elif kind == "account":
+            obj = v1.accounts.retrieve(object_id)
         else:
             raise ValueError(f"cannot fetch Stripe objects of kind {kind!r}")
         return dict(obj.to_dict())
+
+
+def _intent_data(
+    metadata: dict[str, str], destination: str | None, application_fee: int
+) -> dict[str, Any]:
+    # Metadata is copied by Stripe onto the PaymentIntent and its charges: refunds and disputes
+    # find their order even before checkout.session.completed was processed.
+    data: dict[str, Any] = {"metadata": metadata}
+    if destination is not None:
+        data["transfer_data"] = {"destination": destination}
+        if application_fee > 0:
+            data["application_fee_amount"] = application_fee
+    return data

@@ -134,6 +134,9 @@ class Order(Base):
     stripe_payment_intent_id: Mapped[str | None] = mapped_column(String(255), default=None)
     stripe_charge_id: Mapped[str | None] = mapped_column(String(255), default=None)
     stripe_dispute_id: Mapped[str | None] = mapped_column(String(255), default=None)
+    # The provider's Connect account a card payment was a destination charge to (its refund
+    # reverses the transfer); None while the platform keeps card revenue.
+    stripe_destination: Mapped[str | None] = mapped_column(String(255), default=None)
     checkout_url: Mapped[str | None] = mapped_column(String(2000), default=None)
     refund_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     # What differed from the quote (amount, token, recipient...): kept, flagged, audited.

@@ -75,7 +75,9 @@ async def refund_order(
     if not order.stripe_payment_intent_id:
         raise ConflictError("this card order has no payment to refund", code="not_refundable")
     refund = await services.stripe.refund(
-        order_id=order.id, payment_intent=order.stripe_payment_intent_id
+        order_id=order.id,
+        payment_intent=order.stripe_payment_intent_id,
+        destination_charge=order.stripe_destination is not None,
     )
 
     await session.run_sync(

@@ -4,10 +4,18 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, CheckConstraint, Index, Integer, String, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Index,
+    Integer,
+    String,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
-from backend.core.db import Address, Base, TokenAmount, UTCDateTime, utcnow
+from backend.core.db import Address, Base, JsonType, TokenAmount, UTCDateTime, utcnow
 
 
 class PayoutKind:
@@ -42,3 +50,25 @@ class PayoutEntry(Base):
     block_hash: Mapped[str] = mapped_column(String(66))
     block_number: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ConnectAccount(Base):
+    """A provider's Stripe Connect Express account, as Stripe last described it (kept from
+    `account.updated`, always re-fetched): card sales pay out through it once it is ready."""
+
+    __tablename__ = "connect_accounts"
+
+    provider: Mapped[str] = mapped_column(Address, primary_key=True)
+    stripe_account_id: Mapped[str] = mapped_column(String(255), unique=True)
+    details_submitted: Mapped[bool] = mapped_column(Boolean, default=False)
+    charges_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    payouts_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Stripe's requirements.currently_due: what the provider must still provide.
+    requirements_due: Mapped[list[str]] = mapped_column(JsonType, default=list)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    @property
+    def ready(self) -> bool:
+        """Whether card sales can be destination charges to this account."""
+        return self.details_submitted and self.charges_enabled

@@ -27,3 +27,21 @@ class PayoutsOut(ApiModel):
 
     payouts: list[PayoutOut]
     next_before: int | None
+
+
+class ConnectAccountOut(ApiModel):
+    """My Stripe Connect account for card payouts (`status`: none, onboarding, ready)."""
+
+    status: str
+    stripe_account_id: str | None = None
+    details_submitted: bool = False
+    charges_enabled: bool = False
+    payouts_enabled: bool = False
+    requirements_due: list[str] = []
+
+
+class OnboardingOut(ApiModel):
+    """A one-time Stripe onboarding link (send the provider there) and the account."""
+
+    url: str
+    account: ConnectAccountOut

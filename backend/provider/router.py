@@ -36,7 +36,9 @@ from backend.core.schemas import (
 )
 from backend.orders.schemas import TxOut
 from backend.orders.views import tx_out
-from backend.payouts.schemas import PayoutsOut
+from backend.payouts import connect
+from backend.payouts.models import ConnectAccount
+from backend.payouts.schemas import ConnectAccountOut, OnboardingOut, PayoutsOut
 from backend.provider import profiles, service
 from backend.provider.schemas import (
     BalanceOut,
@@ -209,6 +211,37 @@ async def payouts(
     return await session.run_sync(
         service.payouts_out, principal.address, before=before, limit=limit
     )
+
+
+def _connect_out(account: ConnectAccount | None) -> ConnectAccountOut:
+    if account is None:
+        return ConnectAccountOut(status="none")
+    return ConnectAccountOut(
+        status="ready" if account.ready else "onboarding",
+        stripe_account_id=account.stripe_account_id,
+        details_submitted=account.details_submitted,
+        charges_enabled=account.charges_enabled,
+        payouts_enabled=account.payouts_enabled,
+        requirements_due=list(account.requirements_due or []),
+    )
+
+
+@router.get("/connect", response_model=ConnectAccountOut)
+async def connect_account(principal: CurrentUser, session: DbSession) -> ConnectAccountOut:
+    """My Stripe Connect account for card payouts, as Stripe last described it."""
+    return _connect_out(await session.run_sync(connect.account_of, principal.address))
+
+
+@router.post("/connect/onboarding", response_model=OnboardingOut, responses=errors(502, 503))
+async def connect_onboarding(
+    principal: CurrentUser, session: DbSession, services: ServicesDep
+) -> OnboardingOut:
+    """Start (or resume) Stripe onboarding: my Express account, created on the first call, and
+    a one-time link to Stripe's onboarding form, which returns to the dashboard."""
+    onboarding = await connect.start_onboarding(
+        session, services.stripe, provider=principal.address
+    )
+    return OnboardingOut(url=onboarding.url, account=_connect_out(onboarding.account))
 
 
 @router.get("/balances", response_model=BalancesOut, responses=errors(502, 503))

@@ -31,6 +31,7 @@ from backend.core.metrics import STRIPE_EVENTS
 from backend.integrations.stripe_gateway import StripeGateway, StripeObjectMissingError
 from backend.orders import card
 from backend.orders.models import Order, OrderStatus
+from backend.payouts import connect
 from backend.webhooks.models import StripeEvent
 
 logger = logging.getLogger(__name__)
@@ -45,6 +46,8 @@ HANDLED: dict[str, str] = {
     "charge.dispute.created": "dispute",
     "charge.dispute.updated": "dispute",
     "charge.dispute.closed": "dispute",
+    # Connect: a provider's Express account (onboarding progress, capabilities).
+    "account.updated": "account",
 }
 _DISPUTE_OPEN = frozenset(
     {"warning_needs_response", "warning_under_review", "needs_response", "under_review"}
@@ -267,6 +270,10 @@ def process_stripe_event(session: Session, event_id: str, *, source: StripeObjec
             outcome = apply_checkout_session(session, current, event_type, event_id)
         elif target[0] == "charge":
             outcome = _on_charge(session, current, event_id)
+        elif target[0] == "account":
+            outcome = connect.apply_account(
+                session, current, reason=f"Stripe {event_type} ({event_id})"
+            )
         else:
             outcome = _on_dispute(session, current, event_id)
     return _finish(session, row, event_type, outcome)

@@ -38,6 +38,7 @@ from backend.learning.models import LessonProgress
 from backend.orders.models import Order, OrderStatus
 from backend.orders.service import create_card_order
 from backend.outbox.models import OutboxMessage
+from backend.payouts.models import ConnectAccount
 from backend.provider.models import ProviderProfile, ProviderVerificationRequest
 from backend.provider.profiles import profile_hash
 
@@ -54,6 +55,7 @@ TITLE = "Secret Sauce Course"
 DRAFT_TITLE = "Unreleased Draft Course"
 LESSON = "SECRET-LESSON-BODY-7f3a"
 SESSION_ID = "cs_test_isolation_1234567890"
+P1_CONNECT = "acct_isolationP1secret"
 ONCHAIN_ID = 77
 P1_NAME = "Isolation Owner School"
 
@@ -83,6 +85,8 @@ PUBLIC = {
     "GET /healthz": "liveness",
     "GET /readyz": "readiness",
     "GET /api/v1/config": "the web app's public configuration",
+    "POST /api/v1/provider/connect/onboarding": "creates or resumes the caller's own Connect "
+    "account (no id taken; test_api_connect checks a second provider gets its own)",
 }
 
 
@@ -98,7 +102,15 @@ class World:
 
     def secrets(self) -> list[str]:
         """What no intruder may see."""
-        return [TITLE, DRAFT_TITLE, LESSON, SESSION_ID, self.order_id, L1.address.lower()]
+        return [
+            TITLE,
+            DRAFT_TITLE,
+            LESSON,
+            SESSION_ID,
+            P1_CONNECT,
+            self.order_id,
+            L1.address.lower(),
+        ]
 
 
 @dataclass(frozen=True)
@@ -234,6 +246,7 @@ CASES = [
     Case("GET", "/api/v1/provider/sales", _owners("P1"), listing=True),
     Case("GET", "/api/v1/provider/payouts", _owners("P1"), listing=True),
     Case("GET", "/api/v1/provider/balances", _owners("P1"), listing=True),
+    Case("GET", "/api/v1/provider/connect", _owners("P1"), listing=True),
     Case(
         "POST",
         "/api/v1/provider/tx/withdraw",
@@ -277,6 +290,16 @@ def _build(s: Session) -> World:
     certificate = make_certificate(s, course_id=course.id, address=L1.address)
     make_course(s, provider=P2.address, title="P2's own course")
     make_provider_profile(s, P1.address, P1_NAME, "secret.example")
+    s.add(
+        ConnectAccount(
+            provider=P1.address,
+            stripe_account_id=P1_CONNECT,
+            details_submitted=True,
+            charges_enabled=True,
+            payouts_enabled=True,
+            requirements_due=[],
+        )
+    )
     s.flush()
     assert certificate.token_id is not None
     return World(course.id, draft.id, order.id, certificate.id, int(certificate.token_id))
@@ -311,6 +334,9 @@ def _snapshot(s: Session) -> dict[str, list[tuple[Any, ...]]]:
             ProviderProfile, ProviderProfile.address, ProviderProfile.verified
         ),
         "verification_requests": rows(ProviderVerificationRequest, ProviderVerificationRequest.id),
+        "connect_accounts": rows(
+            ConnectAccount, ConnectAccount.provider, ConnectAccount.charges_enabled
+        ),
     }
 
 

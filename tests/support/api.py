@@ -93,6 +93,7 @@ class FakeChain:
     escrow: dict[tuple[str, str], tuple[int, int]] = field(default_factory=dict)
     # on-chain course id -> provider (CourseMarket.courseProvider; ids 1..max exist)
     courses: dict[int, str] = field(default_factory=dict)
+    fee_bps: int = 500  # CourseMarket.feeBps()
     down: bool = False
     calls: list[tuple[str, bytes]] = field(default_factory=list)
 
@@ -118,6 +119,8 @@ class FakeChain:
             provider, token = decode(["address", "address"], args)
             net, fee = self.escrow.get((provider.lower(), token.lower()), (0, 0))
             return encode(["uint256", "uint256"], [net, fee])
+        if sel == selector("feeBps()"):
+            return encode(["uint16"], [self.fee_bps])
         if sel == selector("courseCount()"):
             return encode(["uint256"], [max(self.courses, default=0)])
         if sel == selector("courseProvider(uint256)"):

@@ -417,3 +417,21 @@ def test_provider_revokes_a_certificate_from_the_dashboard(open_app, stack: Stac
     app.goto(f"/verify/{token_id}")
     page.get_by_test_id("verdict").filter(has_text="Revoked").wait_for()
     assert "academic misconduct" in page.get_by_test_id("step-status").inner_text()
+
+
+def test_provider_sets_up_card_payouts_through_stripe_onboarding(open_app, stack: Stack) -> None:
+    app: App = open_app(fresh_key(stack.rpc_url), path="/provider")
+    page = app.page
+    app.sign_in()
+    section = page.get_by_test_id("card-payouts")
+    section.get_by_text("Set up a Stripe account to be paid").wait_for()
+    section.get_by_role("button", name="Set up card payouts").click()
+
+    # Stripe's hosted onboarding (the stand-in's), then back to the dashboard.
+    page.get_by_role("heading", name="Set up payouts").wait_for()
+    page.get_by_role("button", name="Submit details").click()
+    page.wait_for_url(re.compile(r"/provider\?connect=return$"))
+    status = section.get_by_test_id("connect-status")
+    status.wait_for()
+    assert "Ready: card sales are paid to your Stripe account acct_" in status.inner_text()
+    assert section.get_by_role("button").count() == 0

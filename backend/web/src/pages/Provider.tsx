@@ -62,6 +62,7 @@ function Dashboard() {
         <CreateCourse onCreated={courses.reload} />
         <Balances onWithdrawn={(hash) => setWithdrawal({ hash, at: Date.now() })} />
       </div>
+      {config().stripeEnabled && <CardPayouts />}
       {session.user?.address && <PublicRecord address={session.user.address} />}
       <section aria-labelledby="my-courses-title">
         <h2 id="my-courses-title">Your courses</h2>
@@ -80,6 +81,63 @@ function Dashboard() {
       <IssuedCertificates />
       <Payouts key={session.user?.address} awaiting={withdrawal} />
     </div>
+  );
+}
+
+// ------------------------------------------------------------------ card payouts (Stripe Connect)
+
+interface ConnectAccount {
+  status: "none" | "onboarding" | "ready";
+  stripeAccountId: string | null;
+  chargesEnabled: boolean;
+  payoutsEnabled: boolean;
+  requirementsDue: string[];
+}
+
+/** My Stripe Connect account: card sales are paid out to it once Stripe's onboarding is done. */
+function CardPayouts() {
+  const account = useAsync(() => api<ConnectAccount>("/provider/connect"), []);
+  const [error, setError] = useState<string | null>(null);
+  const [busy, setBusy] = useState(false);
+  const onboard = async () => {
+    setError(null);
+    setBusy(true);
+    try {
+      const { url } = await api<{ url: string }>("/provider/connect/onboarding", { method: "POST" });
+      window.location.assign(url); // Stripe's onboarding form; it returns to this page
+    } catch (err) {
+      setError(errorMessage(err));
+      setBusy(false);
+    }
+  };
+  const state = account.data;
+  return (
+    <section class="card card-payouts" aria-labelledby="card-payouts-title" data-testid="card-payouts">
+      <h2 id="card-payouts-title">Card payouts</h2>
+      {account.loading && !state && <Loading />}
+      {account.error && <Alert>{account.error}</Alert>}
+      {state?.status === "none" && (
+        <p>Card sales reach you through Stripe. Set up a Stripe account to be paid for them.</p>
+      )}
+      {state?.status === "onboarding" && (
+        <p data-testid="connect-status">
+          Stripe still needs some details before paying you out
+          {state.requirementsDue.length > 0 && ` (${state.requirementsDue.length} items)`}.
+        </p>
+      )}
+      {state?.status === "ready" && (
+        <p data-testid="connect-status">
+          Ready: card sales are paid to your Stripe account <code>{state.stripeAccountId}</code>
+          {state.payoutsEnabled ? ", with payouts to your bank enabled." : "."}
+        </p>
+      )}
+      {state && state.status !== "ready" && (
+        <button type="button" class="button" disabled={busy} onClick={onboard}>
+          {state.status === "none" ? "Set up card payouts" : "Continue Stripe onboarding"}
+        </button>
+      )}
+      {error && <Alert>{error}</Alert>}
+    </section>
   );
 }
 

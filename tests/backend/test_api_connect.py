@@ -1,0 +1,211 @@
+"""Card payouts through Stripe Connect: onboarding, destination charges with the market's fee,
+refunds that reverse the provider's transfer (against the Stripe stand-in, real SDK)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+from support.api import Api
+from support.factories import account, make_course
+
+from backend.audit.models import AuditEntry
+from backend.orders.models import Order
+from backend.payouts.fees import split
+from backend.payouts.models import ConnectAccount
+
+pytestmark = pytest.mark.anyio
+
+LEARNER = account("connect-learner")
+
+
+@pytest.fixture
+def provider(request: pytest.FixtureRequest) -> Any:
+    """A provider of this test only: the Stripe stand-in outlives each test's database, and
+    replays an account creation for the same provider (Stripe's idempotency key)."""
+    return account(f"connect-provider-{request.node.name}")
+
+
+async def _onboard(api: Api, client: httpx.AsyncClient) -> dict[str, Any]:
+    response = await client.post("/api/v1/provider/connect/onboarding")
+    assert response.status_code == 200, response.text
+    return dict(response.json())
+
+
+async def _ready_provider(api: Api, provider: Any) -> str:
+    """`provider` onboarded completely (account.updated delivered); returns its account id."""
+    async with api.user(provider) as client:
+        onboarding = await _onboard(api, client)
+    account_id = onboarding["account"]["stripeAccountId"]
+    event = api.stripe_fake.complete_onboarding(account_id)
+    response = await api.deliver(event)
+    assert response.status_code == 200, response.text
+    return str(account_id)
+
+
+async def _card_course(api: Api, provider: Any, price: int = 4900) -> int:
+    course = await api.run(make_course, provider=provider.address, fiat_price=price, currency="usd")
+    return int(course.id)
+
+
+async def _checkout(client: httpx.AsyncClient, course_id: int) -> dict[str, Any]:
+    response = await client.post("/api/v1/checkout/stripe", json={"courseId": course_id})
+    assert response.status_code == 201, response.text
+    return dict(response.json())
+
+
+async def test_onboarding_creates_one_express_account_and_a_link_back_to_the_dashboard(
+    api: Api, provider: Any
+) -> None:
+    async with api.user(provider) as client:
+        before = (await client.get("/api/v1/provider/connect")).json()
+        first = await _onboard(api, client)
+        again = await _onboard(api, client)  # a second click: same account, a fresh link
+        state = (await client.get("/api/v1/provider/connect")).json()
+    assert before == {
+        "status": "none",
+        "stripeAccountId": None,
+        "detailsSubmitted": False,
+        "chargesEnabled": False,
+        "payoutsEnabled": False,
+        "requirementsDue": [],
+    }
+    account_id = first["account"]["stripeAccountId"]
+    assert account_id.startswith("acct_")
+    assert again["account"]["stripeAccountId"] == account_id
+    assert first["url"] != again["url"]  # account links are single-use
+    assert first["url"].startswith(api.stripe_fake.public_url + "/connect/onboard/")
+    assert state["status"] == "onboarding" and state["chargesEnabled"] is False
+    assert "external_account" in state["requirementsDue"]
+    stripe_account = api.stripe_fake.get_object(account_id)
+    assert stripe_account["type"] == "express"
+    assert stripe_account["metadata"] == {"provider": provider.address}
+    assert set(stripe_account["capabilities"]) == {"card_payments", "transfers"}
+    rows = await api.query(lambda s: s.scalar(select(func.count()).select_from(ConnectAccount)))
+    assert rows == 1
+    created = await api.query(
+        lambda s: s.scalars(
+            select(AuditEntry.actor).where(AuditEntry.action == "connect.account_created")
+        ).all()
+    )
+    assert created == [f"user:{provider.address}"]
+
+
+async def test_account_updated_makes_the_account_ready_and_is_audited_once(
+    api: Api, provider: Any
+) -> None:
+    account_id = await _ready_provider(api, provider)
+    event = api.stripe_fake.events("account.updated")[-1]
+    assert event["account"] == account_id  # a Connect event names its account
+    again = await api.deliver(event)  # Stripe retries: nothing changes twice
+    assert again.status_code == 200
+    async with api.user(provider) as client:
+        state = (await client.get("/api/v1/provider/connect")).json()
+    assert state["status"] == "ready"
+    assert state["chargesEnabled"] and state["payoutsEnabled"] and state["detailsSubmitted"]
+    assert state["requirementsDue"] == []
+    updates = await api.query(
+        lambda s: s.scalars(
+            select(AuditEntry).where(AuditEntry.action == "connect.account_updated")
+        ).all()
+    )
+    assert len(updates) == 1 and updates[0].after["chargesEnabled"] is True
+
+
+async def test_another_provider_onboards_its_own_account_and_never_sees_anothers(
+    api: Api, provider: Any
+) -> None:
+    account_id = await _ready_provider(api, provider)
+    async with api.user(account(f"other-{provider.address}")) as client:
+        mine = (await client.get("/api/v1/provider/connect")).json()
+        onboarding = await _onboard(api, client)
+    assert mine["status"] == "none"
+    assert onboarding["account"]["stripeAccountId"] not in (None, account_id)
+
+
+async def test_account_updated_for_an_account_this_platform_did_not_create_is_ignored(
+    api: Api, provider: Any
+) -> None:
+    foreign = api.stripe_fake.handle_api(
+        "POST",
+        "/v1/accounts",
+        {"Authorization": f"Bearer {api.settings.stripe_secret_key.get_secret_value()}"},
+        body=b"type=express",
+    )[1]
+    event = api.stripe_fake.complete_onboarding(foreign["id"])
+    response = await api.deliver(event)
+    assert response.status_code == 200
+    stored = await api.query(
+        lambda s: s.scalars(select(AuditEntry).where(AuditEntry.action.like("connect.%"))).all()
+    )
+    assert stored == []
+
+
+async def test_card_sale_of_an_onboarded_provider_is_a_destination_charge_with_the_market_fee(
+    api: Api, provider: Any
+) -> None:
+    account_id = await _ready_provider(api, provider)
+    api.chain.fee_bps = 750  # the contract's fee, read when the checkout starts
+    course_id = await _card_course(api, provider, price=4999)
+    async with api.user(LEARNER) as client:
+        checkout = await _checkout(client, course_id)
+    expected = split(4999, 750)
+    assert (expected.fee, expected.net) == (374, 4625)  # 374.925 rounds down, like the contract
+    order = await api.query(lambda s: s.get_one(Order, checkout["orderId"]))
+    assert (order.amount, order.fee, order.stripe_destination) == (4999, 374, account_id)
+
+    completed = api.stripe_fake.complete_session(checkout["sessionId"])
+    assert (await api.deliver(completed)).status_code == 200
+    intent = api.stripe_fake.get_object(completed["data"]["object"]["payment_intent"])
+    charge = api.stripe_fake.get_object(intent["latest_charge"])
+    assert charge["transfer_data"] == {"destination": account_id}
+    assert charge["application_fee_amount"] == 374
+    assert charge["transfer"].startswith("tr_")
+
+
+async def test_a_provider_without_a_ready_account_sells_through_the_platform_by_default(
+    api: Api, provider: Any
+) -> None:
+    course_id = await _card_course(api, provider)
+    async with api.user(provider) as client:
+        await _onboard(api, client)  # started, not finished
+    async with api.user(LEARNER) as client:
+        checkout = await _checkout(client, course_id)
+    order = await api.query(lambda s: s.get_one(Order, checkout["orderId"]))
+    assert (order.fee, order.stripe_destination) == (0, None)
+    assert api.chain.calls == []  # no fee to read: the platform collects the whole amount
+
+
+async def test_the_platform_can_refuse_card_sales_until_the_provider_is_onboarded(
+    api: Api, provider: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(api.settings, "card_requires_connect", True)
+    course_id = await _card_course(api, provider)
+    async with api.user(LEARNER) as client:
+        refused = await client.post("/api/v1/checkout/stripe", json={"courseId": course_id})
+    assert refused.status_code == 409
+    assert refused.json()["error"]["code"] == "provider_not_onboarded"
+    assert await api.query(lambda s: s.scalar(select(func.count()).select_from(Order))) == 0
+
+    await _ready_provider(api, provider)
+    async with api.user(LEARNER) as client:
+        await _checkout(client, course_id)
+
+
+async def test_refund_of_a_destination_charge_reverses_the_transfer_and_the_fee(
+    api: Api, provider: Any
+) -> None:
+    await _ready_provider(api, provider)
+    course_id = await _card_course(api, provider)
+    async with api.user(LEARNER) as client:
+        checkout = await _checkout(client, course_id)
+    completed = api.stripe_fake.complete_session(checkout["sessionId"])
+    assert (await api.deliver(completed)).status_code == 200
+    async with api.user(provider) as client:
+        refund = await client.post(f"/api/v1/orders/{checkout['orderId']}/refund")
+    assert refund.status_code == 200, refund.text
+    stripe_refund = api.stripe_fake.get_object(refund.json()["refundId"])
+    assert stripe_refund["transfer_reversal"].startswith("trr_")  # the provider gives back its net
+    assert api.stripe_fake.fee_refunded(stripe_refund["id"])  # and the platform its fee
