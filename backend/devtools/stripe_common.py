@@ -298,6 +298,8 @@ def _new_id(prefix: str, length: int = 24) -> str:
 class _RequestContext:
     request_id: str | None = None
     idempotency_key: str | None = None
+    # The Stripe-Account header: the platform acting as one of its connected accounts.
+    stripe_account: str | None = None
 
 
 _NO_REQUEST = _RequestContext()

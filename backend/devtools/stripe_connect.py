@@ -13,7 +13,7 @@ import html
 import secrets
 import threading
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from backend.devtools.stripe_common import (
     _NO_REQUEST,
@@ -80,12 +80,15 @@ class ConnectMixin:
             account: str | None = None,
         ) -> JSON: ...
         def _publish_now(self, event: JSON) -> JSON: ...
+        def _list(self, items: list[JSON], params: Mapping[str, Any], url: str) -> JSON: ...
 
         @property
         def public_url(self) -> str: ...
 
     _account_links: dict[str, JSON]
     _fee_refunds: set[str]
+    _balances: dict[str, dict[str, dict[str, int]]]
+    _payout_accounts: dict[str, str]  # payout id -> the connected account it paid
 
     # ---------------------------------------------------------------- /v1/accounts
 
@@ -297,6 +300,105 @@ class ConnectMixin:
             destination=destination["destination"],
             transfer=_new_id("tr_"),
         )
+        self._credit_destination(charge)
+
+    # ---------------------------------------------------------------- connected balances
+
+    def _balance_of(self, account_id: str) -> dict[str, dict[str, int]]:
+        return self._balances.setdefault(account_id, {"available": {}, "pending": {}})
+
+    def _credit_destination(self, charge: JSON) -> None:
+        """A destination charge succeeded: its net (amount minus the application fee) is
+        transferred to the connected account, pending until Stripe settles it."""
+        if not charge.get("transfer") or charge.get("status") != "succeeded":
+            return
+        net = charge["amount"] - (charge.get("application_fee_amount") or 0)
+        pending = self._balance_of(charge["destination"])["pending"]
+        pending[charge["currency"]] = pending.get(charge["currency"], 0) + net
+
+    def _reverse_destination(self, charge: JSON, refunded: int) -> None:
+        """A refund reversed the transfer: the connected account gives back its share of the
+        refunded amount (from pending first; a balance may go negative, as on Stripe)."""
+        fee = charge.get("application_fee_amount") or 0
+        share = refunded * (charge["amount"] - fee) // charge["amount"]
+        balance = self._balance_of(charge["destination"])
+        currency = charge["currency"]
+        from_pending = min(share, max(balance["pending"].get(currency, 0), 0))
+        balance["pending"][currency] = balance["pending"].get(currency, 0) - from_pending
+        balance["available"][currency] = balance["available"].get(currency, 0) - (
+            share - from_pending
+        )
+
+    def _balance_json(self, account_id: str | None) -> JSON:
+        balance = self._balance_of(account_id) if account_id else {"available": {}, "pending": {}}
+
+        def amounts(kind: str) -> list[JSON]:
+            return [
+                {"amount": amount, "currency": currency, "source_types": {"card": amount}}
+                for currency, amount in sorted(balance[kind].items())
+            ]
+
+        return {
+            "object": "balance",
+            "available": amounts("available"),
+            "pending": amounts("pending"),
+            "livemode": False,
+        }
+
+    def _api_balance(self, params: JSON, ctx: _RequestContext) -> tuple[JSON, list[JSON]]:
+        _check_unknown(params, frozenset({"expand"}))
+        if ctx.stripe_account is not None:
+            self._get("account", ctx.stripe_account, "Stripe-Account")
+        return self._balance_json(ctx.stripe_account), []
+
+    def _api_list_payouts(self, params: JSON, ctx: _RequestContext) -> tuple[JSON, list[JSON]]:
+        _check_unknown(params, frozenset({"expand", "limit", "starting_after", "status"}))
+        payouts = [
+            payout
+            for payout in reversed(self._objects["payout"].values())
+            if self._payout_accounts.get(payout["id"]) == ctx.stripe_account
+            and params.get("status") in (None, payout["status"])
+        ]
+        return self._list(payouts, params, "/v1/payouts"), []
+
+    def settle_balance(self, account_id: str) -> JSON:
+        """Stripe settled the account's pending funds: they become available."""
+        with self._lock:
+            self._get("account", account_id)
+            balance = self._balance_of(account_id)
+            for currency, amount in balance["pending"].items():
+                balance["available"][currency] = balance["available"].get(currency, 0) + amount
+            balance["pending"] = {}
+            return self._balance_json(account_id)
+
+    def pay_out(self, account_id: str) -> JSON:
+        """Pay the account's available funds out to its bank: one ``payout.paid`` per currency
+        (delivered now, with the event's `account`); returns them as a list."""
+        events = []
+        with self._lock:
+            self._get("account", account_id)
+            available = self._balance_of(account_id)["available"]
+            now = self._now()
+            for currency, amount in sorted(available.items()):
+                if amount <= 0:
+                    continue
+                payout: JSON = {
+                    "id": _new_id("po_"),
+                    "object": "payout",
+                    "amount": amount,
+                    "arrival_date": now + 2 * 24 * 3600,
+                    "created": now,
+                    "currency": currency,
+                    "destination": "ba_" + account_id.removeprefix("acct_"),
+                    "method": "standard",
+                    "status": "paid",
+                    "type": "bank_account",
+                }
+                self._objects["payout"][payout["id"]] = payout
+                self._payout_accounts[payout["id"]] = account_id
+                available[currency] = 0
+                events.append(self._emit("payout.paid", payout, _NO_REQUEST, None, account_id))
+        return {"object": "list", "data": [self._publish_now(event) for event in events]}
 
     def _refund_destination(self, charge: JSON, params: JSON) -> tuple[JSON, bool]:
         """Validate `reverse_transfer` and `refund_application_fee` of a refund of `charge`;

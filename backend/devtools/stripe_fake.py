@@ -119,6 +119,7 @@ _KIND_BY_PREFIX = {
     "dp_": "dispute",
     "evt_": "event",
     "acct_": "account",
+    "po_": "payout",
 }
 _KINDS = tuple(_KIND_BY_PREFIX.values())
 _EXPANDABLE = {
@@ -129,6 +130,7 @@ _EXPANDABLE = {
     "dispute": frozenset({"charge", "payment_intent"}),
     "event": frozenset(),
     "account": frozenset(),
+    "payout": frozenset(),
 }
 
 # Params the fake understands or knowingly ignores; anything else is rejected like Stripe does,
@@ -291,6 +293,9 @@ class StripeFake(ConnectMixin):
         # Connect: account link tokens, and refunds that also refunded the application fee.
         self._account_links: dict[str, JSON] = {}
         self._fee_refunds: set[str] = set()
+        # Connected accounts' balances: account -> "available"/"pending" -> currency -> amount.
+        self._balances: dict[str, dict[str, dict[str, int]]] = {}
+        self._payout_accounts: dict[str, str] = {}
         self._idempotency: dict[tuple[str, str], _IdempotentResult] = {}
         self._deliveries: list[WebhookDelivery] = []
         self._webhook: _Endpoint | None = None
@@ -330,6 +335,9 @@ class StripeFake(ConnectMixin):
             ("POST", re.compile(r"/v1/accounts"), self._api_create_account),
             ("GET", re.compile(r"/v1/accounts/([^/]+)"), self._api_retriever("account")),
             ("POST", re.compile(r"/v1/account_links"), self._api_create_account_link),
+            ("GET", re.compile(r"/v1/balance"), self._api_balance),
+            ("GET", re.compile(r"/v1/payouts"), self._api_list_payouts),
+            ("GET", re.compile(r"/v1/payouts/([^/]+)"), self._api_retriever("payout")),
         ]
         self.app = create_app(self)
 
@@ -489,6 +497,8 @@ class StripeFake(ConnectMixin):
             self._deliveries.clear()
             self._account_links.clear()
             self._fee_refunds.clear()
+            self._balances.clear()
+            self._payout_accounts.clear()
 
     # ---------------------------------------------------------------- scenario controls
 
@@ -1062,6 +1072,7 @@ class StripeFake(ConnectMixin):
             charge.update(
                 status="succeeded", paid=True, captured=True, amount_captured=charge["amount"]
             )
+            self._credit_destination(charge)
             session["payment_status"] = "paid"
             event_type = "checkout.session.async_payment_succeeded"
         else:
@@ -1248,7 +1259,7 @@ class StripeFake(ConnectMixin):
             handler, args = self._route(method, path)
         except StripeFakeError as exc:
             return exc.status, exc.to_body(), response_headers
-        ctx = _RequestContext(request_id, idempotency_key)
+        ctx = _RequestContext(request_id, idempotency_key, headers.get("stripe-account") or None)
         events: list[JSON] = []
         with self._lock:
             scope = (api_key, idempotency_key) if idempotency_key else None
@@ -1405,6 +1416,8 @@ class StripeFake(ConnectMixin):
         extra, fee_refunded = self._refund_destination(charge, params)
         refund, event = self._refund(charge, amount, reason, metadata, ctx)
         refund.update(extra)
+        if extra["transfer_reversal"] is not None:
+            self._reverse_destination(charge, refund["amount"])
         if fee_refunded:
             self._fee_refunds.add(refund["id"])
         return self._render(refund, expand), [event]
@@ -1527,6 +1540,10 @@ class StripeFake(ConnectMixin):
                 )
             case "POST", ["accounts", account_id, "complete_onboarding"]:
                 return self.complete_onboarding(account_id)
+            case "POST", ["accounts", account_id, "settle"]:
+                return self.settle_balance(account_id)
+            case "POST", ["accounts", account_id, "payout"]:
+                return self.pay_out(account_id)
             case "GET", ["events"]:
                 return {"object": "list", "data": self.events(params.get("type") or None)}
             case "POST", ["events", event_id, "redeliver"]:

@@ -172,6 +172,32 @@ class StripeGateway:
             ) from exc
         return dict(link.to_dict())
 
+    async def connected_balance(self, account_id: str) -> dict[str, Any]:
+        """The balance of a connected account (pending and available, per currency)."""
+        try:
+            balance = await self.client().v1.balance.retrieve_async(
+                options={"stripe_account": account_id}
+            )
+        except stripe.StripeError as exc:
+            raise UpstreamError(
+                f"Stripe did not answer the balance: {exc.user_message or exc}",
+                code="stripe_error",
+            ) from exc
+        return dict(balance.to_dict())
+
+    async def connected_payouts(self, account_id: str, *, limit: int) -> list[dict[str, Any]]:
+        """A connected account's latest payouts to its bank, newest first."""
+        try:
+            page = await self.client().v1.payouts.list_async(
+                params={"limit": limit}, options={"stripe_account": account_id}
+            )
+        except stripe.StripeError as exc:
+            raise UpstreamError(
+                f"Stripe did not answer the payouts: {exc.user_message or exc}",
+                code="stripe_error",
+            ) from exc
+        return [dict(payout.to_dict()) for payout in page.data]
+
     async def fetch(self, kind: str, object_id: str) -> dict[str, Any]:
         """The current state of a Stripe object (webhooks never trust the payload's state).
 

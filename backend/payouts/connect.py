@@ -126,3 +126,16 @@ def apply_account(session: Session, stripe_account: Mapping[str, Any], *, reason
         reason=reason,
     )
     return "account_updated"
+
+
+async def card_balance(
+    session: AsyncSession, gateway: StripeGateway, *, provider: str, payouts: int = 20
+) -> tuple[ConnectAccount | None, dict[str, Any] | None, list[dict[str, Any]]]:
+    """The provider's account, its Stripe balance and latest payouts (read live from Stripe,
+    like on-chain balances are read from the chain); no Stripe call before it is ready."""
+    account = await session.run_sync(account_of, provider)
+    if account is None or not account.ready:
+        return account, None, []
+    balance = await gateway.connected_balance(account.stripe_account_id)
+    recent = await gateway.connected_payouts(account.stripe_account_id, limit=payouts)
+    return account, balance, recent

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
@@ -38,7 +39,14 @@ from backend.orders.schemas import TxOut
 from backend.orders.views import tx_out
 from backend.payouts import connect
 from backend.payouts.models import ConnectAccount
-from backend.payouts.schemas import ConnectAccountOut, OnboardingOut, PayoutsOut
+from backend.payouts.schemas import (
+    CardBalanceOut,
+    CardPayoutOut,
+    ConnectAccountOut,
+    MoneyOut,
+    OnboardingOut,
+    PayoutsOut,
+)
 from backend.provider import profiles, service
 from backend.provider.schemas import (
     BalanceOut,
@@ -242,6 +250,38 @@ async def connect_onboarding(
         session, services.stripe, provider=principal.address
     )
     return OnboardingOut(url=onboarding.url, account=_connect_out(onboarding.account))
+
+
+@router.get("/card-balance", response_model=CardBalanceOut, responses=errors(502, 503))
+async def card_balance(
+    principal: CurrentUser, session: DbSession, services: ServicesDep
+) -> CardBalanceOut:
+    """My card revenue at Stripe (pending, available) and my latest payouts, read live from my
+    Connect account; empty until it is ready."""
+    account, balance, payouts = await connect.card_balance(
+        session, services.stripe, provider=principal.address
+    )
+
+    def money(kind: str) -> list[MoneyOut]:
+        rows = (balance or {}).get(kind) or []
+        return [MoneyOut(amount=int(r["amount"]), currency=str(r["currency"])) for r in rows]
+
+    return CardBalanceOut(
+        status=_connect_out(account).status,
+        pending=money("pending"),
+        available=money("available"),
+        payouts=[
+            CardPayoutOut(
+                id=str(p["id"]),
+                amount=int(p["amount"]),
+                currency=str(p["currency"]),
+                status=str(p["status"]),
+                arrival_date=datetime.fromtimestamp(int(p["arrival_date"]), UTC),
+                created_at=datetime.fromtimestamp(int(p["created"]), UTC),
+            )
+            for p in payouts
+        ],
+    )
 
 
 @router.get("/balances", response_model=BalancesOut, responses=errors(502, 503))

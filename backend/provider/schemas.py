@@ -16,11 +16,13 @@ MAX_UINT96 = 2**96 - 1
 
 
 class SalesTotalOut(ApiModel):
-    """Totals of one rail and unit (token or currency), in base/minor units."""
+    """Totals of one rail and unit (token or currency), in base/minor units: over all courses,
+    or of one course (`course_id`). `net` is gross minus refunds; `fees` the platform's share."""
 
     rail: str
     token: TokenOut | None
     currency: str | None
+    course_id: int | None = None
     orders: int
     gross: Amount
     refunded: Amount
@@ -33,6 +35,7 @@ class SalesOut(ApiModel):
 
     orders: list[OrderOut]
     totals: list[SalesTotalOut]
+    by_course: list[SalesTotalOut]
 
 
 class BalanceOut(ApiModel):

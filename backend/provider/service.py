@@ -35,11 +35,12 @@ from backend.provider.schemas import SalesOut, SalesTotalOut, SetPriceIn
 
 @dataclass
 class SalesTotal:
-    """Running totals of one (rail, unit)."""
+    """Running totals of one (rail, unit), of one course or of all."""
 
     rail: str
     token: str | None
     currency: str | None
+    course_id: int | None = None
     orders: int = 0
     gross: int = 0
     refunded: int = 0
@@ -53,8 +54,9 @@ class SalesTotal:
 
 def provider_sales(
     session: Session, provider: str, *, confirmed_only: bool, limit: int
-) -> tuple[Sequence[Order], list[SalesTotal]]:
-    """The provider's settled orders (newest `limit`) and exact totals per rail and unit.
+) -> tuple[Sequence[Order], list[SalesTotal], list[SalesTotal]]:
+    """The provider's settled orders (newest `limit`) and exact totals per rail and unit, over
+    all courses and per course.
 
     Totals are summed in Python over integers: exact on every database (SQLite would sum the
     zero-padded amount strings as floats).
@@ -67,17 +69,24 @@ def provider_sales(
     if confirmed_only:
         stmt = stmt.where(or_(Order.rail == Rail.CARD, Order.confirmed.is_(True)))
     orders = session.scalars(stmt.order_by(Order.paid_at.desc(), Order.id)).all()
-    totals: dict[tuple[str, str | None, str | None], SalesTotal] = {}
+    totals: dict[tuple[str, str | None, str | None, int | None], SalesTotal] = {}
     for order in orders:
-        key = (order.rail, order.token, order.currency)
-        total = totals.setdefault(key, SalesTotal(*key))
-        total.orders += 1
-        total.gross += order.amount
-        total.fees += order.fee
-        if order.status in (OrderStatus.REFUNDED, OrderStatus.LOST):
-            total.refunded += order.amount
-    ordered = sorted(totals.values(), key=lambda t: (t.rail, t.token or "", t.currency or ""))
-    return orders[:limit], ordered
+        for course_id in (None, order.course_id):
+            key = (order.rail, order.token, order.currency, course_id)
+            total = totals.setdefault(key, SalesTotal(*key))
+            total.orders += 1
+            total.gross += order.amount
+            total.fees += order.fee
+            if order.status in (OrderStatus.REFUNDED, OrderStatus.LOST):
+                total.refunded += order.amount
+
+    def order_key(t: SalesTotal) -> tuple[int, str, str, str]:
+        return (t.course_id or 0, t.rail, t.token or "", t.currency or "")
+
+    ordered = sorted(totals.values(), key=order_key)
+    overall = [t for t in ordered if t.course_id is None]
+    per_course = [t for t in ordered if t.course_id is not None]
+    return orders[:limit], overall, per_course
 
 
 async def balances(
@@ -237,23 +246,28 @@ def refund_tx(
 
 def sales_out(s: Session, provider: str, *, confirmed_only: bool, limit: int) -> SalesOut:
     """The provider's sales on both rails with totals per token/currency."""
-    orders, totals = provider_sales(s, provider, confirmed_only=confirmed_only, limit=limit)
+    orders, totals, per_course = provider_sales(
+        s, provider, confirmed_only=confirmed_only, limit=limit
+    )
     tokens = catalog.tokens_by_address(s)
+
+    def out(t: SalesTotal) -> SalesTotalOut:
+        return SalesTotalOut(
+            rail=t.rail,
+            token=token_out(tokens, t.token) if t.token else None,
+            currency=t.currency,
+            course_id=t.course_id,
+            orders=t.orders,
+            gross=t.gross,
+            refunded=t.refunded,
+            net=t.net,
+            fees=t.fees,
+        )
+
     return SalesOut(
         orders=orders_out(s, orders),
-        totals=[
-            SalesTotalOut(
-                rail=t.rail,
-                token=token_out(tokens, t.token) if t.token else None,
-                currency=t.currency,
-                orders=t.orders,
-                gross=t.gross,
-                refunded=t.refunded,
-                net=t.net,
-                fees=t.fees,
-            )
-            for t in totals
-        ],
+        totals=[out(t) for t in totals],
+        by_course=[out(t) for t in per_course],
     )
 
 

@@ -209,3 +209,60 @@ async def test_refund_of_a_destination_charge_reverses_the_transfer_and_the_fee(
     stripe_refund = api.stripe_fake.get_object(refund.json()["refundId"])
     assert stripe_refund["transfer_reversal"].startswith("trr_")  # the provider gives back its net
     assert api.stripe_fake.fee_refunded(stripe_refund["id"])  # and the platform its fee
+
+
+async def test_card_balance_follows_a_sale_through_settlement_payout_and_refund(
+    api: Api, provider: Any
+) -> None:
+    account_id = await _ready_provider(api, provider)
+    api.chain.fee_bps = 500
+    course_id = await _card_course(api, provider, price=4900)  # fee 245, net 4655
+    async with api.user(LEARNER) as client:
+        checkout = await _checkout(client, course_id)
+    assert (await api.deliver(api.stripe_fake.complete_session(checkout["sessionId"]))).is_success
+
+    async def balance() -> dict[str, Any]:
+        async with api.user(provider) as client:
+            response = await client.get("/api/v1/provider/card-balance")
+        assert response.status_code == 200, response.text
+        return dict(response.json())
+
+    sold = await balance()
+    assert sold["status"] == "ready"
+    assert sold["pending"] == [{"amount": "4655", "currency": "usd"}]
+    assert sold["available"] == [] and sold["payouts"] == []
+
+    api.stripe_fake.settle_balance(account_id)
+    settled = await balance()
+    assert settled["pending"] == []
+    assert settled["available"] == [{"amount": "4655", "currency": "usd"}]
+
+    [paid] = api.stripe_fake.pay_out(account_id)["data"]
+    assert paid["type"] == "payout.paid" and paid["account"] == account_id
+    after_payout = await balance()
+    assert after_payout["available"] == [{"amount": "0", "currency": "usd"}]
+    [payout] = after_payout["payouts"]
+    assert (payout["amount"], payout["currency"], payout["status"]) == ("4655", "usd", "paid")
+
+    # A refund after the payout takes the provider's share back: its balance goes negative.
+    async with api.user(provider) as client:
+        refund = await client.post(f"/api/v1/orders/{checkout['orderId']}/refund")
+    assert refund.status_code == 200, refund.text
+    refunded = await balance()
+    assert refunded["available"] == [{"amount": "-4655", "currency": "usd"}]
+
+
+async def test_card_balance_is_empty_and_asks_stripe_nothing_before_onboarding(
+    api: Api, provider: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def no_call(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("Stripe was asked for the balance of an account that is not ready")
+
+    monkeypatch.setattr(api.app.state.services.stripe, "connected_balance", no_call)
+    async with api.user(provider) as client:
+        before = (await client.get("/api/v1/provider/card-balance")).json()
+        await _onboard(api, client)
+        during = (await client.get("/api/v1/provider/card-balance")).json()
+    empty = {"pending": [], "available": [], "payouts": []}
+    assert before == {"status": "none", **empty}
+    assert during == {"status": "onboarding", **empty}

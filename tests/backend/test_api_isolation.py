@@ -247,6 +247,7 @@ CASES = [
     Case("GET", "/api/v1/provider/payouts", _owners("P1"), listing=True),
     Case("GET", "/api/v1/provider/balances", _owners("P1"), listing=True),
     Case("GET", "/api/v1/provider/connect", _owners("P1"), listing=True),
+    Case("GET", "/api/v1/provider/card-balance", _owners("P1"), listing=True),
     Case(
         "POST",
         "/api/v1/provider/tx/withdraw",

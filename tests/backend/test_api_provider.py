@@ -246,6 +246,7 @@ def _order(course_id: int, *, id: str, **fields: object) -> Order:
 
 async def test_sales_span_both_rails_with_exact_totals(api: Api) -> None:
     course = await api.run(make_course, provider=PROVIDER.address, onchain_id=1)
+    second = await api.run(make_course, provider=PROVIDER.address, title="Second")
     other = await api.run(make_course, provider=OTHER.address)
     big = 10**30  # beyond 2**63: SQLite stores it as a padded string, totals stay exact
 
@@ -304,6 +305,16 @@ async def test_sales_span_both_rails_with_exact_totals(api: Api) -> None:
                     status=OrderStatus.PENDING,
                 ),
                 _order(
+                    second.id,
+                    id="k3",
+                    rail=Rail.CARD,
+                    currency="usd",
+                    amount=1000,
+                    fee=50,  # a destination charge: the platform's application fee
+                    status=OrderStatus.PAID,
+                    paid_at=utcnow(),
+                ),
+                _order(
                     other.id,
                     id="o1",
                     rail=Rail.CARD,
@@ -327,6 +338,7 @@ async def test_sales_span_both_rails_with_exact_totals(api: Api) -> None:
         "order-c2",
         "order-c3",
         "order-k1",
+        "order-k3",
     }
     totals = {
         (t["rail"], (t["token"] or {}).get("symbol") or t["currency"]): t
@@ -336,6 +348,7 @@ async def test_sales_span_both_rails_with_exact_totals(api: Api) -> None:
         "rail": "crypto",
         "token": totals[("crypto", "ETH")]["token"],
         "currency": None,
+        "courseId": None,
         "orders": 2,
         "gross": str(2 * big),
         "refunded": "0",
@@ -344,7 +357,21 @@ async def test_sales_span_both_rails_with_exact_totals(api: Api) -> None:
     }
     assert totals[("crypto", "USDC")]["refunded"] == "7"
     assert totals[("crypto", "USDC")]["net"] == "0"
-    assert totals[("card", "usd")]["gross"] == "4900"
+    assert (totals[("card", "usd")]["gross"], totals[("card", "usd")]["fees"]) == ("5900", "50")
+    by_course = {
+        (t["courseId"], t["rail"], (t["token"] or {}).get("symbol") or t["currency"]): (
+            t["orders"],
+            t["gross"],
+            t["fees"],
+        )
+        for t in everything["byCourse"]
+    }
+    assert by_course == {
+        (course.id, "crypto", "ETH"): (2, str(2 * big), "10"),
+        (course.id, "crypto", "USDC"): (1, "7", "1"),
+        (course.id, "card", "usd"): (1, "4900", "0"),
+        (second.id, "card", "usd"): (1, "1000", "50"),
+    }
     confirmed_totals = {
         (t["rail"], t["currency"] or t["token"]["symbol"]): t["orders"] for t in confirmed["totals"]
     }

@@ -8,6 +8,7 @@ import json
 import re
 from typing import Any
 
+import httpx
 import pytest
 from conftest import App, Stack
 from eth_account import Account
@@ -128,7 +129,7 @@ def api_json(app: App, path: str, method: str = "GET", body: Any = None) -> Any:
         return { status: reply.status, text: await reply.text() };
     }"""
     reply = app.page.evaluate(script, [path, method, body])
-    assert reply["status"] == 200, f"{method} {path}: {reply['status']} {reply['text']}"
+    assert 200 <= reply["status"] < 300, f"{method} {path}: {reply['status']} {reply['text']}"
     return json.loads(reply["text"])
 
 
@@ -419,10 +420,12 @@ def test_provider_revokes_a_certificate_from_the_dashboard(open_app, stack: Stac
     assert "academic misconduct" in page.get_by_test_id("step-status").inner_text()
 
 
-def test_provider_sets_up_card_payouts_through_stripe_onboarding(open_app, stack: Stack) -> None:
-    app: App = open_app(fresh_key(stack.rpc_url), path="/provider")
-    page = app.page
-    app.sign_in()
+def test_provider_onboards_for_card_payouts_and_sees_a_card_sale_reach_its_bank(
+    open_app, stack: Stack
+) -> None:
+    provider: App = open_app(fresh_key(stack.rpc_url), path="/provider")
+    page = provider.page
+    provider.sign_in()
     section = page.get_by_test_id("card-payouts")
     section.get_by_text("Set up a Stripe account to be paid").wait_for()
     section.get_by_role("button", name="Set up card payouts").click()
@@ -434,4 +437,61 @@ def test_provider_sets_up_card_payouts_through_stripe_onboarding(open_app, stack
     status = section.get_by_test_id("connect-status")
     status.wait_for()
     assert "Ready: card sales are paid to your Stripe account acct_" in status.inner_text()
-    assert section.get_by_role("button").count() == 0
+    account_id = status.locator("code").inner_text()
+    assert section.get_by_role("button", name=re.compile("Set up|Continue")).count() == 0
+    section.get_by_text("No card revenue yet.").wait_for()
+
+    # A course of this provider with a card price, bought by a learner by card.
+    course = api_json(provider, "/api/v1/provider/courses", "POST", {"title": "Card Payouts 101"})
+    api_json(
+        provider,
+        f"/api/v1/provider/courses/{course['id']}/fiat-price",
+        "PUT",
+        {"amount": "1999", "currency": "usd"},
+    )
+    api_json(provider, f"/api/v1/provider/courses/{course['id']}", "PATCH", {"status": "published"})
+    learner: App = open_app(fresh_key(stack.rpc_url), path=f"/courses/{course['id']}")
+    learner.sign_in()
+    learner.page.get_by_test_id("buy-card").click()
+    learner.page.wait_for_url(re.compile(re.escape(stack.stripe_url) + r"/pay/"))
+    learner.page.get_by_role("button", name=re.compile("^Pay")).click()
+    learner.page.locator('[data-testid="checkout-return"][data-status="paid"]').wait_for()
+
+    # The provider's share (the market's fee taken by the platform) is pending at Stripe.
+    fee_bps = (
+        contract(
+            Web3(Web3.HTTPProvider(stack.rpc_url)), "CourseMarket", stack.contract("CourseMarket")
+        )
+        .functions.feeBps()
+        .call()
+    )
+    net = 1999 - 1999 * fee_bps // 10_000
+    usd = lambda minor: f"${minor // 100}.{minor % 100:02d}"  # noqa: E731
+    row = section.get_by_test_id("card-balance-usd")
+
+    def shows(pending: str, available: str) -> bool:
+        provider.goto("/provider")
+        row.wait_for()
+        cells = row.locator("td").all_inner_texts()
+        return cells == [pending, available]
+
+    wait_mining(stack.rpc_url, lambda: shows(usd(net), "$0.00"), what="the pending card revenue")
+    # Stripe settles the funds, then pays them out to the provider's bank.
+    for action in ("settle", "payout"):
+        reply = httpx.post(f"{stack.stripe_url}/_fake/accounts/{account_id}/{action}", timeout=30)
+        assert reply.status_code == 200, reply.text
+    assert shows("$0.00", "$0.00")
+    per_course = (
+        page.get_by_test_id("sales-by-course").locator("tr").filter(has_text="Card Payouts 101")
+    )
+    assert per_course.locator("td").all_inner_texts() == [
+        "Card Payouts 101",
+        "Card",
+        "1",
+        "$19.99",
+        "$0.00",
+        usd(1999 - net),
+    ]
+    payout = section.get_by_test_id("card-payout")
+    assert payout.count() == 1 and usd(net) in payout.inner_text() and "paid" in payout.inner_text()
+    provider.screenshot("provider-card-payouts")

@@ -126,10 +126,13 @@ function CardPayouts() {
         </p>
       )}
       {state?.status === "ready" && (
-        <p data-testid="connect-status">
-          Ready: card sales are paid to your Stripe account <code>{state.stripeAccountId}</code>
-          {state.payoutsEnabled ? ", with payouts to your bank enabled." : "."}
-        </p>
+        <>
+          <p data-testid="connect-status">
+            Ready: card sales are paid to your Stripe account <code>{state.stripeAccountId}</code>
+            {state.payoutsEnabled ? ", with payouts to your bank enabled." : "."}
+          </p>
+          <CardBalance />
+        </>
       )}
       {state && state.status !== "ready" && (
         <button type="button" class="button" disabled={busy} onClick={onboard}>
@@ -138,6 +141,74 @@ function CardPayouts() {
       )}
       {error && <Alert>{error}</Alert>}
     </section>
+  );
+}
+
+interface Money {
+  amount: string;
+  currency: string;
+}
+
+interface CardBalanceData {
+  pending: Money[];
+  available: Money[];
+  payouts: { id: string; amount: string; currency: string; status: string; arrivalDate: string }[];
+}
+
+/** Card revenue at Stripe, per currency (minor units from the API, formatted here), and the
+ * latest payouts to the provider's bank. */
+function CardBalance() {
+  const balance = useAsync(() => api<CardBalanceData>("/provider/card-balance"), []);
+  const data = balance.data;
+  const currencies = [...new Set([...(data?.pending ?? []), ...(data?.available ?? [])].map((m) => m.currency))];
+  const amountOf = (rows: Money[], currency: string) => rows.find((m) => m.currency === currency)?.amount ?? "0";
+  return (
+    <div data-testid="card-balance">
+      {balance.loading && !data && <Loading />}
+      {balance.error && <Alert>{balance.error}</Alert>}
+      {data && currencies.length === 0 && <p>No card revenue yet.</p>}
+      {data && currencies.length > 0 && (
+        <div class="table-wrap" tabIndex={0} role="region" aria-label="Card balance per currency">
+          <table class="data-table">
+            <thead>
+              <tr>
+                <th scope="col">Currency</th>
+                <th scope="col" class="num">
+                  Pending
+                </th>
+                <th scope="col" class="num">
+                  Available
+                </th>
+              </tr>
+            </thead>
+            <tbody>
+              {currencies.map((currency) => (
+                <tr key={currency} data-testid={`card-balance-${currency}`}>
+                  <th scope="row">{currency.toUpperCase()}</th>
+                  <td class="num">{formatFiat(amountOf(data.pending, currency), currency)}</td>
+                  <td class="num">{formatFiat(amountOf(data.available, currency), currency)}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
+      )}
+      {data && data.payouts.length > 0 && (
+        <>
+          <h3>Payouts to your bank</h3>
+          <ul class="card-payout-list">
+            {data.payouts.map((p) => (
+              <li key={p.id} data-testid="card-payout">
+                {formatFiat(p.amount, p.currency)} · {p.status} · arrives {formatDate(p.arrivalDate)}
+              </li>
+            ))}
+          </ul>
+        </>
+      )}
+      <button type="button" class="button-link" onClick={balance.reload}>
+        Refresh
+      </button>
+    </div>
   );
 }
 
@@ -615,8 +686,13 @@ function Sales() {
   const sales = useAsync(() => api<Raw>("/provider/sales"), []);
   const orders = itemsOf<Raw>(sales.data?.orders ?? []).map(toOrder);
   const totals = itemsOf<Raw>(sales.data?.totals ?? []);
+  const byCourse = itemsOf<Raw>(sales.data?.byCourse ?? []);
   const courses = useAsync(async () => (await api<Raw[]>("/provider/courses")).map(toCourse), []);
   const titles = new Map(courses.data?.map((c) => [c.id, c.title]) ?? []);
+  const fmtOf = (t: Raw) => (v: string) => {
+    const token = t.token as Raw | null;
+    return token ? formatToken(BigInt(v ?? 0), token.decimals, token.symbol) : formatFiat(BigInt(v ?? 0), String(t.currency));
+  };
   return (
     <section aria-labelledby="sales-title">
       <h2 id="sales-title">Sales</h2>
@@ -626,8 +702,7 @@ function Sales() {
         <ul class="card-list totals">
           {totals.map((t, i) => {
             const token = t.token as Raw | null;
-            const fmt = (v: string) =>
-              token ? formatToken(BigInt(v ?? 0), token.decimals, token.symbol) : formatFiat(BigInt(v ?? 0), String(t.currency));
+            const fmt = fmtOf(t);
             return (
               <li key={i} class="card">
                 <p class="muted small">{t.rail === "card" ? "Card" : "Crypto"} · {token ? token.symbol : String(t.currency).toUpperCase()}</p>
@@ -635,11 +710,51 @@ function Sales() {
                 <p class="small muted">
                   net of {t.orders} orders · gross {fmt(t.gross)}
                   {BigInt(t.refunded ?? 0) > 0n ? ` · refunded ${fmt(t.refunded)}` : ""}
+                  {BigInt(t.fees ?? 0) > 0n ? ` · platform fee ${fmt(t.fees)}` : ""}
                 </p>
               </li>
             );
           })}
         </ul>
+      )}
+      {byCourse.length > 0 && (
+        <div class="table-wrap" tabIndex={0} role="region" aria-label="Sales per course">
+          <table class="data-table" data-testid="sales-by-course">
+            <thead>
+              <tr>
+                <th scope="col">Course</th>
+                <th scope="col">Rail</th>
+                <th scope="col" class="num">
+                  Orders
+                </th>
+                <th scope="col" class="num">
+                  Gross
+                </th>
+                <th scope="col" class="num">
+                  Refunded
+                </th>
+                <th scope="col" class="num">
+                  Platform fee
+                </th>
+              </tr>
+            </thead>
+            <tbody>
+              {byCourse.map((t, i) => {
+                const fmt = fmtOf(t);
+                return (
+                  <tr key={i}>
+                    <td>{titles.get(Number(t.courseId)) ?? `#${t.courseId}`}</td>
+                    <td>{t.rail === "card" ? "Card" : "Crypto"}</td>
+                    <td class="num">{t.orders}</td>
+                    <td class="num">{fmt(t.gross)}</td>
+                    <td class="num">{fmt(t.refunded)}</td>
+                    <td class="num">{fmt(t.fees)}</td>
+                  </tr>
+                );
+              })}
+            </tbody>
+          </table>
+        </div>
       )}
       {sales.data && orders.length === 0 && <p>No sales yet.</p>}
       {orders.length > 0 && <OrdersTable orders={orders.map((o) => ({ ...o, courseTitle: o.courseTitle ?? titles.get(o.courseId) ?? null }))} showBuyer />}
