@@ -295,10 +295,23 @@ class ConnectMixin:
         fee = destination["application_fee_amount"]
         for obj in (intent, charge):
             obj.update(transfer_data=dict(transfer_data), application_fee_amount=fee)
+        transfer: JSON = {
+            "id": _new_id("tr_"),
+            "object": "transfer",
+            "amount": charge["amount"] - fee,
+            "amount_reversed": 0,
+            "created": self._now(),
+            "currency": charge["currency"],
+            "destination": destination["destination"],
+            "metadata": {},
+            "reversed": False,
+            "source_transaction": charge["id"],
+        }
+        self._objects["transfer"][transfer["id"]] = transfer
         charge.update(
             application_fee=_new_id("fee_") if fee else None,
             destination=destination["destination"],
-            transfer=_new_id("tr_"),
+            transfer=transfer["id"],
         )
         self._credit_destination(charge)
 
@@ -318,16 +331,50 @@ class ConnectMixin:
 
     def _reverse_destination(self, charge: JSON, refunded: int) -> None:
         """A refund reversed the transfer: the connected account gives back its share of the
-        refunded amount (from pending first; a balance may go negative, as on Stripe)."""
+        refunded amount."""
         fee = charge.get("application_fee_amount") or 0
         share = refunded * (charge["amount"] - fee) // charge["amount"]
-        balance = self._balance_of(charge["destination"])
-        currency = charge["currency"]
+        self._reverse(self._get("transfer", charge["transfer"]), share)
+
+    def _reverse(self, transfer: JSON, amount: int) -> None:
+        """Take `amount` of a transfer back from its connected account (from pending first; a
+        balance may go negative, as on Stripe)."""
+        transfer["amount_reversed"] += amount
+        transfer["reversed"] = transfer["amount_reversed"] >= transfer["amount"]
+        share = amount
+        balance = self._balance_of(transfer["destination"])
+        currency = transfer["currency"]
         from_pending = min(share, max(balance["pending"].get(currency, 0), 0))
         balance["pending"][currency] = balance["pending"].get(currency, 0) - from_pending
         balance["available"][currency] = balance["available"].get(currency, 0) - (
             share - from_pending
         )
+
+    def _api_reverse_transfer(
+        self, params: JSON, ctx: _RequestContext, transfer_id: str
+    ) -> tuple[JSON, list[JSON]]:
+        """`POST /v1/transfers/{id}/reversals`: the platform takes (part of) a transfer back."""
+        _check_unknown(params, frozenset({"amount", "description", "expand", "metadata"}))
+        transfer = self._get("transfer", transfer_id, "transfer")
+        remaining = transfer["amount"] - transfer["amount_reversed"]
+        amount = remaining
+        if params.get("amount") not in (None, ""):
+            amount = _as_int(params["amount"], "amount", minimum=1)
+        if amount > remaining or remaining <= 0:
+            raise StripeFakeError(
+                f"Transfer {transfer_id} has only {remaining} left to reverse.", param="amount"
+            )
+        self._reverse(transfer, amount)
+        reversal = {
+            "id": _new_id("trr_"),
+            "object": "transfer_reversal",
+            "amount": amount,
+            "created": self._now(),
+            "currency": transfer["currency"],
+            "metadata": _as_metadata(params.get("metadata"), "metadata"),
+            "transfer": transfer_id,
+        }
+        return reversal, []
 
     def _balance_json(self, account_id: str | None) -> JSON:
         balance = self._balance_of(account_id) if account_id else {"available": {}, "pending": {}}

@@ -120,6 +120,7 @@ _KIND_BY_PREFIX = {
     "evt_": "event",
     "acct_": "account",
     "po_": "payout",
+    "tr_": "transfer",
 }
 _KINDS = tuple(_KIND_BY_PREFIX.values())
 _EXPANDABLE = {
@@ -131,6 +132,7 @@ _EXPANDABLE = {
     "event": frozenset(),
     "account": frozenset(),
     "payout": frozenset(),
+    "transfer": frozenset(),
 }
 
 # Params the fake understands or knowingly ignores; anything else is rejected like Stripe does,
@@ -338,6 +340,12 @@ class StripeFake(ConnectMixin):
             ("GET", re.compile(r"/v1/balance"), self._api_balance),
             ("GET", re.compile(r"/v1/payouts"), self._api_list_payouts),
             ("GET", re.compile(r"/v1/payouts/([^/]+)"), self._api_retriever("payout")),
+            ("GET", re.compile(r"/v1/transfers/([^/]+)"), self._api_retriever("transfer")),
+            (
+                "POST",
+                re.compile(r"/v1/transfers/([^/]+)/reversals"),
+                self._api_reverse_transfer,
+            ),
         ]
         self.app = create_app(self)
 

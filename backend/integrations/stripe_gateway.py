@@ -198,6 +198,16 @@ class StripeGateway:
             ) from exc
         return [dict(payout.to_dict()) for payout in page.data]
 
+    def reverse_transfer_sync(self, *, transfer_id: str, amount: int, order_id: str) -> str:
+        """Take `amount` of a transfer back from the connected account (idempotent per
+        order); returns the reversal's id."""
+        reversal = self.client().v1.transfers.reversals.create(
+            transfer_id,
+            params={"amount": amount, "metadata": {"order_id": order_id}},
+            options={"idempotency_key": f"transfer-reversal:{order_id}"},
+        )
+        return str(reversal.id)
+
     async def fetch(self, kind: str, object_id: str) -> dict[str, Any]:
         """The current state of a Stripe object (webhooks never trust the payload's state).
 

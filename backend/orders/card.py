@@ -21,6 +21,7 @@ from backend.certificates.models import RevokeReason
 from backend.core.errors import ConflictError
 from backend.orders.models import Order, OrderStatus, Rail
 from backend.orders.service import get_order, mark_ended, mark_paid, transition
+from backend.outbox.service import Topics, enqueue
 
 STRIPE = "stripe"
 # Where a payment Stripe completed can still land: the order was waiting (pending, processing)
@@ -236,8 +237,9 @@ def dispute_won(session: Session, order: Order, *, reason: str) -> bool:
 
 
 def dispute_lost(session: Session, order: Order, *, reason: str) -> bool:
-    """The dispute was lost: access and the certificate end."""
-    return mark_ended(
+    """The dispute was lost: access and the certificate end. Of a destination charge, the
+    provider's share is taken back (the worker reverses its transfer)."""
+    moved = mark_ended(
         session,
         order,
         OrderStatus.LOST,
@@ -246,3 +248,11 @@ def dispute_lost(session: Session, order: Order, *, reason: str) -> bool:
         reason=reason,
         certificate_reason=RevokeReason.DISPUTED,
     )
+    if moved and order.stripe_destination is not None:
+        enqueue(
+            session,
+            Topics.CARD_TRANSFER_REVERSAL,
+            {"orderId": order.id},
+            dedupe_key=f"{Topics.CARD_TRANSFER_REVERSAL}:{order.id}",
+        )
+    return moved

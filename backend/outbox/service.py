@@ -24,6 +24,9 @@ class Topics:
     # An admin's verification of a provider: verifyProvider / unverifyProvider on-chain.
     PROVIDER_VERIFICATION = "provider.verification"
     RECEIPT_EMAIL = "email.receipt"
+    # A lost dispute of a destination charge: take the provider's share back (Stripe debited
+    # the platform for the whole payment).
+    CARD_TRANSFER_REVERSAL = "card.transfer_reversal"
     # A stored Stripe event the API could not process (job records only: the sweep publishes).
     STRIPE_EVENT = "stripe.event"
 

@@ -16,10 +16,13 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
+from backend.audit.models import AuditEntry
 from backend.audit.service import record as audit
+from backend.core.db import session_scope
 from backend.integrations.stripe_gateway import StripeGateway
+from backend.orders.models import Order, OrderStatus
 from backend.payouts.models import ConnectAccount
 
 STRIPE = "stripe"
@@ -139,3 +142,47 @@ async def card_balance(
     balance = await gateway.connected_balance(account.stripe_account_id)
     recent = await gateway.connected_payouts(account.stripe_account_id, limit=payouts)
     return account, balance, recent
+
+
+def reverse_for_lost_dispute(
+    factory: sessionmaker[Session], gateway: StripeGateway, order_id: str
+) -> str:
+    """Take the provider's share of a lost dispute back: Stripe debited the platform for the
+    whole destination charge, so its transfer to the provider is reversed (net of the fee).
+    Safe to run twice: Stripe's idempotency key returns the first reversal, and the audit entry
+    is written once. Returns the outcome."""
+    with session_scope(factory) as s:
+        order = s.get(Order, order_id)
+        if order is None or order.status != OrderStatus.LOST or not order.stripe_destination:
+            return "noop"
+        if not order.stripe_charge_id:
+            return "noop:no_charge"
+        charge_id, net = order.stripe_charge_id, order.amount - order.fee
+    charge = gateway.fetch_sync("charge", charge_id)
+    transfer_id = charge.get("transfer")
+    if isinstance(transfer_id, Mapping):
+        transfer_id = transfer_id.get("id")
+    if not transfer_id:
+        return "noop:no_transfer"
+    reversal_id = gateway.reverse_transfer_sync(
+        transfer_id=str(transfer_id), amount=net, order_id=order_id
+    )
+    with session_scope(factory) as s:
+        done = s.scalar(
+            select(AuditEntry.id).where(
+                AuditEntry.action == "connect.transfer_reversed",
+                AuditEntry.subject_type == "order",
+                AuditEntry.subject_id == order_id,
+            )
+        )
+        if done is None:
+            audit(
+                s,
+                actor=STRIPE,
+                action="connect.transfer_reversed",
+                subject_type="order",
+                subject_id=order_id,
+                after={"transfer": str(transfer_id), "reversal": reversal_id, "amount": str(net)},
+                reason="dispute lost: the provider's share of the destination charge taken back",
+            )
+    return "reversed"

@@ -123,6 +123,7 @@ TASK_MODULES = (
     "backend.orders.tasks",
     "backend.checkout.tasks",
     "backend.provider.tasks",
+    "backend.payouts.tasks",
     "backend.webhooks.tasks",
 )
 

@@ -57,6 +57,10 @@ def _receipt(payload: dict[str, Any]) -> dict[str, Any]:
     return {"order_id": str(_pick(payload, "orderId", "order_id")), "kind": kind}
 
 
+def _order(payload: dict[str, Any]) -> dict[str, Any]:
+    return {"order_id": str(_pick(payload, "orderId", "order_id"))}
+
+
 def _verification(payload: dict[str, Any]) -> dict[str, Any]:
     return {"request_id": int(_pick(payload, "requestId", "request_id"))}
 
@@ -80,6 +84,7 @@ ROUTES: dict[str, Route] = {
     Topics.ACCESS_REVOKE: Route("tuition.record_access_revoke", _entitlement),
     Topics.PROVIDER_VERIFICATION: Route("tuition.set_provider_verification", _verification),
     Topics.RECEIPT_EMAIL: Route("tuition.send_receipt", _receipt),
+    Topics.CARD_TRANSFER_REVERSAL: Route("tuition.reverse_card_transfer", _order),
     Topics.STRIPE_EVENT: Route("tuition.process_stripe_event", _stripe),
 }
 

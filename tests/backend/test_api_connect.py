@@ -8,11 +8,14 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.orm import sessionmaker
 from support.api import Api
 from support.factories import account, make_course
 
 from backend.audit.models import AuditEntry
 from backend.orders.models import Order
+from backend.outbox.models import OutboxMessage
+from backend.payouts.connect import reverse_for_lost_dispute
 from backend.payouts.fees import split
 from backend.payouts.models import ConnectAccount
 
@@ -266,3 +269,60 @@ async def test_card_balance_is_empty_and_asks_stripe_nothing_before_onboarding(
     empty = {"pending": [], "available": [], "payouts": []}
     assert before == {"status": "none", **empty}
     assert during == {"status": "onboarding", **empty}
+
+
+async def test_a_lost_dispute_takes_the_providers_share_back_once(api: Api, provider: Any) -> None:
+    account_id = await _ready_provider(api, provider)
+    api.chain.fee_bps = 500
+    course_id = await _card_course(api, provider, price=4900)  # fee 245, net 4655
+    async with api.user(LEARNER) as client:
+        checkout = await _checkout(client, course_id)
+    completed = api.stripe_fake.complete_session(checkout["sessionId"])
+    assert (await api.deliver(completed)).is_success
+    intent = api.stripe_fake.get_object(completed["data"]["object"]["payment_intent"])
+    charge = api.stripe_fake.get_object(intent["latest_charge"])
+    opened = api.stripe_fake.open_dispute(charge["id"])
+    assert (await api.deliver(opened)).is_success
+    dispute_id = opened["data"]["object"]["id"]
+
+    async def reverse() -> str:
+        gateway = api.app.state.services.stripe
+
+        def run(s: Any) -> str:
+            factory = sessionmaker(
+                bind=s.connection(),
+                join_transaction_mode="create_savepoint",
+                expire_on_commit=False,
+            )
+            return reverse_for_lost_dispute(factory, gateway, checkout["orderId"])
+
+        return str(await api.run(run))
+
+    assert await reverse() == "noop"  # disputed, not lost: nothing to take back yet
+    closed = api.stripe_fake.close_dispute(dispute_id, won=False)
+    assert (await api.deliver(closed)).is_success
+    queued = await api.query(
+        lambda s: s.scalars(
+            select(OutboxMessage.payload).where(OutboxMessage.topic == "card.transfer_reversal")
+        ).all()
+    )
+    assert queued == [{"orderId": checkout["orderId"]}]
+
+    assert await reverse() == "reversed"
+    assert await reverse() == "reversed"  # a second run: Stripe's idempotency key, one reversal
+    transfer = api.stripe_fake.get_object(charge["transfer"])
+    assert (transfer["amount"], transfer["amount_reversed"], transfer["reversed"]) == (
+        4655,
+        4655,
+        True,
+    )
+    async with api.user(provider) as client:
+        balance = (await client.get("/api/v1/provider/card-balance")).json()
+    assert balance["pending"] == [{"amount": "0", "currency": "usd"}]
+    audits = await api.query(
+        lambda s: s.scalars(
+            select(AuditEntry).where(AuditEntry.action == "connect.transfer_reversed")
+        ).all()
+    )
+    assert len(audits) == 1 and audits[0].after["amount"] == "4655"
+    assert account_id == transfer["destination"]
