@@ -39,6 +39,7 @@ from backend.core.ratelimit import RateLimiter, make_rate_limiter
 from backend.integrations.stripe_gateway import StripeGateway
 from backend.learning.router import router as learning_router
 from backend.orders.router import router as orders_router
+from backend.payouts.connect import ready_providers
 from backend.provider.router import public_router as providers_router
 from backend.provider.router import router as provider_router
 from backend.users.service import admin_addresses
@@ -167,6 +168,7 @@ def create_app(
         if deployment is not None
         else partial(current_deployment, settings.deployment_file),
         admins=admin_addresses(settings),
+        card_ready=ready_providers,
     )
     broker = BrokerProbe(settings.redis_url)
 

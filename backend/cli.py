@@ -143,6 +143,23 @@ def seed_demo() -> None:
     print(f"seeded {len(courses)} demo courses")
 
 
+@app.command("seed-connect")
+def seed_connect() -> None:
+    """The demo provider's Connect account, onboarded at the local Stripe stand-in."""
+    from eth_account import Account
+
+    from backend.core.config import get_settings
+    from backend.core.dev_accounts import DEMO_KEYS
+    from backend.devtools.demo_connect import onboard_demo_provider
+
+    settings = get_settings()
+    if settings.stripe_api_base is None:
+        typer.echo("seed-connect: only for the local Stripe stand-in", err=True)
+        raise typer.Exit(2)
+    provider = Account.from_key(DEMO_KEYS["provider"]).address
+    print(f"demo provider's Stripe account {onboard_demo_provider(settings, provider)} is ready")
+
+
 @app.command("stripe-fake")
 def stripe_fake(
     port: int = typer.Option(12111, help="Port to listen on."),

@@ -245,6 +245,14 @@ class DevStack:
             30,
             "Stripe stand-in",
         )
+        # Card prices are offered for providers Stripe can pay out: onboard the demo provider.
+        subprocess.run(  # noqa: S603 - our own CLI
+            self._tuition("seed-connect"),
+            cwd=PROJECT_ROOT,
+            env=self.env(),
+            check=True,
+            stdout=subprocess.DEVNULL if cfg.quiet else None,
+        )
 
     def start(self) -> DevStack:
         """Everything, in order."""

@@ -11,6 +11,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from backend.chain.client import ChainClient
 from backend.chain.deployment import Deployment
@@ -35,6 +36,13 @@ class Services:
     # after the API started), so no restart is needed. Tests pass a fixed one.
     deployment_source: Callable[[], Deployment]
     admins: frozenset[str] = field(default_factory=frozenset)
+    # Which providers can be paid out by card (`payouts.connect.ready_providers`, wired by the
+    # app so the catalog need not know the payouts domain).
+    card_ready: Callable[[Session, set[str]], set[str]] | None = None
+
+    def card_gate(self) -> Callable[[Session, set[str]], set[str]] | None:
+        """The buyers' card-price filter under TUITION_CARD_REQUIRES_CONNECT, else None."""
+        return self.card_ready if self.settings.card_requires_connect else None
 
     @property
     def deployment(self) -> Deployment:

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from backend.api.deps import DbSession
+from backend.api.deps import DbSession, ServicesDep
 from backend.auth.deps import OptionalUser
 from backend.catalog import views
 from backend.catalog.schemas import CourseDetailOut, CoursePageOut
@@ -19,6 +19,7 @@ router = APIRouter(prefix="/courses", tags=["catalog"])
 @router.get("", response_model=CoursePageOut)
 async def list_courses(
     session: DbSession,
+    services: ServicesDep,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     cursor: Annotated[str | None, Query(max_length=20)] = None,
 ) -> CoursePageOut:
@@ -32,13 +33,27 @@ async def list_courses(
             )
         after_id = int(cursor)
 
-    return await session.run_sync(views.course_page_out, limit=limit, after_id=after_id)
+    return await session.run_sync(
+        lambda s: views.course_page_out(
+            s,
+            limit=limit,
+            after_id=after_id,
+            card_gate=services.card_gate(),
+        )
+    )
 
 
 @router.get("/{course_id}", response_model=CourseDetailOut)
 async def get_course(
-    course_id: CourseId, session: DbSession, principal: OptionalUser
+    course_id: CourseId, session: DbSession, principal: OptionalUser, services: ServicesDep
 ) -> CourseDetailOut:
-    """One course with prices and lesson outline (drafts only for their provider)."""
+    """One course with prices and lesson outline (drafts only for their provider). The card
+    price is offered only where the provider can be paid out by card (see
+    `TUITION_CARD_REQUIRES_CONNECT`)."""
     viewer = principal.address if principal else None
-    return await session.run_sync(views.visible_course_out, course_id, viewer)
+    return await session.run_sync(
+        views.visible_course_out,
+        course_id,
+        viewer,
+        services.card_gate(),
+    )

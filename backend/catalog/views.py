@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -20,6 +20,9 @@ from backend.catalog.schemas import (
 )
 from backend.catalog.service import list_lessons, prices_for, tokens_by_address
 
+# Which of these providers can be paid out by card (Services.card_ready); None: all of them.
+CardGate = Callable[[Session, set[str]], set[str]] | None
+
 
 def token_out(tokens: dict[str, Token], address: str) -> TokenOut:
     """Token metadata, with a placeholder for tokens nobody described."""
@@ -29,9 +32,16 @@ def token_out(tokens: dict[str, Token], address: str) -> TokenOut:
     return TokenOut.model_validate(token)
 
 
-def courses_out(session: Session, courses: Sequence[Course]) -> list[CourseOut]:
-    """Courses with prices and lesson counts (three queries whatever the page size)."""
+def courses_out(
+    session: Session, courses: Sequence[Course], *, card_gate: CardGate = None
+) -> list[CourseOut]:
+    """Courses with prices and lesson counts (a few queries whatever the page size).
+
+    With a `card_gate` (buyers' views under `TUITION_CARD_REQUIRES_CONNECT`), the card price of
+    a course whose provider cannot be paid out by card yet is not offered.
+    """
     ids = [c.id for c in courses]
+    card_ready = card_gate(session, {c.provider for c in courses}) if card_gate else None
     prices = prices_for(session, ids)
     tokens = tokens_by_address(session)
     counts: dict[int, int] = {}
@@ -56,7 +66,9 @@ def courses_out(session: Session, courses: Sequence[Course]) -> list[CourseOut]:
             certificate_mode=c.certificate_mode,
             fiat_price=(
                 FiatPriceOut(amount=c.fiat_price, currency=c.fiat_currency)
-                if c.fiat_price is not None and c.fiat_currency
+                if c.fiat_price is not None
+                and c.fiat_currency
+                and (card_ready is None or c.provider in card_ready)
                 else None
             ),
             prices=[
@@ -72,9 +84,11 @@ def courses_out(session: Session, courses: Sequence[Course]) -> list[CourseOut]:
     ]
 
 
-def course_detail_out(session: Session, course: Course) -> CourseDetailOut:
+def course_detail_out(
+    session: Session, course: Course, *, card_gate: CardGate = None
+) -> CourseDetailOut:
     """One course with its lesson outline."""
-    base = courses_out(session, [course])[0]
+    base = courses_out(session, [course], card_gate=card_gate)[0]
     lessons = [
         LessonSummaryOut(position=lesson.position, title=lesson.title)
         for lesson in list_lessons(session, course.id)
@@ -82,15 +96,24 @@ def course_detail_out(session: Session, course: Course) -> CourseDetailOut:
     return CourseDetailOut(**base.model_dump(), lessons=lessons)
 
 
-def course_page_out(session: Session, *, limit: int, after_id: int | None) -> CoursePageOut:
+def course_page_out(
+    session: Session, *, limit: int, after_id: int | None, card_gate: CardGate = None
+) -> CoursePageOut:
     """A page of published courses after the course `after_id`, with the next page's cursor."""
     courses = service.list_published(session, limit=limit + 1, after_id=after_id)
     page, more = courses[:limit], len(courses) > limit
     return CoursePageOut(
-        items=courses_out(session, page), next_cursor=str(page[-1].id) if more and page else None
+        items=courses_out(session, page, card_gate=card_gate),
+        next_cursor=str(page[-1].id) if more and page else None,
     )
 
 
-def visible_course_out(session: Session, course_id: int, viewer: str | None) -> CourseDetailOut:
+def visible_course_out(
+    session: Session, course_id: int, viewer: str | None, card_gate: CardGate = None
+) -> CourseDetailOut:
     """A course with prices and lesson outline (a draft only for its provider)."""
-    return course_detail_out(session, service.get_visible_course(session, course_id, viewer))
+    return course_detail_out(
+        session,
+        service.get_visible_course(session, course_id, viewer),
+        card_gate=card_gate,
+    )

@@ -220,7 +220,7 @@ class Settings(BaseSettings):
     stripe_api_version: str = "2024-06-20"
     # Card sales of a provider without a ready Stripe Connect account: refused when true (the
     # card price is not offered); when false the platform collects them and owes the provider.
-    card_requires_connect: bool = False
+    card_requires_connect: bool = True
 
     # Front end
     walletconnect_project_id: str | None = None

@@ -47,7 +47,23 @@ def ready_account(session: Session, provider: str) -> ConnectAccount | None:
     return account if account is not None and account.ready else None
 
 
-def _save_new(session: Session, provider: str, stripe_account: Mapping[str, Any]) -> ConnectAccount:
+def ready_providers(session: Session, providers: set[str]) -> set[str]:
+    """Which of `providers` have a Connect account ready for card sales (one query)."""
+    if not providers:
+        return set()
+    rows = session.scalars(
+        select(ConnectAccount.provider).where(
+            ConnectAccount.provider.in_(providers),
+            ConnectAccount.details_submitted.is_(True),
+            ConnectAccount.charges_enabled.is_(True),
+        )
+    )
+    return set(rows)
+
+
+def record_new_account(
+    session: Session, provider: str, stripe_account: Mapping[str, Any]
+) -> ConnectAccount:
     """Record the account Stripe created (a concurrent request may have recorded it first)."""
     row = ConnectAccount(provider=provider, stripe_account_id=str(stripe_account["id"]))
     _copy_state(row, stripe_account)
@@ -78,7 +94,7 @@ async def start_onboarding(
     account = await session.run_sync(account_of, provider)
     if account is None:
         created = await gateway.create_connect_account(provider=provider)
-        account = await session.run_sync(_save_new, provider, created)
+        account = await session.run_sync(record_new_account, provider, created)
     link = await gateway.create_account_link(account_id=account.stripe_account_id)
     return Onboarding(url=str(link["url"]), account=account)
 

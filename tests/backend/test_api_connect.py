@@ -13,6 +13,7 @@ from support.api import Api
 from support.factories import account, make_course
 
 from backend.audit.models import AuditEntry
+from backend.core.config import Settings
 from backend.orders.models import Order
 from backend.outbox.models import OutboxMessage
 from backend.payouts.connect import reverse_for_lost_dispute
@@ -168,7 +169,7 @@ async def test_card_sale_of_an_onboarded_provider_is_a_destination_charge_with_t
     assert charge["transfer"].startswith("tr_")
 
 
-async def test_a_provider_without_a_ready_account_sells_through_the_platform_by_default(
+async def test_a_provider_without_a_ready_account_sells_through_the_platform_if_allowed(
     api: Api, provider: Any
 ) -> None:
     course_id = await _card_course(api, provider)
@@ -184,8 +185,22 @@ async def test_a_provider_without_a_ready_account_sells_through_the_platform_by_
 async def test_the_platform_can_refuse_card_sales_until_the_provider_is_onboarded(
     api: Api, provider: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    assert Settings.model_fields["card_requires_connect"].default is True  # the default
     monkeypatch.setattr(api.settings, "card_requires_connect", True)
     course_id = await _card_course(api, provider)
+
+    async def card_prices() -> tuple[Any, Any, Any]:
+        async with api.user(LEARNER) as client:
+            detail = (await client.get(f"/api/v1/courses/{course_id}")).json()
+            listed = (await client.get("/api/v1/courses", params={"limit": 100})).json()
+        async with api.user(provider) as client:
+            own = (await client.get("/api/v1/provider/courses")).json()
+        [in_list] = [c for c in listed["items"] if c["id"] == course_id]
+        [mine] = [c for c in own if c["id"] == course_id]
+        return detail["fiatPrice"], in_list["fiatPrice"], mine["fiatPrice"]
+
+    # Not offered to buyers (the provider still sees the price it set), and refused if asked.
+    assert await card_prices() == (None, None, {"amount": "4900", "currency": "usd"})
     async with api.user(LEARNER) as client:
         refused = await client.post("/api/v1/checkout/stripe", json={"courseId": course_id})
     assert refused.status_code == 409
@@ -193,6 +208,8 @@ async def test_the_platform_can_refuse_card_sales_until_the_provider_is_onboarde
     assert await api.query(lambda s: s.scalar(select(func.count()).select_from(Order))) == 0
 
     await _ready_provider(api, provider)
+    offered = {"amount": "4900", "currency": "usd"}
+    assert await card_prices() == (offered, offered, offered)
     async with api.user(LEARNER) as client:
         await _checkout(client, course_id)
 
