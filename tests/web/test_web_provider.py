@@ -495,3 +495,15 @@ def test_provider_onboards_for_card_payouts_and_sees_a_card_sale_reach_its_bank(
     payout = section.get_by_test_id("card-payout")
     assert payout.count() == 1 and usd(net) in payout.inner_text() and "paid" in payout.inner_text()
     provider.screenshot("provider-card-payouts")
+
+    # The provider refunds the sale after the payout: Stripe reverses its transfer and refunds
+    # the platform's fee, so the provider's Stripe balance goes negative by its share.
+    sale = page.locator('tr[data-rail="card"]').filter(has_text="Card Payouts 101")
+    sale.get_by_role("button", name="Refund").click()
+
+    def refunded() -> bool:
+        provider.goto("/provider")
+        sale.wait_for()
+        return sale.get_attribute("data-status") == "refunded" and shows("$0.00", "-" + usd(net))
+
+    wait_mining(stack.rpc_url, refunded, what="the refund to reach the order and the balance")

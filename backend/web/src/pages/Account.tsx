@@ -1,3 +1,4 @@
+import type { ComponentChildren } from "preact";
 import { RequireSignIn } from "../components/wallet-ui";
 import { RemoveCertificate, shortTokenId } from "../components/CertificatePanel";
 import { Alert, Loading, TxHash, useAsync, usePageTitle } from "../components/ui";
@@ -147,7 +148,16 @@ export function certificateStatusLabel(status: string): string {
   )[status] ?? status;
 }
 
-export function OrdersTable({ orders, showBuyer = false }: { orders: Order[]; showBuyer?: boolean }) {
+export function OrdersTable({
+  orders,
+  showBuyer = false,
+  action,
+}: {
+  orders: Order[];
+  showBuyer?: boolean;
+  /** An extra last cell per order (the provider's refund button). */
+  action?: (order: Order) => ComponentChildren;
+}) {
   return (
     <div class="table-wrap" tabIndex={0} role="region" aria-label="Payments">
       <table class="data-table">
@@ -162,6 +172,11 @@ export function OrdersTable({ orders, showBuyer = false }: { orders: Order[]; sh
             </th>
             <th scope="col">Status</th>
             <th scope="col">Reference</th>
+            {action && (
+              <th scope="col">
+                <span class="visually-hidden">Action</span>
+              </th>
+            )}
           </tr>
         </thead>
         <tbody>
@@ -180,6 +195,7 @@ export function OrdersTable({ orders, showBuyer = false }: { orders: Order[]; sh
                 <span class={`badge badge-${o.status}`}>{o.status}</span>
               </td>
               <td>{o.txHash ? <TxHash hash={o.txHash} label="" /> : <code class="small">{o.id.slice(0, 8)}</code>}</td>
+              {action && <td>{action(o)}</td>}
             </tr>
           ))}
         </tbody>

@@ -689,6 +689,21 @@ function Sales() {
   const byCourse = itemsOf<Raw>(sales.data?.byCourse ?? []);
   const courses = useAsync(async () => (await api<Raw[]>("/provider/courses")).map(toCourse), []);
   const titles = new Map(courses.data?.map((c) => [c.id, c.title]) ?? []);
+  const [refunding, setRefunding] = useState<string | null>(null);
+  const [refundError, setRefundError] = useState<string | null>(null);
+  // A card refund goes through Stripe; the order turns refunded when Stripe confirms it.
+  const refundCard = async (orderId: string) => {
+    setRefundError(null);
+    setRefunding(orderId);
+    try {
+      await api(`/orders/${orderId}/refund`, { method: "POST" });
+    } catch (err) {
+      setRefundError(errorMessage(err));
+    } finally {
+      setRefunding(null);
+      sales.reload();
+    }
+  };
   const fmtOf = (t: Raw) => (v: string) => {
     const token = t.token as Raw | null;
     return token ? formatToken(BigInt(v ?? 0), token.decimals, token.symbol) : formatFiat(BigInt(v ?? 0), String(t.currency));
@@ -757,7 +772,20 @@ function Sales() {
         </div>
       )}
       {sales.data && orders.length === 0 && <p>No sales yet.</p>}
-      {orders.length > 0 && <OrdersTable orders={orders.map((o) => ({ ...o, courseTitle: o.courseTitle ?? titles.get(o.courseId) ?? null }))} showBuyer />}
+      {refundError && <Alert>{refundError}</Alert>}
+      {orders.length > 0 && (
+        <OrdersTable
+          orders={orders.map((o) => ({ ...o, courseTitle: o.courseTitle ?? titles.get(o.courseId) ?? null }))}
+          showBuyer
+          action={(o) =>
+            o.rail === "card" && o.status === "paid" ? (
+              <button type="button" class="button-small" disabled={refunding === o.id} onClick={() => refundCard(o.id)}>
+                {refunding === o.id ? "Refunding…" : "Refund"}
+              </button>
+            ) : null
+          }
+        />
+      )}
     </section>
   );
 }
