@@ -507,3 +507,31 @@ def test_provider_onboards_for_card_payouts_and_sees_a_card_sale_reach_its_bank(
         return sale.get_attribute("data-status") == "refunded" and shows("$0.00", "-" + usd(net))
 
     wait_mining(stack.rpc_url, refunded, what="the refund to reach the order and the balance")
+
+    # A second sale is disputed and the dispute lost: Stripe takes the whole payment from the
+    # platform, and the worker takes the provider's share back (its transfer reversed).
+    learner.goto(f"/courses/{course['id']}")
+    learner.page.get_by_test_id("buy-card").click()
+    learner.page.wait_for_url(re.compile(re.escape(stack.stripe_url) + r"/pay/"))
+    learner.page.get_by_role("button", name=re.compile("^Pay")).click()
+    learner.page.locator('[data-testid="checkout-return"][data-status="paid"]').wait_for()
+    wait_mining(stack.rpc_url, lambda: shows(usd(net), "-" + usd(net)), what="the second sale")
+    stripe = httpx.Client(base_url=stack.stripe_url, timeout=30)
+    completed = stripe.get("/_fake/events", params={"type": "checkout.session.completed"})
+    intent_id = completed.json()["data"][-1]["data"]["object"]["payment_intent"]  # the newest
+    intent = stripe.get(
+        f"/v1/payment_intents/{intent_id}", headers={"Authorization": "Bearer sk_test_local"}
+    ).json()
+    opened = stripe.post(f"/_fake/charges/{intent['latest_charge']}/dispute").json()
+    closed = stripe.post(
+        f"/_fake/disputes/{opened['data']['object']['id']}/close", json={"won": False}
+    )
+    assert closed.status_code == 200, closed.text
+    lost = page.locator('tr[data-rail="card"][data-status="lost"]').filter(
+        has_text="Card Payouts 101"
+    )
+
+    def taken_back() -> bool:
+        return shows("$0.00", "-" + usd(net)) and lost.count() == 1
+
+    wait_mining(stack.rpc_url, taken_back, what="the worker to reverse the provider's transfer")
