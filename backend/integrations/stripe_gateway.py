@@ -99,10 +99,7 @@ class StripeGateway:
                 options={"idempotency_key": f"checkout:{order_id}"},
             )
         except stripe.StripeError as exc:
-            logger.warning("Stripe checkout creation failed for order %s: %s", order_id, exc)
-            raise UpstreamError(
-                f"Stripe refused the checkout: {exc.user_message or exc}", code="stripe_error"
-            ) from exc
+            raise _upstream(f"the checkout of order {order_id}", exc) from exc
         return session.to_dict()
 
     async def refund(
@@ -123,10 +120,7 @@ class StripeGateway:
                 options={"idempotency_key": f"refund:{order_id}"},
             )
         except stripe.StripeError as exc:
-            logger.warning("Stripe refund failed for order %s: %s", order_id, exc)
-            raise UpstreamError(
-                f"Stripe refused the refund: {exc.user_message or exc}", code="stripe_error"
-            ) from exc
+            raise _upstream(f"the refund of order {order_id}", exc) from exc
         return refund.to_dict()
 
     async def create_connect_account(self, *, provider: str) -> dict[str, Any]:
@@ -145,10 +139,7 @@ class StripeGateway:
                 options={"idempotency_key": f"connect-account:{provider}"},
             )
         except stripe.StripeError as exc:
-            logger.warning("Stripe account creation failed for %s: %s", provider, exc)
-            raise UpstreamError(
-                f"Stripe refused the account: {exc.user_message or exc}", code="stripe_error"
-            ) from exc
+            raise _upstream(f"the Connect account of {provider}", exc) from exc
         return dict(account.to_dict())
 
     async def create_account_link(self, *, account_id: str) -> dict[str, Any]:
@@ -165,11 +156,7 @@ class StripeGateway:
                 params=params,  # type: ignore[arg-type]
             )
         except stripe.StripeError as exc:
-            logger.warning("Stripe account link failed for %s: %s", account_id, exc)
-            raise UpstreamError(
-                f"Stripe refused the onboarding link: {exc.user_message or exc}",
-                code="stripe_error",
-            ) from exc
+            raise _upstream(f"the onboarding link of {account_id}", exc) from exc
         return dict(link.to_dict())
 
     async def connected_balance(self, account_id: str) -> dict[str, Any]:
@@ -179,10 +166,7 @@ class StripeGateway:
                 options={"stripe_account": account_id}
             )
         except stripe.StripeError as exc:
-            raise UpstreamError(
-                f"Stripe did not answer the balance: {exc.user_message or exc}",
-                code="stripe_error",
-            ) from exc
+            raise _upstream(f"the balance of {account_id}", exc) from exc
         return dict(balance.to_dict())
 
     async def connected_payouts(self, account_id: str, *, limit: int) -> list[dict[str, Any]]:
@@ -192,10 +176,7 @@ class StripeGateway:
                 params={"limit": limit}, options={"stripe_account": account_id}
             )
         except stripe.StripeError as exc:
-            raise UpstreamError(
-                f"Stripe did not answer the payouts: {exc.user_message or exc}",
-                code="stripe_error",
-            ) from exc
+            raise _upstream(f"the payouts of {account_id}", exc) from exc
         return [dict(payout.to_dict()) for payout in page.data]
 
     def reverse_transfer_sync(self, *, transfer_id: str, amount: int, order_id: str) -> str:
@@ -292,3 +273,9 @@ def _intent_data(
         if application_fee > 0:
             data["application_fee_amount"] = application_fee
     return data
+
+
+def _upstream(what: str, exc: stripe.StripeError) -> UpstreamError:
+    """Stripe's refusal or failure as the API's 502 `stripe_error` (logged here, once)."""
+    logger.warning("Stripe failed on %s: %s", what, exc)
+    return UpstreamError(f"Stripe failed on {what}: {exc.user_message or exc}", code="stripe_error")

@@ -42,6 +42,20 @@ def browser(fake: StripeFake) -> Iterator[httpx.Client]:
         yield http
 
 
+def one_item(amount: int, name: str) -> list[dict[str, Any]]:
+    """Checkout line items: one course at `amount` cents."""
+    return [
+        {
+            "quantity": 1,
+            "price_data": {
+                "currency": "usd",
+                "unit_amount": amount,
+                "product_data": {"name": name},
+            },
+        }
+    ]
+
+
 def express(client: stripe.StripeClient) -> stripe.Account:
     return client.v1.accounts.create(
         params={
@@ -82,16 +96,7 @@ def destination_session(
         params={
             "mode": "payment",
             "success_url": "https://tuition.test/done",
-            "line_items": [
-                {
-                    "quantity": 1,
-                    "price_data": {
-                        "currency": "usd",
-                        "unit_amount": 4900,
-                        "product_data": {"name": "Rust 101"},
-                    },
-                }
-            ],
+            "line_items": one_item(4900, "Rust 101"),
             "payment_intent_data": intent_data,  # type: ignore[typeddict-item]
         }
     )
@@ -202,16 +207,7 @@ def test_impossible_destination_charges_are_refused(
                 params={
                     "mode": "payment",
                     "success_url": "https://tuition.test/done",
-                    "line_items": [
-                        {
-                            "quantity": 1,
-                            "price_data": {
-                                "currency": "usd",
-                                "unit_amount": 4900,
-                                "product_data": {"name": "Rust 101"},
-                            },
-                        }
-                    ],
+                    "line_items": one_item(4900, "Rust 101"),
                     "payment_intent_data": {"application_fee_amount": 100},
                 }
             )
@@ -248,16 +244,7 @@ def test_reverse_transfer_on_a_charge_without_a_transfer_is_refused(
         params={
             "mode": "payment",
             "success_url": "https://tuition.test/done",
-            "line_items": [
-                {
-                    "quantity": 1,
-                    "price_data": {
-                        "currency": "usd",
-                        "unit_amount": 100,
-                        "product_data": {"name": "x"},
-                    },
-                }
-            ],
+            "line_items": one_item(100, "x"),
         }
     )
     fake.complete_session(session.id)
