@@ -169,6 +169,11 @@ def create_app(
         else partial(current_deployment, settings.deployment_file),
         admins=admin_addresses(settings),
         card_ready=ready_providers,
+        chains={
+            n.chain_id: Web3ChainClient(n.rpc_url)
+            for n in settings.networks
+            if n.chain_id != settings.chain_id
+        },
     )
     broker = BrokerProbe(settings.redis_url)
 

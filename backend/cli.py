@@ -19,16 +19,29 @@ catalog_app = typer.Typer(no_args_is_help=True, help="Courses and their on-chain
 app.add_typer(catalog_app, name="catalog")
 
 
-def _settings_for(role: Role) -> Settings:
+NETWORK_HELP = "Network of TUITION_NETWORKS to work on (default: TUITION_NETWORK, else the first)."
+
+
+def _settings_for(role: Role, network: str | None = None) -> Settings:
     """The settings, checked for what `role` uses; exits 2 with the reason when they cannot run
-    it (a missing secret in production), before any work starts."""
+    it (a missing secret in production, an unknown network), before any work starts.
+
+    `network` becomes TUITION_NETWORK for the whole process (and the processes it starts), so
+    every later `get_settings()` works on that chain too.
+    """
+    import os
+
     from pydantic import ValidationError
 
     from backend.core.config import ConfigurationError, get_settings
 
     try:
+        if network:
+            get_settings().network_named(network)
+            os.environ["TUITION_NETWORK"] = network
+            get_settings.cache_clear()
         return get_settings().require(role)
-    except (ConfigurationError, ValidationError) as exc:
+    except (ConfigurationError, ValidationError, ValueError) as exc:
         typer.echo(f"tuition {role}: {exc}", err=True)
         raise typer.Exit(2) from exc
 
@@ -63,12 +76,16 @@ def up(
 @app.command()
 def deploy(
     demo: bool = typer.Option(True, help="Also register the demo catalog and fund demo learners."),
+    network: str = typer.Option("", help=NETWORK_HELP),
 ) -> None:
     """Deploy the contracts (idempotently) and write deployments/<network>.json."""
-    from backend.chain.deploy import deploy_from_settings
+    from backend.chain.deploy import WrongChainError, deploy_from_settings
 
-    _settings_for("deploy")
-    deployment = deploy_from_settings(demo=demo)
+    try:
+        deployment = deploy_from_settings(_settings_for("deploy", network), demo=demo)
+    except WrongChainError as exc:
+        typer.echo(f"tuition deploy: {exc}", err=True)
+        raise typer.Exit(2) from exc
     for name, info in deployment["contracts"].items():
         print(f"{name:<18}{info['address']}")
 
@@ -222,6 +239,7 @@ def indexer(
     deployment: str = typer.Option("", help="Deployment file (default: deployments/<network>)."),
     progress: bool = typer.Option(None, help="Rich progress bar (default: on a terminal)."),
     loglevel: str = typer.Option("INFO", help="Log level."),
+    network: str = typer.Option("", help=NETWORK_HELP),
 ) -> None:
     """Index CourseMarket and CourseCertificate events into the database (one per chain)."""
     import logging
@@ -240,7 +258,7 @@ def indexer(
         overrides["deployment_file"] = Path(deployment)
     if progress is not None:
         overrides["progress"] = progress
-    settings = _settings_for("indexer")
+    settings = _settings_for("indexer", network)
     # The options override TUITION_INDEXER_*; validated again so bounds still apply.
     ixs = IndexerSettings.model_validate({**settings.indexer.model_dump(), **overrides})
     raise typer.Exit(run(settings, ixs))

@@ -5,7 +5,7 @@ Who is calling is `backend.auth.deps` (CurrentUser, OptionalUser, AdminUser).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Annotated
 
@@ -39,6 +39,14 @@ class Services:
     # Which providers can be paid out by card (`payouts.connect.ready_providers`, wired by the
     # app so the catalog need not know the payouts domain).
     card_ready: Callable[[Session, set[str]], set[str]] | None = None
+    # Readers of the other configured chains, by chain id (`chain` reads the current network).
+    chains: Mapping[int, ChainClient] = field(default_factory=dict)
+
+    def chain_for(self, chain_id: int) -> ChainClient:
+        """The reader of configured chain `chain_id` (the current network's for its own id)."""
+        if chain_id == self.settings.chain_id:
+            return self.chain
+        return self.chains[chain_id]
 
     def card_gate(self) -> Callable[[Session, set[str]], set[str]] | None:
         """The buyers' card-price filter under TUITION_CARD_REQUIRES_CONNECT, else None."""

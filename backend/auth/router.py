@@ -60,7 +60,7 @@ async def verify(
     """Check the signed SIWE message and open a session (cookie + bearer token)."""
     auth_session, token = await service.verify_sign_in(
         session,
-        services.chain,
+        services.chain_for,
         services.settings,
         message=body.message,
         signature=body.signature,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import secrets
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -152,8 +153,10 @@ def _check_message_fields(msg: SiweMessage, settings: Settings) -> None:
         raise _fail("uri_mismatch", "the message's URI is invalid") from exc
     if uri_origin != expected_origin:
         raise _fail("uri_mismatch", f"the message's URI must be on {expected_origin}")
-    if msg.chain_id != settings.chain_id:
-        raise _fail("chain_mismatch", f"sign in on chain {settings.chain_id}, not {msg.chain_id}")
+    # Any chain Tuition serves: a session belongs to the address, whichever chain its wallet is on.
+    if msg.chain_id not in settings.chain_ids:
+        served = ", ".join(str(c) for c in sorted(settings.chain_ids))
+        raise _fail("chain_mismatch", f"sign in on chain {served}, not {msg.chain_id}")
 
 
 def _check_times(msg: SiweMessage, now: datetime) -> datetime:
@@ -172,7 +175,7 @@ def _check_times(msg: SiweMessage, now: datetime) -> datetime:
 
 async def verify_sign_in(
     session: AsyncSession,
-    chain: ChainClient,
+    chain_for: Callable[[int], ChainClient],
     settings: Settings,
     *,
     message: str,
@@ -210,7 +213,9 @@ async def verify_sign_in(
     address = str(msg.address)
     if _recover(message, sig) != address:
         message_hash = _hash_eip191_message(encode_defunct(text=message))
-        if not await is_valid_eip1271_signature(chain, address, message_hash, sig):
+        # A contract wallet is asked on the chain the message names (it may exist only there).
+        wallet_chain = chain_for(msg.chain_id)
+        if not await is_valid_eip1271_signature(wallet_chain, address, message_hash, sig):
             raise _fail("invalid_signature", "the signature does not match the message's address")
 
     consumed = await session.execute(

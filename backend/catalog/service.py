@@ -39,7 +39,7 @@ MAX_REFUND_WINDOW = 30 * 24 * 3600  # the contract's limit
 def seed_tokens(session: Session, settings: Settings, extra: Iterable[Any] = ()) -> None:
     """Make sure the native coin, configured tokens and deployed tokens are known (idempotent)."""
     wanted: dict[str, tuple[str, int, str]] = {}
-    symbol = NATIVE_SYMBOLS.get(settings.chain_id, "ETH")
+    symbol = settings.current_network.native_symbol or NATIVE_SYMBOLS.get(settings.chain_id, "ETH")
     wanted[ZERO_ADDRESS] = (symbol, 18, symbol)
     for info in extra:
         wanted[checksum_address(info.address)] = (info.symbol, info.decimals, info.name)

@@ -18,9 +18,14 @@ from web3.contract import Contract
 
 from backend.chain.artifacts import abi_path, load_abi, load_bytecode
 from backend.chain.tx import profile_hash
-from backend.core.config import get_settings
+from backend.core.config import Settings, get_settings
 from backend.core.dev_accounts import DEMO_KEYS
 from backend.core.security import NATIVE_TOKEN
+
+
+class WrongChainError(RuntimeError):
+    """The node answers for another chain than the network being deployed to."""
+
 
 DEFAULT_FEE_BPS = 500  # 5 %
 ADMIN_DELAY = 3 * 24 * 3600  # two-step admin transfer waits three days
@@ -120,9 +125,19 @@ def deploy_all(
     learner_keys: list[str] | None = None,
     demo: bool = True,
     fee_bps: int = DEFAULT_FEE_BPS,
+    chain_id: int | None = None,
 ) -> dict[str, Any]:
-    """Deploy market, certificates and test tokens (or reuse them); returns the file's data."""
+    """Deploy market, certificates and test tokens (or reuse them); returns the file's data.
+
+    Raises:
+        WrongChainError: `chain_id` is given and the node at `rpc_url` serves another chain.
+    """
     w3 = Web3(HTTPProvider(rpc_url, request_kwargs={"timeout": 60}))
+    if chain_id is not None and (node_chain := w3.eth.chain_id) != chain_id:
+        raise WrongChainError(
+            f"the node at {rpc_url} serves chain {node_chain}, network {network} is chain "
+            f"{chain_id}: nothing deployed"
+        )
     path = deployments_dir / f"{network}.json"
     existing = _existing(w3, path)
     if existing is not None:
@@ -232,6 +247,7 @@ def deploy_demo(
     demo: bool = True,
     admin_key: str = DEMO_KEYS["admin"],
     operator_key: str = DEMO_KEYS["operator"],
+    chain_id: int | None = None,
 ) -> dict[str, Any]:
     """`deploy_all` with the dev accounts' roles: anvil's admin and operator keys by default,
     and with `demo` the demo provider's catalog and two funded demo learners."""
@@ -244,12 +260,13 @@ def deploy_demo(
         provider_key=DEMO_KEYS["provider"] if demo else None,
         learner_keys=[DEMO_KEYS["learner"], DEMO_KEYS["learner2"]] if demo else None,
         demo=demo,
+        chain_id=chain_id,
     )
 
 
-def deploy_from_settings(demo: bool = True) -> dict[str, Any]:
-    """`tuition deploy`: the configured chain, the configured admin and operator keys."""
-    settings = get_settings()
+def deploy_from_settings(settings: Settings | None = None, demo: bool = True) -> dict[str, Any]:
+    """`tuition deploy`: the settings' network, the configured admin and operator keys."""
+    settings = settings or get_settings()
     return deploy_demo(
         rpc_url=settings.rpc_url,
         network=settings.network,
@@ -257,4 +274,5 @@ def deploy_from_settings(demo: bool = True) -> dict[str, Any]:
         demo=demo,
         admin_key=settings.deployer_private_key.get_secret_value(),
         operator_key=settings.operator_private_key.get_secret_value(),
+        chain_id=settings.chain_id,
     )

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from backend.core.dev_accounts import DEMO_KEYS
@@ -164,6 +164,46 @@ class IndexerSettings(BaseModel):
     progress: bool | None = None
 
 
+class NetworkSettings(BaseModel):
+    """One chain Tuition runs on (an entry of `TUITION_NETWORKS`, a JSON list).
+
+    Each network has its own deployment file (`deployments/<name>.json`), indexer (with its own
+    hot-standby lock and checkpoint) and transaction nonce stream; on-chain facts in the database
+    carry its chain id.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,39}$")
+    chain_id: int = Field(gt=0)
+    rpc_url: str
+    ws_url: str | None = None
+    # What the browser's wallet is asked to add (`wallet_addEthereumChain`) and reads through.
+    public_rpc_url: str | None = None
+    chain_name: str | None = None
+    native_symbol: str | None = None  # None: the known chain's (ETH, POL...), else ETH
+    native_name: str | None = None
+    native_decimals: int = Field(18, ge=0, le=36)
+    # Confirmations before orders and certificates count as final, and before a purchase grants
+    # access (0: at once, undone if reorged out); blocks kept to detect and undo reorgs.
+    confirmations: int = Field(12, ge=0)
+    access_confirmations: int = Field(0, ge=0)
+    reorg_window: int = Field(64, ge=1)
+    block_time: float = Field(12.0, gt=0)  # seconds; a hint for polling and "about N min" texts
+    explorer_url: str | None = None
+
+    @model_validator(mode="after")
+    def _window_covers_confirmations(self) -> NetworkSettings:
+        # A block must stay in the reorg window until it is final, or a reorg of a "final"
+        # block could not be undone.
+        if self.reorg_window < max(self.confirmations, self.access_confirmations):
+            raise ValueError(
+                f"network {self.name}: reorg_window ({self.reorg_window}) must be at least its "
+                f"confirmations ({max(self.confirmations, self.access_confirmations)})"
+            )
+        return self
+
+
 class Settings(BaseSettings):
     """Runtime configuration of every Tuition process (API, indexer, worker, CLI)."""
 
@@ -188,7 +228,11 @@ class Settings(BaseSettings):
     database_pool_size: int = 10
     redis_url: SecretStr | None = None
 
-    # Chain
+    # Chains. `networks` lists every chain served (JSON); `network` names the one this process
+    # works on (`--network` of `tuition deploy`/`indexer`), the first by default. Without
+    # `networks`, one network is made of `network`, `chain_id`, `rpc_url` and `ws_url` (and the
+    # indexer's confirmations); with it, those four are filled from the chosen entry.
+    networks: list[NetworkSettings] = Field(default_factory=list)
     rpc_url: str = "http://127.0.0.1:8545"
     ws_url: str | None = None
     chain_id: int = 31337
@@ -233,6 +277,97 @@ class Settings(BaseSettings):
     # Component groups
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
     indexer: IndexerSettings = Field(default_factory=IndexerSettings)
+
+    @model_validator(mode="after")
+    def _resolve_networks(self) -> Settings:
+        if not self.networks:
+            # The single-chain form: its tuning is the indexer's own (already validated).
+            self.networks = [
+                NetworkSettings.model_construct(
+                    name=self.network,
+                    chain_id=self.chain_id,
+                    rpc_url=self.rpc_url,
+                    ws_url=self.ws_url,
+                    confirmations=self.indexer.confirmations,
+                    access_confirmations=self.indexer.access_confirmations,
+                    reorg_window=self.indexer.reorg_window,
+                )
+            ]
+            return self
+        for attr in ("name", "chain_id"):
+            values = [getattr(n, attr) for n in self.networks]
+            if dupes := sorted({str(v) for v in values if values.count(v) > 1}):
+                raise ValueError(f"TUITION_NETWORKS: duplicate {attr} {', '.join(dupes)}")
+        if "network" not in self.model_fields_set:
+            self.network = self.networks[0].name
+        chosen = self.network_named(self.network)
+        for name in ("chain_id", "rpc_url", "ws_url"):
+            if name in self.model_fields_set and getattr(self, name) != getattr(chosen, name):
+                raise ValueError(
+                    f"TUITION_{name.upper()} disagrees with network {chosen.name} of "
+                    "TUITION_NETWORKS: set it there"
+                )
+        self.chain_id, self.rpc_url, self.ws_url = chosen.chain_id, chosen.rpc_url, chosen.ws_url
+        self.indexer = self.indexer.model_copy(
+            update={
+                "confirmations": chosen.confirmations,
+                "access_confirmations": chosen.access_confirmations,
+                "reorg_window": chosen.reorg_window,
+            }
+        )
+        return self
+
+    def network_named(self, name: str) -> NetworkSettings:
+        """The configured network called `name`.
+
+        Raises:
+            ValueError: no such network (the message lists the configured ones).
+        """
+        for network in self.networks:
+            if network.name == name:
+                return network
+        known = ", ".join(n.name for n in self.networks)
+        raise ValueError(f"unknown network {name!r}: configured are {known}")
+
+    def network_by_chain(self, chain_id: int) -> NetworkSettings | None:
+        """The configured network of `chain_id`, if any."""
+        return next((n for n in self.networks if n.chain_id == chain_id), None)
+
+    @property
+    def current_network(self) -> NetworkSettings:
+        """The network this process works on (`TUITION_NETWORK`)."""
+        return self.network_named(self.network)
+
+    @property
+    def chain_ids(self) -> frozenset[int]:
+        """The chain ids of every configured network."""
+        return frozenset(n.chain_id for n in self.networks)
+
+    def for_network(self, name: str) -> Settings:
+        """These settings working on network `name` (its chain, RPC, deployment, indexer tuning).
+
+        Raises:
+            ConfigurationError: no such network.
+        """
+        try:
+            chosen = self.network_named(name)
+        except ValueError as exc:
+            raise ConfigurationError(str(exc)) from exc
+        return self.model_copy(
+            update={
+                "network": chosen.name,
+                "chain_id": chosen.chain_id,
+                "rpc_url": chosen.rpc_url,
+                "ws_url": chosen.ws_url,
+                "indexer": self.indexer.model_copy(
+                    update={
+                        "confirmations": chosen.confirmations,
+                        "access_confirmations": chosen.access_confirmations,
+                        "reorg_window": chosen.reorg_window,
+                    }
+                ),
+            }
+        )
 
     @model_validator(mode="after")
     def _refuse_placeholders_outside_development(self) -> Settings:

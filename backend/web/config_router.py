@@ -82,7 +82,9 @@ def build_config(settings: Settings) -> PublicConfig:
     known_name, native_name, native_symbol = KNOWN_CHAINS.get(
         chain_id, (f"Chain {chain_id}", "Ether", "ETH")
     )
-    native_symbol = getattr(settings, "native_symbol", None) or native_symbol
+    network = settings.current_network
+    native_symbol = network.native_symbol or native_symbol
+    native_name = network.native_name or native_name
     tokens = [
         TokenOut(
             address=NATIVE_TOKEN, symbol=native_symbol, name=native_name, decimals=18, native=True
@@ -106,14 +108,13 @@ def build_config(settings: Settings) -> PublicConfig:
     stripe_key = settings.stripe_secret_key.get_secret_value()
     return PublicConfig(
         chain_id=chain_id,
-        chain_name=getattr(settings, "chain_name", None) or known_name,
+        chain_name=network.chain_name or known_name,
         # The browser's read-only endpoint; in production a public RPC rather than the node the
-        # backend uses (TUITION_PUBLIC_RPC_URL when the settings have it).
-        rpc_url=getattr(settings, "public_rpc_url", None) or settings.rpc_url,
+        # backend uses (the network's public_rpc_url).
+        rpc_url=network.public_rpc_url or settings.rpc_url,
         public_url=settings.public_url.rstrip("/"),
         native_currency=NativeCurrency(name=native_name, symbol=native_symbol, decimals=18),
-        block_explorer_url=getattr(settings, "block_explorer_url", None)
-        or KNOWN_EXPLORERS.get(chain_id),
+        block_explorer_url=network.explorer_url or KNOWN_EXPLORERS.get(chain_id),
         contracts=ContractsOut(market=deployment.market, certificate=deployment.certificate),
         deploy_block=deployment.deploy_block,
         tokens=tokens,

@@ -65,11 +65,12 @@ def _origin(url: str) -> str | None:
 
 
 def content_security_policy(settings: Settings) -> str:
-    """CSP of the app shell: own scripts only; reads from the chain's RPC; WalletConnect if on."""
+    """CSP of the app shell: own scripts only; reads from each chain's RPC; WalletConnect if on."""
     connect = ["'self'"]
-    rpc = _origin(getattr(settings, "public_rpc_url", None) or settings.rpc_url)
-    if rpc:
-        connect.append(rpc)
+    for network in settings.networks:
+        rpc = _origin(network.public_rpc_url or network.rpc_url)
+        if rpc and rpc not in connect:
+            connect.append(rpc)
     if settings.walletconnect_project_id:
         connect.extend(WALLETCONNECT_ORIGINS)
     return "; ".join(

@@ -9,7 +9,16 @@ import pytest
 from eth_account.messages import _hash_eip191_message, encode_defunct
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
-from support.api import CHAIN_ID, DOMAIN, PUBLIC_URL, Api, make_settings, sign, siwe_text
+from support.api import (
+    CHAIN_ID,
+    DOMAIN,
+    PUBLIC_URL,
+    Api,
+    FakeChain,
+    make_settings,
+    sign,
+    siwe_text,
+)
 from support.factories import account, make_course
 
 from backend.app import create_app
@@ -267,6 +276,61 @@ async def test_smart_contract_wallet_signs_in_through_eip1271(api: Api) -> None:
         accepted = await _verify(client, text, "0x" + owner_signature.hex())
     assert accepted.status_code == 200, accepted.text
     assert accepted.json()["address"] == wallet
+
+
+SECOND_CHAIN = 31338
+
+
+def _two_chains(api: Api) -> FakeChain:
+    """Serve a second chain next to the API's own; returns that chain's reader."""
+    second = FakeChain()
+    api.settings = make_settings(
+        api.settings.database_url.get_secret_value(),
+        stripe_api_base=api.settings.stripe_api_base,
+        networks=[
+            {"name": "local", "chain_id": CHAIN_ID, "rpc_url": "http://127.0.0.1:8545"},
+            {"name": "local-b", "chain_id": SECOND_CHAIN, "rpc_url": "http://127.0.0.1:8546"},
+        ],
+    )
+    services = api.app.state.services
+    services.settings, services.chains = api.settings, {SECOND_CHAIN: second}
+    return second
+
+
+async def test_sign_in_on_any_configured_chain_opens_a_session_of_the_address(api: Api) -> None:
+    _two_chains(api)
+    async with api.client() as client:
+        nonce = await _nonce(client)
+        text = siwe_text(ALICE.address, nonce, chain_id=SECOND_CHAIN)
+        response = await _verify(client, text, sign(ALICE, text))
+        assert response.status_code == 200, response.text
+        me = await client.get("/api/v1/auth/me")
+        unserved = siwe_text(ALICE.address, await _nonce(client), chain_id=137)
+        refused = await _verify(client, unserved, sign(ALICE, unserved))
+    assert me.json()["address"] == ALICE.address
+    assert refused.status_code == 401
+    assert refused.json()["error"]["code"] == "chain_mismatch"
+    assert str(SECOND_CHAIN) in refused.json()["error"]["message"]
+
+
+async def test_contract_wallet_is_checked_on_the_chain_its_message_names(api: Api) -> None:
+    second = _two_chains(api)
+    from backend.core.security import checksum_address
+
+    wallet = checksum_address("0x" + "b0b5" * 10)
+    async with api.client() as client:
+        signed = {}
+        for chain_id in (CHAIN_ID, SECOND_CHAIN):
+            text = siwe_text(wallet, await _nonce(client), chain_id=chain_id)
+            signature = bytes.fromhex(sign(ALICE, text)[2:]) + b"\x01"
+            # The wallet is deployed on the second chain only.
+            second.wallets.setdefault(wallet, set()).add(
+                (_hash_eip191_message(encode_defunct(text=text)), signature)
+            )
+            signed[chain_id] = await _verify(client, text, "0x" + signature.hex())
+    assert signed[CHAIN_ID].json()["error"]["code"] == "invalid_signature"
+    assert signed[SECOND_CHAIN].status_code == 200, signed[SECOND_CHAIN].text
+    assert api.chain.calls == []  # the API's own chain was never asked about the second's wallet
 
 
 async def test_chain_outage_during_eip1271_check_is_a_401(api: Api) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -142,3 +144,91 @@ def test_urls_with_passwords_stay_out_of_reprs(monkeypatch: pytest.MonkeyPatch) 
 def test_development_accepts_the_placeholders() -> None:
     settings = Settings(worker=WorkerSettings(smtp_password=SecretStr("change-me")))
     assert settings.env == "development"
+
+
+ETHEREUM = {
+    "name": "ethereum",
+    "chain_id": 1,
+    "rpc_url": "https://eth.example",
+    "confirmations": 12,
+    "reorg_window": 64,
+    "explorer_url": "https://etherscan.io",
+}
+POLYGON = {
+    "name": "polygon",
+    "chain_id": 137,
+    "rpc_url": "https://polygon.example",
+    "ws_url": "wss://polygon.example",
+    "native_symbol": "POL",
+    "confirmations": 128,
+    "reorg_window": 256,
+    "block_time": 2,
+}
+
+
+def test_networks_list_selects_the_chain_and_its_indexer_tuning(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TUITION_NETWORKS", json.dumps([ETHEREUM, POLYGON]))
+
+    first = Settings()
+    polygon = first.for_network("polygon")
+
+    assert (first.network, first.chain_id, first.rpc_url) == ("ethereum", 1, "https://eth.example")
+    assert first.chain_ids == {1, 137}
+    assert (polygon.network, polygon.chain_id, polygon.ws_url) == (
+        "polygon",
+        137,
+        "wss://polygon.example",
+    )
+    assert (polygon.indexer.confirmations, polygon.indexer.reorg_window) == (128, 256)
+    assert polygon.deployment_file.name == "polygon.json"
+    assert polygon.current_network.native_symbol == "POL"
+    assert first.indexer.reorg_window == 64  # the copy did not change the original
+    monkeypatch.setenv("TUITION_NETWORK", "polygon")
+    assert Settings().chain_id == 137
+
+
+def test_without_networks_the_single_chain_variables_make_one_network(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TUITION_CHAIN_ID", "80002")
+    monkeypatch.setenv("TUITION_NETWORK", "amoy")
+    monkeypatch.setenv("TUITION_INDEXER_REORG_WINDOW", "5")
+
+    settings = Settings()
+
+    assert [(n.name, n.chain_id) for n in settings.networks] == [("amoy", 80002)]
+    assert settings.indexer.reorg_window == 5  # kept as given
+    assert settings.for_network("amoy").chain_id == 80002
+
+
+@pytest.mark.parametrize(
+    ("networks", "extra", "message"),
+    [
+        ([ETHEREUM, {**POLYGON, "chain_id": 1}], {}, "duplicate chain_id 1"),
+        ([ETHEREUM, {**POLYGON, "name": "ethereum"}], {}, "duplicate name ethereum"),
+        ([ETHEREUM, POLYGON], {"TUITION_NETWORK": "base"}, "unknown network 'base'"),
+        ([ETHEREUM], {"TUITION_CHAIN_ID": "137"}, "TUITION_CHAIN_ID disagrees"),
+        ([{**POLYGON, "reorg_window": 64}], {}, "reorg_window (64) must be at least"),
+        ([{**ETHEREUM, "name": "Main Net"}], {}, "name"),
+    ],
+)
+def test_inconsistent_networks_are_refused(
+    monkeypatch: pytest.MonkeyPatch, networks: list[object], extra: dict[str, str], message: str
+) -> None:
+    monkeypatch.setenv("TUITION_NETWORKS", json.dumps(networks))
+    for name, value in extra.items():
+        monkeypatch.setenv(name, value)
+
+    with pytest.raises(ValidationError, match=re.escape(message)):
+        Settings()
+
+
+def test_unknown_network_for_a_process_is_a_configuration_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TUITION_NETWORKS", json.dumps([ETHEREUM, POLYGON]))
+
+    with pytest.raises(ConfigurationError, match="unknown network 'base'"):
+        Settings().for_network("base")

@@ -174,6 +174,7 @@ class Api:
         services.stripe = StripeGateway(settings)
         services.rate_limiter = MemoryRateLimiter(1000)
         services.admins = frozenset()
+        services.chains = {}
         return cls(app=app, settings=settings, db=db, chain=chain, stripe_fake=stripe_fake)
 
     def client(self, **kwargs: Any) -> httpx.AsyncClient:
