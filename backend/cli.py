@@ -312,19 +312,19 @@ def access_adopt(
 @catalog_app.command("check-links")
 def catalog_check_links(
     fix: bool = typer.Option(False, "--fix", help="Unlink the courses the chain disowns."),
+    network: str = typer.Option("", help=NETWORK_HELP),
 ) -> None:
-    """Report courses linked to an on-chain id that the market gives to another provider (or
-    does not know); exit 1 when there are any and --fix was not given."""
+    """Report courses linked to an on-chain id that the network's market gives to another
+    provider (or does not know); exit 1 when there are any and --fix was not given."""
     from web3 import Web3
     from web3.exceptions import ContractLogicError
 
     from backend.catalog.service import mismatched_links, unlink_onchain
     from backend.chain.artifacts import load_abi
     from backend.chain.deployment import load_deployment
-    from backend.core.config import get_settings
     from backend.core.db import process_session_factory, session_scope
 
-    settings = get_settings()
+    settings = _settings_for("db", network)
     market_address = load_deployment(settings.deployment_file).market
     if market_address is None:
         raise typer.BadParameter("no CourseMarket deployed on this network")
@@ -340,15 +340,20 @@ def catalog_check_links(
             return None  # UnknownCourse / InvalidCourseId
 
     with session_scope(process_session_factory()) as s:
-        found = mismatched_links(s, provider_of)
-        for course, onchain in found:
+        found = mismatched_links(s, settings.chain_id, provider_of)
+        for course, onchain_id, onchain in found:
             typer.echo(
                 f"course {course.id} ({course.provider}) is linked to on-chain course "
-                f"{course.onchain_id}, whose provider is {onchain or 'nobody (no such course)'}"
+                f"{onchain_id} of chain {settings.chain_id}, whose provider is "
+                f"{onchain or 'nobody (no such course)'}"
             )
             if fix:
                 unlink_onchain(
-                    s, course, actor="cli:check-links", reason="not the chain's provider"
+                    s,
+                    course,
+                    settings.chain_id,
+                    actor="cli:check-links",
+                    reason="not the chain's provider",
                 )
     typer.echo(f"{len(found)} mismatched link(s){' removed' if fix and found else ''}")
     if found and not fix:

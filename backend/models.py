@@ -5,7 +5,15 @@ from __future__ import annotations
 from backend.access.models import AccessSource, Entitlement
 from backend.audit.models import AuditEntry
 from backend.auth.models import AuthNonce, AuthSession
-from backend.catalog.models import CertificateMode, Course, CourseStatus, Lesson, Token, TokenPrice
+from backend.catalog.models import (
+    CertificateMode,
+    Course,
+    CourseChain,
+    CourseStatus,
+    Lesson,
+    Token,
+    TokenPrice,
+)
 from backend.certificates.models import Certificate, CertificateStatus
 from backend.core.db import Base
 from backend.learning.models import LessonProgress
@@ -26,6 +34,7 @@ __all__ = [
     "CertificateMode",
     "CertificateStatus",
     "Course",
+    "CourseChain",
     "CourseStatus",
     "Entitlement",
     "Lesson",

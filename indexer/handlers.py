@@ -29,6 +29,7 @@ from backend.catalog.service import (
     link_onchain_course,
     mirror_course_update,
     mirror_price,
+    unlinked_draft,
 )
 from backend.certificates.models import Certificate, CertificateStatus
 from backend.core.db import utcnow
@@ -257,22 +258,14 @@ class HandlerBatch:
     def course_created(self, lg: DecodedLog) -> dict[str, Any]:
         a = lg.args
         onchain_id = a["courseId"]
-        if course_by_onchain_id(self.session, onchain_id) is not None:
+        if course_by_onchain_id(self.session, self.chain_id, onchain_id) is not None:
             return {"noop": True}
         title = str(a["title"])
-        draft = self.session.scalar(
-            select(Course)
-            .where(
-                Course.provider == a["provider"],
-                Course.title == title,
-                Course.onchain_id.is_(None),
-            )
-            .order_by(Course.id)
-            .limit(1)
-        )
-        prev = None if draft is None else _course_state(draft)
+        draft = unlinked_draft(self.session, self.chain_id, a["provider"], title)
+        prev = None if draft is None else {"refund_window": draft.refund_window}
         course = link_onchain_course(
             self.session,
+            self.chain_id,
             a["provider"],
             title,
             onchain_id,
@@ -289,15 +282,13 @@ class HandlerBatch:
         if course is None:
             return
         self.sink.course_ids.pop(int(row.args["courseId"]), None)
-        before = _course_state(course) | {"onchain_id": course.onchain_id}
-        prev = row.effect.get("prev") or {
-            "listed_onchain": None,
-            "refund_window": course.refund_window,
-            "onchain_block": None,
-        }
+        reg = course.registration(self.chain_id)
+        before = _course_state(course, self.chain_id)
         # A course the indexer created stays as an unlinked draft: rows may point at it.
-        course.onchain_id = None
-        _set_course_state(course, prev)
+        if reg is not None:
+            course.chains.remove(reg)
+        prev = row.effect.get("prev") or {"refund_window": course.refund_window}
+        course.refund_window = int(prev.get("refund_window") or 0)
         self.session.flush()
         audit(
             self.session,
@@ -306,18 +297,19 @@ class HandlerBatch:
             subject_type="course",
             subject_id=course.id,
             before=before,
-            after=_course_state(course) | {"onchain_id": None},
+            after=_course_state(course, self.chain_id),
             reason=f"{REORG}: CourseCreated in block {row.block_hash} was reorganized away",
         )
 
     def course_updated(self, lg: DecodedLog) -> dict[str, Any]:
         a = lg.args
-        course = course_by_onchain_id(self.session, a["courseId"])
+        course = course_by_onchain_id(self.session, self.chain_id, a["courseId"])
         if course is None:
             return {"skipped": "unknown course"}
-        prev = _course_state(course)
+        prev = _course_state(course, self.chain_id)
         mirror_course_update(
             self.session,
+            chain_id=self.chain_id,
             onchain_id=a["courseId"],
             listed=a["listed"],
             refund_window=a["refundWindow"],
@@ -330,12 +322,12 @@ class HandlerBatch:
         course = self.session.get(Course, course_id) if course_id is not None else None
         if course is None or prev is None:
             return
-        _set_course_state(course, prev)
+        _set_course_state(course, self.chain_id, prev)
         self.session.flush()
 
     def price_set(self, lg: DecodedLog) -> dict[str, Any]:
         a = lg.args
-        course = course_by_onchain_id(self.session, a["courseId"])
+        course = course_by_onchain_id(self.session, self.chain_id, a["courseId"])
         if course is None:
             return {"skipped": "unknown course"}
         current = self.session.scalar(
@@ -354,6 +346,7 @@ class HandlerBatch:
         )
         mirror_price(
             self.session,
+            chain_id=self.chain_id,
             course_onchain_id=a["courseId"],
             token=a["token"],
             price=a["price"],
@@ -644,7 +637,7 @@ class HandlerBatch:
 
     def access_granted(self, lg: DecodedLog) -> dict[str, Any]:
         a = lg.args
-        course = course_by_onchain_id(self.session, a["courseId"])
+        course = course_by_onchain_id(self.session, self.chain_id, a["courseId"])
         if course is None:
             return {"skipped": "unknown course"}
         source = OnchainSource.ADOPTED_AS.get(int(a["source"]), AccessSource.GRANT)
@@ -688,7 +681,7 @@ class HandlerBatch:
 
     def access_revoked(self, lg: DecodedLog) -> dict[str, Any]:
         a = lg.args
-        course = course_by_onchain_id(self.session, a["courseId"])
+        course = course_by_onchain_id(self.session, self.chain_id, a["courseId"])
         if course is None:
             return {"skipped": "unknown course"}
         active = active_entitlement(self.session, a["learner"], course.id)
@@ -738,7 +731,7 @@ class HandlerBatch:
 
     def certificate_minted(self, lg: DecodedLog) -> dict[str, Any]:
         a = lg.args
-        course = course_by_onchain_id(self.session, a["courseId"])
+        course = course_by_onchain_id(self.session, self.chain_id, a["courseId"])
         if course is None:
             return {"skipped": "unknown course"}
         # The row of this token, else the pair's certificate still in the making (requested
@@ -1007,18 +1000,22 @@ class HandlerBatch:
         )
 
 
-def _course_state(course: Course) -> dict[str, Any]:
+def _course_state(course: Course, chain_id: int) -> dict[str, Any]:
+    # What chain `chain_id`'s course events change: the registration there, the refund window.
+    reg = course.registration(chain_id)
     return {
-        "listed_onchain": course.listed_onchain,
+        "onchain_id": None if reg is None else reg.onchain_id,
+        "listed_onchain": None if reg is None else reg.listed,
         "refund_window": course.refund_window,
-        "onchain_block": course.onchain_block,
+        "onchain_block": None if reg is None else reg.block,
     }
 
 
-def _set_course_state(course: Course, state: Mapping[str, Any]) -> None:
-    course.listed_onchain = state.get("listed_onchain")
+def _set_course_state(course: Course, chain_id: int, state: Mapping[str, Any]) -> None:
     course.refund_window = int(state.get("refund_window") or 0)
-    course.onchain_block = state.get("onchain_block")
+    if (reg := course.registration(chain_id)) is not None:
+        reg.listed = state.get("listed_onchain")
+        reg.block = state.get("onchain_block")
 
 
 def _iso(value: datetime | None) -> str | None:

@@ -29,7 +29,7 @@ from backend.access.service import EntitlementRow, OnChainGrants
 from backend.audit.models import AuditEntry
 from backend.audit.service import COLUMNS as AUDIT_COLUMNS
 from backend.audit.service import row as audit_row
-from backend.catalog.models import Course
+from backend.catalog.models import CourseChain
 from backend.core.db import utcnow
 from backend.core.logging import request_id_var
 from backend.core.security import ZERO_REF
@@ -124,9 +124,11 @@ class PurchaseRun:
         out = {o: self.course_ids[o] for o in onchain_ids if o in self.course_ids}
         for part in chunks(sorted(onchain_ids - out.keys())):
             rows = self.session.execute(
-                select(Course.onchain_id, Course.id).where(Course.onchain_id.in_(part))
+                select(CourseChain.onchain_id, CourseChain.course_id).where(
+                    CourseChain.chain_id == self.chain_id, CourseChain.onchain_id.in_(part)
+                )
             )
-            out.update({int(o): int(i) for o, i in rows if o is not None})
+            out.update({int(o): int(i) for o, i in rows})
         # Links are only undone by this indexer (it then drops them from the cache); a link made
         # earlier in this batch is cached too, and dropped if the batch rolls back.
         self.course_ids.update(out)

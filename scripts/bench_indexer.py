@@ -45,7 +45,7 @@ from support.procs import free_port  # noqa: E402
 
 import backend.models  # noqa: E402, F401
 import indexer.models  # noqa: E402, F401
-from backend.catalog.models import Course  # noqa: E402
+from backend.catalog.models import Course, CourseChain  # noqa: E402
 from backend.core.config import IndexerSettings  # noqa: E402
 from backend.core.db import Base, session_scope  # noqa: E402
 from backend.orders.service import record_crypto_purchase  # noqa: E402
@@ -196,7 +196,13 @@ def bench_naive(node: Anvil, em: Emitter, url: str, limit: int) -> float:
     contract = em.contract
     head = node.block_number()
     with session_scope(sessions) as s:  # the course, as the indexer would have linked it
-        s.add(Course(provider=PROVIDER, title="Benchmark course", onchain_id=1))
+        s.add(
+            Course(
+                provider=PROVIDER,
+                title="Benchmark course",
+                chains=[CourseChain(chain_id=node.chain_id, onchain_id=1)],
+            )
+        )
     done = 0
     t0 = time.perf_counter()
     block = em.deploy_block
@@ -278,7 +284,9 @@ def bench_latency(artifact: dict[str, Any], url: str, samples: int, tmp: Path) -
         course_id = None
         while course_id is None:
             with sessions() as s:
-                course_id = s.scalar(select(Course.id).where(Course.onchain_id == 1))
+                course_id = s.scalar(
+                    select(CourseChain.course_id).where(CourseChain.onchain_id == 1)
+                )
             if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
                 raise RuntimeError("the indexer did not start")
             time.sleep(0.1)

@@ -38,7 +38,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from backend.access.models import AccessSource, ChainStatus, Entitlement, OnchainSource
 from backend.audit.service import record as audit
-from backend.catalog.models import Course
+from backend.catalog.models import CourseChain
 from backend.core.config import WorkerSettings
 from backend.core.db import session_scope, utcnow
 from backend.worker import metrics
@@ -96,14 +96,19 @@ class Drift:
     job: tuple[str, dict[str, Any]] | None = None
 
 
+def _on(chain_id: int) -> Any:
+    # Joins a course id to its registration on `chain_id` (only that chain's ids are compared).
+    return (CourseChain.course_id == Entitlement.course_id) & (CourseChain.chain_id == chain_id)
+
+
 def _batch(
-    s: Session, after: int, limit: int, grace_cutoff: Any
+    s: Session, chain_id: int, after: int, limit: int, grace_cutoff: Any
 ) -> tuple[list[Row], set[tuple[int, str]], int]:
-    """The next entitlements after `after`, the (course id, learner) pairs active in the DB
-    among them, and the cursor for the next run."""
+    """The next entitlements after `after`, the (on-chain course id, learner) pairs of chain
+    `chain_id` active in the DB among them, and the cursor for the next run."""
     found = s.execute(
-        select(Entitlement, Course.onchain_id)
-        .join(Course, Course.id == Entitlement.course_id)
+        select(Entitlement, CourseChain.onchain_id)
+        .outerjoin(CourseChain, _on(chain_id))
         .where(Entitlement.id > after)
         .order_by(Entitlement.id)
         .limit(limit)
@@ -132,11 +137,11 @@ def _batch(
         active_pairs = {
             (int(onchain_id or 0), address)
             for onchain_id, address in s.execute(
-                select(Course.onchain_id, Entitlement.address)
-                .join(Course, Course.id == Entitlement.course_id)
+                select(CourseChain.onchain_id, Entitlement.address)
+                .join(CourseChain, _on(chain_id))
                 .where(
                     Entitlement.revoked_at.is_(None),
-                    tuple_(Course.onchain_id, Entitlement.address).in_(list(pairs)),
+                    tuple_(CourseChain.onchain_id, Entitlement.address).in_(list(pairs)),
                 )
             ).all()
         }
@@ -229,17 +234,18 @@ def _judge_chain(s: Session, chain: Chain, pairs: list[tuple[int, str]]) -> list
         return []
     courses = dict(
         s.execute(
-            select(Course.onchain_id, Course.id).where(
-                Course.onchain_id.in_({c for c, _ in unique})
+            select(CourseChain.onchain_id, CourseChain.course_id).where(
+                CourseChain.chain_id == chain.chain_id,
+                CourseChain.onchain_id.in_({c for c, _ in unique}),
             )
         ).all()
     )
     known = {
-        (int(onchain_id or 0), address)
+        (int(onchain_id), address)
         for onchain_id, address in s.execute(
-            select(Course.onchain_id, Entitlement.address)
-            .join(Course, Course.id == Entitlement.course_id)
-            .where(tuple_(Course.onchain_id, Entitlement.address).in_(unique))
+            select(CourseChain.onchain_id, Entitlement.address)
+            .join(CourseChain, _on(chain.chain_id))
+            .where(tuple_(CourseChain.onchain_id, Entitlement.address).in_(unique))
         ).all()
     }
     found: list[ChainOnly] = []
@@ -268,7 +274,7 @@ def reconcile_access(
     with session_scope(factory) as s:
         cursor = s.get(WorkerCursor, CURSOR)
         after = cursor.position if cursor else 0
-        rows, active_pairs, next_cursor = _batch(s, after, limit, grace_cutoff)
+        rows, active_pairs, next_cursor = _batch(s, chain.chain_id, after, limit, grace_cutoff)
         chain_cursor = s.get(WorkerCursor, CHAIN_CURSOR)
         from_block = chain_cursor.position if chain_cursor else 0
 
@@ -422,7 +428,12 @@ def adopt_chain_access(
     if source == 0:
         raise LookupError(f"course {course_onchain_id}: {learner} has no access on-chain")
     with session_scope(factory) as s:
-        course_id = s.scalar(select(Course.id).where(Course.onchain_id == course_onchain_id))
+        course_id = s.scalar(
+            select(CourseChain.course_id).where(
+                CourseChain.chain_id == chain.chain_id,
+                CourseChain.onchain_id == course_onchain_id,
+            )
+        )
         if course_id is None:
             raise LookupError(f"on-chain course {course_onchain_id} is not linked to a course")
         ent = grant_access(

@@ -66,8 +66,10 @@ def ref_bytes(ref: str) -> bytes:
     return raw
 
 
-def load_entitlement(factory: sessionmaker[Session], entitlement_id: int) -> EntitlementJob:
-    """Entitlement `entitlement_id` with what the comparison with the chain needs."""
+def load_entitlement(
+    factory: sessionmaker[Session], entitlement_id: int, chain_id: int
+) -> EntitlementJob:
+    """Entitlement `entitlement_id` with what the comparison with chain `chain_id` needs."""
     with session_scope(factory) as s:
         ent = s.get(Entitlement, entitlement_id)
         if ent is None:
@@ -77,8 +79,9 @@ def load_entitlement(factory: sessionmaker[Session], entitlement_id: int) -> Ent
         if ent.chain_ref is None:
             raise PermanentError(f"entitlement {entitlement_id} has no on-chain ref")
         course = s.get(Course, ent.course_id)
-        if course is None or course.onchain_id is None:
-            raise RetryableError(f"course {ent.course_id} has no on-chain id yet")
+        onchain_id = None if course is None else course.onchain_id_on(chain_id)
+        if onchain_id is None:
+            raise RetryableError(f"course {ent.course_id} has no on-chain id on {chain_id} yet")
         pair = s.execute(
             select(Entitlement.revoked_at, Entitlement.chain_ref).where(
                 Entitlement.course_id == ent.course_id, Entitlement.address == ent.address
@@ -86,7 +89,7 @@ def load_entitlement(factory: sessionmaker[Session], entitlement_id: int) -> Ent
         ).all()
         return EntitlementJob(
             id=ent.id,
-            course_onchain_id=int(course.onchain_id),
+            course_onchain_id=onchain_id,
             learner=ent.address,
             source=ent.source,
             ref=ref_bytes(ent.chain_ref),
@@ -120,7 +123,7 @@ def record_grant(
     entitlement_id: int, *, factory: sessionmaker[Session], chain: Chain, sender: TxSender
 ) -> dict[str, Any]:
     """grantAccess(course, learner, Card|Grant, ref) unless the chain already grants access."""
-    job = load_entitlement(factory, entitlement_id)
+    job = load_entitlement(factory, entitlement_id, chain.chain_id)
     result: dict[str, Any] = {"entitlement_id": job.id}
     if not job.active:
         # Revoked before we got here: the revoke side handles the rest.
@@ -155,7 +158,7 @@ def record_revoke(
     """revokeAccess(course, learner, ref) when the on-chain access is a record the product made
     for this (course, learner): this entitlement's, or an earlier one's the chain kept when this
     one found access already there."""
-    job = load_entitlement(factory, entitlement_id)
+    job = load_entitlement(factory, entitlement_id, chain.chain_id)
     result: dict[str, Any] = {"entitlement_id": job.id}
     if job.active:
         return {**result, "outcome": "still_active"}

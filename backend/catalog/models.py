@@ -16,7 +16,7 @@ from sqlalchemy import (
     UniqueConstraint,
     true,
 )
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from backend.core.db import Address, Base, TokenAmount, UTCDateTime, utcnow
 
@@ -38,7 +38,8 @@ class CourseStatus:
 
 
 class Course(Base):
-    """A course. Created in the database first (draft), then linked to its on-chain id."""
+    """A course. Created in the database first (draft), then linked to its on-chain id on each
+    chain it is registered on (`chains`)."""
 
     __tablename__ = "courses"
     __table_args__ = (
@@ -53,7 +54,6 @@ class Course(Base):
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    onchain_id: Mapped[int | None] = mapped_column(BigInteger, unique=True, default=None)
     provider: Mapped[str] = mapped_column(Address)
     title: Mapped[str] = mapped_column(String(100))
     description: Mapped[str] = mapped_column(Text, default="")
@@ -67,10 +67,46 @@ class Course(Base):
     certificate_mode: Mapped[str] = mapped_column(
         String(8), default=CertificateMode.MINT, server_default=CertificateMode.MINT
     )
-    listed_onchain: Mapped[bool | None] = mapped_column(Boolean, default=None)
-    onchain_block: Mapped[int | None] = mapped_column(BigInteger, default=None)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    # Loaded with the course (one IN query per batch of courses): a handful of rows at most.
+    chains: Mapped[list[CourseChain]] = relationship(
+        lazy="selectin",
+        cascade="all, delete-orphan",
+        order_by="CourseChain.chain_id",
+        back_populates="course",
+    )
+
+    def registration(self, chain_id: int) -> CourseChain | None:
+        """The course's registration on `chain_id`, if it has one."""
+        return next((r for r in self.chains if r.chain_id == chain_id), None)
+
+    def onchain_id_on(self, chain_id: int) -> int | None:
+        """The course's id in the market on `chain_id`, if registered there."""
+        reg = self.registration(chain_id)
+        return None if reg is None else reg.onchain_id
+
+
+class CourseChain(Base):
+    """A course's registration on one chain: its id in that chain's market, and the listing
+    mirrored from there. The same on-chain id on two chains is two unrelated courses until each
+    chain links it to a course here."""
+
+    __tablename__ = "course_chains"
+    __table_args__ = (
+        UniqueConstraint("chain_id", "onchain_id"),
+        UniqueConstraint("course_id", "chain_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    course_id: Mapped[int] = mapped_column(ForeignKey("courses.id", ondelete="CASCADE"))
+    chain_id: Mapped[int] = mapped_column(BigInteger)
+    onchain_id: Mapped[int] = mapped_column(BigInteger)
+    listed: Mapped[bool | None] = mapped_column(Boolean, default=None)
+    block: Mapped[int | None] = mapped_column(BigInteger, default=None)  # last mirrored event's
+    linked_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    course: Mapped[Course] = relationship(back_populates="chains")
 
 
 class Lesson(Base):

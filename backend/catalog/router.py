@@ -38,6 +38,7 @@ async def list_courses(
             s,
             limit=limit,
             after_id=after_id,
+            chain_id=services.settings.chain_id,
             card_gate=services.card_gate(),
         )
     )
@@ -52,8 +53,11 @@ async def get_course(
     `TUITION_CARD_REQUIRES_CONNECT`)."""
     viewer = principal.address if principal else None
     return await session.run_sync(
-        views.visible_course_out,
-        course_id,
-        viewer,
-        services.card_gate(),
+        lambda s: views.visible_course_out(
+            s,
+            course_id,
+            viewer,
+            chain_id=services.settings.chain_id,
+            card_gate=services.card_gate(),
+        )
     )

@@ -45,11 +45,20 @@ class LessonSummaryOut(ApiModel):
     title: str
 
 
+class CourseChainOut(ApiModel):
+    """A course's registration on one chain."""
+
+    chain_id: int
+    onchain_id: int
+    listed: bool | None
+
+
 class CourseOut(ApiModel):
     """A course with its prices on both rails."""
 
     id: int
-    onchain_id: int | None
+    onchain_id: int | None  # on the API's network
+    chains: list[CourseChainOut]
     provider: str
     title: str
     description: str

@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from backend.audit.service import record as audit
-from backend.catalog.models import Course, CourseStatus, Lesson, Token, TokenPrice
+from backend.catalog.models import Course, CourseChain, CourseStatus, Lesson, Token, TokenPrice
 from backend.core.config import Settings
 from backend.core.errors import ConflictError, ForbiddenError, InvalidInputError, NotFoundError
 from backend.core.security import ZERO_ADDRESS, checksum_address
@@ -138,7 +138,7 @@ def _course_snapshot(course: Course) -> dict[str, Any]:
         "fiatCurrency": course.fiat_currency,
         "refundWindow": course.refund_window,
         "certificateMode": course.certificate_mode,
-        "onchainId": course.onchain_id,
+        "onchain": {str(r.chain_id): r.onchain_id for r in course.chains},
     }
 
 
@@ -179,7 +179,7 @@ def update_course(session: Session, course: Course, *, actor: str, **changes: An
             continue
         if key == "status" and value not in CourseStatus.ALL:
             raise InvalidInputError(f"unknown status {value!r}")
-        if key == "title" and course.onchain_id is not None and value != course.title:
+        if key == "title" and course.chains and value != course.title:
             # The on-chain title (shown in certificates) cannot change; keep them equal.
             raise ConflictError(
                 "the title of a course registered on-chain cannot change", code="title_locked"
@@ -260,39 +260,50 @@ def list_lessons(session: Session, course_id: int) -> Sequence[Lesson]:
 
 
 def set_onchain_id(
-    session: Session, course: Course, onchain_id: int, *, actor: str, onchain_provider: str
+    session: Session,
+    course: Course,
+    chain_id: int,
+    onchain_id: int,
+    *,
+    actor: str,
+    onchain_provider: str,
 ) -> Course:
-    """Link a course to its on-chain id. The link comes from the chain: `onchain_provider` is
-    who the market pays out for that id, and it must be the course's provider.
+    """Link a course to its id in the market on `chain_id`. The link comes from the chain:
+    `onchain_provider` is who that market pays out for that id, and it must be the course's
+    provider. A course may be linked once per chain.
 
     Raises:
         ForbiddenError: the on-chain course belongs to another provider.
-        ConflictError: the course or the on-chain id is linked already.
+        ConflictError: the course is linked on that chain already, or the id is taken there.
     """
     if checksum_address(onchain_provider) != course.provider:
         raise ForbiddenError(
             f"on-chain course {onchain_id} is paid out to another provider",
             code="not_onchain_provider",
         )
-    if course.onchain_id == onchain_id:
+    current = course.onchain_id_on(chain_id)
+    if current == onchain_id:
         return course
-    if course.onchain_id is not None:
+    if current is not None:
         raise ConflictError(
-            f"course {course.id} is already linked to on-chain course {course.onchain_id}",
+            f"course {course.id} is already linked to on-chain course {current} "
+            f"on chain {chain_id}",
             code="already_linked",
         )
-    other = session.scalar(select(Course).where(Course.onchain_id == onchain_id))
+    other = course_by_onchain_id(session, chain_id, onchain_id)
     if other is not None:
         raise ConflictError(
-            f"on-chain course {onchain_id} is already linked to course {other.id}",
+            f"on-chain course {onchain_id} of chain {chain_id} is already linked to course "
+            f"{other.id}",
             code="onchain_id_taken",
         )
     before = _course_snapshot(course)
-    course.onchain_id = onchain_id
     try:
         with session.begin_nested():
+            course.chains.append(CourseChain(chain_id=chain_id, onchain_id=onchain_id))
             session.flush()
     except IntegrityError as exc:
+        session.expire(course, ["chains"])
         raise ConflictError(
             f"on-chain course {onchain_id} is already linked", code="onchain_id_taken"
         ) from exc
@@ -308,13 +319,37 @@ def set_onchain_id(
     return course
 
 
-def course_by_onchain_id(session: Session, onchain_id: int) -> Course | None:
-    """The course linked to an on-chain id, if any."""
-    return session.scalar(select(Course).where(Course.onchain_id == onchain_id))
+def course_by_onchain_id(session: Session, chain_id: int, onchain_id: int) -> Course | None:
+    """The course linked to on-chain course `onchain_id` of `chain_id`, if any."""
+    return session.scalar(
+        select(Course)
+        .join(CourseChain)
+        .where(CourseChain.chain_id == chain_id, CourseChain.onchain_id == onchain_id)
+    )
+
+
+def unlinked_draft(
+    session: Session, chain_id: int, provider: str, title: str, *, lock: bool = False
+) -> Course | None:
+    """The provider's oldest course with exactly this title not yet linked on `chain_id`: the one
+    a `CourseCreated` of that chain links to."""
+    linked_here = select(CourseChain.course_id).where(CourseChain.chain_id == chain_id)
+    stmt = (
+        select(Course)
+        .where(
+            Course.provider == checksum_address(provider),
+            Course.title == title,
+            Course.id.not_in(linked_here),
+        )
+        .order_by(Course.id)
+        .limit(1)
+    )
+    return session.scalar(stmt.with_for_update(of=Course) if lock else stmt)
 
 
 def link_onchain_course(
     session: Session,
+    chain_id: int,
     provider: str,
     title: str,
     onchain_id: int,
@@ -322,11 +357,12 @@ def link_onchain_course(
     refund_window: int | None = None,
     block_number: int | None = None,
 ) -> Course:
-    """Indexer hand-off for `CourseCreated`: link the provider's oldest unlinked draft with this
-    exact title, or create the course if it was registered on-chain without one. Idempotent.
+    """Indexer hand-off for `CourseCreated` on `chain_id`: link the provider's oldest course with
+    this exact title not yet linked on that chain, or create the course if it was registered
+    on-chain without one. Idempotent.
     """
     provider = checksum_address(provider)
-    linked = course_by_onchain_id(session, onchain_id)
+    linked = course_by_onchain_id(session, chain_id, onchain_id)
     if linked is not None and linked.provider == provider:
         return linked
     if linked is not None:
@@ -334,20 +370,11 @@ def link_onchain_course(
         unlink_onchain(
             session,
             linked,
+            chain_id,
             actor="indexer",
             reason=f"on-chain course {onchain_id} was created by {provider}, not {linked.provider}",
         )
-    course = session.scalar(
-        select(Course)
-        .where(
-            Course.provider == provider,
-            Course.title == title,
-            Course.onchain_id.is_(None),
-        )
-        .order_by(Course.id)
-        .limit(1)
-        .with_for_update()
-    )
+    course = unlinked_draft(session, chain_id, provider, title, lock=True)
     if course is None:
         course = Course(
             provider=provider,
@@ -360,18 +387,26 @@ def link_onchain_course(
         session.flush()
     if refund_window is not None:
         course.refund_window = refund_window
-    course.listed_onchain = True
-    course.onchain_block = block_number
-    return set_onchain_id(session, course, onchain_id, actor="indexer", onchain_provider=provider)
+    set_onchain_id(
+        session, course, chain_id, onchain_id, actor="indexer", onchain_provider=provider
+    )
+    reg = course.registration(chain_id)
+    assert reg is not None
+    reg.listed, reg.block = True, block_number
+    session.flush()
+    return course
 
 
-def unlink_onchain(session: Session, course: Course, *, actor: str, reason: str) -> Course:
-    """Remove a course's link to an on-chain id that is not its provider's (audited); the prices
-    mirrored from that on-chain course go with it."""
+def unlink_onchain(
+    session: Session, course: Course, chain_id: int, *, actor: str, reason: str
+) -> Course:
+    """Remove a course's link to an on-chain id of `chain_id` that is not its provider's
+    (audited); the prices mirrored from that chain's market go with it."""
+    reg = course.registration(chain_id)
+    if reg is None:
+        return course
     before = _course_snapshot(course)
-    course.onchain_id = None
-    course.listed_onchain = False
-    course.onchain_block = None
+    course.chains.remove(reg)
     session.execute(delete(TokenPrice).where(TokenPrice.course_id == course.id))
     session.flush()
     audit(
@@ -388,23 +423,28 @@ def unlink_onchain(session: Session, course: Course, *, actor: str, reason: str)
 
 
 def mismatched_links(
-    session: Session, provider_of: Callable[[int], str | None]
-) -> list[tuple[Course, str | None]]:
-    """Linked courses whose on-chain id the chain gives to another provider (or does not know),
-    with who the chain says the provider is. `provider_of` asks the market."""
-    found: list[tuple[Course, str | None]] = []
-    for course in session.scalars(
-        select(Course).where(Course.onchain_id.is_not(None)).order_by(Course.id)
-    ):
-        onchain = provider_of(int(course.onchain_id or 0))
+    session: Session, chain_id: int, provider_of: Callable[[int], str | None]
+) -> list[tuple[Course, int, str | None]]:
+    """Courses linked on `chain_id` whose on-chain id that chain's market gives to another
+    provider (or does not know): (course, on-chain id, who the chain says the provider is).
+    `provider_of` asks the market."""
+    found: list[tuple[Course, int, str | None]] = []
+    for course, onchain_id in session.execute(
+        select(Course, CourseChain.onchain_id)
+        .join(CourseChain)
+        .where(CourseChain.chain_id == chain_id)
+        .order_by(Course.id)
+    ).all():
+        onchain = provider_of(int(onchain_id))
         if onchain is None or checksum_address(onchain) != course.provider:
-            found.append((course, onchain))
+            found.append((course, int(onchain_id), onchain))
     return found
 
 
 def mirror_price(
     session: Session,
     *,
+    chain_id: int,
     course_onchain_id: int,
     token: str,
     price: int,
@@ -415,7 +455,7 @@ def mirror_price(
 
     Returns None when the on-chain course is not linked to a course here.
     """
-    course = course_by_onchain_id(session, course_onchain_id)
+    course = course_by_onchain_id(session, chain_id, course_onchain_id)
     if course is None:
         return None
     token = checksum_address(token)
@@ -442,19 +482,21 @@ def mirror_price(
 def mirror_course_update(
     session: Session,
     *,
+    chain_id: int,
     onchain_id: int,
     listed: bool,
     refund_window: int,
     block_number: int,
 ) -> Course | None:
-    """Indexer hand-off for `CourseUpdated` (listing and refund window)."""
-    course = course_by_onchain_id(session, onchain_id)
-    if course is None:
+    """Indexer hand-off for `CourseUpdated` on `chain_id` (listing and refund window)."""
+    course = course_by_onchain_id(session, chain_id, onchain_id)
+    reg = None if course is None else course.registration(chain_id)
+    if course is None or reg is None:
         return None
-    if course.onchain_block is not None and block_number < course.onchain_block:
+    if reg.block is not None and block_number < reg.block:
         return course
-    course.listed_onchain = listed
+    reg.listed = listed
     course.refund_window = refund_window
-    course.onchain_block = block_number
+    reg.block = block_number
     session.flush()
     return course

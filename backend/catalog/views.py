@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from backend.catalog import service
 from backend.catalog.models import Course, Lesson, Token
 from backend.catalog.schemas import (
+    CourseChainOut,
     CourseDetailOut,
     CourseOut,
     CoursePageOut,
@@ -33,9 +34,12 @@ def token_out(tokens: dict[str, Token], address: str) -> TokenOut:
 
 
 def courses_out(
-    session: Session, courses: Sequence[Course], *, card_gate: CardGate = None
+    session: Session, courses: Sequence[Course], *, chain_id: int, card_gate: CardGate = None
 ) -> list[CourseOut]:
     """Courses with prices and lesson counts (a few queries whatever the page size).
+
+    `onchainId` is the course's id on `chain_id` (the API's network); `chains` lists every
+    chain it is registered on.
 
     With a `card_gate` (buyers' views under `TUITION_CARD_REQUIRES_CONNECT`), the card price of
     a course whose provider cannot be paid out by card yet is not offered.
@@ -57,7 +61,11 @@ def courses_out(
     return [
         CourseOut(
             id=c.id,
-            onchain_id=c.onchain_id,
+            onchain_id=c.onchain_id_on(chain_id),
+            chains=[
+                CourseChainOut(chain_id=r.chain_id, onchain_id=r.onchain_id, listed=r.listed)
+                for r in c.chains
+            ],
             provider=c.provider,
             title=c.title,
             description=c.description,
@@ -85,10 +93,10 @@ def courses_out(
 
 
 def course_detail_out(
-    session: Session, course: Course, *, card_gate: CardGate = None
+    session: Session, course: Course, *, chain_id: int, card_gate: CardGate = None
 ) -> CourseDetailOut:
     """One course with its lesson outline."""
-    base = courses_out(session, [course], card_gate=card_gate)[0]
+    base = courses_out(session, [course], chain_id=chain_id, card_gate=card_gate)[0]
     lessons = [
         LessonSummaryOut(position=lesson.position, title=lesson.title)
         for lesson in list_lessons(session, course.id)
@@ -97,23 +105,34 @@ def course_detail_out(
 
 
 def course_page_out(
-    session: Session, *, limit: int, after_id: int | None, card_gate: CardGate = None
+    session: Session,
+    *,
+    limit: int,
+    after_id: int | None,
+    chain_id: int,
+    card_gate: CardGate = None,
 ) -> CoursePageOut:
     """A page of published courses after the course `after_id`, with the next page's cursor."""
     courses = service.list_published(session, limit=limit + 1, after_id=after_id)
     page, more = courses[:limit], len(courses) > limit
     return CoursePageOut(
-        items=courses_out(session, page, card_gate=card_gate),
+        items=courses_out(session, page, chain_id=chain_id, card_gate=card_gate),
         next_cursor=str(page[-1].id) if more and page else None,
     )
 
 
 def visible_course_out(
-    session: Session, course_id: int, viewer: str | None, card_gate: CardGate = None
+    session: Session,
+    course_id: int,
+    viewer: str | None,
+    *,
+    chain_id: int,
+    card_gate: CardGate = None,
 ) -> CourseDetailOut:
     """A course with prices and lesson outline (a draft only for its provider)."""
     return course_detail_out(
         session,
         service.get_visible_course(session, course_id, viewer),
+        chain_id=chain_id,
         card_gate=card_gate,
     )

@@ -54,7 +54,9 @@ class CertificateJob:
     entitled: bool  # an active entitlement of (course, learner) in the database
 
 
-def _load(factory: sessionmaker[Session], certificate_id: int) -> CertificateJob | None:
+def _load(
+    factory: sessionmaker[Session], certificate_id: int, chain_id: int
+) -> CertificateJob | None:
     with session_scope(factory) as s:
         cert = s.get(Certificate, certificate_id)
         if cert is None:
@@ -62,9 +64,10 @@ def _load(factory: sessionmaker[Session], certificate_id: int) -> CertificateJob
         if cert.status in (CertificateStatus.MINTED, CertificateStatus.REVOKED):
             return None
         course = s.get(Course, cert.course_id)
-        if course is None or course.onchain_id is None:
+        onchain_id = None if course is None else course.onchain_id_on(chain_id)
+        if onchain_id is None:
             # The course gets its on-chain id when the indexer sees CourseCreated: wait for it.
-            raise RetryableError(f"course {cert.course_id} has no on-chain id yet")
+            raise RetryableError(f"course {cert.course_id} has no on-chain id on {chain_id} yet")
         entitled = s.scalar(
             select(Entitlement.id).where(
                 Entitlement.course_id == cert.course_id,
@@ -75,7 +78,7 @@ def _load(factory: sessionmaker[Session], certificate_id: int) -> CertificateJob
         return CertificateJob(
             id=cert.id,
             learner=cert.address,
-            course_onchain_id=int(course.onchain_id),
+            course_onchain_id=onchain_id,
             record_hash=record_hash28(cert.record_hash),
             mode=cert.mode,
             status=cert.status,
@@ -123,7 +126,7 @@ def issue_certificate(
         RetryableError: try again later (includes `TxNotMinedError`).
         PermanentError: the certificate cannot be issued as configured.
     """
-    job = _load(factory, certificate_id)
+    job = _load(factory, certificate_id, chain.chain_id)
     if job is None:
         return {"certificate_id": certificate_id, "outcome": "already_final"}
     token_id = token_id_for(job.course_onchain_id, job.learner)

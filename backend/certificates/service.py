@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from backend.access.service import active_entitlement
 from backend.audit.service import record as audit
-from backend.catalog.models import Course
+from backend.catalog.models import Course, CourseChain
 from backend.catalog.service import get_course
 from backend.certificates.models import Certificate, CertificateStatus, RevokeReason
 from backend.core.db import utcnow
@@ -70,11 +70,22 @@ def token_id_for(onchain_course_id: int, learner: str) -> int:
     return (onchain_course_id << 160) | int(learner, 16)
 
 
+def issuing_registration(course: Course) -> CourseChain | None:
+    """The registration a new certificate of `course` is issued under: the course's first chain
+    (by chain id), or None while it is registered nowhere (the worker waits for one)."""
+    return course.chains[0] if course.chains else None
+
+
 def build_record(course: Course, address: str, name: str | None) -> dict[str, Any]:
     """The off-chain certificate record; the random salt keeps the hash unguessable."""
+    reg = issuing_registration(course)
     return {
         "version": RECORD_VERSION,
-        "course": {"id": course.id, "onchainId": course.onchain_id, "title": course.title},
+        "course": {
+            "id": course.id,
+            "onchainId": None if reg is None else reg.onchain_id,
+            "title": course.title,
+        },
         "issuer": course.provider,
         "learner": address,
         "name": name,
@@ -109,10 +120,11 @@ def request_certificate(
     mode = mode or course.certificate_mode
     name = session.scalar(select(User.display_name).where(User.address == address))
     record = build_record(course, address, name)
+    reg = issuing_registration(course)
     certificate = Certificate(
         course_id=course_id,
         address=address,
-        token_id=None if course.onchain_id is None else token_id_for(course.onchain_id, address),
+        token_id=None if reg is None else token_id_for(reg.onchain_id, address),
         record_hash=record_hash(record),
         record=record,
         mode=mode,
@@ -133,7 +145,7 @@ def request_certificate(
         {
             "certificateId": certificate.id,
             "courseId": course_id,
-            "onchainCourseId": course.onchain_id,
+            "onchainCourseId": None if reg is None else reg.onchain_id,
             "learner": address,
             "recordHash": certificate.record_hash,
             "tokenId": None if certificate.token_id is None else str(certificate.token_id),

@@ -20,25 +20,37 @@ SCRIPT_LOCATION = "backend:migrations"
 
 
 def make_config(
-    url: str | None = None, *, schema: str | None = None, connection: Connection | None = None
+    url: str | None = None,
+    *,
+    schema: str | None = None,
+    connection: Connection | None = None,
+    chain_id: int | None = None,
 ) -> Config:
-    """An Alembic config for `url` (default: settings' database URL) or an open connection."""
+    """An Alembic config for `url` (default: settings' database URL) or an open connection.
+
+    `chain_id` is the chain existing single-chain rows belong to (default: the settings').
+    """
     cfg = Config()
     cfg.set_main_option("script_location", SCRIPT_LOCATION)
     cfg.attributes["url"] = url
     cfg.attributes["schema"] = schema
     cfg.attributes["connection"] = connection
+    cfg.attributes["chain_id"] = chain_id
     return cfg
 
 
-def upgrade(url: str, revision: str = "head", *, schema: str | None = None) -> None:
+def upgrade(
+    url: str, revision: str = "head", *, schema: str | None = None, chain_id: int | None = None
+) -> None:
     """Apply migrations up to `revision` on the database at `url`."""
-    command.upgrade(make_config(url, schema=schema), revision)
+    command.upgrade(make_config(url, schema=schema, chain_id=chain_id), revision)
 
 
-def downgrade(url: str, revision: str, *, schema: str | None = None) -> None:
+def downgrade(
+    url: str, revision: str, *, schema: str | None = None, chain_id: int | None = None
+) -> None:
     """Revert migrations down to `revision` (tests of the migrations themselves)."""
-    command.downgrade(make_config(url, schema=schema), revision)
+    command.downgrade(make_config(url, schema=schema, chain_id=chain_id), revision)
 
 
 @lru_cache(maxsize=1)

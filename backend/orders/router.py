@@ -58,11 +58,18 @@ async def refund_order(
         service.refundable_order, order_id, principal.address, services.admins
     )
     if order.rail == Rail.CRYPTO:
-        assert course.onchain_id is not None and order.token is not None
+        chain_id = services.settings.chain_id
+        onchain_id = course.onchain_id_on(chain_id)
+        if order.chain_id != chain_id or onchain_id is None or order.token is None:
+            raise ConflictError(
+                f"order {order.id} was paid on chain {order.chain_id}: refund it on that chain's "
+                "API (TUITION_NETWORK)",
+                code="other_chain",
+            )
         tx = txs.refund(
             services.deployment.require_market(),
-            services.settings.chain_id,
-            course_id=course.onchain_id,
+            chain_id,
+            course_id=onchain_id,
             learner=order.recipient,
             payer=order.buyer,
             token=order.token,

@@ -413,11 +413,14 @@ def _grant_from_another_order(
 
 
 def create_crypto_quote(
-    session: Session, *, course: Course, buyer: str, token: str, recipient: str
+    session: Session, *, course: Course, chain_id: int, buyer: str, token: str, recipient: str
 ) -> Order:
-    """A pending crypto order at the current mirrored price, payable for 30 minutes."""
-    if course.onchain_id is None:
-        raise ConflictError("this course is not registered on-chain yet", code="course_not_onchain")
+    """A pending crypto order at the current mirrored price of `chain_id`, payable for 30
+    minutes on that chain."""
+    if course.onchain_id_on(chain_id) is None:
+        raise ConflictError(
+            f"this course is not registered on chain {chain_id} yet", code="course_not_onchain"
+        )
     if course.status != CourseStatus.PUBLISHED:
         raise ConflictError("this course is not for sale", code="course_not_for_sale")
     price = session.scalar(
@@ -446,6 +449,7 @@ def create_crypto_quote(
         order_ref=new_bytes32(),
         expires_at=utcnow() + QUOTE_TTL,
         quoted_refund_window=course.refund_window,
+        chain_id=chain_id,
         anomalies=[],
     )
     session.add(order)
@@ -507,9 +511,11 @@ def record_crypto_purchase(
     block_hash = _normalize_hash(block_hash, "block_hash")
     order_ref = _normalize_hash(order_ref, "order_ref")
     buyer, recipient, token = (checksum_address(a) for a in (buyer, recipient, token))
-    course = course_by_onchain_id(session, course_onchain_id)
+    course = course_by_onchain_id(session, chain_id, course_onchain_id)
     if course is None:
-        raise UnknownOnchainCourseError(f"on-chain course {course_onchain_id} is not linked")
+        raise UnknownOnchainCourseError(
+            f"on-chain course {course_onchain_id} of chain {chain_id} is not linked"
+        )
 
     # The same log again (a retry, a confirmation, or a re-mined block).
     order = session.scalar(
@@ -571,6 +577,7 @@ def record_crypto_purchase(
         and quote.tx_hash is None
         and quote.status in (OrderStatus.PENDING, OrderStatus.EXPIRED)
         and quote.course_id == course.id
+        and quote.chain_id in (None, chain_id)  # a quote is for one chain's market
     ):
         order = quote
         before = order_snapshot(order)
@@ -585,7 +592,11 @@ def record_crypto_purchase(
     else:
         if quote is not None:
             comparison.anomalies.append(
-                {"field": "order_ref", "quoted": quote.id, "paid": "reused or for another course"}
+                {
+                    "field": "order_ref",
+                    "quoted": quote.id,
+                    "paid": "reused, or for another course or chain",
+                }
             )
         elif order_ref != ZERO_REF:
             comparison.anomalies.append({"field": "order_ref", "quoted": None, "paid": order_ref})
@@ -667,8 +678,9 @@ def record_crypto_refund(
 ) -> Order | None:
     """Indexer hand-off for `Refunded`: mark the purchase refunded and revoke its access.
 
-    Idempotent per log. Returns the order, or None if no paid crypto order matched (then any
-    active crypto entitlement of the learner is revoked anyway and the mismatch audited).
+    Idempotent per log. Returns the order, or None if no paid crypto order of this chain matched
+    (then the learner's active crypto entitlement, unless another chain's purchase pays for it,
+    is revoked anyway and the mismatch audited).
     """
     tx_hash = _normalize_hash(tx_hash, "tx_hash")
     block_hash = _normalize_hash(block_hash, "block_hash")
@@ -683,13 +695,16 @@ def record_crypto_refund(
     if done is not None:
         done.refund_block_hash = block_hash
         return done
-    course = course_by_onchain_id(session, course_onchain_id)
+    course = course_by_onchain_id(session, chain_id, course_onchain_id)
     if course is None:
-        raise UnknownOnchainCourseError(f"on-chain course {course_onchain_id} is not linked")
+        raise UnknownOnchainCourseError(
+            f"on-chain course {course_onchain_id} of chain {chain_id} is not linked"
+        )
     candidates = session.scalars(
         select(Order)
         .where(
             Order.rail == Rail.CRYPTO,
+            Order.chain_id == chain_id,  # a refund on one chain ends that chain's purchase only
             Order.course_id == course.id,
             Order.recipient == learner,
             Order.buyer == payer,
@@ -714,7 +729,16 @@ def record_crypto_refund(
             reason=reason,
         )
         active = active_entitlement(session, learner, course.id)
-        if active is not None and active.source == AccessSource.CRYPTO:
+        paid_on = (
+            None
+            if active is None or active.order_id is None
+            else session.scalar(select(Order.chain_id).where(Order.id == active.order_id))
+        )
+        if (
+            active is not None
+            and active.source == AccessSource.CRYPTO
+            and paid_on in (None, chain_id)  # access another chain paid for stays
+        ):
             end_order_access(
                 session,
                 address=learner,

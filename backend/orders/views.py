@@ -71,14 +71,15 @@ def crypto_quote_out(
     the ERC-20 approval it needs first)."""
     course = get_course(session, course_id)
     order = create_crypto_quote(
-        session, course=course, buyer=buyer, token=token, recipient=recipient
+        session, course=course, chain_id=chain_id, buyer=buyer, token=token, recipient=recipient
     )
-    assert course.onchain_id is not None and order.token is not None
+    onchain_id = course.onchain_id_on(chain_id)
+    assert onchain_id is not None and order.token is not None
     native = order.token == NATIVE_TOKEN
     purchase = txs.purchase(
         market,
         chain_id,
-        course_id=course.onchain_id,
+        course_id=onchain_id,
         token=order.token,
         max_amount=order.amount,
         recipient=recipient,

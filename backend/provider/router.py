@@ -63,46 +63,78 @@ router = APIRouter(prefix="/provider", tags=["provider"])
 
 
 @router.get("/courses", response_model=list[CourseOut])
-async def my_courses(principal: CurrentUser, session: DbSession) -> list[CourseOut]:
+async def my_courses(
+    principal: CurrentUser, session: DbSession, services: ServicesDep
+) -> list[CourseOut]:
     """My courses, every status."""
-    return await session.run_sync(service.my_courses, principal.address)
+    return await session.run_sync(
+        service.my_courses, principal.address, chain_id=services.settings.chain_id
+    )
 
 
 @router.post("/courses", response_model=CourseDetailOut, status_code=201)
 async def create_course(
-    body: CourseCreateIn, principal: CurrentUser, session: DbSession
+    body: CourseCreateIn, principal: CurrentUser, session: DbSession, services: ServicesDep
 ) -> CourseDetailOut:
     """Create a draft course paid out to my wallet."""
-    return await session.run_sync(service.create_course, principal.address, body)
+    return await session.run_sync(
+        service.create_course, principal.address, body, chain_id=services.settings.chain_id
+    )
 
 
 @router.patch("/courses/{course_id}", response_model=CourseDetailOut, responses=errors(409))
 async def update_course(
-    course_id: CourseId, body: CourseUpdateIn, principal: CurrentUser, session: DbSession
+    course_id: CourseId,
+    body: CourseUpdateIn,
+    principal: CurrentUser,
+    session: DbSession,
+    services: ServicesDep,
 ) -> CourseDetailOut:
     """Change title, description, status (draft/published/delisted) or refund window."""
     changes = body.model_dump(exclude_unset=True)
-    return await session.run_sync(service.update_course, principal.address, course_id, changes)
+    return await session.run_sync(
+        service.update_course,
+        principal.address,
+        course_id,
+        changes,
+        chain_id=services.settings.chain_id,
+    )
 
 
 @router.put(
     "/courses/{course_id}/fiat-price", response_model=CourseDetailOut, responses=errors(409)
 )
 async def set_fiat_price(
-    course_id: CourseId, body: FiatPriceIn, principal: CurrentUser, session: DbSession
+    course_id: CourseId,
+    body: FiatPriceIn,
+    principal: CurrentUser,
+    session: DbSession,
+    services: ServicesDep,
 ) -> CourseDetailOut:
     """Set the card price (integer minor units + ISO currency; 0 makes the course free)."""
     return await session.run_sync(
-        service.set_fiat_price, principal.address, course_id, body.amount, body.currency
+        service.set_fiat_price,
+        principal.address,
+        course_id,
+        body.amount,
+        body.currency,
+        chain_id=services.settings.chain_id,
     )
 
 
 @router.delete("/courses/{course_id}/fiat-price", response_model=CourseDetailOut)
 async def clear_fiat_price(
-    course_id: CourseId, principal: CurrentUser, session: DbSession
+    course_id: CourseId, principal: CurrentUser, session: DbSession, services: ServicesDep
 ) -> CourseDetailOut:
     """Stop selling the course by card."""
-    return await session.run_sync(service.set_fiat_price, principal.address, course_id, None, None)
+    return await session.run_sync(
+        service.set_fiat_price,
+        principal.address,
+        course_id,
+        None,
+        None,
+        chain_id=services.settings.chain_id,
+    )
 
 
 @router.put("/courses/{course_id}/lessons/{n}", response_model=LessonOut)
@@ -138,7 +170,12 @@ async def link_onchain_id(
         services.chain, services.deployment.require_market(), body.onchain_id
     )
     return await session.run_sync(
-        service.link_onchain, principal.address, course_id, body.onchain_id, provider
+        service.link_onchain,
+        principal.address,
+        course_id,
+        services.settings.chain_id,
+        body.onchain_id,
+        provider,
     )
 
 

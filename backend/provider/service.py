@@ -132,12 +132,14 @@ def _actor(address: str) -> str:
     return f"user:{address}"
 
 
-def my_courses(s: Session, provider: str) -> list[CourseOut]:
+def my_courses(s: Session, provider: str, *, chain_id: int) -> list[CourseOut]:
     """The provider's courses, every status."""
-    return courses_out(s, catalog.list_by_provider(s, provider))
+    return courses_out(s, catalog.list_by_provider(s, provider), chain_id=chain_id)
 
 
-def create_course(s: Session, provider: str, body: CourseCreateIn) -> CourseDetailOut:
+def create_course(
+    s: Session, provider: str, body: CourseCreateIn, *, chain_id: int
+) -> CourseDetailOut:
     """A draft course paid out to the provider's wallet."""
     course = catalog.create_course(
         s,
@@ -146,25 +148,31 @@ def create_course(s: Session, provider: str, body: CourseCreateIn) -> CourseDeta
         description=body.description,
         refund_window=body.refund_window,
     )
-    return course_detail_out(s, course)
+    return course_detail_out(s, course, chain_id=chain_id)
 
 
 def update_course(
-    s: Session, provider: str, course_id: int, changes: dict[str, Any]
+    s: Session, provider: str, course_id: int, changes: dict[str, Any], *, chain_id: int
 ) -> CourseDetailOut:
     """Change title, description, status or refund window of an owned course."""
     course = catalog.get_owned_course(s, course_id, provider)
     catalog.update_course(s, course, actor=_actor(provider), **changes)
-    return course_detail_out(s, course)
+    return course_detail_out(s, course, chain_id=chain_id)
 
 
 def set_fiat_price(
-    s: Session, provider: str, course_id: int, amount: int | None, currency: str | None
+    s: Session,
+    provider: str,
+    course_id: int,
+    amount: int | None,
+    currency: str | None,
+    *,
+    chain_id: int,
 ) -> CourseDetailOut:
     """Set (or with None, clear) the card price of an owned course."""
     course = catalog.get_owned_course(s, course_id, provider)
     catalog.set_fiat_price(s, course, amount=amount, currency=currency, actor=_actor(provider))
-    return course_detail_out(s, course)
+    return course_detail_out(s, course, chain_id=chain_id)
 
 
 def put_lesson(
@@ -179,32 +187,40 @@ def put_lesson(
 
 
 def link_onchain(
-    s: Session, provider: str, course_id: int, onchain_id: int, onchain_provider: str
+    s: Session,
+    provider: str,
+    course_id: int,
+    chain_id: int,
+    onchain_id: int,
+    onchain_provider: str,
 ) -> CourseDetailOut:
-    """Link an owned course to the on-chain course `onchain_provider` is paid for."""
+    """Link an owned course to the on-chain course of `chain_id` `onchain_provider` is paid for."""
     course = catalog.get_owned_course(s, course_id, provider)
     catalog.set_onchain_id(
-        s, course, onchain_id, actor=_actor(provider), onchain_provider=onchain_provider
+        s, course, chain_id, onchain_id, actor=_actor(provider), onchain_provider=onchain_provider
     )
-    return course_detail_out(s, course)
+    return course_detail_out(s, course, chain_id=chain_id)
 
 
-def _linked(course: Course) -> int:
-    if course.onchain_id is None:
+def _linked(course: Course, chain_id: int) -> int:
+    onchain_id = course.onchain_id_on(chain_id)
+    if onchain_id is None:
         raise ConflictError(
-            "register the course on-chain first (tx/create-course)", code="course_not_onchain"
+            f"register the course on chain {chain_id} first (tx/create-course)",
+            code="course_not_onchain",
         )
-    return course.onchain_id
+    return onchain_id
 
 
 def create_course_tx(
     s: Session, provider: str, course_id: int, market: str, chain_id: int
 ) -> TxOut:
-    """`createCourse(title, refundWindow)` of an owned course not yet on-chain."""
+    """`createCourse(title, refundWindow)` of an owned course not yet on chain `chain_id`."""
     course = catalog.get_owned_course(s, course_id, provider)
-    if course.onchain_id is not None:
+    if (onchain_id := course.onchain_id_on(chain_id)) is not None:
         raise ConflictError(
-            f"already registered on-chain as course {course.onchain_id}", code="already_linked"
+            f"already registered on chain {chain_id} as course {onchain_id}",
+            code="already_linked",
         )
     return tx_out(txs.create_course(market, chain_id, course.title, course.refund_window))
 
@@ -213,7 +229,7 @@ def set_price_tx(
     s: Session, provider: str, course_id: int, market: str, chain_id: int, body: SetPriceIn
 ) -> TxOut:
     """`setPrice(courseId, token, price)` of an owned, registered course."""
-    onchain_id = _linked(catalog.get_owned_course(s, course_id, provider))
+    onchain_id = _linked(catalog.get_owned_course(s, course_id, provider), chain_id)
     if s.get(Token, body.token) is None:
         raise InvalidInputError(f"unknown token {body.token}", code="unknown_token")
     return tx_out(txs.set_price(market, chain_id, onchain_id, body.token, body.price))
@@ -224,10 +240,15 @@ def refund_tx(
 ) -> TxOut:
     """`refund(...)` of a paid crypto order of an owned, registered course."""
     course = catalog.get_owned_course(s, course_id, provider)
-    onchain_id = _linked(course)
+    onchain_id = _linked(course, chain_id)
     order = get_order(s, order_id)
     if order.course_id != course.id:
         raise NotFoundError(f"order {order_id} is not for this course", code="order_not_found")
+    if order.chain_id not in (None, chain_id):
+        raise ConflictError(
+            f"order {order_id} was paid on chain {order.chain_id}: refund it there",
+            code="other_chain",
+        )
     if order.rail != Rail.CRYPTO or order.status != OrderStatus.PAID or order.token is None:
         raise ConflictError("only paid crypto orders are refunded on-chain", code="not_refundable")
     return tx_out(

@@ -31,7 +31,7 @@ from support.factories import (
 
 from backend.access.models import Entitlement
 from backend.access.service import grant_access
-from backend.catalog.models import Course, Lesson, TokenPrice
+from backend.catalog.models import Course, CourseChain, Lesson, TokenPrice
 from backend.certificates.models import Certificate
 from backend.core.db import utcnow
 from backend.learning.models import LessonProgress
@@ -319,9 +319,9 @@ def _snapshot(s: Session) -> dict[str, list[tuple[Any, ...]]]:
             Course.title,
             Course.status,
             Course.fiat_price,
-            Course.onchain_id,
             Course.provider,
         ),
+        "registrations": rows(CourseChain, CourseChain.id, CourseChain.onchain_id),
         "lessons": rows(Lesson, Lesson.id, Lesson.title, Lesson.body),
         "prices": rows(TokenPrice, TokenPrice.id, TokenPrice.price, TokenPrice.accepted),
         "orders": rows(Order, Order.id, Order.status, Order.amount),

@@ -54,7 +54,7 @@ def test_models_match_the_migrated_schema(migrated_db: MigratedDatabase) -> None
     with migrated_db.sync_engine().connect() as conn:
         context = MigrationContext.configure(conn, opts={"compare_type": False})
         diffs = compare_metadata(context, Base.metadata)
-    assert len(API_TABLES) == 17
+    assert len(API_TABLES) == 18
     ours = [d for d in diffs if _table_of(d) in API_TABLES]
     assert ours == []
 
@@ -133,3 +133,73 @@ def test_0008_backfills_the_on_chain_record_of_existing_entitlements(tmp_path: P
     ]
     assert message[0] == "access.chain_grant" and message[2] == "access.chain_grant:2"
     assert json.loads(message[1]) == {"entitlementId": 2}
+
+
+def test_0014_moves_on_chain_course_ids_to_the_configured_chain(tmp_path: Path) -> None:
+    """Every linked course gets its registration on the chain the deployment served (here 137,
+    passed as the configured chain); listing and block go with it, unlinked courses get none,
+    and the rows pointing at courses are untouched."""
+    url = f"sqlite:///{tmp_path / 'chains.db'}"
+    migrate.upgrade(url, "0013_connect_accounts")
+    engine = sa.create_engine(url)
+    tables = sa.MetaData()
+    tables.reflect(engine)
+    now = datetime(2026, 12, 1, tzinfo=UTC)
+    provider = "0x" + "ab" * 20
+    courses = [
+        # id, on-chain id, listed, block
+        (1, 7, True, 120),
+        (2, None, None, None),
+        (3, 8, False, 130),
+    ]
+    with engine.begin() as conn:
+        for course_id, onchain_id, listed, block in courses:
+            conn.execute(
+                tables.tables["courses"].insert(),
+                {"id": course_id, "onchain_id": onchain_id, "provider": provider,
+                 "title": f"T{course_id}", "description": "", "status": "published",
+                 "refund_window": 0, "certificate_mode": "mint", "listed_onchain": listed,
+                 "onchain_block": block, "created_at": now, "updated_at": now},
+            )  # fmt: skip
+        conn.execute(
+            tables.tables["token_prices"].insert(),
+            {"course_id": 1, "token": "0x" + "00" * 20, "price": "10", "accepted": True,
+             "updated_block": 120, "updated_at": now},
+        )  # fmt: skip
+        conn.execute(
+            tables.tables["orders"].insert(),
+            {"id": "o-1", "rail": "crypto", "course_id": 1, "buyer": provider,
+             "recipient": provider, "amount": "10", "token": "0x" + "00" * 20, "fee": "0",
+             "status": "paid", "order_ref": "0x" + "cd" * 32, "chain_id": 137,
+             "tx_hash": "0x" + "ef" * 32, "log_index": 0, "confirmed": True, "anomalies": [],
+             "created_at": now, "updated_at": now},
+        )  # fmt: skip
+    engine.dispose()
+
+    migrate.upgrade(url, "0014_course_chains", chain_id=137)
+
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        registrations = conn.execute(
+            sa.text(
+                "SELECT course_id, chain_id, onchain_id, listed, block FROM course_chains "
+                "ORDER BY course_id"
+            )
+        ).all()
+        columns = {c["name"] for c in sa.inspect(conn).get_columns("courses")}
+        kept = conn.execute(sa.text("SELECT count(*) FROM token_prices")).scalar_one()
+        order = conn.execute(sa.text("SELECT course_id, chain_id FROM orders")).one()
+    engine.dispose()
+    assert [tuple(r) for r in registrations] == [(1, 137, 7, True, 120), (3, 137, 8, False, 130)]
+    assert not {"onchain_id", "listed_onchain", "onchain_block"} & columns
+    assert kept == 1 and tuple(order) == (1, 137)
+
+    # And back: the configured chain's registrations fit the old columns again.
+    migrate.downgrade(url, "0013_connect_accounts", chain_id=137)
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        back = conn.execute(
+            sa.text("SELECT id, onchain_id, listed_onchain, onchain_block FROM courses ORDER BY id")
+        ).all()
+    engine.dispose()
+    assert [tuple(r) for r in back] == [(1, 7, 1, 120), (2, None, None, None), (3, 8, 0, 130)]

@@ -27,6 +27,9 @@ BLOCK_A = tx_hash(1001)
 BLOCK_B = tx_hash(1002)
 
 
+C, OTHER_CHAIN = 31337, 31338
+
+
 def _course(session: Session) -> Course:
     return make_course(session, provider=PROVIDER.address, onchain_id=11, prices={NATIVE: 1000})
 
@@ -65,6 +68,7 @@ def _quote(session: Session, course: Course, recipient: str | None = None) -> Or
     return service.create_crypto_quote(
         session,
         course=course,
+        chain_id=C,
         buyer=BUYER.address,
         token=NATIVE,
         recipient=recipient or BUYER.address,
@@ -264,11 +268,16 @@ def test_quote_rules(sync_session: Session) -> None:
     course = _course(sync_session)
     with pytest.raises(Exception, match="not for sale"):
         _quote(sync_session, draft)
-    with pytest.raises(Exception, match="not registered on-chain"):
+    with pytest.raises(Exception, match="not registered on chain 31337"):
         _quote(sync_session, offchain)
     with pytest.raises(Exception, match="cannot be bought with token"):
         service.create_crypto_quote(
-            sync_session, course=course, buyer=BUYER.address, token=USDC, recipient=BUYER.address
+            sync_session,
+            course=course,
+            chain_id=C,
+            buyer=BUYER.address,
+            token=USDC,
+            recipient=BUYER.address,
         )
     quote = _quote(sync_session, course)
     assert quote.amount == 1000 and quote.expires_at is not None
@@ -294,15 +303,15 @@ def test_course_created_takes_a_squatted_link_back_for_its_provider(
     squatter = make_course(sync_session, provider=FRIEND.address, title="Mine", onchain_id=31)
     sync_session.add(TokenPrice(course_id=squatter.id, token=NATIVE, price=1, accepted=True))
     real = make_course(sync_session, provider=PROVIDER.address, title="Rust", status="draft")
-    linked = link_onchain_course(sync_session, PROVIDER.address, "Rust", 31, block_number=7)
-    assert linked.id == real.id and real.onchain_id == 31
-    assert squatter.onchain_id is None and squatter.listed_onchain is False
+    linked = link_onchain_course(sync_session, C, PROVIDER.address, "Rust", 31, block_number=7)
+    assert linked.id == real.id and real.onchain_id_on(C) == 31
+    assert squatter.chains == []
     prices = sync_session.scalars(select(TokenPrice).where(TokenPrice.course_id == squatter.id))
     assert prices.all() == []
     (entry,) = sync_session.scalars(
         select(AuditEntry).where(AuditEntry.action == "course.unlink_onchain")
     ).all()
-    assert entry.subject_id == str(squatter.id) and entry.before["onchainId"] == 31
+    assert entry.subject_id == str(squatter.id) and entry.before["onchain"] == {str(C): 31}
 
 
 def test_mismatched_links_are_found_and_can_be_removed(sync_session: Session) -> None:
@@ -312,38 +321,52 @@ def test_mismatched_links_are_found_and_can_be_removed(sync_session: Session) ->
     squatted = make_course(sync_session, provider=FRIEND.address, onchain_id=42)
     future = make_course(sync_session, provider=FRIEND.address, onchain_id=43)
     chain = {41: PROVIDER.address, 42: PROVIDER.address}
-    found = mismatched_links(sync_session, chain.get)
-    assert [(c.id, who) for c, who in found] == [
-        (squatted.id, PROVIDER.address),
-        (future.id, None),
+    found = mismatched_links(sync_session, C, chain.get)
+    assert [(c.id, onchain_id, who) for c, onchain_id, who in found] == [
+        (squatted.id, 42, PROVIDER.address),
+        (future.id, 43, None),
     ]
-    for course, _ in found:
-        unlink_onchain(sync_session, course, actor="test", reason="repair")
-    assert mismatched_links(sync_session, chain.get) == []
-    assert good.onchain_id == 41
+    assert mismatched_links(sync_session, OTHER_CHAIN, chain.get) == []  # nothing linked there
+    for course, _, _ in found:
+        unlink_onchain(sync_session, course, C, actor="test", reason="repair")
+    assert mismatched_links(sync_session, C, chain.get) == []
+    assert good.onchain_id_on(C) == 41
 
 
 def test_indexer_links_the_providers_draft_and_mirrors_prices(sync_session: Session) -> None:
     draft = make_course(sync_session, provider=PROVIDER.address, title="ZK", status="draft")
     other = make_course(sync_session, provider=FRIEND.address, title="ZK", status="draft")
     linked = link_onchain_course(
-        sync_session, PROVIDER.address.lower(), "ZK", 21, refund_window=60, block_number=5
+        sync_session, C, PROVIDER.address.lower(), "ZK", 21, refund_window=60, block_number=5
     )
-    assert linked.id == draft.id and linked.onchain_id == 21 and other.onchain_id is None
-    assert link_onchain_course(sync_session, PROVIDER.address, "ZK", 21).id == draft.id
-    created = link_onchain_course(sync_session, FRIEND.address, "Direct", 22)
-    assert created.onchain_id == 22 and created.status == "draft"
+    assert linked.id == draft.id and linked.onchain_id_on(C) == 21 and other.chains == []
+    assert link_onchain_course(sync_session, C, PROVIDER.address, "ZK", 21).id == draft.id
+    created = link_onchain_course(sync_session, C, FRIEND.address, "Direct", 22)
+    assert created.onchain_id_on(C) == 22 and created.status == "draft"
 
     price = mirror_price(
-        sync_session, course_onchain_id=21, token=NATIVE, price=5, accepted=True, block_number=10
+        sync_session,
+        chain_id=C,
+        course_onchain_id=21,
+        token=NATIVE,
+        price=5,
+        accepted=True,
+        block_number=10,
     )
     stale = mirror_price(
-        sync_session, course_onchain_id=21, token=NATIVE, price=9, accepted=True, block_number=9
+        sync_session,
+        chain_id=C,
+        course_onchain_id=21,
+        token=NATIVE,
+        price=9,
+        accepted=True,
+        block_number=9,
     )
     assert price is stale and price is not None and price.price == 5
     assert (
         mirror_price(
             sync_session,
+            chain_id=C,
             course_onchain_id=99,
             token=NATIVE,
             price=1,
@@ -353,7 +376,67 @@ def test_indexer_links_the_providers_draft_and_mirrors_prices(sync_session: Sess
         is None
     )
     updated = mirror_course_update(
-        sync_session, onchain_id=21, listed=False, refund_window=120, block_number=11
+        sync_session, chain_id=C, onchain_id=21, listed=False, refund_window=120, block_number=11
     )
-    assert updated is not None and updated.listed_onchain is False
+    assert updated is not None and updated.registration(C).listed is False  # type: ignore[union-attr]
     assert updated.refund_window == 120
+
+
+# ------------------------------------------------------------------ several chains
+
+
+def _course_on_both_chains(session: Session) -> Course:
+    """One course registered with the SAME on-chain id (11) on two chains."""
+    course = _course(session)
+    link_onchain_course(session, OTHER_CHAIN, PROVIDER.address, course.title, 11, block_number=3)
+    return course
+
+
+def test_the_same_onchain_id_on_two_chains_links_each_chain_separately(
+    sync_session: Session,
+) -> None:
+    course = _course_on_both_chains(sync_session)
+    stranger = link_onchain_course(sync_session, OTHER_CHAIN, FRIEND.address, "Theirs", 12)
+
+    assert {r.chain_id: r.onchain_id for r in course.chains} == {C: 11, OTHER_CHAIN: 11}
+    assert stranger.id != course.id and stranger.chains[0].chain_id == OTHER_CHAIN
+    # Chain C's id 12 is nobody's: the other chain's id 12 says nothing about it.
+    from backend.catalog.service import course_by_onchain_id
+
+    assert course_by_onchain_id(sync_session, C, 12) is None
+    assert course_by_onchain_id(sync_session, OTHER_CHAIN, 12) is stranger
+
+
+def test_purchases_on_two_chains_give_one_entitlement_and_a_refund_revokes_only_its_chains(
+    sync_session: Session,
+) -> None:
+    _course_on_both_chains(sync_session)
+    on_a = _purchase(sync_session)
+    # Same transaction hash and log index on the other chain: a different purchase.
+    on_b = _purchase(sync_session, chain_id=OTHER_CHAIN, block_hash=BLOCK_B)
+
+    assert on_a.id != on_b.id and {on_a.chain_id, on_b.chain_id} == {C, OTHER_CHAIN}
+    (entitlement,) = _active(sync_session, BUYER.address)
+    assert entitlement.order_id == on_a.id
+
+    refunded = _refund(sync_session)  # chain C's refund
+    assert refunded is not None and refunded.id == on_a.id
+    (still,) = _active(sync_session, BUYER.address)
+    assert still.order_id == on_b.id, "chain B's purchase still pays for access"
+
+    _refund(sync_session, chain_id=OTHER_CHAIN)
+    assert _active(sync_session, BUYER.address) == []
+
+
+def test_a_quote_for_one_chain_is_not_settled_by_a_purchase_on_another(
+    sync_session: Session,
+) -> None:
+    course = _course_on_both_chains(sync_session)
+    quote = _quote(sync_session, course)
+    assert quote.chain_id == C
+
+    paid = _purchase(sync_session, chain_id=OTHER_CHAIN, order_ref=quote.order_ref)
+
+    assert paid.id != quote.id and paid.chain_id == OTHER_CHAIN
+    assert quote.status == OrderStatus.PENDING
+    assert paid.anomalies[0]["field"] == "order_ref"

@@ -12,13 +12,15 @@ from sqlalchemy.orm import Session
 
 from backend.access.models import AccessSource, Entitlement
 from backend.access.service import grant_access
-from backend.catalog.models import Course, CourseStatus, Lesson, Token, TokenPrice
+from backend.catalog.models import Course, CourseChain, CourseStatus, Lesson, Token, TokenPrice
 from backend.certificates.models import Certificate, CertificateStatus
 from backend.core.db import utcnow
 from backend.core.security import ZERO_ADDRESS
 from backend.payouts.models import PayoutEntry, PayoutKind
 from backend.provider.models import ProviderProfile
 from backend.provider.profiles import profile_hash
+
+CHAIN_ID = 31337  # the chain of the API under test (support.api.CHAIN_ID)
 
 NATIVE = ZERO_ADDRESS
 USDC = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
@@ -53,19 +55,22 @@ def make_course(
     title: str | None = None,
     status: str = CourseStatus.PUBLISHED,
     onchain_id: int | None = None,
+    chain_id: int = CHAIN_ID,
     fiat_price: int | None = None,
     currency: str | None = "usd",
     lessons: int = 0,
     prices: dict[str, int] | None = None,
     refund_window: int = 14 * 24 * 3600,
 ) -> Course:
-    """A course with optional on-chain id, card price, lessons and token prices."""
+    """A course with optional on-chain id (on `chain_id`), card price, lessons and prices."""
     course = Course(
         provider=provider,
         title=title or f"Course {next(_counter)}",
         description="A test course.",
         status=status,
-        onchain_id=onchain_id,
+        chains=(
+            [] if onchain_id is None else [CourseChain(chain_id=chain_id, onchain_id=onchain_id)]
+        ),
         fiat_price=fiat_price,
         fiat_currency=currency if fiat_price is not None else None,
         refund_window=refund_window,
@@ -108,8 +113,8 @@ def make_certificate(
     course = session.get(Course, course_id)
     assert course is not None
     token_id = None
-    if course.onchain_id is not None:
-        token_id = (int(course.onchain_id) << 160) | int(address, 16)
+    if course.chains:
+        token_id = (int(course.chains[0].onchain_id) << 160) | int(address, 16)
     certificate = Certificate(
         course_id=course_id,
         address=address,

@@ -286,11 +286,15 @@ def orders(db: Any) -> list[Any]:
         return list(s.scalars(select(Order).order_by(Order.created_at, Order.id)).all())
 
 
-def course_id_of(db: Any, onchain_id: int) -> int:
-    """The database id of the course linked to an on-chain id."""
-    from backend.catalog.models import Course
+def course_id_of(db: Any, onchain_id: int, chain_id: int = 31337) -> int:
+    """The database id of the course linked to an on-chain id of `chain_id`."""
+    from backend.catalog.models import CourseChain
 
     with db.sessions() as s:
-        cid = s.scalar(select(Course.id).where(Course.onchain_id == onchain_id))
+        cid = s.scalar(
+            select(CourseChain.course_id).where(
+                CourseChain.chain_id == chain_id, CourseChain.onchain_id == onchain_id
+            )
+        )
         assert cid is not None, f"course {onchain_id} not linked"
         return int(cid)

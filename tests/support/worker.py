@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from backend.access.models import AccessSource, Entitlement
 from backend.access.service import grant_access
-from backend.catalog.models import Course
+from backend.catalog.models import Course, CourseChain
 from backend.certificates.models import Certificate
 from backend.certificates.service import request_certificate
 from backend.core.config import get_settings
@@ -82,7 +82,9 @@ class WorkerEnv:
         if onchain_id not in self.courses:
             with session_scope(self.factory) as s:
                 course = Course(
-                    onchain_id=onchain_id,
+                    chains=[
+                        CourseChain(chain_id=self.deployed.anvil.chain_id, onchain_id=onchain_id)
+                    ],
                     provider=self.deployed.market.functions.courseProvider(onchain_id).call(),
                     title=f"Course {onchain_id}",
                     status="published",
