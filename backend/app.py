@@ -183,6 +183,13 @@ def create_app(
             try:
                 async with services.db.session() as session:
                     await session.run_sync(seed_tokens, settings, services.deployment.tokens)
+                    # Every other configured chain's tokens, from its own deployment file.
+                    for network in settings.networks:
+                        if network.name == settings.network:
+                            continue
+                        other = settings.for_network(network.name)
+                        deployed = current_deployment(other.deployment_file).tokens
+                        await session.run_sync(seed_tokens, other, deployed)
             except Exception as exc:  # not migrated yet: /readyz says so
                 logger.warning("could not seed tokens at startup: %s", exc)
         # Everything loaded so far (modules, routes, schemas: ~200k objects) lives as long as

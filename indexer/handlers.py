@@ -332,7 +332,9 @@ class HandlerBatch:
             return {"skipped": "unknown course"}
         current = self.session.scalar(
             select(TokenPrice).where(
-                TokenPrice.course_id == course.id, TokenPrice.token == a["token"]
+                TokenPrice.course_id == course.id,
+                TokenPrice.chain_id == self.chain_id,
+                TokenPrice.token == a["token"],
             )
         )
         prev = (
@@ -361,7 +363,9 @@ class HandlerBatch:
             return
         current = self.session.scalar(
             select(TokenPrice).where(
-                TokenPrice.course_id == course_id, TokenPrice.token == row.effect["token"]
+                TokenPrice.course_id == course_id,
+                TokenPrice.chain_id == self.chain_id,
+                TokenPrice.token == row.effect["token"],
             )
         )
         if current is None:
@@ -554,7 +558,7 @@ class HandlerBatch:
     # ------------------------------------------------------------------ configuration
 
     def token_allowed(self, lg: DecodedLog) -> dict[str, Any]:
-        token = self.session.get(Token, lg.args["token"])
+        token = self.session.get(Token, (self.chain_id, lg.args["token"]))
         if token is None:
             # Nobody described it (symbol, decimals): prices in it are not listed anyway.
             log.warning("chain %s: TokenAllowed for unknown token %s", self.chain_id,
@@ -568,7 +572,7 @@ class HandlerBatch:
     def undo_token_allowed(self, row: AppliedRow) -> None:
         if "prev" not in row.effect:
             return
-        token = self.session.get(Token, row.effect["token"])
+        token = self.session.get(Token, (self.chain_id, row.effect["token"]))
         if token is not None:
             token.allowed = bool(row.effect["prev"])
         self._audit_reverted(row, "market.token_allowed", "token", row.effect["token"])

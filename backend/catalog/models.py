@@ -128,10 +128,12 @@ class Lesson(Base):
 
 
 class Token(Base):
-    """A payment token; the zero address is the chain's native coin."""
+    """A payment token of one chain; the zero address is that chain's native coin. The same
+    address on two chains is two tokens (deterministic deployments make that common)."""
 
     __tablename__ = "tokens"
 
+    chain_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     address: Mapped[str] = mapped_column(Address, primary_key=True)
     symbol: Mapped[str] = mapped_column(String(16))
     decimals: Mapped[int] = mapped_column(Integer)
@@ -142,13 +144,14 @@ class Token(Base):
 
 
 class TokenPrice(Base):
-    """The price of a course in a token, as last seen on-chain (PriceSet)."""
+    """The price of a course in a token of one chain, as last seen on that chain (PriceSet)."""
 
     __tablename__ = "token_prices"
-    __table_args__ = (UniqueConstraint("course_id", "token"),)
+    __table_args__ = (UniqueConstraint("course_id", "chain_id", "token"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     course_id: Mapped[int] = mapped_column(ForeignKey("courses.id", ondelete="CASCADE"))
+    chain_id: Mapped[int] = mapped_column(BigInteger)
     token: Mapped[str] = mapped_column(Address)
     price: Mapped[int] = mapped_column(TokenAmount)
     accepted: Mapped[bool] = mapped_column(Boolean, default=True)

@@ -15,8 +15,9 @@ MAX_REFUND_WINDOW = 30 * 24 * 3600
 
 
 class TokenOut(ApiModel):
-    """A payment token (zero address: the native coin)."""
+    """A payment token of one chain (zero address: that chain's native coin)."""
 
+    chain_id: int
     address: str
     symbol: str
     decimals: int

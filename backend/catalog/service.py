@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Select, delete, select
+from sqlalchemy import ColumnElement, delete, exists, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -37,7 +37,8 @@ MAX_REFUND_WINDOW = 30 * 24 * 3600  # the contract's limit
 
 
 def seed_tokens(session: Session, settings: Settings, extra: Iterable[Any] = ()) -> None:
-    """Make sure the native coin, configured tokens and deployed tokens are known (idempotent)."""
+    """Make sure the native coin, configured tokens and deployed tokens of the settings' network
+    are known (idempotent)."""
     wanted: dict[str, tuple[str, int, str]] = {}
     symbol = settings.current_network.native_symbol or NATIVE_SYMBOLS.get(settings.chain_id, "ETH")
     wanted[ZERO_ADDRESS] = (symbol, 18, symbol)
@@ -47,19 +48,27 @@ def seed_tokens(session: Session, settings: Settings, extra: Iterable[Any] = ())
         address = checksum_address(str(raw["address"]))
         sym = str(raw.get("symbol", "?"))
         wanted[address] = (sym, int(raw.get("decimals", 18)), str(raw.get("name", sym)))
-    existing = {t.address: t for t in session.scalars(select(Token)).all()}
+    chain_id = settings.chain_id
+    existing = {
+        t.address: t for t in session.scalars(select(Token).where(Token.chain_id == chain_id))
+    }
     for address, (sym, decimals, name) in wanted.items():
         token = existing.get(address)
         if token is None:
-            session.add(Token(address=address, symbol=sym, decimals=decimals, name=name))
+            session.add(
+                Token(chain_id=chain_id, address=address, symbol=sym, decimals=decimals, name=name)
+            )
         else:
             token.symbol, token.decimals, token.name = sym, decimals, name
     session.flush()
 
 
-def tokens_by_address(session: Session) -> dict[str, Token]:
-    """Every known token."""
-    return {t.address: t for t in session.scalars(select(Token)).all()}
+TokenKey = tuple[int, str]  # (chain id, address)
+
+
+def tokens_by_key(session: Session) -> dict[TokenKey, Token]:
+    """Every known token of every chain, by (chain id, address)."""
+    return {(t.chain_id, t.address): t for t in session.scalars(select(Token)).all()}
 
 
 def get_course(session: Session, course_id: int) -> Course:
@@ -101,13 +110,20 @@ def list_by_provider(session: Session, provider: str) -> Sequence[Course]:
     ).all()
 
 
-def disallowed_tokens() -> Select[str]:
-    """Tokens the market's on-chain allowlist excludes (a purchase in them would revert)."""
-    return select(Token.address).where(Token.allowed.is_(False))
+def token_allowed() -> ColumnElement[bool]:
+    """A price's token is not excluded by its chain's market allowlist (a purchase in it would
+    revert)."""
+    return ~exists().where(
+        Token.chain_id == TokenPrice.chain_id,
+        Token.address == TokenPrice.token,
+        Token.allowed.is_(False),
+    )
 
 
-def prices_for(session: Session, course_ids: Sequence[int]) -> dict[int, list[TokenPrice]]:
-    """Accepted token prices per course."""
+def prices_for(
+    session: Session, course_ids: Sequence[int], chain_id: int
+) -> dict[int, list[TokenPrice]]:
+    """Accepted token prices of chain `chain_id` per course."""
     result: dict[int, list[TokenPrice]] = {cid: [] for cid in course_ids}
     if not course_ids:
         return result
@@ -115,8 +131,9 @@ def prices_for(session: Session, course_ids: Sequence[int]) -> dict[int, list[To
         select(TokenPrice)
         .where(
             TokenPrice.course_id.in_(course_ids),
+            TokenPrice.chain_id == chain_id,
             TokenPrice.accepted.is_(True),
-            TokenPrice.token.not_in(disallowed_tokens()),
+            token_allowed(),
         )
         .order_by(TokenPrice.course_id, TokenPrice.token)
     ).all()
@@ -407,7 +424,9 @@ def unlink_onchain(
         return course
     before = _course_snapshot(course)
     course.chains.remove(reg)
-    session.execute(delete(TokenPrice).where(TokenPrice.course_id == course.id))
+    session.execute(
+        delete(TokenPrice).where(TokenPrice.course_id == course.id, TokenPrice.chain_id == chain_id)
+    )
     session.flush()
     audit(
         session,
@@ -461,12 +480,17 @@ def mirror_price(
     token = checksum_address(token)
     current = session.scalar(
         select(TokenPrice)
-        .where(TokenPrice.course_id == course.id, TokenPrice.token == token)
+        .where(
+            TokenPrice.course_id == course.id,
+            TokenPrice.chain_id == chain_id,
+            TokenPrice.token == token,
+        )
         .with_for_update()
     )
     if current is None:
         current = TokenPrice(
             course_id=course.id,
+            chain_id=chain_id,
             token=token,
             price=price,
             accepted=accepted,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -19,17 +19,20 @@ from backend.catalog.schemas import (
     TokenOut,
     TokenPriceOut,
 )
-from backend.catalog.service import list_lessons, prices_for, tokens_by_address
+from backend.catalog.service import TokenKey, list_lessons, prices_for, tokens_by_key
 
 # Which of these providers can be paid out by card (Services.card_ready); None: all of them.
 CardGate = Callable[[Session, set[str]], set[str]] | None
 
 
-def token_out(tokens: dict[str, Token], address: str) -> TokenOut:
-    """Token metadata, with a placeholder for tokens nobody described."""
-    token = tokens.get(address)
+def token_out(tokens: Mapping[TokenKey, Token], chain_id: int, address: str) -> TokenOut:
+    """Metadata of token `address` of chain `chain_id`, with a placeholder for tokens nobody
+    described."""
+    token = tokens.get((chain_id, address))
     if token is None:
-        return TokenOut(address=address, symbol="?", decimals=18, name="Unknown token")
+        return TokenOut(
+            chain_id=chain_id, address=address, symbol="?", decimals=18, name="Unknown token"
+        )
     return TokenOut.model_validate(token)
 
 
@@ -46,8 +49,8 @@ def courses_out(
     """
     ids = [c.id for c in courses]
     card_ready = card_gate(session, {c.provider for c in courses}) if card_gate else None
-    prices = prices_for(session, ids)
-    tokens = tokens_by_address(session)
+    prices = prices_for(session, ids, chain_id)
+    tokens = tokens_by_key(session)
     counts: dict[int, int] = {}
     if ids:
         counts = {
@@ -81,7 +84,9 @@ def courses_out(
             ),
             prices=[
                 TokenPriceOut(
-                    token=token_out(tokens, p.token), price=p.price, updated_block=p.updated_block
+                    token=token_out(tokens, p.chain_id, p.token),
+                    price=p.price,
+                    updated_block=p.updated_block,
                 )
                 for p in prices[c.id]
             ],

@@ -53,6 +53,19 @@ def downgrade(
     command.downgrade(make_config(url, schema=schema, chain_id=chain_id), revision)
 
 
+def configured_chain_id() -> int:
+    """Inside a migration: the chain existing single-chain rows belong to (the `chain_id` the
+    caller passed, else the settings' `TUITION_CHAIN_ID`)."""
+    from alembic import context
+
+    given = context.config.attributes.get("chain_id")
+    if given is not None:
+        return int(given)
+    from backend.core.config import get_settings
+
+    return get_settings().chain_id
+
+
 @lru_cache(maxsize=1)
 def heads() -> tuple[str, ...]:
     """The head revision(s) of the migration scripts."""

@@ -61,7 +61,7 @@ def _amount_text(s: Session, order: Order) -> str:
         return format_amount(order.amount, decimals, currency.upper())
     if order.token is None or order.token == NATIVE_TOKEN:
         return format_amount(order.amount, 18, "ETH")
-    token = s.get(Token, order.token)
+    token = s.get(Token, (order.chain_id, order.token))
     if token is None:
         return f"{order.amount} (base units of {order.token})"
     return format_amount(order.amount, token.decimals, token.symbol)

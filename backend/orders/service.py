@@ -22,7 +22,7 @@ from backend.access.models import AccessSource, Entitlement
 from backend.access.service import active_entitlement, grant_access, revoke_access
 from backend.audit.service import record as audit
 from backend.catalog.models import Course, CourseStatus, TokenPrice
-from backend.catalog.service import course_by_onchain_id, disallowed_tokens, get_course
+from backend.catalog.service import course_by_onchain_id, get_course, token_allowed
 from backend.certificates.models import RevokeReason
 from backend.certificates.service import revoke_for_lost_access
 from backend.core.db import utcnow
@@ -426,9 +426,10 @@ def create_crypto_quote(
     price = session.scalar(
         select(TokenPrice).where(
             TokenPrice.course_id == course.id,
+            TokenPrice.chain_id == chain_id,
             TokenPrice.token == token,
             TokenPrice.accepted.is_(True),
-            TokenPrice.token.not_in(disallowed_tokens()),
+            token_allowed(),
         )
     )
     if price is None:

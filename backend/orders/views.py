@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from sqlalchemy.orm import Session
 
 from backend.catalog.models import Token
-from backend.catalog.service import get_course, tokens_by_address
+from backend.catalog.service import TokenKey, get_course, tokens_by_key
 from backend.catalog.views import token_out
 from backend.chain import tx as txs
 from backend.chain.tx import UnsignedTx
@@ -17,7 +17,7 @@ from backend.orders.schemas import CryptoQuoteOut, OrderOut, TxOut
 from backend.orders.service import create_crypto_quote, visible_order
 
 
-def order_out(order: Order, tokens: dict[str, Token]) -> OrderOut:
+def order_out(order: Order, tokens: Mapping[TokenKey, Token]) -> OrderOut:
     """One order's body."""
     return OrderOut(
         id=order.id,
@@ -26,7 +26,11 @@ def order_out(order: Order, tokens: dict[str, Token]) -> OrderOut:
         buyer=order.buyer,
         recipient=order.recipient,
         amount=order.amount,
-        token=token_out(tokens, order.token) if order.token else None,
+        token=(
+            token_out(tokens, order.chain_id, order.token)
+            if order.token and order.chain_id is not None
+            else None
+        ),
         currency=order.currency,
         fee=order.fee,
         status=order.status,
@@ -48,7 +52,7 @@ def order_out(order: Order, tokens: dict[str, Token]) -> OrderOut:
 
 def orders_out(session: Session, orders: Sequence[Order]) -> list[OrderOut]:
     """Several orders' bodies."""
-    tokens = tokens_by_address(session)
+    tokens = tokens_by_key(session)
     return [order_out(o, tokens) for o in orders]
 
 
@@ -89,7 +93,7 @@ def crypto_quote_out(
     )
     approval = None if native else txs.approve(order.token, chain_id, market, order.amount)
     return CryptoQuoteOut(
-        order=order_out(order, tokens_by_address(session)),
+        order=order_out(order, tokens_by_key(session)),
         transaction=tx_out(purchase),
         approval=tx_out(approval) if approval else None,
     )
@@ -97,4 +101,4 @@ def crypto_quote_out(
 
 def visible_order_out(session: Session, order_id: str, viewer: str) -> OrderOut:
     """One order, for its buyer, its recipient or the course's provider."""
-    return order_out(visible_order(session, order_id, viewer), tokens_by_address(session))
+    return order_out(visible_order(session, order_id, viewer), tokens_by_key(session))

@@ -16,6 +16,7 @@ class PayoutOut(ApiModel):
 
     id: int
     kind: str
+    chain_id: int
     token: TokenOut
     amount: Amount
     fee: Amount

@@ -327,14 +327,21 @@ async def balances(
 ) -> BalancesOut:
     """My on-chain balances per token: withdrawable now, and still in escrow (net, fee)."""
     market = services.deployment.require_market()
-    tokens = list((await session.scalars(select(Token).order_by(Token.symbol))).all())
+    chain_id = services.settings.chain_id
+    tokens = list(
+        (
+            await session.scalars(
+                select(Token).where(Token.chain_id == chain_id).order_by(Token.symbol)
+            )
+        ).all()
+    )
     rows = await service.balances(services.chain, market, principal.address, tokens)
     response.headers["Cache-Control"] = "no-store"
     return BalancesOut(
         market=market,
         balances=[
             BalanceOut(
-                token=token_out({t.address: t}, t.address),
+                token=token_out({(chain_id, t.address): t}, chain_id, t.address),
                 withdrawable=w,
                 escrow_net=net,
                 escrow_fee=fee,

@@ -20,6 +20,7 @@ class SalesTotalOut(ApiModel):
     or of one course (`course_id`). `net` is gross minus refunds; `fees` the platform's share."""
 
     rail: str
+    chain_id: int | None  # crypto: the chain paid on
     token: TokenOut | None
     currency: str | None
     course_id: int | None = None

@@ -38,6 +38,7 @@ class SalesTotal:
     """Running totals of one (rail, unit), of one course or of all."""
 
     rail: str
+    chain_id: int | None  # crypto sales: the chain paid on
     token: str | None
     currency: str | None
     course_id: int | None = None
@@ -69,10 +70,11 @@ def provider_sales(
     if confirmed_only:
         stmt = stmt.where(or_(Order.rail == Rail.CARD, Order.confirmed.is_(True)))
     orders = session.scalars(stmt.order_by(Order.paid_at.desc(), Order.id)).all()
-    totals: dict[tuple[str, str | None, str | None, int | None], SalesTotal] = {}
+    totals: dict[tuple[str, int | None, str | None, str | None, int | None], SalesTotal] = {}
     for order in orders:
         for course_id in (None, order.course_id):
-            key = (order.rail, order.token, order.currency, course_id)
+            chain_id = order.chain_id if order.rail == Rail.CRYPTO else None
+            key = (order.rail, chain_id, order.token, order.currency, course_id)
             total = totals.setdefault(key, SalesTotal(*key))
             total.orders += 1
             total.gross += order.amount
@@ -80,8 +82,8 @@ def provider_sales(
             if order.status in (OrderStatus.REFUNDED, OrderStatus.LOST):
                 total.refunded += order.amount
 
-    def order_key(t: SalesTotal) -> tuple[int, str, str, str]:
-        return (t.course_id or 0, t.rail, t.token or "", t.currency or "")
+    def order_key(t: SalesTotal) -> tuple[int, str, int, str, str]:
+        return (t.course_id or 0, t.rail, t.chain_id or 0, t.token or "", t.currency or "")
 
     ordered = sorted(totals.values(), key=order_key)
     overall = [t for t in ordered if t.course_id is None]
@@ -230,7 +232,7 @@ def set_price_tx(
 ) -> TxOut:
     """`setPrice(courseId, token, price)` of an owned, registered course."""
     onchain_id = _linked(catalog.get_owned_course(s, course_id, provider), chain_id)
-    if s.get(Token, body.token) is None:
+    if s.get(Token, (chain_id, body.token)) is None:
         raise InvalidInputError(f"unknown token {body.token}", code="unknown_token")
     return tx_out(txs.set_price(market, chain_id, onchain_id, body.token, body.price))
 
@@ -270,12 +272,13 @@ def sales_out(s: Session, provider: str, *, confirmed_only: bool, limit: int) ->
     orders, totals, per_course = provider_sales(
         s, provider, confirmed_only=confirmed_only, limit=limit
     )
-    tokens = catalog.tokens_by_address(s)
+    tokens = catalog.tokens_by_key(s)
 
     def out(t: SalesTotal) -> SalesTotalOut:
         return SalesTotalOut(
             rail=t.rail,
-            token=token_out(tokens, t.token) if t.token else None,
+            chain_id=t.chain_id,
+            token=token_out(tokens, t.chain_id, t.token) if t.token and t.chain_id else None,
             currency=t.currency,
             course_id=t.course_id,
             orders=t.orders,
@@ -295,13 +298,14 @@ def sales_out(s: Session, provider: str, *, confirmed_only: bool, limit: int) ->
 def payouts_out(s: Session, provider: str, *, before: int | None, limit: int) -> PayoutsOut:
     """The provider's payout ledger, newest first, with the cursor of the next page."""
     entries = payouts_of(s, provider, before=before, limit=limit)
-    tokens = catalog.tokens_by_address(s)
+    tokens = catalog.tokens_by_key(s)
     return PayoutsOut(
         payouts=[
             PayoutOut(
                 id=e.id,
                 kind=e.kind,
-                token=token_out(tokens, e.token),
+                chain_id=e.chain_id,
+                token=token_out(tokens, e.chain_id, e.token),
                 amount=e.amount,
                 fee=e.fee,
                 tx_hash=e.tx_hash,

@@ -241,6 +241,8 @@ def _order(course_id: int, *, id: str, **fields: object) -> Order:
         "anomalies": [],
     }
     values.update(fields)
+    if values.get("rail") == "crypto":
+        values.setdefault("chain_id", CHAIN_ID)  # every crypto order is some chain's
     return Order(**values)  # type: ignore[arg-type]
 
 
@@ -346,6 +348,7 @@ async def test_sales_span_both_rails_with_exact_totals(api: Api) -> None:
     }
     assert totals[("crypto", "ETH")] == {
         "rail": "crypto",
+        "chainId": CHAIN_ID,
         "token": totals[("crypto", "ETH")]["token"],
         "currency": None,
         "courseId": None,
@@ -451,7 +454,7 @@ async def test_prices_in_a_token_the_market_disallows_are_not_offered(api: Api) 
     )
 
     def disallow(s):  # type: ignore[no-untyped-def]
-        s.get(Token, USDC).allowed = False
+        s.get(Token, (CHAIN_ID, USDC)).allowed = False
 
     await api.run(disallow)
     async with api.user(LEARNER) as client:

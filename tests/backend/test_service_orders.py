@@ -301,7 +301,9 @@ def test_course_created_takes_a_squatted_link_back_for_its_provider(
     """A link made before the chain said whose the id is (old data, or a race) is removed when
     CourseCreated names another provider, and the real provider's draft is linked."""
     squatter = make_course(sync_session, provider=FRIEND.address, title="Mine", onchain_id=31)
-    sync_session.add(TokenPrice(course_id=squatter.id, token=NATIVE, price=1, accepted=True))
+    sync_session.add(
+        TokenPrice(course_id=squatter.id, chain_id=C, token=NATIVE, price=1, accepted=True)
+    )
     real = make_course(sync_session, provider=PROVIDER.address, title="Rust", status="draft")
     linked = link_onchain_course(sync_session, C, PROVIDER.address, "Rust", 31, block_number=7)
     assert linked.id == real.id and real.onchain_id_on(C) == 31

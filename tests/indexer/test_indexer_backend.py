@@ -218,7 +218,9 @@ def test_payouts_allowlist_and_configuration_are_recorded_then_undone_by_a_reorg
     db, anvil, emitter, cert_emitter
 ):
     with session_scope(db.sessions) as s:
-        s.add(Token(address=USDC, symbol="USDC", decimals=6, name="USD Coin"))
+        s.add(
+            Token(chain_id=anvil.chain_id, address=USDC, symbol="USDC", decimals=6, name="USD Coin")
+        )
     emitter.tx("courseCreated", 5, PROVIDER, 0, "Paid out course")
     emitter.tx("priceSet", 5, USDC, 25 * 10**6, True)
     ix = indexer_for(db, anvil, emitter, cert_emitter, reorg_window=16)
@@ -241,8 +243,8 @@ def test_payouts_allowlist_and_configuration_are_recorded_then_undone_by_a_reorg
             ("withdrawn", PROVIDER, USDC, big, 0),
             ("released", PROVIDER, USDC, big, 10),
         ]
-        assert s.get(Token, USDC).allowed is False
-        assert prices_for(s, [course]) == {course: []}  # USDC is no longer offered
+        assert s.get(Token, (anvil.chain_id, USDC)).allowed is False
+        assert prices_for(s, [course], anvil.chain_id) == {course: []}  # USDC is no longer offered
         actions = s.scalars(select(AuditEntry.action).where(AuditEntry.actor == "indexer")).all()
         assert {
             "market.token_allowed",
@@ -260,8 +262,8 @@ def test_payouts_allowlist_and_configuration_are_recorded_then_undone_by_a_reorg
     assert ix.reorgs == 1
     with db.sessions() as s:
         assert payouts_of(s, PROVIDER) == []
-        assert s.get(Token, USDC).allowed is True
-        assert [p.token for p in prices_for(s, [course])[course]] == [USDC]
+        assert s.get(Token, (anvil.chain_id, USDC)).allowed is True
+        assert [p.token for p in prices_for(s, [course], anvil.chain_id)[course]] == [USDC]
         reverted = s.scalars(
             select(AuditEntry.action).where(AuditEntry.action.like("%.reverted"))
         ).all()

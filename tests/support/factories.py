@@ -37,14 +37,18 @@ def tx_hash(n: int | None = None) -> str:
     return "0x" + keccak(text=f"tx:{n if n is not None else next(_counter)}").hex()
 
 
-def seed_test_tokens(session: Session) -> None:
-    """ETH (native) and a 6-decimals USDC."""
+def seed_test_tokens(session: Session, chain_id: int = CHAIN_ID) -> None:
+    """ETH (native) and a 6-decimals USDC of chain `chain_id`."""
     for address, symbol, decimals, name in (
         (NATIVE, "ETH", 18, "Ether"),
         (USDC, "USDC", 6, "USD Coin"),
     ):
-        if session.get(Token, address) is None:
-            session.add(Token(address=address, symbol=symbol, decimals=decimals, name=name))
+        if session.get(Token, (chain_id, address)) is None:
+            session.add(
+                Token(
+                    chain_id=chain_id, address=address, symbol=symbol, decimals=decimals, name=name
+                )
+            )
     session.flush()
 
 
@@ -87,7 +91,11 @@ def make_course(
             )
         )
     for token, price in (prices or {}).items():
-        session.add(TokenPrice(course_id=course.id, token=token, price=price, accepted=True))
+        session.add(
+            TokenPrice(
+                course_id=course.id, chain_id=chain_id, token=token, price=price, accepted=True
+            )
+        )
     session.flush()
     return course
 

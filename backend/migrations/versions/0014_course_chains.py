@@ -15,22 +15,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-from alembic import context, op
+from alembic import op
+
+from backend.core.migrate import configured_chain_id
 
 revision: str = "0014_course_chains"
 down_revision: str | Sequence[str] | None = "0013_connect_accounts"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
-
-
-def configured_chain_id() -> int:
-    """The chain every existing on-chain fact belongs to: the one the deployment served."""
-    given = context.config.attributes.get("chain_id")
-    if given is not None:
-        return int(given)
-    from backend.core.config import get_settings
-
-    return get_settings().chain_id
 
 
 def upgrade() -> None:
