@@ -32,6 +32,7 @@ from backend.catalog.service import (
     unlinked_draft,
 )
 from backend.certificates.models import Certificate, CertificateStatus
+from backend.certificates.service import current_certificate_on
 from backend.core.db import utcnow
 from backend.orders.models import Order
 from backend.orders.service import (
@@ -741,16 +742,13 @@ class HandlerBatch:
         # The row of this token, else the pair's certificate still in the making (requested
         # here, minted by the worker or claimed); a correction or a mint after the holder's
         # removal is a new row (the pair's earlier ones are revoked or removed by then).
-        cert = self._certificate(a["tokenId"]) or self.session.scalar(
-            select(Certificate).where(
-                Certificate.course_id == course.id,
-                Certificate.address == a["learner"],
-                Certificate.status.not_in((CertificateStatus.REVOKED, CertificateStatus.REMOVED)),
-            )
+        cert = self._certificate(a["tokenId"]) or current_certificate_on(
+            self.session, self.chain_id, course.id, a["learner"]
         )
         if cert is None:
             # Minted by an issuer the provider authorized, without a request here: mirror it.
             cert = Certificate(
+                chain_id=self.chain_id,
                 course_id=course.id,
                 address=a["learner"],
                 token_id=_int(a["tokenId"]),
@@ -819,8 +817,7 @@ class HandlerBatch:
         )
 
     def certificate_revoked(self, lg: DecodedLog) -> dict[str, Any]:
-        token_id = _int(lg.args["tokenId"])
-        cert = self.session.scalar(select(Certificate).where(Certificate.token_id == token_id))
+        cert = self._certificate(lg.args["tokenId"])
         if cert is None:
             return {"skipped": "unknown certificate"}
         prev = {"status": cert.status, "reason_code": cert.revoke_reason_code}
@@ -936,8 +933,11 @@ class HandlerBatch:
         )
 
     def _certificate(self, token_id: Any) -> Certificate | None:
+        # Token ids are per chain: the same id on another chain is another certificate.
         return self.session.scalar(
-            select(Certificate).where(Certificate.token_id == _int(token_id))
+            select(Certificate).where(
+                Certificate.chain_id == self.chain_id, Certificate.token_id == _int(token_id)
+            )
         )
 
     def _certificate_of(self, row: AppliedRow) -> Certificate | None:

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from backend.access import service
 from backend.access.schemas import EntitlementOut, GrantIn, RevokeIn
-from backend.api.deps import DbSession
+from backend.api.deps import DbSession, ServicesDep
 from backend.audit.models import AuditEntry
 from backend.auth.deps import AdminUser
 from backend.catalog.models import Course
@@ -127,11 +127,13 @@ async def certificate_by_token(
     token_id: Annotated[str, Path(pattern=r"^[0-9]{1,78}$", description="The token id.")],
     admin: AdminUser,
     session: DbSession,
+    services: ServicesDep,
 ) -> IssuedCertificateOut:
-    """The certificate the product issued as on-chain token `token_id` (what a verifier sees)."""
+    """The certificate the product issued as token `token_id` of the API's network (what a
+    verifier sees)."""
 
     def run(s: Session) -> IssuedCertificateOut:
-        cert = certificates.certificate_by_token(s, int(token_id))
+        cert = certificates.certificate_by_token(s, services.settings.chain_id, int(token_id))
         return IssuedCertificateOut.of(cert, s.get(Course, cert.course_id))
 
     return await session.run_sync(run)

@@ -63,6 +63,11 @@ def _load(
             raise PermanentError(f"certificate {certificate_id} does not exist")
         if cert.status in (CertificateStatus.MINTED, CertificateStatus.REVOKED):
             return None
+        if cert.chain_id != chain_id:
+            # Issued on another chain: that network's worker sends it.
+            raise RetryableError(
+                f"certificate {certificate_id} is issued on chain {cert.chain_id}, not {chain_id}"
+            )
         course = s.get(Course, cert.course_id)
         onchain_id = None if course is None else course.onchain_id_on(chain_id)
         if onchain_id is None:

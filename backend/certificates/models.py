@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     CheckConstraint,
     ForeignKey,
     Index,
@@ -78,9 +79,11 @@ class Certificate(Base):
         ),
         CheckConstraint("mode IN ('mint', 'voucher')", name="mode"),
         Index("ix_certificates_address", "address"),
-        Index("ix_certificates_token_id", "token_id", unique=True),
+        # A token id is unique on its chain; the same id on another chain is another token.
+        Index("ix_certificates_chain_id_token_id", "chain_id", "token_id", unique=True),
         Index(
             "uq_certificates_current",
+            "chain_id",
             "course_id",
             "address",
             unique=True,
@@ -90,6 +93,8 @@ class Certificate(Base):
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # The chain it is (to be) issued on: its token id is that chain's.
+    chain_id: Mapped[int] = mapped_column(BigInteger)
     course_id: Mapped[int] = mapped_column(ForeignKey("courses.id"))
     address: Mapped[str] = mapped_column(Address)
     # generation << 224 | courseId << 160 | learner; unknown until the course has an on-chain id.

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from backend.certificates.models import Certificate, CertificateStatus
 from backend.core.db import session_scope, utcnow
-from backend.core.errors import PermanentError, TxRevertedError, TxWouldRevertError
+from backend.core.errors import PermanentError, RetryableError, TxRevertedError, TxWouldRevertError
 from backend.worker.chain import Chain, certificate_on_chain
 from backend.worker.sender import TxSender
 
@@ -34,11 +34,16 @@ class RevokeJob:
     reason_code: int
 
 
-def _load(factory: sessionmaker[Session], certificate_id: int) -> RevokeJob | None:
+def _load(factory: sessionmaker[Session], certificate_id: int, chain_id: int) -> RevokeJob | None:
     with session_scope(factory) as s:
         cert = s.get(Certificate, certificate_id)
         if cert is None:
             raise PermanentError(f"certificate {certificate_id} does not exist")
+        if cert.chain_id != chain_id:
+            # Another chain's token: that network's worker revokes it.
+            raise RetryableError(
+                f"certificate {certificate_id} is on chain {cert.chain_id}, not {chain_id}"
+            )
         if cert.status == CertificateStatus.REVOKED or cert.revoke_requested_at is None:
             return None  # done, or never asked for
         if cert.token_id is None or cert.revoke_reason_code is None:
@@ -67,7 +72,7 @@ def revoke_certificate(
         RetryableError: try again later (includes `TxNotMinedError`).
         PermanentError: the certificate cannot be revoked (not on-chain).
     """
-    job = _load(factory, certificate_id)
+    job = _load(factory, certificate_id, chain.chain_id)
     if job is None:
         return {"certificate_id": certificate_id, "outcome": "nothing_to_do"}
     base = revoke_key(chain, job.token_id)

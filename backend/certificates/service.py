@@ -76,6 +76,20 @@ def issuing_registration(course: Course) -> CourseChain | None:
     return course.chains[0] if course.chains else None
 
 
+def current_certificate_on(
+    session: Session, chain_id: int, course_id: int, address: str
+) -> Certificate | None:
+    """The pair's current certificate of chain `chain_id` (at most one), if any."""
+    return session.scalar(
+        select(Certificate).where(
+            Certificate.chain_id == chain_id,
+            Certificate.course_id == course_id,
+            Certificate.address == address,
+            Certificate.status.not_in((CertificateStatus.REVOKED, CertificateStatus.REMOVED)),
+        )
+    )
+
+
 def build_record(course: Course, address: str, name: str | None) -> dict[str, Any]:
     """The off-chain certificate record; the random salt keeps the hash unguessable."""
     reg = issuing_registration(course)
@@ -100,11 +114,14 @@ def request_certificate(
     *,
     address: str,
     course_id: int,
+    default_chain_id: int,
     mode: str | None = None,
 ) -> Certificate:
     """Create the certificate of (address, course) and queue its issuance (idempotent).
 
-    `mode` overrides the course's `certificate_mode` (mint or voucher).
+    It is issued on the course's first chain, or on `default_chain_id` while the course is
+    registered on none (the worker waits for the registration). `mode` overrides the course's
+    `certificate_mode` (mint or voucher).
 
     Raises:
         ForbiddenError: `address` holds no access to the course (only learners are certified;
@@ -122,6 +139,7 @@ def request_certificate(
     record = build_record(course, address, name)
     reg = issuing_registration(course)
     certificate = Certificate(
+        chain_id=default_chain_id if reg is None else reg.chain_id,
         course_id=course_id,
         address=address,
         token_id=None if reg is None else token_id_for(reg.onchain_id, address),
@@ -145,6 +163,7 @@ def request_certificate(
         {
             "certificateId": certificate.id,
             "courseId": course_id,
+            "chainId": certificate.chain_id,
             "onchainCourseId": None if reg is None else reg.onchain_id,
             "learner": address,
             "recordHash": certificate.record_hash,
@@ -297,13 +316,17 @@ def certificates_of_provider(
     return [(cert, course) for cert, course in rows]
 
 
-def certificate_by_token(session: Session, token_id: int) -> Certificate:
-    """The certificate with on-chain token id `token_id`.
+def certificate_by_token(session: Session, chain_id: int, token_id: int) -> Certificate:
+    """The certificate with token id `token_id` on chain `chain_id`.
 
     Raises:
         NotFoundError: the product does not know that token.
     """
-    certificate = session.scalar(select(Certificate).where(Certificate.token_id == token_id))
+    certificate = session.scalar(
+        select(Certificate).where(
+            Certificate.chain_id == chain_id, Certificate.token_id == token_id
+        )
+    )
     if certificate is None:
         raise NotFoundError(f"no certificate has token id {token_id}", code="not_found")
     return certificate

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from backend.api.deps import DbSession
+from backend.api.deps import DbSession, ServicesDep
 from backend.auth.deps import CurrentUser
 from backend.catalog.schemas import LessonOut
 from backend.core.openapi import errors
@@ -25,10 +25,20 @@ async def read_lesson(
 
 @router.post("/{course_id}/lessons/{n}/complete", response_model=ProgressOut, responses=errors(409))
 async def complete_lesson(
-    course_id: CourseId, n: LessonNumber, principal: CurrentUser, session: DbSession
+    course_id: CourseId,
+    n: LessonNumber,
+    principal: CurrentUser,
+    session: DbSession,
+    services: ServicesDep,
 ) -> ProgressOut:
     """Mark lesson `n` completed (idempotent); the last lesson requests the certificate."""
-    return await session.run_sync(views.completion_out, principal.address, course_id, n)
+    return await session.run_sync(
+        views.completion_out,
+        principal.address,
+        course_id,
+        n,
+        chain_id=services.settings.chain_id,
+    )
 
 
 @router.get("/{course_id}/progress", response_model=ProgressOut)

@@ -62,7 +62,9 @@ def completed_count(session: Session, address: str, course_id: int) -> int:
     )
 
 
-def complete_lesson(session: Session, *, address: str, course_id: int, position: int) -> Progress:
+def complete_lesson(
+    session: Session, *, address: str, course_id: int, position: int, chain_id: int
+) -> Progress:
     """Record that `address` completed a lesson (idempotent); the last one requests the
     certificate. Needs access (the provider's preview earns nothing), on a course that is not a
     draft (409 `course_not_published`)."""
@@ -91,7 +93,9 @@ def complete_lesson(session: Session, *, address: str, course_id: int, position:
     total = lesson_count(session, course_id)
     certificate = None
     if total and done >= total:
-        certificate = request_certificate(session, address=address, course_id=course_id)
+        certificate = request_certificate(
+            session, address=address, course_id=course_id, default_chain_id=chain_id
+        )
     return Progress(completed=done, total=total, certificate=certificate)
 
 

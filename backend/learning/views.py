@@ -19,10 +19,13 @@ def lesson_out(session: Session, address: str, course_id: int, position: int) ->
     )
 
 
-def completion_out(session: Session, address: str, course_id: int, position: int) -> ProgressOut:
-    """Complete lesson `position` (idempotent) and the progress that results."""
+def completion_out(
+    session: Session, address: str, course_id: int, position: int, *, chain_id: int
+) -> ProgressOut:
+    """Complete lesson `position` (idempotent) and the progress that results; a certificate is
+    issued on the course's first chain, else on `chain_id` (the API's network)."""
     progress = service.complete_lesson(
-        session, address=address, course_id=course_id, position=position
+        session, address=address, course_id=course_id, position=position, chain_id=chain_id
     )
     certificate = progress.certificate
     return ProgressOut(

@@ -7,7 +7,7 @@ import json
 import pytest
 from eth_utils import keccak
 from sqlalchemy import select
-from support.api import Api
+from support.api import CHAIN_ID, Api
 from support.factories import account, make_course, make_grant
 
 from backend.certificates.models import Certificate
@@ -90,9 +90,17 @@ async def test_completing_every_lesson_requests_one_certificate(api: Api) -> Non
 async def test_request_certificate_is_idempotent(api: Api) -> None:
     course = await api.run(make_course, provider=PROVIDER.address)
     await api.run(make_grant, address=LEARNER.address, course_id=course.id)
-    first = await api.run(request_certificate, address=LEARNER.address, course_id=course.id)
+    first = await api.run(
+        request_certificate,
+        address=LEARNER.address,
+        course_id=course.id,
+        default_chain_id=CHAIN_ID,
+    )
     second = await api.run(
-        request_certificate, address=LEARNER.address.lower(), course_id=course.id
+        request_certificate,
+        address=LEARNER.address.lower(),
+        course_id=course.id,
+        default_chain_id=CHAIN_ID,
     )
     assert first.id == second.id
     assert first.token_id is None  # the course is not on-chain yet
@@ -122,7 +130,12 @@ async def test_provider_previews_but_earns_nothing_from_its_own_course(api: Api)
             assert done.status_code == 403 and done.json()["error"]["code"] == "not_entitled"
     assert await api.query(lambda s: s.scalars(select(Certificate)).all()) == []
     with pytest.raises(ForbiddenError):
-        await api.run(request_certificate, address=PROVIDER.address, course_id=published.id)
+        await api.run(
+            request_certificate,
+            address=PROVIDER.address,
+            course_id=published.id,
+            default_chain_id=CHAIN_ID,
+        )
 
 
 async def test_a_draft_earns_nothing_even_for_a_learner_with_access(api: Api) -> None:

@@ -135,7 +135,7 @@ def test_0008_backfills_the_on_chain_record_of_existing_entitlements(tmp_path: P
     assert json.loads(message[1]) == {"entitlementId": 2}
 
 
-def test_0014_0015_move_on_chain_facts_to_the_configured_chain(tmp_path: Path) -> None:
+def test_0014_to_0016_move_on_chain_facts_to_the_configured_chain(tmp_path: Path) -> None:
     """Every linked course gets its registration on the chain the deployment served (here 137,
     passed as the configured chain); listing and block go with it, unlinked courses get none;
     tokens and prices become that chain's; the rows pointing at courses are untouched."""
@@ -162,6 +162,12 @@ def test_0014_0015_move_on_chain_facts_to_the_configured_chain(tmp_path: Path) -
                  "onchain_block": block, "created_at": now, "updated_at": now},
             )  # fmt: skip
         conn.execute(
+            tables.tables["certificates"].insert(),
+            {"id": 1, "course_id": 1, "address": provider, "token_id": str(7 << 160),
+             "record_hash": "0x" + "aa" * 28, "record": {}, "mode": "mint", "status": "minted",
+             "requested_at": now, "updated_at": now},
+        )  # fmt: skip
+        conn.execute(
             tables.tables["tokens"].insert(),
             {"address": "0x" + "00" * 20, "symbol": "POL", "decimals": 18, "name": "POL",
              "allowed": True},
@@ -181,7 +187,7 @@ def test_0014_0015_move_on_chain_facts_to_the_configured_chain(tmp_path: Path) -
         )  # fmt: skip
     engine.dispose()
 
-    migrate.upgrade(url, "0015_chain_tokens", chain_id=137)
+    migrate.upgrade(url, "0016_chain_certificates", chain_id=137)
 
     engine = sa.create_engine(url)
     with engine.connect() as conn:
@@ -194,12 +200,13 @@ def test_0014_0015_move_on_chain_facts_to_the_configured_chain(tmp_path: Path) -
         columns = {c["name"] for c in sa.inspect(conn).get_columns("courses")}
         prices = conn.execute(sa.text("SELECT course_id, chain_id FROM token_prices")).all()
         tokens = conn.execute(sa.text("SELECT chain_id, symbol FROM tokens")).all()
+        certificate = conn.execute(sa.text("SELECT chain_id, status FROM certificates")).one()
         order = conn.execute(sa.text("SELECT course_id, chain_id FROM orders")).one()
     engine.dispose()
     assert [tuple(r) for r in registrations] == [(1, 137, 7, True, 120), (3, 137, 8, False, 130)]
     assert not {"onchain_id", "listed_onchain", "onchain_block"} & columns
     assert [tuple(p) for p in prices] == [(1, 137)] and [tuple(t) for t in tokens] == [(137, "POL")]
-    assert tuple(order) == (1, 137)
+    assert tuple(order) == (1, 137) and tuple(certificate) == (137, "minted")
 
     # And back: the configured chain's registrations fit the old columns again.
     migrate.downgrade(url, "0013_connect_accounts", chain_id=137)

@@ -233,7 +233,7 @@ def test_reorg_on_one_chain_leaves_the_other_alone(db, emitter_artifact):
         )
         ix1.catch_up()
         ix2.catch_up()
-        c1, c2 = course_id_of(db, 1), course_id_of(db, 2)
+        c1, c2 = course_id_of(db, 1, one.chain_id), course_id_of(db, 2, two.chain_id)
         assert active_entitlements(db) == {(c1, A): 1, (c2, C): 1, (c2, A): 1, (c2, B): 1}
         one_logs = applied_count(db, chain_id=one.chain_id)
         two.rpc("anvil_reorg", 2, [[raws[C], 0], [raws[B], 1]])

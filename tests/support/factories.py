@@ -124,6 +124,7 @@ def make_certificate(
     if course.chains:
         token_id = (int(course.chains[0].onchain_id) << 160) | int(address, 16)
     certificate = Certificate(
+        chain_id=course.chains[0].chain_id if course.chains else CHAIN_ID,
         course_id=course_id,
         address=address,
         token_id=token_id if status == CertificateStatus.MINTED else None,

@@ -133,7 +133,13 @@ class WorkerEnv:
             self.enrol(learner, onchain_course)
         course_id = self.course(onchain_course)
         with session_scope(self.factory) as s:
-            return request_certificate(s, address=learner, course_id=course_id, mode=mode).id
+            return request_certificate(
+                s,
+                address=learner,
+                course_id=course_id,
+                default_chain_id=self.deployed.anvil.chain_id,
+                mode=mode,
+            ).id
 
     def paid_card_order(self, learner: str, onchain_course: int, *, receipt: bool = True) -> str:
         """A paid card order with its entitlement and outbox messages (grant, receipt)."""
