@@ -39,6 +39,10 @@ def _settings_for(role: Role, network: str | None = None) -> Settings:
         if network:
             get_settings().network_named(network)
             os.environ["TUITION_NETWORK"] = network
+            # The entry names the chain, its RPC and WS: flat single-chain values would be another
+            # network's.
+            for flat in ("TUITION_CHAIN_ID", "TUITION_RPC_URL", "TUITION_WS_URL"):
+                os.environ.pop(flat, None)
             get_settings.cache_clear()
         return get_settings().require(role)
     except (ConfigurationError, ValidationError, ValueError) as exc:
@@ -57,13 +61,21 @@ def toolchain() -> None:
 @app.command()
 def up(
     api_port: int = typer.Option(8000, help="Port of the API and web app."),
-    rpc_port: int = typer.Option(8545, help="Port of the local chain."),
+    rpc_port: int = typer.Option(8545, help="Port of the local chain (chain id 31337)."),
+    second_rpc_port: int = typer.Option(8546, help="Port of the second chain (31338; 0: none)."),
     stripe_port: int = typer.Option(12111, help="Port of the local Stripe stand-in."),
 ) -> None:
-    """Run the whole local stack: chain, contracts, database, API, indexer, worker."""
+    """Run the whole local stack: two chains, contracts, database, API, indexers, worker."""
     from backend.devstack import DevStack, StackConfig
 
-    stack = DevStack(StackConfig(api_port=api_port, rpc_port=rpc_port, stripe_port=stripe_port))
+    stack = DevStack(
+        StackConfig(
+            api_port=api_port,
+            rpc_port=rpc_port,
+            second_rpc_port=second_rpc_port or None,
+            stripe_port=stripe_port,
+        )
+    )
     try:
         stack.start()
         print(stack.summary())

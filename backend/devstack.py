@@ -33,7 +33,9 @@ STRIPE_API_KEY = "sk_test_local"
 
 # The ports `tuition up` listens on by default: never handed out for an isolated stack, a test or
 # a benchmark (a developer's own stack may hold them, or take them later).
-DEFAULT_PORTS = frozenset({8545, 8000, 12111})
+DEFAULT_PORTS = frozenset({8545, 8546, 8000, 12111})
+
+SECOND_CHAIN_ID = 31338  # the local stack's second chain (the first is anvil's 31337)
 
 
 def free_port() -> int:
@@ -62,6 +64,8 @@ class StackConfig:
     """Where the stack listens and keeps its state."""
 
     rpc_port: int = 8545
+    # A second local chain (chain id 31338, network "<network>-b") on this port; None: one chain.
+    second_rpc_port: int | None = None
     api_port: int = 8000
     stripe_port: int = 12111
     database_url: str | None = None  # default: SQLite in var/
@@ -76,6 +80,14 @@ class StackConfig:
     @property
     def rpc_url(self) -> str:
         return f"http://127.0.0.1:{self.rpc_port}"
+
+    @property
+    def chains(self) -> list[tuple[str, int, int]]:
+        """(network name, chain id, RPC port) of each local chain, the API's first."""
+        found = [(self.network, 31337, self.rpc_port)]
+        if self.second_rpc_port is not None:
+            found.append((f"{self.network}-b", SECOND_CHAIN_ID, self.second_rpc_port))
+        return found
 
     @property
     def api_url(self) -> str:
@@ -97,6 +109,7 @@ class DevStack:
         self.config = config or StackConfig()
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self.deployment: dict[str, Any] = {}
+        self.deployments: dict[str, dict[str, Any]] = {}
 
     # ------------------------------------------------------------------ environment
 
@@ -108,9 +121,22 @@ class DevStack:
             {
                 "TUITION_ENV": "development",
                 "TUITION_DATABASE_URL": cfg.db_url,
-                "TUITION_RPC_URL": cfg.rpc_url,
-                "TUITION_WS_URL": f"ws://127.0.0.1:{cfg.rpc_port}",
-                "TUITION_CHAIN_ID": "31337",
+                "TUITION_NETWORKS": json.dumps(
+                    [
+                        {
+                            "name": name,
+                            "chain_id": chain_id,
+                            "rpc_url": f"http://127.0.0.1:{port}",
+                            "ws_url": f"ws://127.0.0.1:{port}",
+                            "chain_name": f"Anvil {chain_id}",
+                            # Local chains: final at once, small reorg window.
+                            "confirmations": 0,
+                            "reorg_window": 64,
+                            "block_time": 1,
+                        }
+                        for name, chain_id, port in cfg.chains
+                    ]
+                ),
                 "TUITION_NETWORK": cfg.network,
                 "TUITION_DEPLOYMENTS_DIR": str(cfg.deployments_dir),
                 "TUITION_PUBLIC_URL": cfg.api_url,
@@ -151,30 +177,32 @@ class DevStack:
     # ------------------------------------------------------------------ steps
 
     def start_chain(self) -> None:
-        """Start anvil unless a node already answers on the RPC port."""
-        if self._rpc_alive():
-            return
-        self._spawn(
-            "anvil",
-            [
-                str(anvil_path()),
-                "--port",
-                str(self.config.rpc_port),
-                "--hardfork",
-                "cancun",
-                "--chain-id",
-                "31337",
-                "--mnemonic",
-                ANVIL_MNEMONIC,
-                "--silent",
-            ],
-        )
-        wait_until(self._rpc_alive, 30, "anvil")
+        """Start an anvil per local chain unless a node already answers on its RPC port."""
+        for name, chain_id, port in self.config.chains:
+            url = f"http://127.0.0.1:{port}"
+            if self._rpc_alive(url):
+                continue
+            self._spawn(
+                "anvil" if name == self.config.network else f"anvil-{name}",
+                [
+                    str(anvil_path()),
+                    "--port",
+                    str(port),
+                    "--hardfork",
+                    "cancun",
+                    "--chain-id",
+                    str(chain_id),
+                    "--mnemonic",
+                    ANVIL_MNEMONIC,
+                    "--silent",
+                ],
+            )
+            wait_until(lambda url=url: self._rpc_alive(url), 30, f"anvil ({name})")
 
-    def _rpc_alive(self) -> bool:
+    def _rpc_alive(self, url: str | None = None) -> bool:
         body = {"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []}
         try:
-            return httpx.post(self.config.rpc_url, json=body, timeout=1).status_code == 200
+            return httpx.post(url or self.config.rpc_url, json=body, timeout=1).status_code == 200
         except httpx.HTTPError:  # nothing listens yet
             return False
 
@@ -186,7 +214,10 @@ class DevStack:
         """
         request = {"jsonrpc": "2.0", "id": 1, "method": "eth_getBlockByNumber"}
         body = {**request, "params": ["0x0", False]}
-        genesis = httpx.post(self.config.rpc_url, json=body, timeout=5).json()["result"]["hash"]
+        genesis = " ".join(
+            httpx.post(f"http://127.0.0.1:{port}", json=body, timeout=5).json()["result"]["hash"]
+            for _name, _chain_id, port in self.config.chains
+        )
         marker = self.config.state_dir / "chain-genesis"
         known = marker.read_text().strip() if marker.exists() else None
         if known != genesis and self.config.database_url is None:
@@ -199,12 +230,18 @@ class DevStack:
         marker.write_text(genesis + "\n")
 
     def deploy(self) -> dict[str, Any]:
-        """Deploy (or reuse) the contracts and the demo catalog; returns the deployment file."""
-        self.deployment = deploy_demo(
-            rpc_url=self.config.rpc_url,
-            network=self.config.network,
-            deployments_dir=self.config.deployments_dir,
-        )
+        """Deploy (or reuse) the contracts and the demo catalog on every local chain; returns
+        the first chain's deployment file (the others are in `deployments`)."""
+        self.deployments = {
+            name: deploy_demo(
+                rpc_url=f"http://127.0.0.1:{port}",
+                network=name,
+                deployments_dir=self.config.deployments_dir,
+                chain_id=chain_id,
+            )
+            for name, chain_id, port in self.config.chains
+        }
+        self.deployment = self.deployments[self.config.network]
         return self.deployment
 
     def migrate(self) -> None:
@@ -234,7 +271,10 @@ class DevStack:
         )
         self._spawn("api", self._tuition("api", "--port", str(cfg.api_port)))
         if cfg.with_indexer:
-            self._spawn("indexer", self._tuition("indexer"))
+            # One indexer per chain, each with its own checkpoint and standby lock.
+            for name, _chain_id, _port in cfg.chains:
+                label = "indexer" if name == cfg.network else f"indexer-{name}"
+                self._spawn(label, self._tuition("indexer", "--network", name))
         if cfg.with_worker:
             self._spawn("worker", self._tuition("worker", "--beat", "--concurrency", "2"))
         wait_until(
@@ -299,14 +339,17 @@ class DevStack:
         lines = [
             "Tuition is up:",
             f"  web app & API   {cfg.api_url}   (docs: {cfg.api_url}/docs)",
-            f"  chain (anvil)   {cfg.rpc_url}   chain id 31337",
+            *(
+                f"  chain (anvil)   http://127.0.0.1:{port}   chain id {chain_id} ({name})"
+                for name, chain_id, port in cfg.chains
+            ),
             f"  Stripe fake     {cfg.stripe_url}",
             f"  database        {cfg.db_url}",
             f"  logs            {cfg.state_dir / 'logs'}",
             "Contracts:",
         ]
         lines += [f"  {name:<18}{info['address']}" for name, info in contracts.items()]
-        lines.append("Demo accounts (import a key into MetaMask, network http://127.0.0.1:8545):")
+        lines.append(f"Demo accounts (import a key into MetaMask, network {cfg.rpc_url}):")
         for role, key in DEMO_KEYS.items():
             lines.append(f"  {role:<9} {Account.from_key(key).address}  {key}")
         lines.append("Ctrl-C stops everything.")

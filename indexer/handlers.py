@@ -665,6 +665,7 @@ class HandlerBatch:
             reason=f"on-chain AccessGranted {lg.tx_hash}:{lg.log_index}",
             on_chain=True,
             chain_ref=str(a["ref"]).lower(),
+            chain_id=self.chain_id,
         )
         return {"entitlement_id": ent.id, "created": True, "order_id": ent.order_id}
 
@@ -730,6 +731,7 @@ class HandlerBatch:
             actor=ACTOR,
             reason=f"{REORG}: AccessRevoked {row.tx_hash}:{row.log_index} reorganized away",
             on_chain=True,
+            chain_id=self.chain_id,
         )
 
     # ------------------------------------------------------------------ certificates

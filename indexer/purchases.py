@@ -210,7 +210,11 @@ class PurchaseRun:
         request_id = request_id_var.get()
         # The entitlements and their audit entries come from the access service's own helper.
         grants = OnChainGrants(
-            source=AccessSource.CRYPTO, actor=ACTOR, now=now, request_id=request_id
+            source=AccessSource.CRYPTO,
+            actor=ACTOR,
+            now=now,
+            request_id=request_id,
+            chain_id=self.chain_id,
         )
         # Each table's rows are built while its COPY streams (the server indexes the first rows
         # while Python builds the next); the orders pass keeps what the later passes reuse.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, String, text
+from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from backend.core.db import Address, Base, BigId, UTCDateTime, utcnow
@@ -87,6 +87,9 @@ class Entitlement(Base):
     # (0x hex): the order's `order_ref` for card access, a hash of the entitlement id for free
     # claims and admin grants, the event's ref for grants adopted from the chain.
     chain_status: Mapped[str] = mapped_column(String(16), default=ChainStatus.PENDING)
+    # The chain that holds the record: a purchase's chain, the chain a grant was adopted from,
+    # or the chain the worker wrote a card/free/admin grant to (None until it did).
+    chain_id: Mapped[int | None] = mapped_column(BigInteger, default=None)
     chain_ref: Mapped[str | None] = mapped_column(String(66), default=None)
     chain_tx_hash: Mapped[str | None] = mapped_column(String(66), default=None)
     chain_error: Mapped[str | None] = mapped_column(String(500), default=None)

@@ -33,7 +33,7 @@ from datetime import timedelta
 from typing import Any
 
 from eth_utils import keccak
-from sqlalchemy import select, tuple_, update
+from sqlalchemy import or_, select, tuple_, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from backend.access.models import AccessSource, ChainStatus, Entitlement, OnchainSource
@@ -109,7 +109,11 @@ def _batch(
     found = s.execute(
         select(Entitlement, CourseChain.onchain_id)
         .outerjoin(CourseChain, _on(chain_id))
-        .where(Entitlement.id > after)
+        .where(
+            Entitlement.id > after,
+            # This chain's records, and the mirrors no chain holds yet (this worker writes them).
+            or_(Entitlement.chain_id == chain_id, Entitlement.chain_id.is_(None)),
+        )
         .order_by(Entitlement.id)
         .limit(limit)
     ).all()
@@ -272,10 +276,12 @@ def reconcile_access(
     limit = batch or settings.reconcile_batch
     grace_cutoff = utcnow() - timedelta(seconds=settings.reconcile_grace)
     with session_scope(factory) as s:
-        cursor = s.get(WorkerCursor, CURSOR)
+        # Each chain's walk has its own cursors.
+        cursor_name, chain_cursor_name = (f"{c}:{chain.chain_id}" for c in (CURSOR, CHAIN_CURSOR))
+        cursor = s.get(WorkerCursor, cursor_name)
         after = cursor.position if cursor else 0
         rows, active_pairs, next_cursor = _batch(s, chain.chain_id, after, limit, grace_cutoff)
-        chain_cursor = s.get(WorkerCursor, CHAIN_CURSOR)
+        chain_cursor = s.get(WorkerCursor, chain_cursor_name)
         from_block = chain_cursor.position if chain_cursor else 0
 
     # Chain calls outside any DB transaction.
@@ -287,8 +293,8 @@ def reconcile_access(
 
     to_publish: list[tuple[str, dict[str, Any]]] = []
     with session_scope(factory) as s:
-        _advance(s, CURSOR, next_cursor)
-        _advance(s, CHAIN_CURSOR, next_block)
+        _advance(s, cursor_name, next_cursor)
+        _advance(s, chain_cursor_name, next_block)
         if confirmed:
             s.execute(
                 update(Entitlement)
@@ -446,5 +452,6 @@ def adopt_chain_access(
             reason=f"adopted from the chain (on-chain source {source})",
             on_chain=True,
             chain_ref="0x" + digest.ljust(32, b"\0").hex(),
+            chain_id=chain.chain_id,
         )
         return {"entitlement_id": ent.id, "source": ent.source, "course_id": course_id}

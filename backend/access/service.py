@@ -79,6 +79,7 @@ def grant_access(
     reason: str,
     on_chain: bool,
     chain_ref: str | None = None,
+    chain_id: int | None = None,
 ) -> Entitlement:
     """Give `address` access to `course_id` (idempotent); returns the active entitlement.
 
@@ -91,6 +92,8 @@ def grant_access(
             the worker records it with `grantAccess` (crypto purchases are always on-chain).
         chain_ref: The on-chain `ref` (0x hex) of a grant adopted from the chain, or the one
             the worker records (an order's reference); by default the row's own.
+        chain_id: The chain that holds the record (required with `on_chain` and for crypto
+            purchases); the worker sets it for the records it writes.
     """
     if source not in AccessSource.ALL:
         raise InvalidInputError(f"unknown access source {source!r}")
@@ -109,6 +112,8 @@ def grant_access(
             )
         return existing
     recorded = on_chain or source == AccessSource.CRYPTO
+    if recorded and chain_id is None:
+        raise InvalidInputError("access held on-chain needs the chain that holds it")
     now = utcnow()
     entitlement = Entitlement(
         address=address,
@@ -118,6 +123,7 @@ def grant_access(
         granted_at=now,
         granted_by=actor[:80],
         chain_status=ChainStatus.RECORDED if recorded else ChainStatus.PENDING,
+        chain_id=chain_id if recorded else None,
         chain_ref=chain_ref,
         chain_updated_at=now,
     )
@@ -301,6 +307,7 @@ class EntitlementRow(NamedTuple):
     granted_at: datetime
     granted_by: str
     chain_status: str
+    chain_id: int
     chain_updated_at: datetime
 
     # A new grant: its revoke columns stay NULL.
@@ -326,8 +333,17 @@ class OnChainGrants:
 
     COLUMNS = EntitlementRow._fields
 
-    def __init__(self, *, source: str, actor: str, now: datetime, request_id: str | None) -> None:
+    def __init__(
+        self,
+        *,
+        source: str,
+        actor: str,
+        now: datetime,
+        request_id: str | None,
+        chain_id: int,
+    ) -> None:
         self.source = source
+        self.chain_id = chain_id
         self.actor = actor[:80]
         self.now = now
         self.request_id = request_id
@@ -342,7 +358,7 @@ class OnChainGrants:
         now = self.now
         return EntitlementRow(
             entitlement_id, address, course_id, self.source, order_id, now, self.actor,
-            ChainStatus.RECORDED, now,
+            ChainStatus.RECORDED, self.chain_id, now,
         )  # fmt: skip
 
     def audit_row(self, row: EntitlementRow, *, reason: str) -> tuple[Any, ...]:

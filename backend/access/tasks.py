@@ -78,6 +78,11 @@ def load_entitlement(
             raise PermanentError(f"entitlement {entitlement_id} is a {ent.source} purchase")
         if ent.chain_ref is None:
             raise PermanentError(f"entitlement {entitlement_id} has no on-chain ref")
+        if ent.chain_id not in (None, chain_id):
+            # Recorded on another chain: that network's worker keeps it in step.
+            raise RetryableError(
+                f"entitlement {entitlement_id} is recorded on chain {ent.chain_id}, not {chain_id}"
+            )
         course = s.get(Course, ent.course_id)
         onchain_id = None if course is None else course.onchain_id_on(chain_id)
         if onchain_id is None:
@@ -106,8 +111,10 @@ def mark(
     *,
     tx_hash: str | None = None,
     error: str | None = None,
+    chain_id: int | None = None,
 ) -> None:
-    """Record where the entitlement's on-chain mirror stands."""
+    """Record where the entitlement's on-chain mirror stands (and, once recorded, on which
+    chain)."""
     values: dict[str, Any] = {
         "chain_status": status,
         "chain_error": error[:500] if error else None,
@@ -115,6 +122,8 @@ def mark(
     }
     if tx_hash is not None:
         values["chain_tx_hash"] = tx_hash
+    if chain_id is not None:
+        values["chain_id"] = chain_id
     with session_scope(factory) as s:
         s.execute(update(Entitlement).where(Entitlement.id == entitlement_id).values(**values))
 
@@ -132,7 +141,7 @@ def record_grant(
     base = f"grant:{market.address}:{job.ref.hex()}"
     if has_access(chain, job.course_onchain_id, job.learner):
         sender.settle_operation(base)
-        mark(factory, job.id, ChainStatus.RECORDED)
+        mark(factory, job.id, ChainStatus.RECORDED, chain_id=chain.chain_id)
         return {**result, "outcome": "already_on_chain"}
     data = market.encode_abi(
         "grantAccess",
@@ -143,11 +152,11 @@ def record_grant(
         mined = sender.wait(tx)
     except (TxWouldRevertError, TxRevertedError) as exc:
         if has_access(chain, job.course_onchain_id, job.learner):
-            mark(factory, job.id, ChainStatus.RECORDED)
+            mark(factory, job.id, ChainStatus.RECORDED, chain_id=chain.chain_id)
             return {**result, "outcome": "already_on_chain"}
         mark(factory, job.id, ChainStatus.FAILED, error=str(exc))
         raise
-    mark(factory, job.id, ChainStatus.RECORDED, tx_hash=mined.tx_hash)
+    mark(factory, job.id, ChainStatus.RECORDED, tx_hash=mined.tx_hash, chain_id=chain.chain_id)
     log.info("entitlement %s: access recorded on-chain in %s", job.id, mined.tx_hash)
     return {**result, "outcome": "granted", "tx_hash": mined.tx_hash}
 

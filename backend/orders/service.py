@@ -338,6 +338,7 @@ def grant_order_access(session: Session, order: Order, *, actor: str, reason: st
         # A crypto purchase's access is on-chain already; a card order's is recorded by the worker.
         on_chain=order.rail == Rail.CRYPTO,
         chain_ref=order.order_ref if order.rail == Rail.CARD else None,
+        chain_id=order.chain_id if order.rail == Rail.CRYPTO else None,
     )
 
 

@@ -89,6 +89,7 @@ def _seed(s: Session) -> None:
         actor="test",
         reason="fuzz",
         on_chain=True,
+        chain_id=31337,
     )
 
 

@@ -135,7 +135,7 @@ def test_0008_backfills_the_on_chain_record_of_existing_entitlements(tmp_path: P
     assert json.loads(message[1]) == {"entitlementId": 2}
 
 
-def test_0014_to_0016_move_on_chain_facts_to_the_configured_chain(tmp_path: Path) -> None:
+def test_0014_to_0017_move_on_chain_facts_to_the_configured_chain(tmp_path: Path) -> None:
     """Every linked course gets its registration on the chain the deployment served (here 137,
     passed as the configured chain); listing and block go with it, unlinked courses get none;
     tokens and prices become that chain's; the rows pointing at courses are untouched."""
@@ -161,6 +161,17 @@ def test_0014_to_0016_move_on_chain_facts_to_the_configured_chain(tmp_path: Path
                  "refund_window": 0, "certificate_mode": "mint", "listed_onchain": listed,
                  "onchain_block": block, "created_at": now, "updated_at": now},
             )  # fmt: skip
+        for ent_id, source, order_id, status in (
+            (1, "crypto", "o-1", "recorded"),  # the order's chain
+            (2, "grant", None, "recorded"),  # written by the worker: the configured chain
+            (3, "card", None, "pending"),  # not written anywhere yet
+        ):
+            conn.execute(
+                tables.tables["entitlements"].insert(),
+                {"id": ent_id, "address": f"0x{ent_id:040x}", "course_id": 1, "source": source,
+                 "order_id": order_id, "granted_at": now, "granted_by": "test",
+                 "chain_status": status},
+            )  # fmt: skip
         conn.execute(
             tables.tables["certificates"].insert(),
             {"id": 1, "course_id": 1, "address": provider, "token_id": str(7 << 160),
@@ -181,13 +192,13 @@ def test_0014_to_0016_move_on_chain_facts_to_the_configured_chain(tmp_path: Path
             tables.tables["orders"].insert(),
             {"id": "o-1", "rail": "crypto", "course_id": 1, "buyer": provider,
              "recipient": provider, "amount": "10", "token": "0x" + "00" * 20, "fee": "0",
-             "status": "paid", "order_ref": "0x" + "cd" * 32, "chain_id": 137,
+             "status": "paid", "order_ref": "0x" + "cd" * 32, "chain_id": 80002,
              "tx_hash": "0x" + "ef" * 32, "log_index": 0, "confirmed": True, "anomalies": [],
              "created_at": now, "updated_at": now},
         )  # fmt: skip
     engine.dispose()
 
-    migrate.upgrade(url, "0016_chain_certificates", chain_id=137)
+    migrate.upgrade(url, "0017_chain_entitlements", chain_id=137)
 
     engine = sa.create_engine(url)
     with engine.connect() as conn:
@@ -201,12 +212,16 @@ def test_0014_to_0016_move_on_chain_facts_to_the_configured_chain(tmp_path: Path
         prices = conn.execute(sa.text("SELECT course_id, chain_id FROM token_prices")).all()
         tokens = conn.execute(sa.text("SELECT chain_id, symbol FROM tokens")).all()
         certificate = conn.execute(sa.text("SELECT chain_id, status FROM certificates")).one()
+        entitlements = conn.execute(
+            sa.text("SELECT id, chain_id FROM entitlements ORDER BY id")
+        ).all()
         order = conn.execute(sa.text("SELECT course_id, chain_id FROM orders")).one()
     engine.dispose()
     assert [tuple(r) for r in registrations] == [(1, 137, 7, True, 120), (3, 137, 8, False, 130)]
     assert not {"onchain_id", "listed_onchain", "onchain_block"} & columns
     assert [tuple(p) for p in prices] == [(1, 137)] and [tuple(t) for t in tokens] == [(137, "POL")]
-    assert tuple(order) == (1, 137) and tuple(certificate) == (137, "minted")
+    assert tuple(order) == (1, 80002) and tuple(certificate) == (137, "minted")
+    assert [tuple(e) for e in entitlements] == [(1, 80002), (2, 137), (3, None)]
 
     # And back: the configured chain's registrations fit the old columns again.
     migrate.downgrade(url, "0013_connect_accounts", chain_id=137)

@@ -32,6 +32,7 @@ def _paid_order(session: Session, course_id: int, name: str, rail: str = Rail.CR
         currency="usd" if rail == Rail.CARD else None,
         fee=0,
         status=OrderStatus.PAID,
+        chain_id=31337 if rail == Rail.CRYPTO else None,
         order_ref="0x" + name.encode().hex().ljust(64, "0"),
         anomalies=[],
         paid_at=utcnow(),
@@ -51,6 +52,7 @@ def _grant(session: Session, course_id: int, order_id: str | None, source: str) 
         actor="test",
         reason="test",
         on_chain=False,
+        chain_id=31337,  # a crypto purchase's chain (unused for the other sources)
     )
 
 
@@ -212,3 +214,65 @@ def test_audit_log_is_append_only(sync_session: Session) -> None:
     entry.reason = "rewritten"
     with pytest.raises(Exception, match="append-only"), sync_session.begin_nested():
         sync_session.flush()
+
+
+def test_the_reconciler_of_a_chain_judges_only_the_records_that_chain_holds(
+    sync_session: Session,
+) -> None:
+    """Access bought on chain B is not "missing" on chain A; a mirror no chain holds yet is
+    every chain worker's to write."""
+    from datetime import timedelta
+
+    from backend.access.reconcile import _batch
+    from backend.catalog.service import link_onchain_course
+
+    a, b = 31337, 31338
+    course = make_course(sync_session, provider=PROVIDER.address, onchain_id=5, chain_id=a)
+    link_onchain_course(sync_session, b, PROVIDER.address, course.title, 5)
+    learners = {name: account(name).address for name in ("on-a", "on-b", "card")}
+    for name, chain_id in (("on-a", a), ("on-b", b)):
+        service.grant_access(
+            sync_session,
+            address=learners[name],
+            course_id=course.id,
+            source=AccessSource.CRYPTO,
+            order_id=None,
+            actor="test",
+            reason="indexed purchase",
+            on_chain=True,
+            chain_id=chain_id,
+        )
+    service.grant_access(
+        sync_session,
+        address=learners["card"],
+        course_id=course.id,
+        source=AccessSource.GRANT,
+        order_id=None,
+        actor="test",
+        reason="scholarship",
+        on_chain=False,
+    )
+    later = utcnow() + timedelta(hours=1)
+
+    judged = {
+        chain_id: {row.learner for row in _batch(sync_session, chain_id, 0, 100, later)[0]}
+        for chain_id in (a, b)
+    }
+
+    assert judged[a] == {learners["on-a"], learners["card"]}
+    assert judged[b] == {learners["on-b"], learners["card"]}
+
+
+def test_on_chain_access_without_its_chain_is_refused(sync_session: Session) -> None:
+    course = make_course(sync_session, provider=PROVIDER.address, onchain_id=6)
+    with pytest.raises(Exception, match="needs the chain that holds it"):
+        service.grant_access(
+            sync_session,
+            address=account("nochain").address,
+            course_id=course.id,
+            source=AccessSource.CRYPTO,
+            order_id=None,
+            actor="test",
+            reason="indexed purchase",
+            on_chain=True,
+        )

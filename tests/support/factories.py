@@ -111,6 +111,7 @@ def make_grant(session: Session, *, address: str, course_id: int, **kwargs: Any)
         actor=kwargs.get("actor", "test"),
         reason=kwargs.get("reason", "test grant"),
         on_chain=kwargs.get("on_chain", False),
+        chain_id=kwargs.get("chain_id", CHAIN_ID),
     )
 
 

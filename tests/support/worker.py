@@ -122,6 +122,7 @@ class WorkerEnv:
                 reason="enrolled",
                 on_chain=True,
                 chain_ref="0x" + ref.hex(),
+                chain_id=self.deployed.anvil.chain_id,
             )
 
     def request_certificate(

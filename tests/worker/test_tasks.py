@@ -360,6 +360,7 @@ def test_reconcile_reports_what_it_cannot_fix(own_wenv: WorkerEnv, anvil: Anvil)
             actor="test",
             reason="indexed purchase",
             on_chain=True,
+            chain_id=wenv.deployed.anvil.chain_id,
         )
     summary = run(access_tasks.reconcile_access)
     assert summary["drift"] == 1 and summary["fixes"] == 0
@@ -578,6 +579,7 @@ def test_certificate_waits_for_the_grant_on_chain(wenv: WorkerEnv, anvil: Anvil)
             actor="test",
             reason="briefly",
             on_chain=True,
+            chain_id=wenv.deployed.anvil.chain_id,
         )
     stranger_cert = wenv.request_certificate(stranger.address, course, enrol=False)
     with session_scope(wenv.factory) as s:
