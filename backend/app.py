@@ -174,6 +174,11 @@ def create_app(
             for n in settings.networks
             if n.chain_id != settings.chain_id
         },
+        deployment_sources={
+            n.chain_id: partial(current_deployment, settings.for_network(n.name).deployment_file)
+            for n in settings.networks
+            if n.chain_id != settings.chain_id
+        },
     )
     broker = BrokerProbe(settings.redis_url)
 

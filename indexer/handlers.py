@@ -950,10 +950,10 @@ class HandlerBatch:
 
     def provider_profile_set(self, lg: DecodedLog) -> dict[str, Any]:
         a = lg.args
-        profile = self.session.get(ProviderProfile, a["provider"])
+        profile = self.session.get(ProviderProfile, (self.chain_id, a["provider"]))
         prev = None if profile is None else _profile_state(profile)
         if profile is None:
-            profile = ProviderProfile(address=a["provider"])
+            profile = ProviderProfile(chain_id=self.chain_id, address=a["provider"])
             self.session.add(profile)
         profile.name = a["name"]
         profile.domain = a["domain"]
@@ -969,7 +969,7 @@ class HandlerBatch:
 
     def provider_verification_set(self, lg: DecodedLog) -> dict[str, Any]:
         a = lg.args
-        profile = self.session.get(ProviderProfile, a["provider"])
+        profile = self.session.get(ProviderProfile, (self.chain_id, a["provider"]))
         if profile is None:
             return {"skipped": "no provider record"}  # unverifying a provider without one
         prev = _profile_state(profile)
@@ -986,7 +986,7 @@ class HandlerBatch:
         if row.effect.get("skipped"):
             return
         address = row.effect["provider"]
-        profile = self.session.get(ProviderProfile, address)
+        profile = self.session.get(ProviderProfile, (self.chain_id, address))
         prev = row.effect["prev"]
         if profile is not None:
             if prev is None:

@@ -88,9 +88,12 @@ def _provider_out(
 
 
 @router.get("/providers", response_model=list[AdminProviderOut])
-async def providers(admin: AdminUser, session: DbSession) -> list[AdminProviderOut]:
-    """Every provider's public record for review (unverified first), with its newest request."""
-    rows = await session.run_sync(verification.providers_for_review)
+async def providers(
+    admin: AdminUser, session: DbSession, services: ServicesDep
+) -> list[AdminProviderOut]:
+    """Every provider's public record on the API's network for review (unverified first), with
+    its newest request."""
+    rows = await session.run_sync(verification.providers_for_review, services.settings.chain_id)
     return [_provider_out(profile, request) for profile, request in rows]
 
 
@@ -100,22 +103,29 @@ async def providers(admin: AdminUser, session: DbSession) -> list[AdminProviderO
     responses=errors(404, 409),
 )
 async def set_provider_verification(
-    address: AddressStr, body: ProviderVerificationIn, admin: AdminUser, session: DbSession
+    address: AddressStr,
+    body: ProviderVerificationIn,
+    admin: AdminUser,
+    session: DbSession,
+    services: ServicesDep,
 ) -> AdminProviderOut:
     """Verify the record the admin reviewed (`profileHash`; 409 if the provider changed it since)
     or unverify it; audited, idempotent. The worker sends `verifyProvider` / `unverifyProvider`
     and the record shows the result once the indexer has seen it."""
 
+    chain_id = services.settings.chain_id
+
     def run(s: Any) -> AdminProviderOut:
         request = verification.request_verification(
             s,
+            chain_id=chain_id,
             admin=admin.address,
             provider=address,
             verify=body.verified,
             profile_hash=body.profile_hash,
             reason=body.reason,
         )
-        return _provider_out(get_profile(s, address), request)
+        return _provider_out(get_profile(s, chain_id, address), request)
 
     return await session.run_sync(run)
 

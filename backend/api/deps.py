@@ -17,6 +17,7 @@ from backend.chain.client import ChainClient
 from backend.chain.deployment import Deployment
 from backend.core.config import Settings
 from backend.core.db import Database
+from backend.core.errors import InvalidInputError
 from backend.core.ratelimit import RateLimiter
 from backend.integrations.stripe_gateway import StripeGateway
 
@@ -39,14 +40,37 @@ class Services:
     # Which providers can be paid out by card (`payouts.connect.ready_providers`, wired by the
     # app so the catalog need not know the payouts domain).
     card_ready: Callable[[Session, set[str]], set[str]] | None = None
-    # Readers of the other configured chains, by chain id (`chain` reads the current network).
+    # Readers and deployments of the other configured chains, by chain id (`chain` and
+    # `deployment` are the API's own network's).
     chains: Mapping[int, ChainClient] = field(default_factory=dict)
+    deployment_sources: Mapping[int, Callable[[], Deployment]] = field(default_factory=dict)
 
     def chain_for(self, chain_id: int) -> ChainClient:
         """The reader of configured chain `chain_id` (the current network's for its own id)."""
         if chain_id == self.settings.chain_id:
             return self.chain
         return self.chains[chain_id]
+
+    def chain_id_of(self, requested: int | None) -> int:
+        """The chain a request is about: `requested` when configured, None the API's network.
+
+        Raises:
+            InvalidInputError: a chain this deployment does not serve (`unknown_chain`).
+        """
+        if requested is None or requested == self.settings.chain_id:
+            return self.settings.chain_id
+        if requested not in self.deployment_sources:
+            served = ", ".join(str(c) for c in sorted(self.settings.chain_ids))
+            raise InvalidInputError(
+                f"chain {requested} is not served here (chains: {served})", code="unknown_chain"
+            )
+        return requested
+
+    def deployment_on(self, chain_id: int) -> Deployment:
+        """The current deployment of configured chain `chain_id`."""
+        if chain_id == self.settings.chain_id:
+            return self.deployment
+        return self.deployment_sources[self.chain_id_of(chain_id)]()
 
     def card_gate(self) -> Callable[[Session, set[str]], set[str]] | None:
         """The buyers' card-price filter under TUITION_CARD_REQUIRES_CONNECT, else None."""

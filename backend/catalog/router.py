@@ -15,6 +15,9 @@ from backend.core.schemas import MAX_INT32, CourseId
 
 router = APIRouter(prefix="/courses", tags=["catalog"])
 
+# Which chain's on-chain id and prices to show (any configured chain; default the API's).
+ChainIdQuery = Annotated[int | None, Query(alias="chainId", gt=0, le=2**53)]
+
 
 @router.get("", response_model=CoursePageOut)
 async def list_courses(
@@ -22,8 +25,11 @@ async def list_courses(
     services: ServicesDep,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     cursor: Annotated[str | None, Query(max_length=20)] = None,
+    chain_id: ChainIdQuery = None,
 ) -> CoursePageOut:
-    """Published courses with their token and card prices, `limit` at a time."""
+    """Published courses with their token and card prices, `limit` at a time; `onchainId` and
+    token prices are `chainId`'s (default: the API's network)."""
+    chain = services.chain_id_of(chain_id)
     after_id = None
     if cursor:
         # ASCII digits only ("³" is a digit to str.isdigit) and within the id column.
@@ -38,7 +44,7 @@ async def list_courses(
             s,
             limit=limit,
             after_id=after_id,
-            chain_id=services.settings.chain_id,
+            chain_id=chain,
             card_gate=services.card_gate(),
         )
     )
@@ -46,18 +52,23 @@ async def list_courses(
 
 @router.get("/{course_id}", response_model=CourseDetailOut)
 async def get_course(
-    course_id: CourseId, session: DbSession, principal: OptionalUser, services: ServicesDep
+    course_id: CourseId,
+    session: DbSession,
+    principal: OptionalUser,
+    services: ServicesDep,
+    chain_id: ChainIdQuery = None,
 ) -> CourseDetailOut:
     """One course with prices and lesson outline (drafts only for their provider). The card
     price is offered only where the provider can be paid out by card (see
     `TUITION_CARD_REQUIRES_CONNECT`)."""
     viewer = principal.address if principal else None
+    chain = services.chain_id_of(chain_id)
     return await session.run_sync(
         lambda s: views.visible_course_out(
             s,
             course_id,
             viewer,
-            chain_id=services.settings.chain_id,
+            chain_id=chain,
             card_gate=services.card_gate(),
         )
     )

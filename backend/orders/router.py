@@ -27,15 +27,17 @@ async def quote_crypto_order(
     body: CryptoOrderIn, principal: CurrentUser, session: DbSession, services: ServicesDep
 ) -> CryptoQuoteOut:
     """A pending order at the current on-chain price (valid 30 minutes) and the purchase
-    transaction (`purchase(courseId, token, maxAmount, recipient, orderRef)`)."""
+    transaction (`purchase(courseId, token, maxAmount, recipient, orderRef)`) on `chainId`
+    (default: the API's network)."""
+    chain_id = services.chain_id_of(body.chain_id)
     return await session.run_sync(
         views.crypto_quote_out,
         buyer=principal.address,
         course_id=body.course_id,
         token=body.token,
         recipient=body.recipient or principal.address,
-        market=services.deployment.require_market(),
-        chain_id=services.settings.chain_id,
+        market=services.deployment_on(chain_id).require_market(),
+        chain_id=chain_id,
     )
 
 
@@ -58,16 +60,16 @@ async def refund_order(
         service.refundable_order, order_id, principal.address, services.admins
     )
     if order.rail == Rail.CRYPTO:
-        chain_id = services.settings.chain_id
+        # Refunded on the chain it was paid on.
+        chain_id = order.chain_id or services.settings.chain_id
         onchain_id = course.onchain_id_on(chain_id)
-        if order.chain_id != chain_id or onchain_id is None or order.token is None:
+        if onchain_id is None or order.token is None:
             raise ConflictError(
-                f"order {order.id} was paid on chain {order.chain_id}: refund it on that chain's "
-                "API (TUITION_NETWORK)",
-                code="other_chain",
+                f"order {order.id}'s course is not registered on chain {chain_id}",
+                code="course_not_onchain",
             )
         tx = txs.refund(
-            services.deployment.require_market(),
+            services.deployment_on(services.chain_id_of(chain_id)).require_market(),
             chain_id,
             course_id=onchain_id,
             learner=order.recipient,

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from pydantic import Field
+
 from backend.catalog.schemas import TokenOut
 from backend.core.schemas import AddressStr, Amount, ApiInput, ApiModel, RowId
 
@@ -53,6 +55,8 @@ class CryptoOrderIn(ApiInput):
     course_id: RowId
     token: AddressStr
     recipient: AddressStr | None = None
+    # The chain to pay on (default: the API's network); any configured chain.
+    chain_id: int | None = Field(default=None, gt=0, le=2**53)
 
 
 class CryptoQuoteOut(ApiModel):

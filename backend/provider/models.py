@@ -17,6 +17,8 @@ class ProviderProfile(Base):
 
     __tablename__ = "provider_profiles"
 
+    # A record lives in one chain's certificate contract: the same provider may hold one per chain.
+    chain_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     address: Mapped[str] = mapped_column(Address, primary_key=True)
     name: Mapped[str] = mapped_column(String(64))
     domain: Mapped[str] = mapped_column(String(253))
@@ -50,6 +52,7 @@ class ProviderVerificationRequest(Base):
     __tablename__ = "provider_verification_requests"
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    chain_id: Mapped[int] = mapped_column(BigInteger)  # the chain whose record it is about
     provider: Mapped[str] = mapped_column(Address, index=True)
     verify: Mapped[bool] = mapped_column(Boolean)
     # The reviewed record's hash (verify only): the chain refuses it if the record changed.

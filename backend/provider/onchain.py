@@ -19,7 +19,12 @@ from sqlalchemy.orm import Session, sessionmaker
 from web3 import Web3
 
 from backend.core.db import session_scope, utcnow
-from backend.core.errors import PermanentError, TxRevertedError, TxWouldRevertError
+from backend.core.errors import (
+    PermanentError,
+    RetryableError,
+    TxRevertedError,
+    TxWouldRevertError,
+)
 from backend.provider.models import ProviderVerificationRequest, VerificationOutcome
 from backend.provider.profiles import profile_hash
 from backend.worker.chain import Chain, call_view
@@ -46,15 +51,21 @@ class OnChainRecord:
     verified: bool
 
 
-def _load(factory: sessionmaker[Session], request_id: int) -> VerificationJob | None:
+def _load(factory: sessionmaker[Session], request_id: int, chain_id: int) -> VerificationJob | None:
     with session_scope(factory) as s:
         request = s.get(ProviderVerificationRequest, request_id)
         if request is None:
             raise PermanentError(f"verification request {request_id} does not exist")
         if request.outcome is not None:
             return None
+        if request.chain_id != chain_id:
+            # About another chain's record: that network's worker sends it.
+            raise RetryableError(
+                f"verification request {request_id} is for chain {request.chain_id}, not {chain_id}"
+            )
         newer = s.scalar(
             select(ProviderVerificationRequest.id).where(
+                ProviderVerificationRequest.chain_id == request.chain_id,
                 ProviderVerificationRequest.provider == request.provider,
                 ProviderVerificationRequest.id > request.id,
             )
@@ -112,7 +123,7 @@ def put_verification_on_chain(
         PermanentError: the request does not exist, or the chain refused the transaction for a
             reason other than the record having changed (the operator key lacks the role).
     """
-    job = _load(factory, request_id)
+    job = _load(factory, request_id, chain.chain_id)
     if job is None:
         return {"request_id": request_id, "outcome": "nothing_to_do"}
     base = verification_key(chain, job.id)

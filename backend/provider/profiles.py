@@ -26,13 +26,13 @@ def is_domain(domain: str) -> bool:
     return len(domain) <= 253 and DOMAIN_RE.fullmatch(domain) is not None
 
 
-def get_profile(session: Session, address: str) -> ProviderProfile:
-    """The provider's record as the chain holds it (mirrored by the indexer).
+def get_profile(session: Session, chain_id: int, address: str) -> ProviderProfile:
+    """The provider's record as chain `chain_id` holds it (mirrored by that chain's indexer).
 
     Raises:
         NotFoundError: the provider never set one (or the indexer has not seen it yet).
     """
-    profile = session.get(ProviderProfile, checksum_address(address))
+    profile = session.get(ProviderProfile, (chain_id, checksum_address(address)))
     if profile is None:
         raise NotFoundError("this provider has no public record", code="no_provider_profile")
     return profile

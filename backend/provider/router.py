@@ -415,7 +415,14 @@ public_router = APIRouter(prefix="/providers", tags=["provider"])
 
 
 @public_router.get("/{address}", response_model=ProviderProfileOut, responses=errors(404))
-async def get_profile(address: AddressStr, session: DbSession) -> ProviderProfileOut:
-    """A provider's public record as the chain holds it, and whether the platform verified it."""
-    profile = await session.run_sync(profiles.get_profile, address)
+async def get_profile(
+    address: AddressStr,
+    session: DbSession,
+    services: ServicesDep,
+    chain_id: Annotated[int | None, Query(alias="chainId", gt=0, le=2**53)] = None,
+) -> ProviderProfileOut:
+    """A provider's public record as `chainId` holds it (default: the API's network), and
+    whether the platform verified it there."""
+    chain = services.chain_id_of(chain_id)
+    profile = await session.run_sync(profiles.get_profile, chain, address)
     return ProviderProfileOut.model_validate(profile, from_attributes=True)

@@ -20,11 +20,16 @@ from backend.provider.profiles import get_profile
 MAX_PROVIDERS = 500  # one page of the admin's review list
 
 
-def latest_request(session: Session, provider: str) -> ProviderVerificationRequest | None:
-    """The provider's newest verification request, if any."""
+def latest_request(
+    session: Session, chain_id: int, provider: str
+) -> ProviderVerificationRequest | None:
+    """The provider's newest verification request about its record on `chain_id`, if any."""
     return session.scalar(
         select(ProviderVerificationRequest)
-        .where(ProviderVerificationRequest.provider == provider)
+        .where(
+            ProviderVerificationRequest.chain_id == chain_id,
+            ProviderVerificationRequest.provider == provider,
+        )
         .order_by(ProviderVerificationRequest.id.desc())
         .limit(1)
     )
@@ -33,13 +38,15 @@ def latest_request(session: Session, provider: str) -> ProviderVerificationReque
 def request_verification(
     session: Session,
     *,
+    chain_id: int,
     admin: str,
     provider: str,
     verify: bool,
     profile_hash: str | None,
     reason: str,
 ) -> ProviderVerificationRequest | None:
-    """Ask for `provider` to be verified (bound to the reviewed `profile_hash`) or unverified.
+    """Ask for `provider`'s record on `chain_id` to be verified (bound to the reviewed
+    `profile_hash`) or unverified.
 
     Idempotent: when the newest request already asks for the same, or nothing is pending and the
     mirrored record already says so, nothing new is queued and the newest request (or None) is
@@ -50,7 +57,7 @@ def request_verification(
         InvalidInputError: verifying without the reviewed record's hash.
         ConflictError: the record changed since the admin reviewed it (code `profile_changed`).
     """
-    profile = get_profile(session, provider)
+    profile = get_profile(session, chain_id, provider)
     if verify:
         if profile_hash is None:
             raise InvalidInputError(
@@ -63,7 +70,7 @@ def request_verification(
                 code="profile_changed",
             )
     wanted_hash = profile.profile_hash if verify else None
-    latest = latest_request(session, profile.address)
+    latest = latest_request(session, chain_id, profile.address)
     pending = latest is not None and latest.outcome is None
     if pending and latest is not None:
         if latest.verify == verify and latest.profile_hash == wanted_hash:
@@ -71,6 +78,7 @@ def request_verification(
     elif profile.verified == verify:
         return latest  # the chain already says so
     request = ProviderVerificationRequest(
+        chain_id=chain_id,
         provider=profile.address,
         verify=verify,
         profile_hash=wanted_hash,
@@ -99,11 +107,13 @@ def request_verification(
 
 
 def providers_for_review(
-    session: Session,
+    session: Session, chain_id: int
 ) -> list[tuple[ProviderProfile, ProviderVerificationRequest | None]]:
-    """Every public record (unverified first, newest change first) with its newest request."""
+    """Every public record on `chain_id` (unverified first, newest change first) with its newest
+    request."""
     newest = (
         select(func.max(ProviderVerificationRequest.id).label("id"))
+        .where(ProviderVerificationRequest.chain_id == chain_id)
         .group_by(ProviderVerificationRequest.provider)
         .subquery()
     )
@@ -117,6 +127,7 @@ def providers_for_review(
     }
     profiles = session.scalars(
         select(ProviderProfile)
+        .where(ProviderProfile.chain_id == chain_id)
         .order_by(ProviderProfile.verified, ProviderProfile.updated_at.desc())
         .limit(MAX_PROVIDERS)
     ).all()

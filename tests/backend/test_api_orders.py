@@ -200,3 +200,109 @@ async def test_pending_order_cannot_be_refunded(api: Api) -> None:
     async with api.user(PROVIDER) as provider:
         response = await provider.post(f"/api/v1/orders/{order['id']}/refund")
     assert response.status_code == 409 and response.json()["error"]["code"] == "not_refundable"
+
+
+# ------------------------------------------------------------------ several chains
+
+OTHER_CHAIN = 31338
+OTHER_MARKET = "0x" + "ab" * 20
+
+
+def _serve_other_chain(api: Api) -> None:
+    """The API serves a second chain whose market lives at another address."""
+    from backend.chain.deployment import Deployment
+    from backend.core.security import checksum_address
+
+    market = checksum_address(OTHER_MARKET)
+    api.app.state.services.deployment_sources = {
+        OTHER_CHAIN: lambda: Deployment(chain_id=OTHER_CHAIN, market=market)
+    }
+
+
+async def test_a_quote_on_another_configured_chain_uses_that_chains_id_price_and_market(
+    api: Api,
+) -> None:
+    from backend.catalog.service import link_onchain_course, mirror_price
+    from backend.core.security import checksum_address
+
+    _serve_other_chain(api)
+    course_id = await _course(api)
+
+    def register_on_other_chain(s: Any) -> None:
+        from backend.catalog.models import Course
+
+        title = s.get(Course, course_id).title
+        link_onchain_course(s, OTHER_CHAIN, PROVIDER.address, title, 9)
+        mirror_price(
+            s,
+            chain_id=OTHER_CHAIN,
+            course_onchain_id=9,
+            token=NATIVE,
+            price=3 * 10**18,
+            accepted=True,
+            block_number=1,
+        )
+
+    await api.run(register_on_other_chain)
+    async with api.user(BUYER) as client:
+        other = await client.post(
+            "/api/v1/orders/crypto",
+            json={"courseId": course_id, "token": NATIVE, "chainId": OTHER_CHAIN},
+        )
+        unknown = await client.post(
+            "/api/v1/orders/crypto", json={"courseId": course_id, "token": NATIVE, "chainId": 1}
+        )
+        listed = (await client.get(f"/api/v1/courses/{course_id}?chainId={OTHER_CHAIN}")).json()
+        own = (await client.get(f"/api/v1/courses/{course_id}")).json()
+
+    assert other.status_code == 201, other.text
+    order, tx = other.json()["order"], other.json()["transaction"]
+    assert (tx["chainId"], tx["to"], tx["value"]) == (
+        OTHER_CHAIN,
+        checksum_address(OTHER_MARKET),
+        str(3 * 10**18),
+    )
+    assert _decode(tx, PURCHASE, PURCHASE_ARGS)[0] == 9  # that chain's on-chain id
+    assert order["chainId"] == OTHER_CHAIN and order["token"]["chainId"] == OTHER_CHAIN
+    assert unknown.status_code == 422 and unknown.json()["error"]["code"] == "unknown_chain"
+    assert listed["onchainId"] == 9 and [p["price"] for p in listed["prices"]] == [str(3 * 10**18)]
+    assert own["onchainId"] == 4 and {c["chainId"] for c in own["chains"]} == {
+        CHAIN_ID,
+        OTHER_CHAIN,
+    }
+
+
+async def test_a_crypto_refund_is_built_for_the_chain_the_order_was_paid_on(api: Api) -> None:
+    from backend.catalog.models import Course
+    from backend.catalog.service import link_onchain_course
+
+    _serve_other_chain(api)
+    course_id = await _course(api)
+
+    def paid_on_other_chain(s: Any) -> str:
+        course = s.get(Course, course_id)
+        link_onchain_course(s, OTHER_CHAIN, PROVIDER.address, course.title, 9)
+        order = record_crypto_purchase(
+            s,
+            chain_id=OTHER_CHAIN,
+            tx_hash=tx_hash(),
+            log_index=0,
+            block_hash=tx_hash(),
+            block_number=5,
+            course_onchain_id=9,
+            buyer=BUYER.address,
+            recipient=BUYER.address,
+            token=NATIVE,
+            amount=10**16,
+            fee=10**14,
+            order_ref="0x" + "00" * 32,
+            confirmed=True,
+        )
+        return str(order.id)
+
+    order_id = await api.run(paid_on_other_chain)
+    async with api.user(PROVIDER) as client:
+        response = await client.post(f"/api/v1/orders/{order_id}/refund")
+    assert response.status_code == 200, response.text
+    tx = response.json()["transaction"]
+    assert tx["chainId"] == OTHER_CHAIN and tx["to"].lower() == OTHER_MARKET

@@ -135,7 +135,7 @@ def test_0008_backfills_the_on_chain_record_of_existing_entitlements(tmp_path: P
     assert json.loads(message[1]) == {"entitlementId": 2}
 
 
-def test_0014_to_0017_move_on_chain_facts_to_the_configured_chain(tmp_path: Path) -> None:
+def test_0014_to_0018_move_on_chain_facts_to_the_configured_chain(tmp_path: Path) -> None:
     """Every linked course gets its registration on the chain the deployment served (here 137,
     passed as the configured chain); listing and block go with it, unlinked courses get none;
     tokens and prices become that chain's; the rows pointing at courses are untouched."""
@@ -179,6 +179,12 @@ def test_0014_to_0017_move_on_chain_facts_to_the_configured_chain(tmp_path: Path
              "requested_at": now, "updated_at": now},
         )  # fmt: skip
         conn.execute(
+            tables.tables["provider_profiles"].insert(),
+            {"address": provider, "name": "School", "domain": "school.example",
+             "profile_hash": "0x" + "bb" * 32, "verified": False, "block_number": 3,
+             "tx_hash": "0x" + "cc" * 32, "updated_at": now},
+        )  # fmt: skip
+        conn.execute(
             tables.tables["tokens"].insert(),
             {"address": "0x" + "00" * 20, "symbol": "POL", "decimals": 18, "name": "POL",
              "allowed": True},
@@ -198,7 +204,7 @@ def test_0014_to_0017_move_on_chain_facts_to_the_configured_chain(tmp_path: Path
         )  # fmt: skip
     engine.dispose()
 
-    migrate.upgrade(url, "0017_chain_entitlements", chain_id=137)
+    migrate.upgrade(url, "0018_chain_provider_records", chain_id=137)
 
     engine = sa.create_engine(url)
     with engine.connect() as conn:
@@ -212,6 +218,7 @@ def test_0014_to_0017_move_on_chain_facts_to_the_configured_chain(tmp_path: Path
         prices = conn.execute(sa.text("SELECT course_id, chain_id FROM token_prices")).all()
         tokens = conn.execute(sa.text("SELECT chain_id, symbol FROM tokens")).all()
         certificate = conn.execute(sa.text("SELECT chain_id, status FROM certificates")).one()
+        profile = conn.execute(sa.text("SELECT chain_id, name FROM provider_profiles")).one()
         entitlements = conn.execute(
             sa.text("SELECT id, chain_id FROM entitlements ORDER BY id")
         ).all()
@@ -222,6 +229,7 @@ def test_0014_to_0017_move_on_chain_facts_to_the_configured_chain(tmp_path: Path
     assert [tuple(p) for p in prices] == [(1, 137)] and [tuple(t) for t in tokens] == [(137, "POL")]
     assert tuple(order) == (1, 80002) and tuple(certificate) == (137, "minted")
     assert [tuple(e) for e in entitlements] == [(1, 80002), (2, 137), (3, None)]
+    assert tuple(profile) == (137, "School")
 
     # And back: the configured chain's registrations fit the old columns again.
     migrate.downgrade(url, "0013_connect_accounts", chain_id=137)

@@ -101,6 +101,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2EStack]:
         extra_env["TUITION_WORKER_REDIS_KEY_PREFIX"] = redis_prefix
     config = StackConfig(
         rpc_port=free_port(),
+        second_rpc_port=free_port(),  # the crypto rail is tested on both chains
         api_port=free_port(),
         stripe_port=free_port(),
         database_url=database_url,
@@ -126,6 +127,12 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2EStack]:
             dev.stop()
             pytest.fail(f"the local stack did not start: {exc}\n{running.logs()}")
         running.deployment = dev.deployment
+        running.chains = {
+            which: (f"http://127.0.0.1:{port}", dev.deployments[name])
+            for which, (name, _chain_id, port) in zip(
+                ("first", "second"), config.chains, strict=True
+            )
+        }
         yield running
     finally:
         dev.stop()
@@ -147,23 +154,33 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 
 @pytest.fixture(scope="session")
-def chain(stack: E2EStack) -> Chain:
-    return Chain(stack.rpc_url, stack.deployment)
+def chain(stack: E2EStack, request: pytest.FixtureRequest) -> Chain:
+    """The API's own chain, or the chain a test is parametrized with (BOTH_CHAINS)."""
+    rpc_url, deployment = stack.chains[getattr(request, "param", "first")]
+    return Chain(rpc_url, deployment)
 
 
 @pytest.fixture(scope="session")
-def catalog(stack: E2EStack) -> dict[str, dict[str, Any]]:
-    """The demo courses by title, once the indexer has linked them all to the chain.
+def catalog(stack: E2EStack, chain: Chain) -> dict[str, dict[str, Any]]:
+    """The demo courses by title as the API lists them for `chain` (its on-chain ids and
+    prices), once that chain's indexer has linked them all; each carries the test-side key
+    `chainId` so quotes are made for that chain.
 
     The seed writes descriptions and lessons, the indexer links each row to its on-chain id and
     mirrors the token prices; the tests need both halves.
     """
     from backend.chain.deploy import DEMO_COURSES
 
+    chain_id = chain.chain_id
+
     def linked() -> dict[str, dict[str, Any]] | None:
-        reply = httpx.get(f"{stack.api_url}/api/v1/courses", params={"limit": 100}, timeout=10)
+        reply = httpx.get(
+            f"{stack.api_url}/api/v1/courses",
+            params={"limit": 100, "chainId": chain_id},
+            timeout=10,
+        )
         reply.raise_for_status()
-        by_title = {c["title"]: c for c in reply.json()["items"]}
+        by_title = {c["title"]: c | {"chainId": chain_id} for c in reply.json()["items"]}
         for spec in DEMO_COURSES:
             course = by_title.get(spec["title"])
             if course is None or course["onchainId"] is None:

@@ -15,6 +15,7 @@ import pytest
 from eth_account import Account
 from support.procs import wait_for
 from support.stack import (
+    BOTH_CHAINS,
     NATIVE,
     ApiUser,
     Chain,
@@ -62,8 +63,8 @@ def price_in(course: dict[str, Any], token: str) -> int:
 
 
 def quote(user: ApiUser, course: dict[str, Any], token: str, recipient: str | None = None) -> Any:
-    """POST /orders/crypto: a pending order and the transactions to sign."""
-    body: dict[str, Any] = {"courseId": course["id"], "token": token}
+    """POST /orders/crypto on the course's chain: a pending order and the transactions to sign."""
+    body: dict[str, Any] = {"courseId": course["id"], "token": token, "chainId": course["chainId"]}
     if recipient is not None:
         body["recipient"] = recipient
     reply = user.post("/api/v1/orders/crypto", body, expect=201)
@@ -151,6 +152,7 @@ def token_id(onchain_course_id: int, learner: str) -> int:
 # ------------------------------------------------------------------ crypto purchases
 
 
+@BOTH_CHAINS
 def test_eth_purchase_grants_access_and_marks_the_quoted_order_paid(
     chain: Chain, catalog: dict[str, dict[str, Any]], learner: ApiUser
 ) -> None:
@@ -194,6 +196,7 @@ def test_eth_purchase_grants_access_and_marks_the_quoted_order_paid(
     assert chain.market.functions.hasAccess(onchain_id, learner.address).call() is True
 
 
+@BOTH_CHAINS
 def test_erc20_purchase_approves_exactly_the_price_then_pays(
     chain: Chain, catalog: dict[str, dict[str, Any]], learner: ApiUser
 ) -> None:
@@ -222,6 +225,7 @@ def test_erc20_purchase_approves_exactly_the_price_then_pays(
     assert esn.functions.allowance(learner.address, chain.address("CourseMarket")).call() == 0
 
 
+@BOTH_CHAINS
 def test_permit_purchase_pays_in_one_transaction_without_approve(
     chain: Chain, catalog: dict[str, dict[str, Any]], learner: ApiUser
 ) -> None:
@@ -258,6 +262,7 @@ def test_permit_purchase_pays_in_one_transaction_without_approve(
     assert esn.functions.allowance(learner.address, market).call() == 0
 
 
+@BOTH_CHAINS
 def test_gift_gives_access_to_the_recipient_not_the_buyer(
     chain: Chain, catalog: dict[str, dict[str, Any]], buyer: ApiUser, recipient: ApiUser
 ) -> None:
@@ -284,6 +289,7 @@ def test_gift_gives_access_to_the_recipient_not_the_buyer(
     assert not chain.market.functions.hasAccess(course["onchainId"], buyer.address).call()
 
 
+@BOTH_CHAINS
 def test_free_course_is_claimed_on_chain_at_price_zero(
     chain: Chain, catalog: dict[str, dict[str, Any]], learner: ApiUser
 ) -> None:
@@ -382,6 +388,7 @@ def test_admin_grant_and_revoke_end_on_chain(
 # ------------------------------------------------------------------ refunds
 
 
+@BOTH_CHAINS
 def test_provider_refunds_an_eth_purchase_within_the_window(
     chain: Chain, catalog: dict[str, dict[str, Any]], learner: ApiUser, provider: ApiUser
 ) -> None:

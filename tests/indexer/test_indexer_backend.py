@@ -337,9 +337,9 @@ def test_a_removal_alone_is_undone_by_a_reorg(db, anvil, emitter, cert_emitter):
     assert _certificate_rows(db) == [(token_id, CertificateStatus.MINTED, None, None, True)]
 
 
-def _profile(db) -> tuple[str, str, bool, str | None, str] | None:
+def _profile(db, chain_id: int = 31337) -> tuple[str, str, bool, str | None, str] | None:
     with db.sessions() as s:
-        p = s.get(ProviderProfile, PROVIDER)
+        p = s.get(ProviderProfile, (chain_id, PROVIDER))
         return None if p is None else (p.name, p.domain, p.verified, p.verified_by, p.profile_hash)
 
 
@@ -358,7 +358,7 @@ def test_provider_records_are_mirrored_and_a_reorg_drops_a_verification(
     ix.catch_up()
     assert _profile(db) == ("Solidity School", "solidity.school", True, verifier, reviewed)
     with db.sessions() as s:
-        assert s.get(ProviderProfile, PROVIDER).verified_at is not None
+        assert s.get(ProviderProfile, (anvil.chain_id, PROVIDER)).verified_at is not None
 
     # A rename drops the verification, as on-chain.
     cert_emitter.tx("providerProfileSet", PROVIDER, "Harvard", "solidity.school")
@@ -372,7 +372,7 @@ def test_provider_records_are_mirrored_and_a_reorg_drops_a_verification(
     assert ix.reorgs == 1
     assert _profile(db) == ("Solidity School", "solidity.school", False, None, reviewed)
     with db.sessions() as s:
-        assert s.get(ProviderProfile, PROVIDER).verified_at is None
+        assert s.get(ProviderProfile, (anvil.chain_id, PROVIDER)).verified_at is None
         reverted = s.scalars(
             select(AuditEntry.action).where(AuditEntry.action == "provider.record_reverted")
         ).all()

@@ -26,6 +26,7 @@ from backend.catalog.models import Course
 from backend.catalog.service import prices_for
 from backend.certificates.models import Certificate, CertificateStatus
 from backend.orders.models import OrderStatus
+from backend.provider.models import ProviderProfile
 from indexer.models import IndexerBlock, IndexerCheckpoint
 
 ZERO = "0x" + "00" * 20
@@ -134,7 +135,7 @@ def test_same_course_id_on_two_chains_one_entitlement_and_each_chain_undoes_only
     assert active_entitlements(db) == {}
 
 
-def test_the_same_certificate_token_id_on_two_chains_is_two_certificates(
+def test_the_same_certificate_token_id_and_provider_on_two_chains_are_each_chains_own(
     db: Any, chains: dict[int, tuple[Anvil, Emitter]]
 ) -> None:
     node_b, em_b = chains[B]
@@ -143,6 +144,8 @@ def test_the_same_certificate_token_id_on_two_chains_is_two_certificates(
     for cid, (node, em) in chains.items():
         em.tx("courseCreated", COURSE, PROVIDER, 0, "Certified twice")
         em.tx("certificateMinted", token_id, LEARNER, COURSE, PROVIDER, "0x" + "aa" * 28)
+        # The provider publishes a record on each chain (a different name on each).
+        em.tx("providerProfileSet", PROVIDER, f"School {cid}", "school.example")
         ixs[cid] = make_indexer(
             db, node, [em.address], em.deploy_block, sink=backend_sink(cid), reorg_window=16
         )
@@ -169,3 +172,8 @@ def test_the_same_certificate_token_id_on_two_chains_is_two_certificates(
         (B, token_id, CertificateStatus.MINTED),
     ]
     assert ixs[A].reorgs == 0
+    with db.sessions() as s:
+        assert {(p.chain_id, p.name) for p in s.scalars(select(ProviderProfile))} == {
+            (A, f"School {A}"),
+            (B, f"School {B}"),
+        }

@@ -175,6 +175,7 @@ class Api:
         services.rate_limiter = MemoryRateLimiter(1000)
         services.admins = frozenset()
         services.chains = {}
+        services.deployment_sources = {}
         return cls(app=app, settings=settings, db=db, chain=chain, stripe_fake=stripe_fake)
 
     def client(self, **kwargs: Any) -> httpx.AsyncClient:

@@ -145,9 +145,12 @@ def make_provider_profile(
     domain: str,
     *,
     verified_by: str | None = None,
+    chain_id: int = CHAIN_ID,
 ) -> ProviderProfile:
-    """A provider's public record as the indexer mirrors it; verified when `verified_by`."""
+    """A provider's public record on `chain_id` as the indexer mirrors it; verified when
+    `verified_by`."""
     profile = ProviderProfile(
+        chain_id=chain_id,
         address=address,
         name=name,
         domain=domain,

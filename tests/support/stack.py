@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
+import pytest
 from eth_account import Account
 from eth_account.messages import encode_defunct
 from eth_account.signers.local import LocalAccount
@@ -27,6 +28,10 @@ T = TypeVar("T")
 
 NATIVE = "0x0000000000000000000000000000000000000000"
 
+# Runs an end-to-end test on each local chain: its `chain` fixture (and with it `catalog`,
+# `learner`, `buyer`, `recipient`) becomes that chain's.
+BOTH_CHAINS = pytest.mark.parametrize("chain", ["first", "second"], indirect=True)
+
 
 @dataclass
 class E2EStack:
@@ -38,6 +43,8 @@ class E2EStack:
     database_url: str
     state_dir: Path
     deployment: dict[str, Any]
+    # Every local chain, "first" (the API's network) and "second": (RPC URL, deployment file).
+    chains: dict[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)
 
     def logs(self, lines: int = 30) -> str:
         """The tail of every service's log (for failure messages)."""

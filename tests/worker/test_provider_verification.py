@@ -44,15 +44,16 @@ def publish(wenv: WorkerEnv, anvil: Anvil, provider: LocalAccount, name: str, do
     certificate = wenv.deployed.certificate
     transact(anvil.w3, certificate.functions.setProviderProfile(name, domain), provider)
     with session_scope(wenv.factory) as s:
-        make_provider_profile(s, provider.address, name, domain)
+        make_provider_profile(s, provider.address, name, domain, chain_id=anvil.chain_id)
 
 
 def ask(wenv: WorkerEnv, provider: str, *, verify: bool, reviewed: str | None = None) -> int:
     with session_scope(wenv.factory) as s:
         if verify and reviewed is None:
-            reviewed = get_profile(s, provider).profile_hash
+            reviewed = get_profile(s, wenv.deployed.anvil.chain_id, provider).profile_hash
         request = request_verification(
             s,
+            chain_id=wenv.deployed.anvil.chain_id,
             admin=ADMIN,
             provider=provider,
             verify=verify,
@@ -120,7 +121,7 @@ def test_the_last_decision_wins_whatever_order_the_worker_runs_them(
     first = ask(wenv, provider.address, verify=True)
     assert run(first)["outcome"] == VerificationOutcome.SENT
     with session_scope(wenv.factory) as s:  # what the indexer mirrors from the event
-        profile = s.get(ProviderProfile, provider.address)
+        profile = s.get(ProviderProfile, (anvil.chain_id, provider.address))
         assert profile is not None
         profile.verified = True
     unverify = ask(wenv, provider.address, verify=False)
