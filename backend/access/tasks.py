@@ -26,6 +26,7 @@ from backend.core.config import get_settings
 from backend.core.db import process_session_factory, session_scope, utcnow
 from backend.core.errors import (
     NotDeployedError,
+    OtherChainError,
     PermanentError,
     RetryableError,
     TxRevertedError,
@@ -35,6 +36,7 @@ from backend.worker.celery_app import app
 from backend.worker.chain import (
     Chain,
     access_record,
+    configured_chain_ids,
     get_chain,
     has_access,
 )
@@ -78,10 +80,11 @@ def load_entitlement(
             raise PermanentError(f"entitlement {entitlement_id} is a {ent.source} purchase")
         if ent.chain_ref is None:
             raise PermanentError(f"entitlement {entitlement_id} has no on-chain ref")
-        if ent.chain_id not in (None, chain_id):
-            # Recorded on another chain: that network's worker keeps it in step.
-            raise RetryableError(
-                f"entitlement {entitlement_id} is recorded on chain {ent.chain_id}, not {chain_id}"
+        if ent.chain_id is not None and ent.chain_id != chain_id:
+            # Recorded on another chain: kept in step there.
+            raise OtherChainError(
+                ent.chain_id,
+                f"entitlement {entitlement_id} is recorded on chain {ent.chain_id}, not {chain_id}",
             )
         course = s.get(Course, ent.course_id)
         onchain_id = None if course is None else course.onchain_id_on(chain_id)
@@ -222,16 +225,27 @@ def record_access_revoke(
 
 @app.task(base=TuitionTask, bind=True, name="tuition.reconcile_access", max_retries=2)
 def reconcile_access(self: Task, batch: int | None = None) -> dict[str, Any]:
-    """Compare a batch of DB entitlements with on-chain access; report and fix drift."""
-    try:
-        chain = get_chain()
-    except NotDeployedError as exc:
-        log.info("reconcile: %s", exc)
-        return {}
-    return reconcile(
-        factory=process_session_factory(),
-        chain=chain,
-        settings=get_settings().worker,
-        publish=publish,
-        batch=batch,
-    )
+    """Compare a batch of DB entitlements with on-chain access, on each configured chain
+    separately (its own records, its own cursors); report and fix drift.
+
+    Returns TUITION_NETWORK's summary, with every other chain's under `chains`.
+    """
+    summaries: dict[int, dict[str, Any]] = {}
+    for chain_id in configured_chain_ids():
+        try:
+            chain = get_chain(chain_id=chain_id)
+        except NotDeployedError as exc:
+            log.info("reconcile on chain %s: %s", chain_id, exc)
+            continue
+        summaries[chain_id] = reconcile(
+            factory=process_session_factory(),
+            chain=chain,
+            settings=get_settings().worker,
+            publish=publish,
+            batch=batch,
+        )
+    first, *others = [*configured_chain_ids()]
+    summary = dict(summaries.get(first, {}))
+    if others:
+        summary["chains"] = {str(c): summaries[c] for c in others if c in summaries}
+    return summary

@@ -25,6 +25,7 @@ from backend.certificates.vouchers import record_hash28, sign_voucher
 from backend.core.config import WorkerSettings, get_settings
 from backend.core.db import session_scope, utcnow
 from backend.core.errors import (
+    OtherChainError,
     PermanentError,
     RetryableError,
     TxRevertedError,
@@ -65,8 +66,9 @@ def _load(
             return None
         if cert.chain_id != chain_id:
             # Issued on another chain: that network's worker sends it.
-            raise RetryableError(
-                f"certificate {certificate_id} is issued on chain {cert.chain_id}, not {chain_id}"
+            raise OtherChainError(
+                cert.chain_id,
+                f"certificate {certificate_id} is issued on chain {cert.chain_id}, not {chain_id}",
             )
         course = s.get(Course, cert.course_id)
         onchain_id = None if course is None else course.onchain_id_on(chain_id)

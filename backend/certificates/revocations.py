@@ -18,7 +18,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from backend.certificates.models import Certificate, CertificateStatus
 from backend.core.db import session_scope, utcnow
-from backend.core.errors import PermanentError, RetryableError, TxRevertedError, TxWouldRevertError
+from backend.core.errors import (
+    OtherChainError,
+    PermanentError,
+    TxRevertedError,
+    TxWouldRevertError,
+)
 from backend.worker.chain import Chain, certificate_on_chain
 from backend.worker.sender import TxSender
 
@@ -41,8 +46,9 @@ def _load(factory: sessionmaker[Session], certificate_id: int, chain_id: int) ->
             raise PermanentError(f"certificate {certificate_id} does not exist")
         if cert.chain_id != chain_id:
             # Another chain's token: that network's worker revokes it.
-            raise RetryableError(
-                f"certificate {certificate_id} is on chain {cert.chain_id}, not {chain_id}"
+            raise OtherChainError(
+                cert.chain_id,
+                f"certificate {certificate_id} is on chain {cert.chain_id}, not {chain_id}",
             )
         if cert.status == CertificateStatus.REVOKED or cert.revoke_requested_at is None:
             return None  # done, or never asked for

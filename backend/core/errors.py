@@ -156,6 +156,15 @@ class TxRevertedError(PermanentError):
         self.tx_hash = tx_hash
 
 
+class OtherChainError(RetryableError):
+    """The row a task writes on-chain lives on another chain than the one it was given: the
+    task runs again with that chain's client and sender (`send_on_chain`)."""
+
+    def __init__(self, chain_id: int, message: str) -> None:
+        super().__init__(message)
+        self.chain_id = chain_id
+
+
 class NotDeployedError(RetryableError):
     """No deployment file (or contract) for the configured network yet: `tuition deploy` may
     still be running, so this is retried rather than failed."""

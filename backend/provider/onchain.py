@@ -20,8 +20,8 @@ from web3 import Web3
 
 from backend.core.db import session_scope, utcnow
 from backend.core.errors import (
+    OtherChainError,
     PermanentError,
-    RetryableError,
     TxRevertedError,
     TxWouldRevertError,
 )
@@ -59,9 +59,11 @@ def _load(factory: sessionmaker[Session], request_id: int, chain_id: int) -> Ver
         if request.outcome is not None:
             return None
         if request.chain_id != chain_id:
-            # About another chain's record: that network's worker sends it.
-            raise RetryableError(
-                f"verification request {request_id} is for chain {request.chain_id}, not {chain_id}"
+            # About another chain's record: sent there.
+            raise OtherChainError(
+                request.chain_id,
+                f"verification request {request_id} is about chain {request.chain_id}, "
+                f"not {chain_id}",
             )
         newer = s.scalar(
             select(ProviderVerificationRequest.id).where(

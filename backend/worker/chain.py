@@ -25,7 +25,7 @@ from backend.chain.deployment import (
     load_deployment,
 )
 from backend.core.config import Settings, get_settings
-from backend.core.errors import ChainUnavailableError, NotDeployedError
+from backend.core.errors import ChainUnavailableError, NotDeployedError, PermanentError
 
 RPC_TIMEOUT = 30  # seconds per JSON-RPC request
 
@@ -83,31 +83,49 @@ def make_chain(
 
 
 _lock = threading.Lock()
-_chain: Chain | None = None
+_chains: dict[int | None, Chain] = {}
 
 
-def get_chain(settings: Settings | None = None) -> Chain:
-    """The process's `Chain` from settings (the deployment file is read once)."""
-    global _chain
+def get_chain(settings: Settings | None = None, chain_id: int | None = None) -> Chain:
+    """The process's `Chain` of configured chain `chain_id` (None: TUITION_NETWORK's), from
+    that network's settings (its deployment file is read once).
+
+    Raises:
+        PermanentError: `chain_id` is not one of TUITION_NETWORKS.
+        NotDeployedError: the network has no deployment file yet (retried).
+    """
     with _lock:
-        if _chain is None:
+        if chain_id not in _chains:
             settings = settings or get_settings()
+            if chain_id is not None and chain_id != settings.chain_id:
+                network = settings.network_by_chain(chain_id)
+                if network is None:
+                    raise PermanentError(f"chain {chain_id} is not configured (TUITION_NETWORKS)")
+                settings = settings.for_network(network.name)
             try:
                 deployment = load_deployment(settings.deployment_file)
             except DeploymentError as exc:
                 # Retried: `tuition deploy` may still be running, or the file is being fixed.
                 raise NotDeployedError(str(exc)) from exc
-            _chain = make_chain(
+            chain = make_chain(
                 settings.rpc_url, deployment, settings.operator_private_key.get_secret_value()
             )
-        return _chain
+            _chains[chain_id] = chain
+            _chains.setdefault(chain.chain_id, chain)
+        return _chains[chain_id]
+
+
+def configured_chain_ids(settings: Settings | None = None) -> list[int]:
+    """Every configured chain, TUITION_NETWORK's first."""
+    settings = settings or get_settings()
+    others = [n.chain_id for n in settings.networks if n.chain_id != settings.chain_id]
+    return [settings.chain_id, *others]
 
 
 def reset_chain() -> None:
-    """Forget the cached `Chain` (tests, or after a redeploy)."""
-    global _chain
+    """Forget the cached chains (tests, or after a redeploy)."""
     with _lock:
-        _chain = None
+        _chains.clear()
 
 
 def call_view(fn: Any) -> Any:

@@ -12,21 +12,21 @@ from backend.worker.email import EmailBackend, get_backend
 from backend.worker.sender import TxSender
 
 _lock = threading.Lock()
-_sender: TxSender | None = None
+_senders: dict[int, TxSender] = {}
 _email: EmailBackend | None = None
 _stripe: StripeGateway | None = None
 
 
 def get_sender(chain: Chain | None = None) -> TxSender:
-    """The operator key's sender on the configured chain."""
-    global _sender
+    """The operator key's sender on `chain` (default: TUITION_NETWORK's): one per chain, each
+    with that chain's own nonce stream."""
+    chain = chain or get_chain()
     with _lock:
-        if _sender is None:
-            chain = chain or get_chain()
-            _sender = TxSender(
+        if chain.chain_id not in _senders:
+            _senders[chain.chain_id] = TxSender(
                 chain.w3, chain.operator, process_session_factory(), chain_id=chain.chain_id
             )
-        return _sender
+        return _senders[chain.chain_id]
 
 
 def get_email_backend() -> EmailBackend:
@@ -49,8 +49,8 @@ def get_stripe_gateway() -> StripeGateway:
 
 def reset_runtime() -> None:
     """Forget the singletons (after a fork, or when tests change settings)."""
-    global _sender, _email, _stripe
+    global _email, _stripe
     with _lock:
-        _sender = None
+        _senders.clear()
         _email = None
         _stripe = None

@@ -21,10 +21,15 @@ from celery.exceptions import Ignore
 
 from backend.core.config import get_settings
 from backend.core.db import process_session_factory, session_scope
-from backend.core.errors import NotDeployedError, RetryableError, TxNotMinedError
+from backend.core.errors import (
+    NotDeployedError,
+    OtherChainError,
+    RetryableError,
+    TxNotMinedError,
+)
 from backend.worker import jobs, metrics
 from backend.worker.celery_app import app
-from backend.worker.chain import get_chain
+from backend.worker.chain import Chain, configured_chain_ids, get_chain
 from backend.worker.models import JobStatus
 from backend.worker.runtime import get_sender
 
@@ -112,16 +117,29 @@ def send_on_chain(
     task: Task, body: Callable[..., dict[str, Any]], row_id: int, **extra: Any
 ) -> dict[str, Any]:
     """Run a task body that writes to the chain for one row (`body(row_id, factory=, chain=,
-    sender=, **extra)`) with this process's sessions, chain and sender, `until_mined`."""
-    return until_mined(
-        task,
-        lambda: body(
-            int(row_id),
-            factory=process_session_factory(),
-            chain=get_chain(),
-            sender=get_sender(),
-            **extra,
-        ),
+    sender=, **extra)`) with this process's sessions, `until_mined`.
+
+    The body starts on TUITION_NETWORK's chain; a row that lives on another configured chain
+    (`OtherChainError`) is run again with that chain's client and sender, so each chain's
+    transactions come from its own nonce stream.
+    """
+    chain = get_chain()
+    try:
+        return until_mined(task, lambda: _body_on(chain, body, row_id, **extra))
+    except OtherChainError as exc:
+        other = get_chain(chain_id=exc.chain_id)
+        return until_mined(task, lambda: _body_on(other, body, row_id, **extra))
+
+
+def _body_on(
+    chain: Chain, body: Callable[..., dict[str, Any]], row_id: int, **extra: Any
+) -> dict[str, Any]:
+    return body(
+        int(row_id),
+        factory=process_session_factory(),
+        chain=chain,
+        sender=get_sender(chain),
+        **extra,
     )
 
 
@@ -151,12 +169,18 @@ def relay_outbox() -> int:
 
 @app.task(name="tuition.recover_transactions", ignore_result=True, acks_late=False)
 def recover_transactions() -> dict[str, int]:
-    """Settle, re-broadcast, re-price or re-nonce the operator key's live transactions."""
-    try:
-        return get_sender().recover()
-    except NotDeployedError as exc:
-        log.info("recover: %s", exc)
-        return {}
+    """Settle, re-broadcast, re-price or re-nonce the operator key's live transactions, on each
+    configured chain (each from its own nonce stream)."""
+    totals: dict[str, int] = {}
+    for chain_id in configured_chain_ids():
+        try:
+            found = get_sender(get_chain(chain_id=chain_id)).recover()
+        except NotDeployedError as exc:
+            log.info("recover on chain %s: %s", chain_id, exc)
+            continue
+        for key, n in found.items():
+            totals[key] = totals.get(key, 0) + n
+    return totals
 
 
 @app.task(name="tuition.resume_stalled", ignore_result=True, acks_late=False)

@@ -79,8 +79,9 @@ def transact(w3: Web3, fn: Any, account: LocalAccount, value: int = 0) -> Any:
     return receipt
 
 
-def deploy(anvil: Anvil, directory: Path, n_courses: int = 6) -> Deployed:
-    """Deploy CourseMarket and CourseCertificate, give the operator its roles, create courses."""
+def deploy(anvil: Anvil, directory: Path, n_courses: int = 6, network: str = "local") -> Deployed:
+    """Deploy CourseMarket and CourseCertificate, give the operator its roles, create courses;
+    the deployment file is `<directory>/<network>.json`."""
     w3 = anvil.w3
 
     def create(name: str, *args: Any) -> Contract:
@@ -117,11 +118,11 @@ def deploy(anvil: Anvil, directory: Path, n_courses: int = 6) -> Deployed:
     for name, contract in (("CourseMarket", market), ("CourseCertificate", certificate)):
         (abi_dir / f"{name}.json").write_text(json.dumps(contract.abi))
         contracts[name] = {"address": contract.address, "abi": str(abi_dir / f"{name}.json")}
-    (directory / "local.json").write_text(
+    (directory / f"{network}.json").write_text(
         json.dumps(
             {
                 "chainId": w3.eth.chain_id,
-                "network": "local",
+                "network": network,
                 "deployBlock": 0,
                 "contracts": contracts,
             }

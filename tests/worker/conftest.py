@@ -6,6 +6,7 @@ worker's settings pointed at both, and Celery in eager mode.
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import uuid
 from collections.abc import Iterator
@@ -97,9 +98,19 @@ def own_wenv(
 
 
 def _worker_env(
-    database_url: str, deployed: Deployed, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    database_url: str,
+    deployed: Deployed,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    env_changes: dict[str, str | None] | None = None,
 ) -> Iterator[WorkerEnv]:
     env = WorkerEnv.build(database_url, deployed, tmp_path)
+    for key, change in (env_changes or {}).items():
+        if change is None:
+            env.env.pop(key, None)
+            monkeypatch.delenv(key, raising=False)
+        else:
+            env.env[key] = change
     for key, value in env.env.items():
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("TUITION_REDIS_URL", raising=False)
@@ -116,6 +127,42 @@ def _worker_env(
         reset_chain()
         reset_runtime()
         get_settings.cache_clear()
+
+
+@pytest.fixture(scope="session")
+def second_anvil() -> Iterator[Anvil]:
+    """A second chain (chain id 31338) for the tests of a worker serving two chains."""
+    node = Anvil(chain_id=31338)
+    try:
+        yield node
+    finally:
+        node.close()
+
+
+@pytest.fixture
+def two_chains(
+    database_url: str,
+    anvil: Anvil,
+    second_anvil: Anvil,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[tuple[WorkerEnv, Deployed, Deployed]]:
+    """The worker configured with two networks ("local" on `anvil`, its TUITION_NETWORK, and
+    "local-b" on `second_anvil`), fresh contracts on both: (env, first, second)."""
+    directory = tmp_path / "deployments"
+    first = deploy(anvil, directory, n_courses=2, network="local")
+    second = deploy(second_anvil, directory, n_courses=2, network="local-b")
+    networks = [
+        {"name": "local", "chain_id": anvil.chain_id, "rpc_url": anvil.url},
+        {"name": "local-b", "chain_id": second_anvil.chain_id, "rpc_url": second_anvil.url},
+    ]
+    changes: dict[str, str | None] = {
+        "TUITION_NETWORKS": json.dumps(networks),
+        "TUITION_RPC_URL": None,
+        "TUITION_CHAIN_ID": None,
+    }
+    for env in _worker_env(database_url, first, tmp_path, monkeypatch, changes):
+        yield env, first, second
 
 
 @pytest.fixture
