@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
@@ -89,6 +89,12 @@ def get_services(request: Request) -> Services:
 
 
 ServicesDep = Annotated[Services, Depends(get_services)]
+
+# The chain a request is about: any configured chain id (`Services.chain_id_of`); none, the API's.
+ChainIdQuery = Annotated[
+    int | None,
+    Query(alias="chainId", gt=0, le=2**53, description="A configured chain (default: the API's)."),
+]
 
 
 async def _db_session(request: Request) -> AsyncIterator[AsyncSession]:

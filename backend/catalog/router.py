@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from backend.api.deps import DbSession, ServicesDep
+from backend.api.deps import ChainIdQuery, DbSession, ServicesDep
 from backend.auth.deps import OptionalUser
 from backend.catalog import views
 from backend.catalog.schemas import CourseDetailOut, CoursePageOut
@@ -14,9 +14,6 @@ from backend.core.errors import InvalidInputError
 from backend.core.schemas import MAX_INT32, CourseId
 
 router = APIRouter(prefix="/courses", tags=["catalog"])
-
-# Which chain's on-chain id and prices to show (any configured chain; default the API's).
-ChainIdQuery = Annotated[int | None, Query(alias="chainId", gt=0, le=2**53)]
 
 
 @router.get("", response_model=CoursePageOut)

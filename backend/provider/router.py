@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from backend.api.deps import DbSession, ServicesDep
+from backend.api.deps import ChainIdQuery, DbSession, ServicesDep
 from backend.auth.deps import CurrentUser
 from backend.catalog.models import Course, Token
 from backend.catalog.schemas import (
@@ -160,22 +160,20 @@ async def link_onchain_id(
     principal: CurrentUser,
     session: DbSession,
     services: ServicesDep,
+    chain_id: ChainIdQuery = None,
 ) -> CourseDetailOut:
-    """Link the course to its on-chain id by hand (the indexer does it from CourseCreated).
+    """Link the course to its on-chain id on `chainId` by hand (the indexer does it from
+    CourseCreated).
 
     Only an on-chain course that exists and is paid out to my wallet can be linked: 404
     `onchain_course_not_found`, 403 `not_onchain_provider`.
     """
+    chain = services.chain_id_of(chain_id)
     provider = await service.onchain_provider(
-        services.chain, services.deployment.require_market(), body.onchain_id
+        services.chain_for(chain), services.deployment_on(chain).require_market(), body.onchain_id
     )
     return await session.run_sync(
-        service.link_onchain,
-        principal.address,
-        course_id,
-        services.settings.chain_id,
-        body.onchain_id,
-        provider,
+        service.link_onchain, principal.address, course_id, chain, body.onchain_id, provider
     )
 
 
@@ -183,12 +181,17 @@ async def link_onchain_id(
     "/courses/{course_id}/tx/create-course", response_model=TxOut, responses=errors(409, 503)
 )
 async def tx_create_course(
-    course_id: CourseId, principal: CurrentUser, session: DbSession, services: ServicesDep
+    course_id: CourseId,
+    principal: CurrentUser,
+    session: DbSession,
+    services: ServicesDep,
+    chain_id: ChainIdQuery = None,
 ) -> TxOut:
-    """`createCourse(title, refundWindow)` for my wallet to sign."""
-    market, chain_id = services.deployment.require_market(), services.settings.chain_id
+    """`createCourse(title, refundWindow)` on `chainId` for my wallet to sign."""
+    chain = services.chain_id_of(chain_id)
+    market = services.deployment_on(chain).require_market()
     return await session.run_sync(
-        service.create_course_tx, principal.address, course_id, market, chain_id
+        service.create_course_tx, principal.address, course_id, market, chain
     )
 
 
@@ -199,11 +202,14 @@ async def tx_set_price(
     principal: CurrentUser,
     session: DbSession,
     services: ServicesDep,
+    chain_id: ChainIdQuery = None,
 ) -> TxOut:
-    """`setPrice(courseId, token, price)` for my wallet to sign (price in base units)."""
-    market, chain_id = services.deployment.require_market(), services.settings.chain_id
+    """`setPrice(courseId, token, price)` on `chainId` for my wallet to sign (price in base
+    units of that chain's token)."""
+    chain = services.chain_id_of(chain_id)
+    market = services.deployment_on(chain).require_market()
     return await session.run_sync(
-        service.set_price_tx, principal.address, course_id, market, chain_id, body
+        service.set_price_tx, principal.address, course_id, market, chain, body
     )
 
 
@@ -215,19 +221,28 @@ async def tx_refund(
     session: DbSession,
     services: ServicesDep,
 ) -> TxOut:
-    """`refund(courseId, learner, payer, token, amount, fee)` of a paid crypto order."""
-    market, chain_id = services.deployment.require_market(), services.settings.chain_id
+    """`refund(courseId, learner, payer, token, amount, fee)` of a paid crypto order, on the
+    chain it was paid on."""
+
+    def market_on(chain_id: int | None) -> tuple[str, int]:
+        chain = services.chain_id_of(chain_id)
+        return services.deployment_on(chain).require_market(), chain
+
     return await session.run_sync(
-        service.refund_tx, principal.address, course_id, market, chain_id, body.order_id
+        service.refund_tx, principal.address, course_id, body.order_id, market_on
     )
 
 
 @router.post("/tx/withdraw", response_model=TxOut, responses=errors(503))
-async def tx_withdraw(body: WithdrawIn, principal: CurrentUser, services: ServicesDep) -> TxOut:
-    """`withdraw(token)` for my wallet to sign."""
-    return tx_out(
-        txs.withdraw(services.deployment.require_market(), services.settings.chain_id, body.token)
-    )
+async def tx_withdraw(
+    body: WithdrawIn,
+    principal: CurrentUser,
+    services: ServicesDep,
+    chain_id: ChainIdQuery = None,
+) -> TxOut:
+    """`withdraw(token)` on `chainId` for my wallet to sign."""
+    chain = services.chain_id_of(chain_id)
+    return tx_out(txs.withdraw(services.deployment_on(chain).require_market(), chain, body.token))
 
 
 @router.get("/sales", response_model=SalesOut)
@@ -323,11 +338,16 @@ async def card_balance(
 
 @router.get("/balances", response_model=BalancesOut, responses=errors(502, 503))
 async def balances(
-    principal: CurrentUser, session: DbSession, services: ServicesDep, response: Response
+    principal: CurrentUser,
+    session: DbSession,
+    services: ServicesDep,
+    response: Response,
+    chain_id: ChainIdQuery = None,
 ) -> BalancesOut:
-    """My on-chain balances per token: withdrawable now, and still in escrow (net, fee)."""
-    market = services.deployment.require_market()
-    chain_id = services.settings.chain_id
+    """My balances per token in `chainId`'s market: withdrawable now, and still in escrow (net,
+    fee)."""
+    chain_id = services.chain_id_of(chain_id)
+    market = services.deployment_on(chain_id).require_market()
     tokens = list(
         (
             await session.scalars(
@@ -335,7 +355,7 @@ async def balances(
             )
         ).all()
     )
-    rows = await service.balances(services.chain, market, principal.address, tokens)
+    rows = await service.balances(services.chain_for(chain_id), market, principal.address, tokens)
     response.headers["Cache-Control"] = "no-store"
     return BalancesOut(
         market=market,
@@ -356,16 +376,18 @@ __all__ = ["router"]
 
 @router.post("/profile/tx", response_model=TxOut, responses=errors(503))
 async def tx_set_profile(
-    body: ProviderProfileIn, principal: CurrentUser, services: ServicesDep
+    body: ProviderProfileIn,
+    principal: CurrentUser,
+    services: ServicesDep,
+    chain_id: ChainIdQuery = None,
 ) -> TxOut:
     """`setProviderProfile(name, domain)` for my wallet to sign: the public record verifiers
     see for my courses (it drops the platform's verification until the platform verifies it
     again). Names and domains the contract would refuse are 422 here."""
     del principal  # signed-in only: the wallet signs as itself, nothing is stored here
-    certificate = services.deployment.require_certificate()
-    return tx_out(
-        txs.set_provider_profile(certificate, services.settings.chain_id, body.name, body.domain)
-    )
+    chain = services.chain_id_of(chain_id)
+    certificate = services.deployment_on(chain).require_certificate()
+    return tx_out(txs.set_provider_profile(certificate, chain, body.name, body.domain))
 
 
 @router.get("/certificates", response_model=list[IssuedCertificateOut])
@@ -419,7 +441,7 @@ async def get_profile(
     address: AddressStr,
     session: DbSession,
     services: ServicesDep,
-    chain_id: Annotated[int | None, Query(alias="chainId", gt=0, le=2**53)] = None,
+    chain_id: ChainIdQuery = None,
 ) -> ProviderProfileOut:
     """A provider's public record as `chainId` holds it (default: the API's network), and
     whether the platform verified it there."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -238,21 +238,22 @@ def set_price_tx(
 
 
 def refund_tx(
-    s: Session, provider: str, course_id: int, market: str, chain_id: int, order_id: str
+    s: Session,
+    provider: str,
+    course_id: int,
+    order_id: str,
+    market_on: Callable[[int | None], tuple[str, int]],
 ) -> TxOut:
-    """`refund(...)` of a paid crypto order of an owned, registered course."""
+    """`refund(...)` of a paid crypto order of an owned, registered course, on the chain it was
+    paid on (`market_on(order's chain id)` gives that chain's market and id)."""
     course = catalog.get_owned_course(s, course_id, provider)
-    onchain_id = _linked(course, chain_id)
     order = get_order(s, order_id)
     if order.course_id != course.id:
         raise NotFoundError(f"order {order_id} is not for this course", code="order_not_found")
-    if order.chain_id not in (None, chain_id):
-        raise ConflictError(
-            f"order {order_id} was paid on chain {order.chain_id}: refund it there",
-            code="other_chain",
-        )
     if order.rail != Rail.CRYPTO or order.status != OrderStatus.PAID or order.token is None:
         raise ConflictError("only paid crypto orders are refunded on-chain", code="not_refundable")
+    market, chain_id = market_on(order.chain_id)
+    onchain_id = _linked(course, chain_id)
     return tx_out(
         txs.refund(
             market,

@@ -562,3 +562,62 @@ async def test_public_profile_is_the_mirrored_record(api: Api) -> None:
     assert missing.status_code == 404
     assert missing.json()["error"]["code"] == "no_provider_profile"
     assert invalid.status_code == 422
+
+
+# ------------------------------------------------------------------ several chains
+
+OTHER_CHAIN = 31338
+
+
+async def test_every_provider_transaction_and_balance_can_target_another_configured_chain(
+    api: Api,
+) -> None:
+    from support.api import FakeChain
+
+    from backend.chain.deployment import Deployment
+    from backend.core.security import checksum_address
+
+    other_market = checksum_address("0x" + "ab" * 20)
+    other_certificate = checksum_address("0x" + "cd" * 20)
+    other = FakeChain()
+    other.withdrawable[(PROVIDER.address.lower(), NATIVE)] = 77
+    services = api.app.state.services
+    services.deployment_sources = {
+        OTHER_CHAIN: lambda: Deployment(
+            chain_id=OTHER_CHAIN, market=other_market, certificate=other_certificate
+        )
+    }
+    services.chains = {OTHER_CHAIN: other}
+    await api.run(seed_test_tokens, OTHER_CHAIN)
+    course = await api.run(make_course, provider=PROVIDER.address, onchain_id=3)  # on CHAIN_ID
+    on_b = f"?chainId={OTHER_CHAIN}"
+    base = f"/api/v1/provider/courses/{course.id}"
+    async with api.user(PROVIDER) as client:
+        create = (await client.post(f"{base}/tx/create-course{on_b}")).json()
+        again_here = await client.post(f"{base}/tx/create-course")
+        unpriced = await client.post(
+            f"{base}/tx/set-price{on_b}", json={"token": NATIVE, "price": "5"}
+        )
+        withdraw = (
+            await client.post(f"/api/v1/provider/tx/withdraw{on_b}", json={"token": NATIVE})
+        ).json()
+        profile = (
+            await client.post(
+                f"/api/v1/provider/profile/tx{on_b}",
+                json={"name": "School", "domain": "school.example"},
+            )
+        ).json()
+        balances = (await client.get(f"/api/v1/provider/balances{on_b}")).json()
+        unknown = await client.get("/api/v1/provider/balances?chainId=5")
+
+    assert (create["chainId"], create["to"]) == (OTHER_CHAIN, other_market)
+    assert again_here.json()["error"]["code"] == "already_linked"  # registered on CHAIN_ID
+    # Not registered on the other chain yet: its price cannot be set there.
+    assert unpriced.json()["error"]["code"] == "course_not_onchain"
+    assert (withdraw["chainId"], withdraw["to"]) == (OTHER_CHAIN, other_market)
+    assert (profile["chainId"], profile["to"]) == (OTHER_CHAIN, other_certificate)
+    assert balances["market"] == other_market
+    eth = next(b for b in balances["balances"] if b["token"]["address"] == NATIVE)
+    assert eth["withdrawable"] == "77" and eth["token"]["chainId"] == OTHER_CHAIN
+    assert api.chain.calls == [], "the API's own chain was not asked"
+    assert unknown.status_code == 422 and unknown.json()["error"]["code"] == "unknown_chain"
