@@ -9,6 +9,7 @@ import typer
 
 if TYPE_CHECKING:
     from backend.core.config import Role, Settings
+    from backend.verification.service import ChainTarget
 
 app = typer.Typer(no_args_is_help=True, help="Tuition: sell courses for crypto or card.")
 db_app = typer.Typer(no_args_is_help=True, help="Database migrations.")
@@ -107,43 +108,64 @@ def verify(
     token_id: str = typer.Argument(..., help="Certificate token id (decimal or 0x hex)."),
     record: Path | None = typer.Option(None, help="The certificate record JSON to check."),
     contract: str | None = typer.Option(None, help="Certificate contract (default: deployed)."),
-    rpc_url: str | None = typer.Option(None, help="Chain RPC (default: TUITION_RPC_URL)."),
+    rpc_url: str | None = typer.Option(None, help="Chain RPC (default: the chain's own)."),
+    chain: str | None = typer.Option(
+        None, help="Network name or chain id (default: look on every configured chain)."
+    ),
     offline: bool = typer.Option(False, help="Do not fetch the provider's domain link."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
-    """Verify a certificate from the chain alone, step by step; exit 0 only when VALID."""
+    """Verify a certificate from the chain alone, step by step; exit 0 only when VALID.
+
+    Without --chain the certificate is looked for on every configured chain (TUITION_NETWORKS),
+    and the report says where it was found.
+    """
     import json
+    from dataclasses import replace
 
     from backend.chain.deployment import DeploymentError, load_deployment
     from backend.core.config import get_settings
-    from backend.verification.service import options_for, verify_certificate
+    from backend.verification.service import chain_targets, verify_on_chains
 
     settings = get_settings()
-    try:
-        deployment = load_deployment(settings.deployment_file)
-    except DeploymentError as exc:
-        raise typer.BadParameter(
-            f"{exc}: the deployment names Tuition's certificate contract (TUITION_NETWORK, "
-            "TUITION_DEPLOYMENTS_DIR)"
-        ) from exc
-    address = contract or deployment.certificate
-    if address is None:
-        raise typer.BadParameter("no certificate contract deployed: pass --contract")
     try:
         number = int(token_id, 0)
     except ValueError as exc:
         raise typer.BadParameter(f"{token_id!r} is not a token id") from exc
-    report = verify_certificate(
-        rpc_url or settings.rpc_url,
-        address,
-        number,
-        record.read_bytes() if record else None,
-        options_for(settings, deployment, offline=offline),
-    )
+    try:
+        targets = chain_targets(
+            settings,
+            chain=chain,
+            offline=offline,
+            deployment_of=lambda s: load_deployment(s.deployment_file),
+        )
+    except DeploymentError as exc:
+        raise typer.BadParameter(
+            f"{exc}: the deployment names Tuition's certificate contract (TUITION_NETWORKS, "
+            "TUITION_DEPLOYMENTS_DIR)"
+        ) from exc
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    if contract or rpc_url:
+        # An explicit contract or node: that one place (on the chain given, else the first).
+        if not targets and contract is None:
+            raise typer.BadParameter("no certificate contract deployed: pass --contract")
+        base = targets[0] if targets else _bare_target(settings, contract or "", offline)
+        targets = [
+            replace(base, certificate=contract or base.certificate, rpc_url=rpc_url or base.rpc_url)
+        ]
+    if not targets:
+        raise typer.BadParameter("no certificate contract deployed: pass --contract")
+    report = verify_on_chains(targets, number, record.read_bytes() if record else None)
     if as_json:
         print(json.dumps(report.as_json(), indent=2))
     else:
-        print(f"certificate {report.token_id} on {report.contract} (chain {report.chain_id})")
+        name = next((t.name for t in targets if t.chain_id == report.chain_id), "?")
+        where = f"chain {report.chain_id} ({name})"
+        if len(report.searched) > 1:
+            found = "found on" if report.found else "not found; last looked on"
+            print(f"searched chains {', '.join(map(str, report.searched))}: {found} {where}")
+        print(f"certificate {report.token_id} on {report.contract} ({where})")
         marks = {"passed": "PASS", "failed": "FAIL", "not_checked": "----"}
         for step in report.steps:
             print(f"{marks[step.status]}  {step.name:<10}{step.detail}")
@@ -151,6 +173,16 @@ def verify(
                 print(f"          {key:<18}{value}")
         print(report.verdict.upper().replace("_", " "))
     raise typer.Exit(0 if report.valid else 1)
+
+
+def _bare_target(settings: Settings, contract: str, offline: bool) -> ChainTarget:
+    """A verification target without a deployment file: the given contract on the settings'
+    chain."""
+    from backend.chain.deployment import Deployment
+    from backend.verification.service import ChainTarget, options_for
+
+    options = options_for(settings, Deployment(certificate=contract), offline=offline)
+    return ChainTarget(settings.chain_id, settings.network, settings.rpc_url, contract, options)
 
 
 @app.command("seed-demo")

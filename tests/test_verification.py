@@ -27,7 +27,7 @@ from backend.chain.deploy import deploy_all
 from backend.chain.deployment import load_deployment
 from backend.chain.toolchain import anvil_path
 from backend.cli import app
-from backend.core.config import get_settings
+from backend.core.config import Settings, get_settings
 from backend.core.dev_accounts import DEMO_KEYS
 from backend.core.ratelimit import MemoryRateLimiter
 from backend.devstack import free_port, wait_until
@@ -241,3 +241,102 @@ def test_an_unreachable_chain_is_503(world: World, client: httpx.Client) -> None
     )
     reply = client.get(f"/api/v1/certificates/{world.cases['valid'].token_id}/verification")
     assert reply.status_code == 503 and reply.json()["error"]["code"] == "chain_unavailable"
+
+
+# ------------------------------------------------------------------ several chains
+
+
+@pytest.fixture(scope="module")
+def second_chain(deployments: Path) -> Iterator[str]:
+    """Another chain (31338) with Tuition deployed and no certificate issued: network
+    "verify-b", its deployment next to the first chain's."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [str(anvil_path()), "--port", str(port), "--hardfork", "cancun", "--chain-id", "31338"],
+        stdout=subprocess.DEVNULL,
+    )
+    rpc = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(Web3(HTTPProvider(rpc)).is_connected, 30, "anvil")
+        deploy_all(
+            rpc_url=rpc,
+            network="verify-b",
+            deployments_dir=deployments,
+            admin_key=DEMO_KEYS["admin"],
+            operator_key=DEMO_KEYS["operator"],
+            demo=False,
+        )
+        yield rpc
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_verify_looks_on_every_configured_chain_and_says_where_it_found_it(
+    world: World, second_chain: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    networks = [  # the chain without the certificate first: it is searched first
+        {"name": "verify-b", "chain_id": 31338, "rpc_url": second_chain},
+        {"name": "verify-test", "chain_id": 31337, "rpc_url": os.environ["TUITION_RPC_URL"]},
+    ]
+    monkeypatch.setenv("TUITION_NETWORKS", json.dumps(networks))
+    monkeypatch.setenv("TUITION_NETWORK", "verify-b")
+    monkeypatch.delenv("TUITION_RPC_URL")
+    get_settings.cache_clear()
+    token = str(world.cases["valid"].token_id)
+    runner = CliRunner()
+    try:
+        anywhere = runner.invoke(app, ["verify", token, "--offline"])
+        anywhere_json = json.loads(runner.invoke(app, ["verify", token, "--json"]).output)
+        on_b = runner.invoke(app, ["verify", token, "--chain", "verify-b", "--json"])
+        by_id = json.loads(
+            runner.invoke(app, ["verify", token, "--chain", "31337", "--json"]).output
+        )
+        unknown = runner.invoke(app, ["verify", token, "--chain", "base"])
+        nowhere = runner.invoke(app, ["verify", "12345", "--offline"])
+    finally:
+        get_settings.cache_clear()
+
+    assert "searched chains 31338, 31337: found on chain 31337 (verify-test)" in anywhere.output
+    assert (anywhere_json["chainId"], anywhere_json["searchedChains"]) == (31337, [31338, 31337])
+    assert anywhere_json["verdict"] == world.cases["valid"].verdict
+    assert on_b.exit_code == 1
+    assert json.loads(on_b.output)["steps"][0]["status"] == "failed"
+    assert (by_id["chainId"], by_id["searchedChains"]) == (31337, [31337])
+    assert unknown.exit_code == 2 and "unknown chain 'base'" in unknown.output
+    assert nowhere.exit_code == 1
+    assert "no certificate 12345 on any configured chain: verify-b (31338), verify-test" in (
+        nowhere.output
+    )
+
+
+def test_the_api_searches_every_configured_chain_unless_given_one(
+    world: World, second_chain: str, deployments: Path, tmp_path: Path
+) -> None:
+    import os
+
+    settings = Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        database_url=f"sqlite:///{tmp_path / 'api.db'}",
+        deployments_dir=deployments,
+        network="verify-b",
+        rpc_url=second_chain,  # the environment's TUITION_RPC_URL is the other chain's
+        networks=[
+            {"name": "verify-b", "chain_id": 31338, "rpc_url": second_chain},
+            {"name": "verify-test", "chain_id": 31337, "rpc_url": os.environ["TUITION_RPC_URL"]},
+        ],
+        domain_link=False,
+    )
+    app = create_app(settings, rate_limiter=MemoryRateLimiter(1000), seed=False)
+    url = f"/api/v1/certificates/{world.cases['valid'].token_id}/verification"
+    with TestClient(app, base_url="http://testserver") as api:
+        anywhere = api.get(url).json()
+        on_b = api.get(url, params={"chainId": 31338}).json()
+        unknown = api.get(url, params={"chainId": 1})
+    assert (anywhere["chainId"], anywhere["searchedChains"]) == (31337, [31338, 31337])
+    assert anywhere["steps"][0]["status"] == "passed"
+    assert (on_b["chainId"], on_b["searchedChains"]) == (31338, [31338])
+    assert on_b["steps"][0]["status"] == "failed"
+    assert unknown.status_code == 422 and unknown.json()["error"]["code"] == "unknown_chain"

@@ -14,11 +14,17 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import Field
 from web3.exceptions import Web3Exception
 
-from backend.api.deps import ServicesDep, client_ip
+from backend.api.deps import ChainIdQuery, ServicesDep, client_ip
 from backend.core.errors import InvalidInputError, RateLimitedError, ServiceUnavailableError
 from backend.core.openapi import errors
 from backend.core.schemas import AddressStr, ApiInput, ApiModel
-from backend.verification.service import Report, options_for, verify_certificate
+from backend.verification.service import (
+    ChainTarget,
+    Report,
+    chain_targets,
+    options_for,
+    verify_on_chains,
+)
 
 router = APIRouter(prefix="/certificates", tags=["verification"])
 
@@ -47,6 +53,8 @@ class VerificationOut(ApiModel):
     verdict: str
     valid: bool
     steps: list[StepOut]
+    # The chains looked at when no chainId was given (the certificate's is the last).
+    searched_chains: list[int]
 
 
 class DocumentIn(ApiInput):
@@ -66,18 +74,35 @@ async def verification_rate_limit(request: Request, services: ServicesDep) -> No
 
 
 async def _verify(
-    services: ServicesDep, token_id: str, contract: str | None, document: bytes | None
+    services: ServicesDep,
+    token_id: str,
+    contract: str | None,
+    document: bytes | None,
+    chain_id: int | None,
 ) -> VerificationOut:
     number = int(token_id)
     if number > MAX_TOKEN_ID:
         raise InvalidInputError("the token id is larger than 2**256 - 1", code="validation_error")
-    settings, deployment = services.settings, services.deployment
-    address = contract or deployment.require_certificate()
+    settings = services.settings
+    if chain_id is not None:
+        chain_id = services.chain_id_of(chain_id)
+    targets = chain_targets(
+        settings,
+        chain=chain_id,
+        deployment_of=lambda s: services.deployment_on(s.chain_id),
+    )
+    if contract is not None:
+        # Another contract than ours: on the chain given, else the API's own.
+        own = services.chain_id_of(chain_id)
+        network = settings.network_by_chain(own) or settings.current_network
+        on = settings.for_network(network.name)
+        options = options_for(on, services.deployment_on(own))
+        targets = [ChainTarget(own, network.name, on.rpc_url, contract, options)]
+    if not targets:
+        services.deployment.require_certificate()  # the 503 "not deployed" answer
     try:
         report: Report = await anyio.to_thread.run_sync(
-            lambda: verify_certificate(
-                settings.rpc_url, address, number, document, options_for(settings, deployment)
-            )
+            lambda: verify_on_chains(targets, number, document)
         )
     except (requests.RequestException, OSError, Web3Exception) as exc:
         raise ServiceUnavailableError(
@@ -97,10 +122,12 @@ async def verify(
     response: Response,
     services: ServicesDep,
     contract: Annotated[AddressStr | None, Query(description="Default: ours.")] = None,
+    chain_id: ChainIdQuery = None,
 ) -> VerificationOut:
     """Verify certificate `token_id` step by step from the chain (exists, status, issuer,
-    integrity (not checked here: POST a document), holder) and give the verdict."""
-    out = await _verify(services, token_id, contract, None)
+    integrity (not checked here: POST a document), holder) and give the verdict. Without
+    `chainId` every configured chain is searched (`searchedChains`)."""
+    out = await _verify(services, token_id, contract, None, chain_id)
     response.headers["Cache-Control"] = f"public, max-age={MAX_AGE}"
     return out
 
@@ -117,12 +144,13 @@ async def verify_document(
     response: Response,
     services: ServicesDep,
     contract: Annotated[AddressStr | None, Query(description="Default: ours.")] = None,
+    chain_id: ChainIdQuery = None,
 ) -> VerificationOut:
     """The same verification, with the integrity step checking `record` against the on-chain
     hash (the record is not stored)."""
     import json
 
     document = json.dumps(body.record).encode()
-    out = await _verify(services, token_id, contract, document)
+    out = await _verify(services, token_id, contract, document, chain_id)
     response.headers["Cache-Control"] = "no-store"
     return out

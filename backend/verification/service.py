@@ -20,19 +20,20 @@ given document matches, and someone holds it.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
+import requests
 from web3 import HTTPProvider, Web3
-from web3.exceptions import ContractLogicError
+from web3.exceptions import ContractLogicError, Web3Exception
 
 from backend.certificates.models import RevokeReason
 from backend.certificates.service import record_hash
 from backend.chain.artifacts import CERTIFICATE_FIELDS, load_abi
-from backend.chain.deployment import Deployment
+from backend.chain.deployment import Deployment, current_deployment
 from backend.core.config import Settings
 from backend.verification.domain_link import (
     DEFAULT_URL_TEMPLATE,
@@ -92,11 +93,18 @@ class Report:
     token_id: int
     steps: list[Step]
     verdict: str
+    # The chains looked at, in order, when the chain was not given (the last one answered).
+    searched: list[int] = field(default_factory=list)
 
     @property
     def valid(self) -> bool:
         """Whether the verdict is VALID."""
         return self.verdict == Verdict.VALID
+
+    @property
+    def found(self) -> bool:
+        """Whether the certificate exists on this report's chain."""
+        return self.steps[0].ok
 
     def step(self, name: str) -> Step:
         """The step called `name`."""
@@ -114,6 +122,7 @@ class Report:
                 {"name": s.name, "status": s.status, "detail": s.detail, "facts": s.facts}
                 for s in self.steps
             ],
+            "searchedChains": list(self.searched),
         }
 
 
@@ -305,6 +314,102 @@ def verify_certificate(
         _holder_step(contract, token_id, cert),
     ]
     return Report(chain_id, address, token_id, steps, _verdict(steps))
+
+
+@dataclass(frozen=True)
+class ChainTarget:
+    """Where a certificate may live: one configured chain's RPC, contract and options."""
+
+    chain_id: int
+    name: str
+    rpc_url: str
+    certificate: str
+    options: VerifyOptions
+
+
+def chain_targets(
+    settings: Settings,
+    *,
+    chain: str | int | None = None,
+    offline: bool = False,
+    deployment_of: Callable[[Settings], Deployment] | None = None,
+) -> list[ChainTarget]:
+    """The configured chains to look on (`chain`: one, by network name or chain id), the
+    settings' own network first; chains without a certificate contract are left out.
+
+    Raises:
+        ValueError: `chain` is not configured (the message lists the configured ones).
+    """
+    if chain is None:
+        networks = sorted(settings.networks, key=lambda n: n.name != settings.network)
+    else:
+        wanted = str(chain)
+        found = [n for n in settings.networks if wanted in (n.name, str(n.chain_id))]
+        if not found:
+            known = ", ".join(f"{n.name} ({n.chain_id})" for n in settings.networks)
+            raise ValueError(f"unknown chain {wanted!r}: configured are {known}")
+        networks = found
+    targets = []
+    for network in networks:
+        own = settings if network.name == settings.network else settings.for_network(network.name)
+        deployment = (deployment_of or _current_deployment)(own)
+        if deployment.certificate is None:
+            continue
+        targets.append(
+            ChainTarget(
+                chain_id=network.chain_id,
+                name=network.name,
+                rpc_url=own.rpc_url,
+                certificate=deployment.certificate,
+                options=options_for(own, deployment, offline=offline),
+            )
+        )
+    return targets
+
+
+def _current_deployment(settings: Settings) -> Deployment:
+    return current_deployment(settings.deployment_file)
+
+
+def verify_on_chains(
+    targets: list[ChainTarget], token_id: int, document: bytes | None = None
+) -> Report:
+    """Verify `token_id` on the first of `targets` whose contract has it (one target: that
+    chain). The report names the chains searched; when no chain has the certificate it is the
+    first chain's "not found" report.
+
+    Raises:
+        ValueError: no target to search (nothing deployed).
+        requests.RequestException, OSError, Web3Exception: no chain could be reached.
+    """
+    if not targets:
+        raise ValueError("no certificate contract is deployed on any configured chain")
+    first: Report | None = None
+    searched: list[int] = []
+    unreachable: Exception | None = None
+    for target in targets:
+        try:
+            report = verify_certificate(
+                target.rpc_url, target.certificate, token_id, document, target.options
+            )
+        except (requests.RequestException, OSError, Web3Exception) as exc:
+            if len(targets) == 1:
+                raise
+            unreachable = exc  # another chain may have it; said in the report below
+            continue
+        searched.append(target.chain_id)
+        if report.found:
+            report.searched = searched
+            return report
+        first = first or report
+    if first is None:
+        assert unreachable is not None
+        raise unreachable
+    first.searched = searched
+    if len(targets) > 1:
+        names = ", ".join(f"{t.name} ({t.chain_id})" for t in targets)
+        first.steps[0].detail = f"no certificate {token_id} on any configured chain: {names}"
+    return first
 
 
 def options_for(
