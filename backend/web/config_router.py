@@ -57,26 +57,53 @@ class ContractsOut(ApiModel):
     certificate: str | None
 
 
-class PublicConfig(ApiModel):
-    """Public, cacheable configuration of the web app (no secrets)."""
+class ChainConfig(ApiModel):
+    """One chain the app can use: what a wallet needs to add and switch to it, its contracts
+    and payment tokens."""
 
     chain_id: int
+    network: str
     chain_name: str
     rpc_url: str
-    public_url: str
     native_currency: NativeCurrency
     block_explorer_url: str | None
     contracts: ContractsOut
     # Where the contracts' events start (the verify page looks for revocations from here).
     deploy_block: int = 0
     tokens: list[TokenOut]
-    wallet_connect_project_id: str | None
-    stripe_enabled: bool
     deployed: bool
 
 
+class PublicConfig(ChainConfig):
+    """Public, cacheable configuration of the web app (no secrets): the API's own chain at the
+    top level, every configured chain (that one first) in `networks`."""
+
+    public_url: str
+    wallet_connect_project_id: str | None
+    stripe_enabled: bool
+    networks: list[ChainConfig]
+
+
 def build_config(settings: Settings) -> PublicConfig:
-    """The configuration for `settings` (pure apart from reading the deployment file)."""
+    """The configuration for `settings` (pure apart from reading the deployment files)."""
+    own = _chain_config(settings)
+    others = [
+        _chain_config(settings.for_network(n.name))
+        for n in settings.networks
+        if n.name != settings.network
+    ]
+    stripe_key = settings.stripe_secret_key.get_secret_value()
+    return PublicConfig(
+        **own.model_dump(),
+        public_url=settings.public_url.rstrip("/"),
+        wallet_connect_project_id=settings.walletconnect_project_id or None,
+        stripe_enabled=bool(stripe_key),
+        networks=[own, *others],
+    )
+
+
+def _chain_config(settings: Settings) -> ChainConfig:
+    """The settings' own network as the app sees it."""
     deployment = current_deployment(settings.deployment_file)
     chain_id = deployment.chain_id or settings.chain_id
     known_name, native_name, native_symbol = KNOWN_CHAINS.get(
@@ -85,9 +112,14 @@ def build_config(settings: Settings) -> PublicConfig:
     network = settings.current_network
     native_symbol = network.native_symbol or native_symbol
     native_name = network.native_name or native_name
+    decimals = network.native_decimals
     tokens = [
         TokenOut(
-            address=NATIVE_TOKEN, symbol=native_symbol, name=native_name, decimals=18, native=True
+            address=NATIVE_TOKEN,
+            symbol=native_symbol,
+            name=native_name,
+            decimals=decimals,
+            native=True,
         )
     ]
     for token in deployment.tokens:
@@ -104,22 +136,18 @@ def build_config(settings: Settings) -> PublicConfig:
                 native=False,
             )
         )
-
-    stripe_key = settings.stripe_secret_key.get_secret_value()
-    return PublicConfig(
+    return ChainConfig(
         chain_id=chain_id,
+        network=settings.network,
         chain_name=network.chain_name or known_name,
         # The browser's read-only endpoint; in production a public RPC rather than the node the
         # backend uses (the network's public_rpc_url).
         rpc_url=network.public_rpc_url or settings.rpc_url,
-        public_url=settings.public_url.rstrip("/"),
-        native_currency=NativeCurrency(name=native_name, symbol=native_symbol, decimals=18),
+        native_currency=NativeCurrency(name=native_name, symbol=native_symbol, decimals=decimals),
         block_explorer_url=network.explorer_url or KNOWN_EXPLORERS.get(chain_id),
         contracts=ContractsOut(market=deployment.market, certificate=deployment.certificate),
         deploy_block=deployment.deploy_block,
         tokens=tokens,
-        wallet_connect_project_id=settings.walletconnect_project_id or None,
-        stripe_enabled=bool(stripe_key),
         deployed=deployment.market is not None,
     )
 

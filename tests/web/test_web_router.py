@@ -165,3 +165,58 @@ def test_csp_allows_the_rpc_and_walletconnect_only_when_configured() -> None:
     assert "walletconnect" not in plain.split("connect-src")[1].split(";")[0]
     wc = content_security_policy(Settings(walletconnect_project_id="abc"))
     assert "wss://relay.walletconnect.org" in wc
+
+
+def test_config_lists_every_configured_chain_for_wallets_to_add_and_switch_to(
+    tmp_path: Path,
+) -> None:
+    market = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
+    (tmp_path / "local.json").write_text(
+        json.dumps({"chainId": 31337, "contracts": {"CourseMarket": {"address": market}}})
+    )
+    # The second chain is configured but not deployed yet: listed, not deployed.
+    settings = Settings(
+        deployments_dir=tmp_path,
+        network="local",
+        networks=[
+            {"name": "local", "chain_id": 31337, "rpc_url": "http://127.0.0.1:8545"},
+            {
+                "name": "polygon",
+                "chain_id": 137,
+                "rpc_url": "http://node.internal:8545",
+                "public_rpc_url": "https://polygon.example/rpc",
+                "native_symbol": "POL",
+                "explorer_url": "https://polygonscan.com",
+                "confirmations": 128,
+                "reorg_window": 256,
+            },
+        ],
+    )
+
+    config = build_config(settings).model_dump(by_alias=True)
+
+    assert config["chainId"] == 31337 and config["contracts"]["market"] == market
+    first, second = config["networks"]
+    assert (first["chainId"], first["network"], first["deployed"]) == (31337, "local", True)
+    assert second == {
+        "chainId": 137,
+        "network": "polygon",
+        "chainName": "Polygon",
+        "rpcUrl": "https://polygon.example/rpc",  # the public one, never the backend's node
+        "nativeCurrency": {"name": "POL", "symbol": "POL", "decimals": 18},
+        "blockExplorerUrl": "https://polygonscan.com",
+        "contracts": {"market": None, "certificate": None},
+        "deployBlock": 0,
+        "tokens": [
+            {
+                "address": "0x0000000000000000000000000000000000000000",
+                "symbol": "POL",
+                "name": "POL",
+                "decimals": 18,
+                "native": True,
+            }
+        ],
+        "deployed": False,
+    }
+    csp = content_security_policy(settings)
+    assert "https://polygon.example" in csp and "node.internal" not in csp
