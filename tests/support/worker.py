@@ -101,16 +101,25 @@ class WorkerEnv:
         with session_scope(self.factory) as s:
             s.add(User(address=address, email=email))
 
-    def enrol(self, learner: str, onchain_course: int) -> None:
+    def enrol(
+        self,
+        learner: str,
+        onchain_course: int,
+        *,
+        on: Deployed | None = None,
+        course_id: int | None = None,
+    ) -> None:
         """Access recorded on-chain (an operator grant) and its entitlement, as the indexer
-        would have applied it: no outbox message."""
+        would have applied it: no outbox message. `on`: another chain's deployment (then
+        `course_id` names the course registered there)."""
+        deployed = on or self.deployed
         ref = keccak(text=f"enrol:{learner}:{onchain_course}")
         transact(
-            self.deployed.w3,
-            self.deployed.market.functions.grantAccess(onchain_course, learner, 3, ref),
+            deployed.w3,
+            deployed.market.functions.grantAccess(onchain_course, learner, 3, ref),
             ADMIN,
         )
-        course_id = self.course(onchain_course)
+        course_id = course_id if course_id is not None else self.course(onchain_course)
         with session_scope(self.factory) as s:
             grant_access(
                 s,
@@ -122,7 +131,7 @@ class WorkerEnv:
                 reason="enrolled",
                 on_chain=True,
                 chain_ref="0x" + ref.hex(),
-                chain_id=self.deployed.anvil.chain_id,
+                chain_id=deployed.anvil.chain_id,
             )
 
     def request_certificate(

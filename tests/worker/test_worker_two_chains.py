@@ -6,14 +6,13 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from eth_utils import keccak
 from sqlalchemy import select
-from support.market import ADMIN, OPERATOR, PROVIDER, Deployed, new_learner, transact
+from support.market import ADMIN, OPERATOR, PROVIDER, Deployed, new_learner
 from support.worker import WorkerEnv
 
 from backend.access import tasks as access_tasks
-from backend.access.models import AccessSource, Entitlement
-from backend.access.service import admin_grant, grant_access
+from backend.access.models import Entitlement
+from backend.access.service import admin_grant
 from backend.catalog.models import Course, CourseChain
 from backend.certificates.models import CertificateStatus
 from backend.certificates.service import request_certificate, token_id_for
@@ -44,26 +43,6 @@ def _course(wenv: WorkerEnv, title: str, chains: dict[int, int]) -> int:
         return course.id
 
 
-def _enrol_on(deployed: Deployed, wenv: WorkerEnv, course_id: int, onchain: int, learner: str):
-    """Access recorded on `deployed`'s chain and its entitlement, as that chain's indexer
-    would have applied it."""
-    ref = keccak(text=f"enrol:{learner}:{onchain}")
-    transact(deployed.w3, deployed.market.functions.grantAccess(onchain, learner, 3, ref), ADMIN)
-    with session_scope(wenv.factory) as s:
-        grant_access(
-            s,
-            address=learner,
-            course_id=course_id,
-            source=AccessSource.GRANT,
-            order_id=None,
-            actor="test",
-            reason="enrolled",
-            on_chain=True,
-            chain_ref="0x" + ref.hex(),
-            chain_id=deployed.anvil.chain_id,
-        )
-
-
 def _chain_ids(rows: list[Any]) -> set[int]:
     return {row.chain_id for row in rows}
 
@@ -77,7 +56,7 @@ def test_a_certificate_is_minted_on_its_chain_and_a_grant_recorded_on_the_worker
 
     # A course registered only on the second chain: its certificate is that chain's.
     only_b = _course(wenv, "Only on B", {b: second.courses[0]})
-    _enrol_on(second, wenv, only_b, second.courses[0], learner)
+    wenv.enrol(learner, second.courses[0], on=second, course_id=only_b)
     with session_scope(wenv.factory) as s:
         cert = request_certificate(s, address=learner, course_id=only_b, default_chain_id=a)
         cert_id, cert_chain = cert.id, cert.chain_id
@@ -118,7 +97,7 @@ def test_each_chains_reconciler_judges_only_its_own_records(two_chains: Env) -> 
     a, b = first.anvil.chain_id, second.anvil.chain_id
     learner = new_learner(first.anvil).address
     course = _course(wenv, "Bought on B", {a: first.courses[0], b: second.courses[0]})
-    _enrol_on(second, wenv, course, second.courses[0], learner)
+    wenv.enrol(learner, second.courses[0], on=second, course_id=course)
 
     summary = access_tasks.reconcile_access.apply().get()
 
