@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from backend.access import service
 from backend.access.schemas import EntitlementOut, GrantIn, RevokeIn
-from backend.api.deps import DbSession, ServicesDep
+from backend.api.deps import ChainIdQuery, DbSession, ServicesDep
 from backend.audit.models import AuditEntry
 from backend.auth.deps import AdminUser
 from backend.catalog.models import Course
@@ -89,11 +89,12 @@ def _provider_out(
 
 @router.get("/providers", response_model=list[AdminProviderOut])
 async def providers(
-    admin: AdminUser, session: DbSession, services: ServicesDep
+    admin: AdminUser, session: DbSession, services: ServicesDep, chain_id: ChainIdQuery = None
 ) -> list[AdminProviderOut]:
-    """Every provider's public record on the API's network for review (unverified first), with
-    its newest request."""
-    rows = await session.run_sync(verification.providers_for_review, services.settings.chain_id)
+    """Every provider's public record on `chainId` (default: the API's network) for review
+    (unverified first), with its newest request there."""
+    chain = services.chain_id_of(chain_id)
+    rows = await session.run_sync(verification.providers_for_review, chain)
     return [_provider_out(profile, request) for profile, request in rows]
 
 
@@ -108,12 +109,14 @@ async def set_provider_verification(
     admin: AdminUser,
     session: DbSession,
     services: ServicesDep,
+    chain: ChainIdQuery = None,
 ) -> AdminProviderOut:
-    """Verify the record the admin reviewed (`profileHash`; 409 if the provider changed it since)
-    or unverify it; audited, idempotent. The worker sends `verifyProvider` / `unverifyProvider`
-    and the record shows the result once the indexer has seen it."""
+    """Verify the record the admin reviewed on `chainId` (default: the API's network;
+    `profileHash`: 409 if the provider changed it since) or unverify it; audited, idempotent.
+    The worker sends `verifyProvider` / `unverifyProvider` on that chain and the record shows
+    the result once that chain's indexer has seen it."""
 
-    chain_id = services.settings.chain_id
+    chain_id = services.chain_id_of(chain)
 
     def run(s: Any) -> AdminProviderOut:
         request = verification.request_verification(

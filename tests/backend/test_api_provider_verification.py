@@ -168,3 +168,29 @@ async def test_the_review_list_puts_unverified_records_first(admin_api: Api) -> 
     assert rows[0]["latestRequest"]["verify"] is True and rows[1]["latestRequest"] is None
     requests = await api.query(lambda s: s.scalars(select(ProviderVerificationRequest)).all())
     assert len(requests) == 1
+
+
+async def test_each_chains_record_is_reviewed_and_verified_on_its_own_chain(
+    admin_api: Api,
+) -> None:
+    from backend.chain.deployment import Deployment
+
+    api, other_chain = admin_api, 31338
+    api.app.state.services.deployment_sources = {
+        other_chain: lambda: Deployment(chain_id=other_chain, market=MARKET)
+    }
+    # The school published a record on the other chain only.
+    await api.run(make_provider_profile, SCHOOL.address, NAME, DOMAIN, chain_id=other_chain)
+    async with api.user(ADMIN) as admin:
+        here = (await admin.get("/api/v1/admin/providers")).json()
+        there = (await admin.get(f"/api/v1/admin/providers?chainId={other_chain}")).json()
+        missing_here = await admin.post(_url(SCHOOL.address), json=_verify())
+        verified_there = await admin.post(
+            f"{_url(SCHOOL.address)}?chainId={other_chain}", json=_verify()
+        )
+    assert [p["address"] for p in here] == []
+    assert [p["address"] for p in there] == [SCHOOL.address]
+    assert missing_here.status_code == 404
+    assert verified_there.status_code == 200, verified_there.text
+    (request,) = await api.query(lambda s: s.scalars(select(ProviderVerificationRequest)).all())
+    assert request.chain_id == other_chain
