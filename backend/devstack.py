@@ -76,6 +76,8 @@ class StackConfig:
     with_indexer: bool = True
     quiet: bool = False
     extra_env: dict[str, str] = field(default_factory=dict)
+    # A block explorer per chain id, for the links the web app draws (local chains have none).
+    explorer_urls: dict[int, str] = field(default_factory=dict)
 
     @property
     def rpc_url(self) -> str:
@@ -133,6 +135,7 @@ class DevStack:
                             "confirmations": 0,
                             "reorg_window": 64,
                             "block_time": 1,
+                            "explorer_url": cfg.explorer_urls.get(chain_id),
                         }
                         for name, chain_id, port in cfg.chains
                     ]

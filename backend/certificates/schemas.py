@@ -16,6 +16,7 @@ class CertificateOut(ApiModel):
     id: int
     course_id: int
     address: str
+    chain_id: int  # the chain it is (to be) issued on: token ids repeat across chains
     token_id: Amount | None
     record_hash: str
     record: dict[str, Any]

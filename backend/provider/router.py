@@ -64,11 +64,15 @@ router = APIRouter(prefix="/provider", tags=["provider"])
 
 @router.get("/courses", response_model=list[CourseOut])
 async def my_courses(
-    principal: CurrentUser, session: DbSession, services: ServicesDep
+    principal: CurrentUser,
+    session: DbSession,
+    services: ServicesDep,
+    chain_id: ChainIdQuery = None,
 ) -> list[CourseOut]:
-    """My courses, every status."""
+    """My courses, every status; `onchainId` and token prices are `chainId`'s (default: the
+    API's network)."""
     return await session.run_sync(
-        service.my_courses, principal.address, chain_id=services.settings.chain_id
+        service.my_courses, principal.address, chain_id=services.chain_id_of(chain_id)
     )
 
 

@@ -73,6 +73,8 @@ async def test_completing_every_lesson_requests_one_certificate(api: Api) -> Non
     assert again["certificate"]["id"] == certificate["id"]
     assert [c["id"] for c in mine] == [certificate["id"]]
     assert certificate["tokenId"] == str((5 << 160) | int(LEARNER.address, 16))
+    # Token ids repeat across chains: the certificate names its own.
+    assert certificate["chainId"] == CHAIN_ID
     record = certificate["record"]
     assert record["learner"] == LEARNER.address and len(record["salt"]) == 66
     expected = "0x" + keccak(canonical_record_bytes(record))[:28].hex()

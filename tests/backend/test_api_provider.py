@@ -621,3 +621,41 @@ async def test_every_provider_transaction_and_balance_can_target_another_configu
     assert eth["withdrawable"] == "77" and eth["token"]["chainId"] == OTHER_CHAIN
     assert api.chain.calls == [], "the API's own chain was not asked"
     assert unknown.status_code == 422 and unknown.json()["error"]["code"] == "unknown_chain"
+
+
+async def test_my_courses_show_each_chains_registration_and_prices(api: Api) -> None:
+    from backend.catalog.models import CourseChain, TokenPrice
+
+    def on_both(s: Any) -> int:
+        seed_test_tokens(s, OTHER_CHAIN)
+        course = make_course(s, provider=PROVIDER.address, onchain_id=4, prices={NATIVE: 10})
+        s.add(CourseChain(course_id=course.id, chain_id=OTHER_CHAIN, onchain_id=9))
+        s.add(
+            TokenPrice(
+                course_id=course.id, chain_id=OTHER_CHAIN, token=USDC, price=7, accepted=True
+            )
+        )
+        s.flush()
+        return int(course.id)
+
+    from backend.chain.deployment import Deployment
+
+    api.app.state.services.deployment_sources = {
+        OTHER_CHAIN: lambda: Deployment(chain_id=OTHER_CHAIN, market=MARKET)
+    }
+    await api.run(seed_test_tokens)
+    course_id = await api.run(on_both)
+    async with api.user(PROVIDER) as client:
+        here = (await client.get("/api/v1/provider/courses")).json()
+        there = (await client.get(f"/api/v1/provider/courses?chainId={OTHER_CHAIN}")).json()
+        unknown = await client.get("/api/v1/provider/courses?chainId=5")
+
+    (a,) = [c for c in here if c["id"] == course_id]
+    (b,) = [c for c in there if c["id"] == course_id]
+    assert a["onchainId"] == 4 and b["onchainId"] == 9
+    assert [(p["token"]["address"], p["price"]) for p in a["prices"]] == [(NATIVE, "10")]
+    assert [(p["token"]["chainId"], p["token"]["address"], p["price"]) for p in b["prices"]] == [
+        (OTHER_CHAIN, USDC, "7")
+    ]
+    assert a["chains"] == b["chains"]
+    assert unknown.status_code == 422 and unknown.json()["error"]["code"] == "unknown_chain"

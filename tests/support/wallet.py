@@ -7,7 +7,10 @@ happens here with eth-account and a test key; everything else is forwarded to th
 So the front end runs unchanged, exactly as with a browser extension.
 
 Tests steer it: `wallet.reject_next("personal_sign")` makes the next such request fail with the
-EIP-1193 code 4001 (user rejected), `wallet.chain_id = 1` puts it on another network.
+EIP-1193 code 4001 (user rejected), `wallet.chain_id = 1` puts it on another network. Like a real
+wallet it talks to the node of the chain it is on (`rpc_urls`: chain id → node), knows some chains
+(`known_chains`: switching to another answers 4902 until the page adds it) and signs transactions
+for the chain it is on.
 """
 
 from __future__ import annotations
@@ -115,7 +118,11 @@ class TestWallet:
     private_key: str
     chain_id: int = 31337  # the network the wallet is on now
     node_chain_id: int = 31337  # the chain behind rpc_url
-    known_chains: set[int] = field(default_factory=lambda: {1, 31337})
+    # Other chains' nodes (chain id → RPC URL); rpc_url serves node_chain_id.
+    rpc_urls: dict[int, str] = field(default_factory=dict)
+    # Chains the wallet can switch to without adding them (default: 1 and every node's chain).
+    known_chains: set[int] = field(default_factory=set)
+    added_chains: list[dict[str, Any]] = field(default_factory=list)
     connected: bool = False
     calls: list[tuple[str, Any]] = field(default_factory=list)
     _reject: dict[str, int] = field(default_factory=dict)
@@ -124,6 +131,9 @@ class TestWallet:
     def __post_init__(self) -> None:
         self.account = Account.from_key(self.private_key)
         self._http = httpx.Client(timeout=30)
+        self.rpc_urls = {self.node_chain_id: self.rpc_url, **self.rpc_urls}
+        if not self.known_chains:
+            self.known_chains = {1, *self.rpc_urls}
 
     @property
     def address(self) -> str:
@@ -183,6 +193,9 @@ class TestWallet:
             return None
         if method == "wallet_addEthereumChain":
             target = int(params[0]["chainId"], 16)
+            if not params[0].get("rpcUrls") or not params[0].get("nativeCurrency"):
+                raise RpcError(-32602, "wallet_addEthereumChain needs rpcUrls and nativeCurrency.")
+            self.added_chains.append(params[0])
             self.known_chains.add(target)
             self._switch(target, events)
             return None
@@ -202,10 +215,6 @@ class TestWallet:
             return self._send_transaction(params[0])
         if method in ("eth_sign", "eth_signTransaction", "eth_signTypedData"):
             raise RpcError(4200, f"{method} is not supported by the test wallet.")
-        if self.chain_id != self.node_chain_id:
-            # The wallet is "on another network": reads would come from there. We only have
-            # one node; the app must not rely on wallet reads while on the wrong network.
-            pass
         return self.rpc(method, params)
 
     def _switch(self, target: int, events: list[list[Any]]) -> None:
@@ -240,8 +249,11 @@ class TestWallet:
 
     def _send_transaction(self, tx: dict[str, Any]) -> str:
         self._check_from(tx.get("from", self.address))
-        if self.chain_id != self.node_chain_id:
-            raise RpcError(-32000, "The wallet is on another network.")
+        if tx.get("chainId") is not None and int(tx["chainId"], 16) != self.chain_id:
+            # What MetaMask answers when a dapp sends for another chain than the active one.
+            raise RpcError(
+                -32602, f"Invalid chainId {tx['chainId']}: the wallet is on {self.chain_id}."
+            )
         request: dict[str, Any] = {
             "from": self.address,
             "to": tx.get("to"),
@@ -258,7 +270,7 @@ class TestWallet:
         signed = self.account.sign_transaction(
             {
                 "type": 2,
-                "chainId": self.node_chain_id,
+                "chainId": self.chain_id,
                 "nonce": nonce,
                 "to": request["to"],
                 "data": request["data"],
@@ -274,8 +286,12 @@ class TestWallet:
     # ---------------------------------------------------------------- node
 
     def rpc(self, method: str, params: Any) -> Any:
+        """Forward to the node of the chain the wallet is on."""
+        url = self.rpc_urls.get(self.chain_id)
+        if url is None:
+            raise RpcError(-32603, f"The test wallet has no node for chain {self.chain_id}.")
         body = {"jsonrpc": "2.0", "id": 1, "method": method, "params": params}
-        reply = self._http.post(self.rpc_url, json=body).json()
+        reply = self._http.post(url, json=body).json()
         if "error" in reply:
             err = reply["error"]
             raise RpcError(int(err.get("code", -32603)), str(err.get("message")), err.get("data"))

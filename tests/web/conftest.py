@@ -52,6 +52,9 @@ DESKTOP = {"width": 1280, "height": 860}
 PHONE = {"width": 375, "height": 812}
 
 ANVIL_MNEMONIC = "test test test test test test test test test test test junk"
+FIRST_CHAIN, SECOND_CHAIN = 31337, 31338
+# Block explorers the stack's chains claim, so the app's explorer links can be checked.
+EXPLORERS = {FIRST_CHAIN: "https://explorer-a.example", SECOND_CHAIN: "https://explorer-b.example"}
 
 
 def anvil_key(index: int) -> str:
@@ -113,6 +116,29 @@ class Stack:
     keys: dict[str, str]
     devstack: Any
     sites: Any = None  # support.verification.IssuerSites: the providers' websites
+    # The second local chain (chain id 31338) and its deployment, when the stack runs two.
+    second_rpc_url: str | None = None
+    second_deployment: dict[str, Any] | None = None
+
+    @property
+    def rpc_urls(self) -> dict[int, str]:
+        """Chain id → RPC URL of every chain of the stack."""
+        urls = {FIRST_CHAIN: self.rpc_url}
+        if self.second_rpc_url:
+            urls[SECOND_CHAIN] = self.second_rpc_url
+        return urls
+
+    def rpc_on(self, chain_id: int) -> str:
+        return self.rpc_urls[chain_id]
+
+    def deployment_on(self, chain_id: int) -> dict[str, Any]:
+        if chain_id == SECOND_CHAIN:
+            assert self.second_deployment is not None, "the stack runs one chain"
+            return self.second_deployment
+        return self.deployment
+
+    def contract_on(self, chain_id: int, name: str) -> str:
+        return str(self.deployment_on(chain_id)["contracts"][name]["address"])
 
     def contract(self, name: str) -> str:
         return str(self.deployment["contracts"][name]["address"])
@@ -188,10 +214,13 @@ def stack(web_build: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     from backend.chain.deploy import DEMO_PROVIDER_PROFILE
 
     sites = IssuerSites()
-    sites.publish(DEMO_PROVIDER_PROFILE[1], (31337, Account.from_key(keys["provider"]).address))
+    provider = Account.from_key(keys["provider"]).address
+    sites.publish(DEMO_PROVIDER_PROFILE[1], (FIRST_CHAIN, provider), (SECOND_CHAIN, provider))
     state = tmp_path_factory.mktemp("stack")
     config = StackConfig(
         rpc_port=free_port(),
+        second_rpc_port=free_port(),
+        explorer_urls=EXPLORERS,
         api_port=free_port(),
         stripe_port=free_port(),
         state_dir=state,
@@ -208,7 +237,10 @@ def stack(web_build: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         sites.close()
         pytest.fail(f"the local stack did not start: {exc}\n{_tail_logs(state)}")
     try:
+        second_rpc_url = f"http://127.0.0.1:{config.second_rpc_port}"
+        second_deployment = dev.deployments[f"{config.network}-b"]
         keys["issuer"] = _enlist_issuer(config.rpc_url, keys, dev.deployment)
+        keys["issuer_b"] = _enlist_issuer(second_rpc_url, keys, second_deployment)
         yield Stack(
             api_url=config.api_url,
             rpc_url=config.rpc_url,
@@ -217,6 +249,8 @@ def stack(web_build: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator
             keys=keys,
             devstack=dev,
             sites=sites,
+            second_rpc_url=second_rpc_url,
+            second_deployment=second_deployment,
         )
     finally:
         dev.stop()
@@ -279,6 +313,11 @@ class App:
             self.connect_wallet()
         page.locator("header").get_by_role("button", name="Sign in").click()
         page.locator("header").get_by_role("button", name="Sign out").wait_for()
+
+    def choose_price(self, symbol: str, chain_id: int = FIRST_CHAIN) -> None:
+        """Pick the course page's price in `symbol` on chain `chain_id`."""
+        group = self.page.get_by_role("radiogroup", name=f"Anvil {chain_id}")
+        group.get_by_role("radio", name=re.compile(rf"^{re.escape(symbol)}\b")).check()
 
     def screenshot(self, name: str, full_page: bool = True) -> Path:
         """Capture the page as <name>.png (see the module docstring for where)."""
@@ -384,7 +423,9 @@ def open_app(
         viewport: dict[str, int] | None = None,
         path: str = "/",
     ) -> App:
-        wallet = TestWallet(stack.rpc_url, stack.keys.get(key, key), chain_id=chain_id)
+        wallet = TestWallet(
+            stack.rpc_url, stack.keys.get(key, key), chain_id=chain_id, rpc_urls=stack.rpc_urls
+        )
         if known_chains is not None:
             wallet.known_chains = known_chains
         context = browser.new_context(

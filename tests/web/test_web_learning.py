@@ -52,7 +52,7 @@ def test_complete_a_course_and_get_the_certificate(open_app, stack: Stack, tmp_p
 
     # Buy with ETH.
     app.goto(f"/courses/{cid}")
-    page.get_by_role("radio", name=re.compile("ETH")).check()
+    app.choose_price("ETH")
     page.get_by_test_id("buy-crypto").click()
     page.get_by_test_id("owned").wait_for(timeout=60_000)
     page.get_by_role("link", name="Start learning").click()
@@ -105,7 +105,7 @@ def test_claim_a_voucher_certificate_with_the_learners_wallet(open_app, stack: S
     app.goto(f"/courses/{cid}")
     page.get_by_role("heading", level=1, name=VOUCHER_TITLE).wait_for()
     app.sign_in()
-    page.get_by_role("radio", name=re.compile("ETH")).check()
+    app.choose_price("ETH")
     page.get_by_test_id("buy-crypto").click()
     owned = page.get_by_test_id("owned")
     owned.wait_for(timeout=60_000)

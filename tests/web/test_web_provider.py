@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import App, Stack
+from conftest import FIRST_CHAIN, SECOND_CHAIN, App, Stack
 from eth_account import Account
 from support.web import (
     NATIVE,
@@ -19,6 +19,7 @@ from support.web import (
     contract,
     fresh_key,
     increase_time,
+    rpc,
     send,
     wait_mining,
 )
@@ -50,23 +51,25 @@ def test_provider_creates_prices_and_sells_a_course(open_app, stack: Stack) -> N
     card = page.locator("article.manage-course").filter(has_text=TITLE)
     card.wait_for()
     assert "not on-chain yet" in card.inner_text()
-    card.get_by_test_id("register-onchain").click()
+    # Registered on the API's own chain only (the two-chain case is in test_web_chains.py).
+    on_a = card.get_by_role("region", name="On Anvil 31337")
+    on_a.get_by_test_id("register-onchain").click()
     wait_mining(
         stack.rpc_url,
-        lambda: "on-chain #" in card.inner_text(),
+        lambda: "on-chain #" in on_a.inner_text(),
         timeout=60,
         what="the on-chain registration",
     )
 
     # Token prices, signed by the provider's wallet.
-    card.get_by_label("Token", exact=True).select_option(label="ETH")
-    card.get_by_label(re.compile(r"^Price")).fill("0.015")
-    card.get_by_role("button", name="Set price").click()
-    card.locator('[data-phase="confirmed"]').filter(has_text="0.015 ETH").wait_for()
-    card.get_by_label("Token", exact=True).select_option(label="USDC")
-    card.get_by_label(re.compile(r"^Price")).fill("12.5")
-    card.get_by_role("button", name="Set price").click()
-    card.locator('[data-phase="confirmed"]').filter(has_text="12.5 USDC").wait_for()
+    on_a.get_by_label("Token", exact=True).select_option(label="ETH")
+    on_a.get_by_label(re.compile(r"^Price")).fill("0.015")
+    on_a.get_by_role("button", name="Set price").click()
+    on_a.locator('[data-phase="confirmed"]').filter(has_text="0.015 ETH").wait_for()
+    on_a.get_by_label("Token", exact=True).select_option(label="USDC")
+    on_a.get_by_label(re.compile(r"^Price")).fill("12.5")
+    on_a.get_by_role("button", name="Set price").click()
+    on_a.locator('[data-phase="confirmed"]').filter(has_text="12.5 USDC").wait_for()
 
     # Card price through the API.
     card.get_by_label("Card price", exact=True).fill("19.99")
@@ -92,7 +95,7 @@ def test_provider_creates_prices_and_sells_a_course(open_app, stack: Stack) -> N
     learner.goto(f"/courses/{course['id']}")
     learner.page.get_by_text("0.015 ETH").first.wait_for()
     learner.sign_in()
-    learner.page.get_by_role("radio", name=re.compile("ETH")).check()
+    learner.choose_price("ETH")
     learner.page.get_by_test_id("buy-crypto").click()
     learner.page.get_by_test_id("owned").wait_for(timeout=60_000)
 
@@ -100,7 +103,7 @@ def test_provider_creates_prices_and_sells_a_course(open_app, stack: Stack) -> N
     page.reload()
     sales = page.get_by_role("region", name="Payments")
     sales.locator('tr[data-rail="crypto"]').filter(has_text=TITLE).wait_for()
-    eth_row = page.locator('.balances tr[data-token="ETH"]')
+    eth_row = page.locator(f'.balances [data-chain-id="{FIRST_CHAIN}"] tr[data-token="ETH"]')
     withdraw = eth_row.get_by_role("button", name="Withdraw")
     wait_mining(stack.rpc_url, withdraw.is_enabled, timeout=30, what="a withdrawable balance")
     app.screenshot("provider-sales")
@@ -157,9 +160,10 @@ def test_payout_ledger_shows_a_release_and_the_withdrawal(open_app, stack: Stack
     assert market.releasable_of(provider, NATIVE) == (net, fee)
     assert market.withdrawable_of(provider, NATIVE) == net
     page.reload()
-    withdraw = page.locator('.balances tr[data-token="ETH"]').get_by_role("button", name="Withdraw")
+    eth_row = page.locator(f'.balances [data-chain-id="{FIRST_CHAIN}"] tr[data-token="ETH"]')
+    withdraw = eth_row.get_by_role("button", name="Withdraw")
     wait_mining(stack.rpc_url, withdraw.is_enabled, timeout=30, what="a withdrawable balance")
-    assert token_text(net, 18, "ETH") in page.locator('.balances tr[data-token="ETH"]').inner_text()
+    assert token_text(net, 18, "ETH") in eth_row.inner_text()
     withdraw.click()
     status = page.locator('[data-testid="withdraw-status"][data-phase="confirmed"]')
     status.wait_for()
@@ -313,6 +317,23 @@ def test_provider_publishes_its_record_and_verifiers_see_the_platforms_verificat
     app.goto(f"/verify/{token_id}")
     page.get_by_test_id("verdict").filter(has_text="Valid").wait_for()
     assert "verified by the platform" in page.get_by_test_id("issuer-verified").inner_text()
+
+    # The second chain's certificate contract holds its own record, and its own verification.
+    second = stack.rpc_on(SECOND_CHAIN)
+    rpc(second, "anvil_setBalance", [provider, hex(10**18)])
+    app.goto("/provider")
+    card.get_by_label("Chain").select_option(label="Anvil 31338")
+    card.get_by_text("No public record yet.").wait_for()
+    card.get_by_label("Name").fill("Verified School")
+    card.get_by_label("Website domain").fill("verified.school")
+    card.get_by_role("button", name="Publish on-chain").click()
+    wait_mining(
+        second,
+        lambda: current.is_visible() and "Verified School" in current.inner_text(),
+        what="the second chain's indexer to mirror the record",
+    )
+    assert app.wallet.chain_id == SECOND_CHAIN
+    assert card.get_by_test_id("record-verified").inner_text() == "not verified yet"
 
 
 def test_admin_verifies_a_provider_from_the_admin_view(open_app, stack: Stack) -> None:

@@ -47,7 +47,7 @@ def test_buy_with_eth(open_app, stack: Stack) -> None:
     course = open_course(app, stack, "Solidity from Zero")
     app.screenshot("course")
     app.sign_in()
-    page.get_by_role("radio", name=re.compile("ETH")).check()
+    app.choose_price("ETH")
     status = page.get_by_test_id("tx-status")
     with manual_mining(stack):
         page.get_by_test_id("buy-crypto").click()
@@ -79,7 +79,7 @@ def test_buy_with_erc20_permit(open_app, stack: Stack, symbol: str) -> None:
     page = app.page
     course = open_course(app, stack, "Designing Token Economies")
     app.sign_in()
-    page.get_by_role("radio", name=re.compile(symbol)).check()
+    app.choose_price(symbol)
     page.get_by_test_id("buy-crypto").click()
     page.get_by_test_id("owned").wait_for(timeout=60_000)
     calls = app.wallet.methods_called()
@@ -205,7 +205,7 @@ def test_buy_with_erc20_without_permit_approves_the_exact_price(open_app, stack:
     page.route(stack.rpc_url, no_permit)
     course = open_course(app, stack, "Solidity from Zero")
     app.sign_in()
-    page.get_by_role("radio", name=re.compile("USDC")).check()
+    app.choose_price("USDC")
     page.get_by_test_id("buy-crypto").click()
     page.get_by_test_id("owned").wait_for(timeout=60_000)
 

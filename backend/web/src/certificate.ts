@@ -10,6 +10,7 @@ import {
   type Hex,
 } from "viem";
 import { certificateAbi, marketAbi, publicClient } from "./chain";
+import { config, type NetworkInfo } from "./config";
 
 export const REVOKE_REASONS: Record<number, string> = {
   1: "issued in error",
@@ -64,8 +65,8 @@ function decodeDataJson(uri: string): Record<string, unknown> | null {
 }
 
 /** Everything the verify page shows, straight from the certificate contract. */
-export async function readCertificate(contract: Address, tokenId: bigint): Promise<OnchainCertificate> {
-  const pc = publicClient();
+export async function readCertificate(contract: Address, tokenId: bigint, network?: NetworkInfo): Promise<OnchainCertificate> {
+  const pc = publicClient(network);
   let facts;
   try {
     facts = await pc.readContract({ address: contract, abi: certificateAbi, functionName: "verify", args: [tokenId] });
@@ -167,23 +168,36 @@ export function recordFromFile(parsed: unknown): unknown {
 
 // ------------------------------------------------------------------ links, QR, PDF
 
-export function verifyUrl(tokenId: bigint | string, contract?: string | null): string {
-  const base = `${window.location.origin}/verify/${tokenId.toString()}`;
-  return contract ? `${base}?contract=${contract}` : base;
+/** The app's path to a certificate's verification, naming its chain when it is not the API's
+ * own (the same token id may exist on several chains). */
+export function verifyPath(tokenId: bigint | string, chainId?: number | null): string {
+  const path = `/verify/${tokenId.toString()}`;
+  return chainId != null && chainId !== config().chainId ? `${path}?chain=${chainId}` : path;
 }
 
-/** Parse "a certificate link" into its token id and contract, if it is one of ours. */
-export function parseCertificateLink(text: string): { tokenId: string; contract: string | null } | null {
+/** The public link to a certificate's verification; `chainId` when it is not the API's own
+ * chain (the same token id may exist on several chains). */
+export function verifyUrl(tokenId: bigint | string, contract?: string | null, chainId?: number | null): string {
+  const base = `${window.location.origin}/verify/${tokenId.toString()}`;
+  const query = new URLSearchParams();
+  if (contract) query.set("contract", contract);
+  if (chainId != null && chainId !== config().chainId) query.set("chain", String(chainId));
+  const rest = query.toString();
+  return rest ? `${base}?${rest}` : base;
+}
+
+/** Parse "a certificate link" into its token id, contract and chain, if it is one of ours. */
+export function parseCertificateLink(text: string): { tokenId: string; contract: string | null; chain: string | null } | null {
   const trimmed = text.trim();
   try {
     const url = new URL(trimmed);
     const m = url.pathname.match(/\/verify\/(\d+)\/?$/);
-    if (m) return { tokenId: m[1], contract: url.searchParams.get("contract") };
+    if (m) return { tokenId: m[1], contract: url.searchParams.get("contract"), chain: url.searchParams.get("chain") };
   } catch {
     /* not a URL */
   }
-  if (/^\d+$/.test(trimmed)) return { tokenId: trimmed, contract: null };
-  if (/^0x[0-9a-fA-F]+$/.test(trimmed)) return { tokenId: BigInt(trimmed).toString(), contract: null };
+  if (/^\d+$/.test(trimmed)) return { tokenId: trimmed, contract: null, chain: null };
+  if (/^0x[0-9a-fA-F]+$/.test(trimmed)) return { tokenId: BigInt(trimmed).toString(), contract: null, chain: null };
   return null;
 }
 

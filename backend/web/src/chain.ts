@@ -7,7 +7,7 @@ import {
   type Chain,
   type PublicClient,
 } from "viem";
-import { config, type AppConfig } from "./config";
+import { config, networkOf, type NetworkInfo } from "./config";
 
 export const marketAbi = parseAbi([
   "function purchase(uint256 courseId, address token, uint256 maxAmount, address recipient, bytes32 orderRef, uint32 quotedWindow) payable",
@@ -89,12 +89,14 @@ export const certificateAbi = parseAbi([
   "error UnknownCertificate(uint256 tokenId)",
 ]);
 
-let chainCache: { key: string; chain: Chain } | null = null;
-let clientCache: { key: string; client: PublicClient } | null = null;
+// One chain definition and one client per configured chain (the course page reads several).
+const chainCache = new Map<string, Chain>();
+const clientCache = new Map<string, PublicClient>();
 
-export function appChain(cfg: AppConfig = config()): Chain {
+export function appChain(cfg: NetworkInfo = config()): Chain {
   const key = `${cfg.chainId}|${cfg.rpcUrl}`;
-  if (chainCache?.key === key) return chainCache.chain;
+  const cached = chainCache.get(key);
+  if (cached) return cached;
   const chain = defineChain({
     id: cfg.chainId,
     name: cfg.chainName,
@@ -104,21 +106,30 @@ export function appChain(cfg: AppConfig = config()): Chain {
       ? { default: { name: "Explorer", url: cfg.blockExplorerUrl } }
       : undefined,
   });
-  chainCache = { key, chain };
+  chainCache.set(key, chain);
   return chain;
 }
 
 /** Reads go straight to the chain's RPC endpoint, never through our API. */
-export function publicClient(cfg: AppConfig = config()): PublicClient {
+export function publicClient(cfg: NetworkInfo = config()): PublicClient {
   const key = `${cfg.chainId}|${cfg.rpcUrl}`;
-  if (clientCache?.key === key) return clientCache.client;
+  const cached = clientCache.get(key);
+  if (cached) return cached;
   const client = createPublicClient({
     chain: appChain(cfg),
     transport: http(cfg.rpcUrl, { retryCount: 2, timeout: 15_000 }),
     pollingInterval: 1_000,
   }) as PublicClient;
-  clientCache = { key, client };
+  clientCache.set(key, client);
   return client;
+}
+
+/** The read-only client of a configured chain (the API's own when none is named). */
+export function clientOn(chainId?: number | null): PublicClient {
+  if (chainId == null) return publicClient();
+  const network = networkOf(chainId);
+  if (!network) throw new Error(`Tuition does not run on chain ${chainId}.`);
+  return publicClient(network);
 }
 
 /** tokenIdFor(learner, courseId) = courseId << 160 | learner, computed locally. */

@@ -2,7 +2,7 @@
 // with a few snake_case fallbacks) and turn money into bigint.
 import { getAddress, type Address } from "viem";
 import { api, itemsOf } from "./api";
-import { tokenByAddress, tokenBySymbol, NATIVE } from "./config";
+import { config, tokenByAddress, tokenBySymbol, NATIVE } from "./config";
 
 type Raw = Record<string, any>;
 
@@ -19,9 +19,19 @@ export interface LessonSummary {
   completed?: boolean;
 }
 
+/** Where a course is registered: its id on that chain's market, and whether it is for sale. */
+export interface CourseChain {
+  chainId: number;
+  onchainId: string;
+  listed: boolean;
+}
+
 export interface Course {
   id: number;
+  /** The chain `onchainId` and `prices` are for (the API's own unless asked for another). */
+  chainId: number | null;
   onchainId: string | null;
+  chains: CourseChain[];
   title: string;
   description: string;
   provider: Address | null;
@@ -53,12 +63,12 @@ function addr(value: unknown): Address | null {
   }
 }
 
-export function toPrice(raw: Raw): Price | null {
+export function toPrice(raw: Raw, chainId?: number | null): Price | null {
   const tokenField = pick(raw, "token", "tokenAddress", "token_address", "address");
   const tokenObj = typeof tokenField === "object" && tokenField ? (tokenField as Raw) : null;
-  const address = addr(tokenObj ? pick(tokenObj, "address") : tokenField) ?? tokenBySymbol(pick(raw, "symbol"))?.address ?? null;
+  const address = addr(tokenObj ? pick(tokenObj, "address") : tokenField) ?? tokenBySymbol(pick(raw, "symbol"), chainId)?.address ?? null;
   if (!address) return null;
-  const known = tokenByAddress(address);
+  const known = tokenByAddress(address, pick(tokenObj, "chainId") ?? chainId);
   const amount = pick(raw, "amount", "price", "value", "baseUnits");
   if (amount === undefined || pick(raw, "accepted") === false) return null;
   return {
@@ -84,7 +94,8 @@ function toFiat(raw: Raw): Course["fiat"] {
   return null;
 }
 
-export function toCourse(raw: Raw): Course {
+/** A course as the API sent it; its prices are those of `chainId` (the API's own by default). */
+export function toCourse(raw: Raw, chainId: number | null = config().chainId): Course {
   const lessonsRaw = pick<Raw[]>(raw, "lessons", "outline") ?? [];
   const lessons = lessonsRaw.map((l, i) => ({
     position: Number(pick(l, "position", "n", "number", "index") ?? i + 1),
@@ -95,14 +106,21 @@ export function toCourse(raw: Raw): Course {
   const priceList = Array.isArray(pricesRaw)
     ? pricesRaw
     : Object.entries(pricesRaw).map(([k, v]) => (typeof v === "object" ? { token: k, ...(v as Raw) } : { token: k, amount: v }));
-  const prices = priceList.map(toPrice).filter((p): p is Price => p !== null);
+  const prices = priceList.map((p) => toPrice(p, chainId)).filter((p): p is Price => p !== null);
+  const chains = (pick<Raw[]>(raw, "chains") ?? []).map((c) => ({
+    chainId: Number(pick(c, "chainId", "chain_id")),
+    onchainId: String(pick(c, "onchainId", "onchain_id")),
+    listed: Boolean(pick(c, "listed") ?? true),
+  }));
   // Native coin first, then by symbol.
   prices.sort((a, b) => (a.token === NATIVE ? -1 : b.token === NATIVE ? 1 : a.symbol.localeCompare(b.symbol)));
   const onchain = pick(raw, "onchainId", "onchain_id", "chainCourseId");
   const status = String(pick(raw, "status") ?? "published");
   return {
     id: Number(pick(raw, "id", "courseId")),
+    chainId,
     onchainId: onchain === undefined ? null : String(onchain),
+    chains,
     title: String(pick(raw, "title") ?? "Untitled course"),
     description: String(pick(raw, "description", "summary") ?? ""),
     provider: addr(pick(raw, "provider", "providerAddress")),
@@ -119,12 +137,13 @@ export function toCourse(raw: Raw): Course {
 
 export async function fetchCourses(query: Record<string, string | number | undefined> = {}): Promise<Course[]> {
   const page = await api<unknown>("/courses", { query: { limit: 50, ...query } });
-  return itemsOf<Raw>(page).map(toCourse);
+  return itemsOf<Raw>(page).map((c) => toCourse(c));
 }
 
-export async function fetchCourse(id: number | string): Promise<Course> {
-  const raw = await api<Raw>(`/courses/${id}`);
-  return toCourse((raw.course as Raw) ?? raw);
+/** A course with its on-chain id and prices on `chainId` (the API's own chain by default). */
+export async function fetchCourse(id: number | string, chainId?: number): Promise<Course> {
+  const raw = await api<Raw>(`/courses/${id}`, { query: chainId === undefined ? {} : { chainId } });
+  return toCourse((raw.course as Raw) ?? raw, chainId ?? config().chainId);
 }
 
 // ------------------------------------------------------------------ access and lessons
@@ -196,6 +215,8 @@ export interface Order {
   amount: bigint;
   token: Address | null;
   currency: string | null;
+  /** The chain a crypto order is paid on. */
+  chainId: number | null;
   txHash: string | null;
   createdAt: string | null;
   paidAt: string | null;
@@ -214,6 +235,7 @@ export function toOrder(raw: Raw): Order {
     amount: BigInt(pick(raw, "amount") ?? 0),
     token: addr(typeof raw.token === "object" && raw.token ? raw.token.address : pick(raw, "token", "tokenAddress")),
     currency: pick(raw, "currency") ?? null,
+    chainId: pick(raw, "chainId", "chain_id") == null ? null : Number(pick(raw, "chainId", "chain_id")),
     txHash: pick(raw, "txHash", "tx_hash") ?? null,
     createdAt: pick(raw, "createdAt", "created_at") ?? null,
     paidAt: pick(raw, "paidAt", "paid_at") ?? null,
@@ -247,6 +269,8 @@ export interface CertificateInfo {
   id: string | number | null;
   courseId: number;
   courseTitle: string | null;
+  /** The chain it is (to be) issued on. */
+  chainId: number | null;
   status: string; // requested | minting | minted | claimable | revoked | removed
   mode: "mint" | "voucher";
   tokenId: string | null;
@@ -268,6 +292,7 @@ export function toCertificate(raw: Raw): CertificateInfo {
     id: pick(raw, "id") ?? null,
     courseId: Number(pick(raw, "courseId", "course_id") ?? pick(course, "id")),
     courseTitle: pick(raw, "courseTitle", "course_title") ?? pick(course, "title") ?? null,
+    chainId: pick(raw, "chainId", "chain_id") == null ? null : Number(pick(raw, "chainId", "chain_id")),
     status: String(pick(raw, "status") ?? "requested"),
     mode: pick(raw, "mode") === "voucher" ? "voucher" : "mint",
     tokenId: pick(raw, "tokenId", "token_id") != null ? String(pick(raw, "tokenId", "token_id")) : null,
@@ -298,6 +323,7 @@ export async function fetchMyOrders(): Promise<Order[]> {
 
 export interface Payout {
   id: number;
+  chainId: number | null;
   /** released: escrow became withdrawable (net, with the platform fee beside it); withdrawn: paid out. */
   kind: string;
   token: { address: Address | null; symbol: string; decimals: number };
@@ -319,9 +345,12 @@ export function toPayout(raw: Raw): Payout {
   const tokenRaw = pick<Raw>(raw, "token");
   const tokenObj = typeof tokenRaw === "object" && tokenRaw ? tokenRaw : null;
   const address = addr(tokenObj ? pick(tokenObj, "address") : tokenRaw);
-  const known = tokenByAddress(address);
+  const chainRaw = pick(raw, "chainId", "chain_id") ?? pick(tokenObj, "chainId");
+  const chainId = chainRaw == null ? null : Number(chainRaw);
+  const known = tokenByAddress(address, chainId);
   return {
     id: Number(pick(raw, "id")),
+    chainId,
     kind: String(pick(raw, "kind") ?? ""),
     token: {
       address,

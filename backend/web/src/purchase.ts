@@ -15,10 +15,10 @@ import {
   type TransactionReceipt,
 } from "viem";
 import { api, errorMessage } from "./api";
-import { erc20Abi, MARKET_ERROR_TEXT, marketAbi, publicClient } from "./chain";
-import { config, type TokenInfo } from "./config";
+import { clientOn, erc20Abi, MARKET_ERROR_TEXT, marketAbi } from "./chain";
+import { chainLabel, networkOf, type TokenInfo } from "./config";
 import { fetchAccess } from "./models";
-import { sendTransaction, signTypedData, walletStore, type TxRequest } from "./wallet";
+import { ensureChain, sendTransaction, signTypedData, walletStore, type TxRequest } from "./wallet";
 
 export type TxPhase = "idle" | "working" | "wallet" | "pending" | "confirmed" | "failed";
 
@@ -28,14 +28,16 @@ export interface TxProgress {
   hash?: Hash;
   /** Hash of a preceding approve transaction, when there was one. */
   approveHash?: Hash;
+  /** The chain the transactions went to (the API's own when absent). */
+  chainId?: number;
   error?: string;
 }
 
 export type ProgressFn = (p: TxProgress) => void;
 
-/** Wait for a receipt on our own RPC; a revert becomes an Error with the reason. */
-export async function waitForReceipt(hash: Hash): Promise<TransactionReceipt> {
-  const receipt = await publicClient().waitForTransactionReceipt({ hash, timeout: 120_000, pollingInterval: 500 });
+/** Wait for a receipt on the chain's RPC; a revert becomes an Error with the reason. */
+export async function waitForReceipt(hash: Hash, chainId?: number): Promise<TransactionReceipt> {
+  const receipt = await clientOn(chainId).waitForTransactionReceipt({ hash, timeout: 120_000, pollingInterval: 500 });
   if (receipt.status !== "success") throw new Error(`The transaction failed on-chain (reverted). Hash ${hash}.`);
   return receipt;
 }
@@ -43,12 +45,14 @@ export async function waitForReceipt(hash: Hash): Promise<TransactionReceipt> {
 /** Send one transaction and report wallet → pending → confirmed. */
 export async function sendAndWait(tx: TxRequest, label: string, onProgress: ProgressFn): Promise<TransactionReceipt> {
   const from = walletStore.get().address;
+  const chainId = tx.chainId;
   if (from) await simulate(from, tx);
-  onProgress({ phase: "wallet", message: `Confirm “${label}” in your wallet…` });
+  onProgress({ phase: "wallet", message: `Confirm “${label}” in your wallet…`, chainId });
   const hash = await sendTransaction(tx);
-  onProgress({ phase: "pending", message: `${label} sent; waiting for it to be mined…`, hash });
-  const receipt = await waitForReceipt(hash);
-  onProgress({ phase: "confirmed", message: `${label} mined in block ${receipt.blockNumber}.`, hash });
+  const where = chainId === undefined ? "" : ` on ${chainLabel(chainId)}`;
+  onProgress({ phase: "pending", message: `${label} sent${where}; waiting for it to be mined…`, hash, chainId });
+  const receipt = await waitForReceipt(hash, chainId);
+  onProgress({ phase: "confirmed", message: `${label} mined${where} in block ${receipt.blockNumber}.`, hash, chainId });
   return receipt;
 }
 
@@ -74,7 +78,7 @@ export function revertReason(err: unknown): string | null {
 /** Simulate a call first so a revert shows its reason instead of a generic wallet error. */
 async function simulate(from: Address, tx: TxRequest): Promise<void> {
   try {
-    await publicClient().call({ account: from, to: tx.to, data: tx.data, value: tx.value === undefined ? undefined : BigInt(tx.value) });
+    await clientOn(tx.chainId).call({ account: from, to: tx.to, data: tx.data, value: tx.value === undefined ? undefined : BigInt(tx.value) });
   } catch (err) {
     const reason = revertReason(err);
     if (reason) throw new Error(reason);
@@ -98,8 +102,8 @@ export interface PurchaseResult {
 }
 
 /** Does `token` implement EIP-2612 (nonces + DOMAIN_SEPARATOR), and with which EIP-712 domain? */
-export async function permitDomain(token: Address): Promise<{ name: string; version: string } | null> {
-  const pc = publicClient();
+export async function permitDomain(token: Address, chainId: number): Promise<{ name: string; version: string } | null> {
+  const pc = clientOn(chainId);
   try {
     const [separator, owner] = await Promise.all([
       pc.readContract({ address: token, abi: erc20Abi, functionName: "DOMAIN_SEPARATOR" }),
@@ -117,35 +121,45 @@ export async function permitDomain(token: Address): Promise<{ name: string; vers
       name = await pc.readContract({ address: token, abi: erc20Abi, functionName: "name" });
     }
     // Only trust the domain if it reproduces the token's own separator.
-    const expected = domainSeparator({ domain: { name, version, chainId: config().chainId, verifyingContract: token } });
+    const expected = domainSeparator({ domain: { name, version, chainId, verifyingContract: token } });
     return expected.toLowerCase() === separator.toLowerCase() ? { name, version } : null;
   } catch {
     return null;
   }
 }
 
+/** Buy `courseId` on chain `chainId` with `token` (one of that chain's): quote, then permit or
+ * approve when needed, then the purchase, with the wallet switched to that chain. */
 export async function buyWithCrypto(
   courseId: number,
+  chainId: number,
   token: TokenInfo,
   onProgress: ProgressFn,
   recipient?: Address,
 ): Promise<PurchaseResult> {
   const owner = walletStore.get().address;
   if (!owner) throw new Error("Connect a wallet first.");
-  const cfg = config();
-  onProgress({ phase: "working", message: "Getting a price quote…" });
+  const network = networkOf(chainId);
+  if (!network) throw new Error(`Tuition does not run on chain ${chainId}.`);
+  if (walletStore.get().chainId !== chainId) {
+    // Switch before quoting: a refused switch leaves no order behind.
+    onProgress({ phase: "wallet", message: `Switch your wallet to ${network.chainName} to pay there…`, chainId });
+    await ensureChain(chainId);
+  }
+  onProgress({ phase: "working", message: `Getting a price quote on ${network.chainName}…`, chainId });
   const quote = await api<CryptoOrderResponse>("/orders/crypto", {
     method: "POST",
-    body: { courseId, token: token.address, ...(recipient ? { recipient } : {}) },
+    body: { courseId, token: token.address, chainId, ...(recipient ? { recipient } : {}) },
   });
   const orderId = (quote.order?.id ?? quote.id ?? null) as string | null;
   const rawTx = quote.tx ?? quote.transaction;
   if (!rawTx) throw new Error("The server returned no transaction to sign.");
-  if (rawTx.chainId !== undefined && Number(rawTx.chainId) !== cfg.chainId) {
-    throw new Error(`The quote is for chain ${rawTx.chainId}, but this app runs on chain ${cfg.chainId}.`);
+  if (rawTx.chainId !== undefined && Number(rawTx.chainId) !== chainId) {
+    throw new Error(`The quote is for chain ${rawTx.chainId}, not ${network.chainName} (chain ${chainId}).`);
   }
-  const tx: TxRequest = { to: getAddress(rawTx.to), data: rawTx.data, value: rawTx.value ?? 0 };
-  if (cfg.contracts.market && tx.to.toLowerCase() !== cfg.contracts.market.toLowerCase()) {
+  const tx: TxRequest = { to: getAddress(rawTx.to), data: rawTx.data, value: rawTx.value ?? 0, chainId };
+  const market = network.contracts.market;
+  if (market && tx.to.toLowerCase() !== market.toLowerCase()) {
     throw new Error("The quote's transaction is not addressed to the Tuition market contract.");
   }
   const decoded = decodeFunctionData({ abi: marketAbi, data: rawTx.data });
@@ -161,14 +175,14 @@ export async function buyWithCrypto(
   if (payToken.toLowerCase() !== token.address.toLowerCase()) throw new Error("The quote is for another token.");
 
   let finalTx: TxRequest = tx;
-  const pc = publicClient();
+  const pc = clientOn(chainId);
   if (token.native) {
     const balance = await pc.getBalance({ address: owner });
     if (balance < BigInt(tx.value ?? 0)) throw new Error(`Not enough ${token.symbol} in your wallet for this price plus gas.`);
   } else {
     const balance = await pc.readContract({ address: token.address, abi: erc20Abi, functionName: "balanceOf", args: [owner] });
     if (balance < maxAmount) throw new Error(`Not enough ${token.symbol} in your wallet.`);
-    const domain = await permitDomain(token.address);
+    const domain = await permitDomain(token.address, chainId);
     if (domain) {
       // EIP-2612: one signature instead of an approve transaction.
       const nonce = await pc.readContract({ address: token.address, abi: erc20Abi, functionName: "nonces", args: [owner] });
@@ -178,7 +192,7 @@ export async function buyWithCrypto(
       const deadline = (block.timestamp > now ? block.timestamp : now) + 30n * 60n;
       onProgress({ phase: "wallet", message: `Sign the ${token.symbol} permit in your wallet (no gas)…` });
       const signature = await signTypedData({
-        domain: { name: domain.name, version: domain.version, chainId: cfg.chainId, verifyingContract: token.address },
+        domain: { name: domain.name, version: domain.version, chainId, verifyingContract: token.address },
         types: {
           Permit: [
             { name: "owner", type: "address" },
@@ -202,6 +216,7 @@ export async function buyWithCrypto(
           args: [onchainCourseId, payToken, maxAmount, payRecipient, orderRef, quotedWindow, deadline, vNumber, r, s],
         }),
         value: 0n,
+        chainId,
       };
     } else {
       // Approve exactly the price (never an unlimited allowance), then purchase.
@@ -215,9 +230,10 @@ export async function buyWithCrypto(
         const approve: TxRequest = {
           to: token.address,
           data: encodeFunctionData({ abi: erc20Abi, functionName: "approve", args: [tx.to, maxAmount] }),
+          chainId,
         };
         const receipt = await sendAndWait(approve, `Approve ${token.symbol}`, onProgress);
-        onProgress({ phase: "working", message: `${token.symbol} approved. Now the purchase…`, approveHash: receipt.transactionHash });
+        onProgress({ phase: "working", message: `${token.symbol} approved. Now the purchase…`, approveHash: receipt.transactionHash, chainId });
       }
     }
   }

@@ -1,7 +1,7 @@
 // The signed-in user: SIWE sign-in, the session cookie (HttpOnly, set by the API), sign-out.
 import { getAddress, type Address } from "viem";
 import { api, ApiError } from "./api";
-import { config } from "./config";
+import { config, isSupportedChain } from "./config";
 import { buildSiweMessage } from "./siwe";
 import { createStore } from "./store";
 import { personalSign, walletStore } from "./wallet";
@@ -63,7 +63,7 @@ interface NonceResponse {
 }
 
 export async function signIn(): Promise<User> {
-  const { address } = walletStore.get();
+  const { address, chainId: walletChain } = walletStore.get();
   if (!address) throw new Error("Connect a wallet first.");
   sessionStore.set({ signingIn: true });
   try {
@@ -74,7 +74,8 @@ export async function signIn(): Promise<User> {
       statement: n.statement ?? SIWE_STATEMENT,
       uri: n.uri,
       version: "1",
-      chainId: Number(n.chainId ?? config().chainId),
+      // The chain the wallet is on when Tuition runs there (the API accepts each of its chains).
+      chainId: isSupportedChain(walletChain) ? Number(walletChain) : Number(n.chainId ?? config().chainId),
       nonce: n.nonce,
       issuedAt: n.issuedAt,
       expirationTime: n.expiresAt ?? n.expirationTime,

@@ -6,7 +6,7 @@ import { getAddress, type Address } from "viem";
 import { api } from "./api";
 import { CertificateNotFound, readCertificate, REVOKE_REASONS, type OnchainCertificate } from "./certificate";
 import { certificateAbi, marketAbi, publicClient } from "./chain";
-import { config } from "./config";
+import { config, networks, type NetworkInfo } from "./config";
 
 export type StepStatus = "passed" | "failed" | "not_checked";
 export type StepName = "exists" | "status" | "issuer" | "integrity" | "holder";
@@ -29,6 +29,10 @@ export interface Step {
 
 export interface Report {
   chainId: number;
+  /** The chain the certificate was looked up on (where it was found, when it was). */
+  network: NetworkInfo;
+  /** Every chain searched, in order (one when a chain was named). */
+  searched: number[];
   contract: Address;
   tokenId: bigint;
   steps: Step[];
@@ -105,11 +109,11 @@ interface DomainLink {
 }
 
 /** The domain link as Tuition's server sees it (the API runs the same check as the CLI). */
-async function domainLinkOf(contract: Address, tokenId: bigint): Promise<DomainLink> {
+async function domainLinkOf(contract: Address, tokenId: bigint, chainId: number): Promise<DomainLink> {
   try {
     const report = await api<{ steps: { name: string; facts: Record<string, unknown> }[] }>(
       `/certificates/${tokenId}/verification`,
-      { query: { contract } },
+      { query: { contract, chainId } },
     );
     const issuer = report.steps.find((s) => s.name === "issuer");
     const status = issuer?.facts.domainLink;
@@ -122,13 +126,13 @@ async function domainLinkOf(contract: Address, tokenId: bigint): Promise<DomainL
   return { status: "not_checked", detail: "the provider's website could not be checked" };
 }
 
-async function revokedBy(contract: Address, tokenId: bigint): Promise<string | null> {
-  const logs = await publicClient().getContractEvents({
+async function revokedBy(contract: Address, tokenId: bigint, network: NetworkInfo): Promise<string | null> {
+  const logs = await publicClient(network).getContractEvents({
     address: contract,
     abi: certificateAbi,
     eventName: "CertificateRevoked",
     args: { tokenId },
-    fromBlock: config().deployBlock,
+    fromBlock: network.deployBlock,
   });
   const last = logs[logs.length - 1];
   return last?.args.by ? getAddress(last.args.by) : null;
@@ -162,13 +166,13 @@ function statusStep(cert: OnchainCertificate, by: string | null): Step {
   return { name: "status", status: "passed", detail: "valid: not revoked, not removed", facts };
 }
 
-async function issuerStep(cert: OnchainCertificate): Promise<Step> {
-  const pc = publicClient();
+async function issuerStep(cert: OnchainCertificate, network: NetworkInfo): Promise<Step> {
+  const pc = publicClient(network);
   const market = await pc.readContract({ address: cert.contract, abi: certificateAbi, functionName: "market" });
   const [record, provider, link] = await Promise.all([
     pc.readContract({ address: cert.contract, abi: certificateAbi, functionName: "providerRecord", args: [cert.issuer] }),
     pc.readContract({ address: market, abi: marketAbi, functionName: "courseProvider", args: [cert.courseId] }),
-    domainLinkOf(cert.contract, cert.tokenId),
+    domainLinkOf(cert.contract, cert.tokenId, network.chainId),
   ]);
   const facts: Step["facts"] = {
     issuer: cert.issuer,
@@ -188,20 +192,20 @@ async function issuerStep(cert: OnchainCertificate): Promise<Step> {
   return { name: "issuer", status: "passed", detail: `${who}, verified by the platform`, facts };
 }
 
-async function holderStep(cert: OnchainCertificate): Promise<Step> {
+async function holderStep(cert: OnchainCertificate, network: NetworkInfo): Promise<Step> {
   if (cert.removed) {
     return { name: "holder", status: "failed", detail: "nobody: its holder removed it", facts: { holder: null, issuedTo: cert.holder } };
   }
   const holder = getAddress(
-    await publicClient().readContract({ address: cert.contract, abi: certificateAbi, functionName: "ownerOf", args: [cert.tokenId] }),
+    await publicClient(network).readContract({ address: cert.contract, abi: certificateAbi, functionName: "ownerOf", args: [cert.tokenId] }),
   );
   return { name: "holder", status: "passed", detail: `held by ${holder}`, facts: { holder } };
 }
 
-/** Verify certificate `tokenId` of `contract` step by step, from the chain. */
-export async function verifyOnChain(contract: Address, tokenId: bigint): Promise<Report> {
-  const pc = publicClient();
-  const cfg = config();
+/** Verify certificate `tokenId` of `contract` step by step, from one chain (the API's own by
+ * default). */
+export async function verifyOnChain(contract: Address, tokenId: bigint, cfg: NetworkInfo = config()): Promise<Report> {
+  const pc = publicClient(cfg);
   const address = getAddress(contract);
   const known = cfg.contracts.certificate !== null && cfg.contracts.certificate.toLowerCase() === address.toLowerCase();
   const code = await pc.getCode({ address });
@@ -218,13 +222,13 @@ export async function verifyOnChain(contract: Address, tokenId: bigint): Promise
       { name: "exists", status: "failed", detail, facts: existsFacts },
       ...REST.map((name): Step => ({ name, status: "not_checked", detail: "the certificate could not be found", facts: {} })),
     ];
-    return { chainId: cfg.chainId, contract: address, tokenId, steps, verdict: verdictOf(steps), cert: null };
+    return { chainId: cfg.chainId, network: cfg, searched: [cfg.chainId], contract: address, tokenId, steps, verdict: verdictOf(steps), cert: null };
   };
   if (!hasCode) return stop(`there is no contract at ${address} on chain ${cfg.chainId}`);
   if (!known) return stop(`${address} is not a Tuition certificate contract`);
   let cert: OnchainCertificate;
   try {
-    cert = await readCertificate(address, tokenId);
+    cert = await readCertificate(address, tokenId, cfg);
   } catch (err) {
     if (err instanceof CertificateNotFound) return stop(`no certificate ${tokenId} was ever issued by ${address}`);
     throw err;
@@ -232,9 +236,9 @@ export async function verifyOnChain(contract: Address, tokenId: bigint): Promise
   existsFacts.issuedAt = iso(cert.issuedAt);
   existsFacts.issuedTo = cert.holder;
   const [by, issuer, holder] = await Promise.all([
-    cert.revoked ? revokedBy(address, tokenId) : Promise.resolve(null),
-    issuerStep(cert),
-    holderStep(cert),
+    cert.revoked ? revokedBy(address, tokenId, cfg) : Promise.resolve(null),
+    issuerStep(cert, cfg),
+    holderStep(cert, cfg),
   ]);
   const steps: Step[] = [
     { name: "exists", status: "passed", detail: `certificate ${tokenId} on ${address}`, facts: existsFacts },
@@ -243,5 +247,53 @@ export async function verifyOnChain(contract: Address, tokenId: bigint): Promise
     integrityStep(cert.recordHash, null),
     holder,
   ];
-  return { chainId: cfg.chainId, contract: address, tokenId, steps, verdict: verdictOf(steps), cert };
+  return { chainId: cfg.chainId, network: cfg, searched: [cfg.chainId], contract: address, tokenId, steps, verdict: verdictOf(steps), cert };
+}
+
+/** The configured chain a verifier named, by chain id or network name (null: none named).
+ *
+ * @throws Error naming the configured chains when `wanted` is none of them. */
+export function chainNamed(wanted: string | null): NetworkInfo | null {
+  if (!wanted) return null;
+  const found = networks().find((n) => String(n.chainId) === wanted || n.network === wanted);
+  if (!found) {
+    const known = networks().map((n) => `${n.network} (${n.chainId})`).join(", ");
+    throw new Error(`Unknown chain “${wanted}”: Tuition runs on ${known}.`);
+  }
+  return found;
+}
+
+/** Verify `tokenId` as `tuition verify` and the API do: on the chain named, else on every
+ * configured chain (the API's own first) until one has it. Another contract than ours is looked
+ * up on the chain named, else on the API's own. The report says which chains were searched. */
+export async function verifyOnChains(tokenId: bigint, contract: Address | null, chain: NetworkInfo | null): Promise<Report> {
+  const ours = (n: NetworkInfo) => n.contracts.certificate;
+  if (contract && !networks().some((n) => ours(n)?.toLowerCase() === contract.toLowerCase())) {
+    return verifyOnChain(contract, tokenId, chain ?? config());
+  }
+  const targets = (chain ? [chain] : networks()).filter((n) => ours(n));
+  if (!targets.length) throw new Error("No certificate contract is deployed on any configured chain.");
+  let first: Report | null = null;
+  let unreachable: unknown = null;
+  const searched: number[] = [];
+  for (const network of targets) {
+    let report: Report;
+    try {
+      report = await verifyOnChain(ours(network)!, tokenId, network);
+    } catch (err) {
+      if (targets.length === 1) throw err;
+      unreachable = err; // another chain may have it
+      continue;
+    }
+    searched.push(network.chainId);
+    if (report.cert) return { ...report, searched: [...searched] };
+    first = first ?? report;
+  }
+  if (!first) throw unreachable;
+  if (targets.length > 1) {
+    const names = targets.map((n) => `${n.network} (${n.chainId})`).join(", ");
+    const steps = first.steps.map((s, i) => (i === 0 ? { ...s, detail: `no certificate ${tokenId} on any configured chain: ${names}` } : s));
+    return { ...first, steps, searched };
+  }
+  return { ...first, searched };
 }

@@ -13,7 +13,7 @@ import {
   type TypedDataDefinition,
 } from "viem";
 import { rpcErrorCode } from "./api";
-import { config } from "./config";
+import { chainLabel, config, isSupportedChain, networkOf, networks } from "./config";
 import { createStore } from "./store";
 
 export interface Eip1193Provider {
@@ -59,7 +59,7 @@ const REMEMBER_KEY = "tuition.wallet";
 
 export class WrongNetworkError extends Error {
   constructor(expected: number, actual: number | null) {
-    super(`Your wallet is on chain ${actual ?? "?"}; switch it to chain ${expected} first.`);
+    super(`Your wallet is on ${chainLabel(actual)}; switch it to ${chainLabel(expected)} (chain ${expected}) first.`);
     this.name = "WrongNetworkError";
   }
 }
@@ -271,8 +271,8 @@ function walletConnectProvider(): Promise<WalletConnectLike> {
     wcProvider = import("@walletconnect/ethereum-provider").then(async ({ EthereumProvider }) => {
       const provider = await EthereumProvider.init({
         projectId,
-        optionalChains: [cfg.chainId],
-        rpcMap: { [cfg.chainId]: cfg.rpcUrl },
+        optionalChains: networks().map((n) => n.chainId) as [number, ...number[]],
+        rpcMap: Object.fromEntries(networks().map((n) => [n.chainId, n.rpcUrl])),
         showQrModal: false, // we draw our own QR code from display_uri
         metadata: {
           name: "Tuition",
@@ -293,16 +293,19 @@ function walletConnectProvider(): Promise<WalletConnectLike> {
 
 // ------------------------------------------------------------------ network
 
+/** The wallet is connected to a chain Tuition does not run on. */
 export function isWrongNetwork(state: WalletState = walletStore.get()): boolean {
-  return state.status === "connected" && state.chainId !== config().chainId;
+  return state.status === "connected" && !isSupportedChain(state.chainId);
 }
 
-/** Ask the wallet to switch to our chain; add the chain first when the wallet doesn't know it. */
-export async function switchNetwork(): Promise<void> {
+/** Ask the wallet to switch to a configured chain (the API's own by default); when the wallet
+ * does not know the chain, add it with its RPC, native coin and explorer first. */
+export async function switchNetwork(targetChainId: number = config().chainId): Promise<void> {
   const { provider } = walletStore.get();
   if (!provider) throw new NotConnectedError();
-  const cfg = config();
-  const chainId = numberToHex(cfg.chainId);
+  const network = networkOf(targetChainId);
+  if (!network) throw new Error(`Tuition does not run on chain ${targetChainId}.`);
+  const chainId = numberToHex(network.chainId);
   walletStore.set({ switching: true });
   try {
     try {
@@ -315,13 +318,15 @@ export async function switchNetwork(): Promise<void> {
         params: [
           {
             chainId,
-            chainName: cfg.chainName,
-            nativeCurrency: cfg.nativeCurrency,
-            rpcUrls: [cfg.rpcUrl],
-            blockExplorerUrls: cfg.blockExplorerUrl ? [cfg.blockExplorerUrl] : undefined,
+            chainName: network.chainName,
+            nativeCurrency: network.nativeCurrency,
+            rpcUrls: [network.rpcUrl],
+            blockExplorerUrls: network.blockExplorerUrl ? [network.blockExplorerUrl] : undefined,
           },
         ],
       });
+      // MetaMask switches after adding; others only add: ask again (a no-op when already there).
+      await provider.request({ method: "wallet_switchEthereumChain", params: [{ chainId }] });
     }
     // Wallets emit chainChanged, but not all of them reliably: ask.
     const current = parseChainId(await provider.request({ method: "eth_chainId" }));
@@ -329,6 +334,12 @@ export async function switchNetwork(): Promise<void> {
   } finally {
     walletStore.set({ switching: false });
   }
+}
+
+/** Make sure the wallet is on `chainId`, asking it to switch (or add the chain) when not. */
+export async function ensureChain(chainId: number): Promise<void> {
+  if (walletStore.get().chainId !== chainId) await switchNetwork(chainId);
+  requireNetwork(chainId);
 }
 
 // ------------------------------------------------------------------ signing and sending
@@ -339,9 +350,9 @@ function connected(): { provider: Eip1193Provider; address: Address } {
   return { provider, address };
 }
 
-function requireNetwork(): void {
+function requireNetwork(expected: number): void {
   const { chainId } = walletStore.get();
-  if (chainId !== config().chainId) throw new WrongNetworkError(config().chainId, chainId);
+  if (chainId !== expected) throw new WrongNetworkError(expected, chainId);
 }
 
 /** EIP-191 personal_sign of a UTF-8 message (sent hex-encoded, as the spec recommends). */
@@ -350,10 +361,12 @@ export async function personalSign(message: string): Promise<Hex> {
   return (await provider.request({ method: "personal_sign", params: [stringToHex(message), address] })) as Hex;
 }
 
-/** eth_signTypedData_v4 through viem (it adds the EIP712Domain type and serialises). */
+/** eth_signTypedData_v4 through viem (it adds the EIP712Domain type and serialises), with the
+ * wallet on the chain the domain names (the API's own when it names none). */
 export async function signTypedData(typedData: TypedDataDefinition): Promise<Hex> {
   const { provider, address } = connected();
-  requireNetwork();
+  const domainChain = (typedData.domain as { chainId?: number | bigint } | undefined)?.chainId;
+  await ensureChain(domainChain === undefined ? config().chainId : Number(domainChain));
   const client = createWalletClient({ account: address, transport: custom(provider) });
   return client.signTypedData(typedData as Parameters<typeof client.signTypedData>[0]);
 }
@@ -362,17 +375,18 @@ export interface TxRequest {
   to: Address;
   data?: Hex;
   value?: bigint | string | number;
-  chainId?: number;
+  chainId?: number; // the chain it is built for; the API's own when absent
 }
 
+/** Send `tx` on its chain (the API's own when it names none); the wallet is asked to switch
+ * there first, so a transaction never goes to another chain than the one it was built for. */
 export async function sendTransaction(tx: TxRequest): Promise<Hash> {
   const { provider, address } = connected();
-  requireNetwork();
-  if (tx.chainId !== undefined && Number(tx.chainId) !== config().chainId) {
-    throw new Error(`This transaction is for chain ${tx.chainId}, not ${config().chainId}.`);
-  }
+  const chainId = tx.chainId === undefined ? config().chainId : Number(tx.chainId);
+  await ensureChain(chainId);
   const value = tx.value === undefined ? 0n : BigInt(tx.value);
-  const params: Record<string, string> = { from: address, to: getAddress(tx.to) };
+  // The chain id lets the wallet refuse it if the user switched away in the meantime.
+  const params: Record<string, string> = { from: address, to: getAddress(tx.to), chainId: numberToHex(chainId) };
   if (tx.data && tx.data !== "0x") params.data = tx.data;
   if (value > 0n) params.value = numberToHex(value);
   return (await provider.request({ method: "eth_sendTransaction", params: [params] })) as Hash;

@@ -1,9 +1,10 @@
 // The learner's certificate for one course: minting / claimable voucher / minted / revoked.
+import { verifyPath } from "../certificate";
 import { useState } from "preact/hooks";
 import { encodeFunctionData, type Hex } from "viem";
 import { errorMessage } from "../api";
 import { certificateAbi } from "../chain";
-import { config } from "../config";
+import { config, networkOf } from "../config";
 import { fetchMyCertificates, type CertificateInfo } from "../models";
 import { sendAndWait, type TxProgress } from "../purchase";
 import { Link } from "../router";
@@ -91,7 +92,7 @@ function CertificateState({
           )}
           {cert.tokenId && (
             <p>
-              <Link href={`/verify/${cert.tokenId}`} class="button">
+              <Link href={verifyPath(cert.tokenId, cert.chainId)} class="button">
                 View and share certificate
               </Link>
             </p>
@@ -103,9 +104,9 @@ function CertificateState({
         <Alert kind="warning">
           This certificate was revoked.{" "}
           {cert.replacedByTokenId ? (
-            <Link href={`/verify/${cert.replacedByTokenId}`}>See the corrected certificate</Link>
+            <Link href={verifyPath(cert.replacedByTokenId, cert.chainId)}>See the corrected certificate</Link>
           ) : (
-            cert.tokenId && <Link href={`/verify/${cert.tokenId}`}>See the on-chain record</Link>
+            cert.tokenId && <Link href={verifyPath(cert.tokenId, cert.chainId)}>See the on-chain record</Link>
           )}
         </Alert>
       );
@@ -113,7 +114,7 @@ function CertificateState({
       return (
         <Alert kind="info">
           This certificate was removed by its holder.{" "}
-          {cert.tokenId && <Link href={`/verify/${cert.tokenId}`}>See the on-chain record</Link>}
+          {cert.tokenId && <Link href={verifyPath(cert.tokenId, cert.chainId)}>See the on-chain record</Link>}
         </Alert>
       );
     default:
@@ -129,8 +130,10 @@ export function shortTokenId(tokenId: string | null): string {
 function ClaimCertificate({ cert, onchainCourseId, onClaimed }: { cert: CertificateInfo; onchainCourseId: string | null; onClaimed: () => void }) {
   const [progress, setProgress] = useState<TxProgress>({ phase: "idle", message: "" });
   const voucher = cert.voucher;
-  const courseOnchain = voucher?.onchainCourseId || onchainCourseId;
-  const certificateContract = config().contracts.certificate;
+  // The certificate's own chain: its contract there, the wallet switched there to claim.
+  const network = networkOf(cert.chainId) ?? config();
+  const courseOnchain = voucher?.onchainCourseId || (network.chainId === config().chainId ? onchainCourseId : null);
+  const certificateContract = network.contracts.certificate;
   const claim = async () => {
     if (!voucher || !courseOnchain || !certificateContract) return;
     try {
@@ -142,6 +145,7 @@ function ClaimCertificate({ cert, onchainCourseId, onClaimed }: { cert: Certific
             functionName: "claim",
             args: [BigInt(courseOnchain), voucher.recordHash as Hex, BigInt(voucher.deadline), voucher.signature as Hex],
           }),
+          chainId: network.chainId,
         },
         "Claim certificate",
         setProgress,
@@ -185,7 +189,8 @@ function ClaimCertificate({ cert, onchainCourseId, onClaimed }: { cert: Certific
 export function RemoveCertificate({ cert, onRemoved }: { cert: CertificateInfo; onRemoved: () => void }) {
   const [asking, setAsking] = useState(false);
   const [progress, setProgress] = useState<TxProgress>({ phase: "idle", message: "" });
-  const certificateContract = config().contracts.certificate;
+  const network = networkOf(cert.chainId) ?? config();
+  const certificateContract = network.contracts.certificate;
   const tokenId = cert.tokenId;
   useInterval(onRemoved, 2000, progress.phase === "confirmed"); // until the indexer has seen it
   if (!tokenId || !certificateContract) return null;
@@ -195,6 +200,7 @@ export function RemoveCertificate({ cert, onRemoved }: { cert: CertificateInfo; 
         {
           to: certificateContract,
           data: encodeFunctionData({ abi: certificateAbi, functionName: "remove", args: [BigInt(tokenId)] }),
+          chainId: network.chainId,
         },
         "Remove certificate",
         setProgress,

@@ -1,5 +1,6 @@
 // Revoking a certificate from the product: a reason from the fixed list and a note, sent to the
 // provider's or the admin's endpoint; the worker revokes on-chain and the indexer reports it.
+import { verifyPath } from "../certificate";
 import { useState } from "preact/hooks";
 import { api, errorMessage } from "../api";
 import { shortAddress } from "../format";
@@ -21,6 +22,7 @@ export interface IssuedCertificate {
   courseId: number;
   courseTitle: string;
   address: string;
+  chainId: number | null;
   tokenId: string | null;
   status: string;
   revokeReason: string | null;
@@ -116,7 +118,7 @@ export function IssuedCertificateRow({
       <td>
         <code title={c.address}>{shortAddress(c.address)}</code>
       </td>
-      <td>{c.tokenId ? <Link href={`/verify/${c.tokenId}`}>#{shortTokenId(c.tokenId)}</Link> : "—"}</td>
+      <td>{c.tokenId ? <Link href={verifyPath(c.tokenId, c.chainId)}>#{shortTokenId(c.tokenId)}</Link> : "—"}</td>
       <td data-testid="issued-status">
         {revocationPending(c) ? (
           <span role="status">

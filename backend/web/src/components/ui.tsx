@@ -96,14 +96,16 @@ export function PriceTag({ price }: { price: Price }) {
   return <span class="price">{formatToken(price.amount, price.decimals, price.symbol)}</span>;
 }
 
-export function TxHash({ hash, label = "Transaction" }: { hash: string; label?: string }) {
-  const url = explorerTxUrl(hash);
+export function TxHash({ hash, label = "Transaction", chainId }: { hash: string; label?: string; chainId?: number | null }) {
+  const url = explorerTxUrl(hash, chainId);
   return (
     <span class="tx-hash">
       {label}{" "}
       {url ? (
         <a href={url} target="_blank" rel="noopener noreferrer">
-          <code title={hash}>{shortHash(hash)}</code>
+          <code title={hash} data-hash={hash}>
+            {shortHash(hash)}
+          </code>
         </a>
       ) : (
         <code title={hash} data-hash={hash}>
@@ -126,12 +128,12 @@ export function TxStatus({ progress, testId = "tx-status" }: { progress: TxProgr
       </p>
       {progress.approveHash && (
         <p>
-          <TxHash hash={progress.approveHash} label="Approval" />
+          <TxHash hash={progress.approveHash} label="Approval" chainId={progress.chainId} />
         </p>
       )}
       {progress.hash && (
         <p>
-          <TxHash hash={progress.hash} />
+          <TxHash hash={progress.hash} chainId={progress.chainId} />
         </p>
       )}
     </div>

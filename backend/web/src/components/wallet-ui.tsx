@@ -2,7 +2,7 @@
 import { useEffect, useRef, useState } from "preact/hooks";
 import { errorMessage } from "../api";
 import { qrSvg } from "../certificate";
-import { config } from "../config";
+import { config, networks, type NetworkInfo } from "../config";
 import { shortAddress } from "../format";
 import { Link } from "../router";
 import { sessionMismatch, sessionStore, signIn, signOut } from "../session";
@@ -140,32 +140,62 @@ export function Header() {
   );
 }
 
-export function NetworkBanner() {
+/** A button asking the wallet to switch to (or add) `network`, with the wallet's refusal shown. */
+export function SwitchChainButton({ network, class: className }: { network: NetworkInfo; class?: string }) {
   const wallet = useStore(walletStore);
   const [error, setError] = useState<string | null>(null);
-  if (!isWrongNetwork(wallet)) return null;
-  const cfg = config();
   return (
-    <div class="network-banner" role="alert" data-testid="wrong-network">
-      <p>
-        <strong>Wrong network.</strong> Your wallet is on chain {wallet.chainId ?? "unknown"}; Tuition runs on{" "}
-        <strong>{cfg.chainName}</strong> (chain {cfg.chainId}). Payments and sign-in are disabled until you switch.
-      </p>
+    <>
       <button
         type="button"
+        class={className}
         disabled={wallet.switching}
         onClick={async () => {
           setError(null);
           try {
-            await switchNetwork();
+            await switchNetwork(network.chainId);
           } catch (err) {
             setError(errorMessage(err));
           }
         }}
       >
-        {wallet.switching ? "Switching…" : `Switch to ${cfg.chainName}`}
+        {wallet.switching ? "Switching…" : `Switch to ${network.chainName}`}
       </button>
       {error && <p class="banner-error">{error}</p>}
+    </>
+  );
+}
+
+export function NetworkBanner() {
+  const wallet = useStore(walletStore);
+  if (!isWrongNetwork(wallet)) return null;
+  return (
+    <div class="network-banner" role="alert" data-testid="wrong-network">
+      <p>
+        <strong>Wrong network.</strong> Your wallet is on chain {wallet.chainId ?? "unknown"}; Tuition runs on{" "}
+        {networks().map((n, i) => (
+          <span key={n.chainId}>
+            {i > 0 && (i === networks().length - 1 ? " and " : ", ")}
+            <strong>{n.chainName}</strong> (chain {n.chainId})
+          </span>
+        ))}
+        . Payments and sign-in are disabled until you switch.
+      </p>
+      <SwitchChainButton network={config()} />
+    </div>
+  );
+}
+
+/** In a payment panel: the wallet is on a chain Tuition does not run on. Says so and offers the
+ * switch to `target` (the chain of the chosen price), so nothing is ever sent there. */
+export function UnsupportedChain({ chainId, target }: { chainId: number | null; target: NetworkInfo | null }) {
+  return (
+    <div class="alert alert-warning" role="alert" data-testid="unsupported-chain">
+      <p>
+        Your wallet is on chain {chainId ?? "unknown"}, where Tuition does not sell courses. Payments here work on{" "}
+        {networks().map((n) => n.chainName).join(" and ")}.
+      </p>
+      <SwitchChainButton network={target ?? config()} class="button-small" />
     </div>
   );
 }

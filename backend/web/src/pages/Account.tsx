@@ -1,8 +1,9 @@
+import { verifyPath } from "../certificate";
 import type { ComponentChildren } from "preact";
 import { RequireSignIn } from "../components/wallet-ui";
 import { RemoveCertificate, shortTokenId } from "../components/CertificatePanel";
 import { Alert, Loading, TxHash, useAsync, usePageTitle } from "../components/ui";
-import { tokenByAddress } from "../config";
+import { chainLabel, tokenByAddress } from "../config";
 import { formatDate, formatFiat, formatToken } from "../format";
 import { api } from "../api";
 import { fetchCourses, fetchMyCertificates, fetchMyEntitlements, fetchMyOrders, toProgress, type CertificateInfo, type Order } from "../models";
@@ -110,12 +111,12 @@ function AccountView() {
                 {c.replacedByTokenId && (
                   <p data-testid="replaced-by">
                     Corrected: replaced by{" "}
-                    <Link href={`/verify/${c.replacedByTokenId}`}>certificate #{shortTokenId(c.replacedByTokenId)}</Link>
+                    <Link href={verifyPath(c.replacedByTokenId, c.chainId)}>certificate #{shortTokenId(c.replacedByTokenId)}</Link>
                   </p>
                 )}
                 <div class="button-row">
                 {c.tokenId && (c.status === "minted" || c.status === "revoked" || c.status === "removed") ? (
-                  <Link class="button button-small" href={`/verify/${c.tokenId}`}>
+                  <Link class="button button-small" href={verifyPath(c.tokenId, c.chainId)}>
                     View certificate
                   </Link>
                 ) : c.status === "claimable" ? (
@@ -167,6 +168,7 @@ export function OrdersTable({
             <th scope="col">Course</th>
             {showBuyer && <th scope="col">Buyer</th>}
             <th scope="col">Paid with</th>
+            <th scope="col">Chain</th>
             <th scope="col" class="num">
               Amount
             </th>
@@ -189,12 +191,13 @@ export function OrdersTable({
                   <code title={o.buyer ?? ""}>{o.buyer ? `${o.buyer.slice(0, 6)}…${o.buyer.slice(-4)}` : "—"}</code>
                 </td>
               )}
-              <td>{o.rail === "card" ? "Card" : tokenByAddress(o.token)?.symbol ?? "Crypto"}</td>
+              <td>{o.rail === "card" ? "Card" : tokenByAddress(o.token, o.chainId)?.symbol ?? "Crypto"}</td>
+              <td data-chain-id={o.chainId ?? undefined}>{o.rail === "card" || o.chainId == null ? "—" : chainLabel(o.chainId)}</td>
               <td class="num">{orderAmount(o)}</td>
               <td>
                 <span class={`badge badge-${o.status}`}>{o.status}</span>
               </td>
-              <td>{o.txHash ? <TxHash hash={o.txHash} label="" /> : <code class="small">{o.id.slice(0, 8)}</code>}</td>
+              <td>{o.txHash ? <TxHash hash={o.txHash} label="" chainId={o.chainId} /> : <code class="small">{o.id.slice(0, 8)}</code>}</td>
               {action && <td>{action(o)}</td>}
             </tr>
           ))}
@@ -206,7 +209,7 @@ export function OrdersTable({
 
 export function orderAmount(o: Order): string {
   if (o.rail === "card" && o.currency) return formatFiat(o.amount, o.currency);
-  const token = tokenByAddress(o.token);
+  const token = tokenByAddress(o.token, o.chainId);
   return token ? formatToken(o.amount, token.decimals, token.symbol) : o.amount.toString();
 }
 

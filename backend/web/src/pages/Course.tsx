@@ -1,12 +1,12 @@
 import { useEffect, useState } from "preact/hooks";
 import { ApiError, errorMessage } from "../api";
 import { CertificatePanel } from "../components/CertificatePanel";
-import { requestWalletConnection } from "../components/wallet-ui";
-import { Alert, Loading, PriceList, PriceTag, TxStatus, useAsync, usePageTitle } from "../components/ui";
-import { config, tokenByAddress } from "../config";
+import { requestWalletConnection, UnsupportedChain } from "../components/wallet-ui";
+import { Alert, Loading, PriceTag, TxStatus, useAsync, usePageTitle } from "../components/ui";
+import { chainLabel, config, networkOf, networks, tokenByAddress, type NetworkInfo } from "../config";
 import { formatDate, formatFiat, shortAddress } from "../format";
 import { api } from "../api";
-import { fetchAccess, fetchCourse, toProgress, type Access, type Course, type Progress } from "../models";
+import { fetchAccess, fetchCourse, toProgress, type Access, type Course, type Price, type Progress } from "../models";
 import { buyWithCrypto, startCardCheckout, waitForAccess, type TxProgress } from "../purchase";
 import { Link } from "../router";
 import { sessionMismatch, sessionStore, signIn } from "../session";
@@ -65,7 +65,69 @@ export function Description({ text }: { text: string }) {
   );
 }
 
+/** The course's prices on one chain it is listed on. */
+export interface ChainOffer {
+  network: NetworkInfo;
+  onchainId: string | null;
+  prices: Price[];
+}
+
+/** The course's prices on every configured chain where it is registered and listed (the
+ * API's own chain first); `course` already holds the API's own chain's. */
+export async function chainOffers(course: Course): Promise<ChainOffer[]> {
+  const listed = networks().filter((n) => course.chains.some((c) => c.chainId === n.chainId && c.listed));
+  const offers = await Promise.all(
+    listed.map(async (network) => {
+      const onChain = network.chainId === course.chainId ? course : await fetchCourse(course.id, network.chainId);
+      return { network, onchainId: onChain.onchainId, prices: onChain.prices };
+    }),
+  );
+  return offers.filter((o) => o.prices.length > 0);
+}
+
+const offerKey = (chainId: number, token: string) => `${chainId}:${token.toLowerCase()}`;
+
+/** Prices grouped by chain: the native coin and tokens of each, with their symbols. */
+function ChainPrices({ offers, course }: { offers: ChainOffer[]; course: Course }) {
+  if (!offers.length && !course.fiat) return <p class="muted">Not for sale yet.</p>;
+  return (
+    <div class="chain-prices" aria-label="Prices">
+      {offers.map((o) => (
+        <section key={o.network.chainId} class="chain-offer" data-chain-id={o.network.chainId} aria-label={`Prices on ${o.network.chainName}`}>
+          <h3 class="chain-name">On {o.network.chainName}</h3>
+          <ul class="price-list">
+            {o.prices.map((p) => (
+              <li key={p.token} data-token={p.symbol}>
+                <PriceTag price={p} />
+              </li>
+            ))}
+          </ul>
+        </section>
+      ))}
+      {course.fiat && (
+        <ul class="price-list">
+          <li data-token="card">
+            {course.fiat.amount === 0n ? (
+              <span class="price">Free</span>
+            ) : (
+              <>
+                <span class="price">{formatFiat(course.fiat.amount, course.fiat.currency)}</span> <span class="muted">by card</span>
+              </>
+            )}
+          </li>
+        </ul>
+      )}
+    </div>
+  );
+}
+
 function BuyPanel({ course }: { course: Course }) {
+  const offers = useAsync(() => chainOffers(course), [course.id]);
+  if (offers.loading && !offers.data) return <Loading label="Loading prices…" />;
+  return <BuyPanelWithOffers course={course} offers={offers.data ?? []} offersError={offers.error} />;
+}
+
+function BuyPanelWithOffers({ course, offers, offersError }: { course: Course; offers: ChainOffer[]; offersError: string | null }) {
   const wallet = useStore(walletStore);
   const session = useStore(sessionStore);
   const address = session.user?.address ?? wallet.address ?? null;
@@ -74,7 +136,11 @@ function BuyPanel({ course }: { course: Course }) {
   const [accessError, setAccessError] = useState<string | null>(null);
   const [tx, setTx] = useState<TxProgress>({ phase: "idle", message: "" });
   const [waitingAccess, setWaitingAccess] = useState(false);
-  const [selected, setSelected] = useState<string>(course.prices[0]?.token ?? "");
+  // Start on a price of the chain the wallet is on, else the first chain's.
+  const firstOffer = offers.find((o) => o.network.chainId === wallet.chainId) ?? offers[0];
+  const [selected, setSelected] = useState<string>(
+    firstOffer?.prices[0] ? offerKey(firstOffer.network.chainId, firstOffer.prices[0].token) : "",
+  );
   const [cardError, setCardError] = useState<string | null>(null);
   const [cardBusy, setCardBusy] = useState(false);
 
@@ -99,24 +165,28 @@ function BuyPanel({ course }: { course: Course }) {
   }, [access?.hasAccess, session.user, course.id]);
 
   const signedIn = Boolean(session.user) && !sessionMismatch();
-  const wrongNetwork = isWrongNetwork(wallet);
-  const token = tokenByAddress(selected);
-  const price = course.prices.find((p) => p.token === selected);
+  const [selectedChain, selectedToken] = selected.split(":");
+  const chainId = Number(selectedChain);
+  const network = networkOf(chainId);
+  const token = tokenByAddress(selectedToken, chainId);
+  const price = offers.find((o) => o.network.chainId === chainId)?.prices.find((p) => p.token.toLowerCase() === selectedToken);
   const busy = tx.phase === "working" || tx.phase === "wallet" || tx.phase === "pending" || waitingAccess;
+  // The wallet is elsewhere: buying asks it to switch (or to add the chain) first.
+  const needsSwitch = wallet.status === "connected" && wallet.chainId !== chainId;
 
   const buy = async () => {
-    if (!token || !session.user) return;
-    setTx({ phase: "working", message: "Starting…" });
+    if (!token || !session.user || !network) return;
+    setTx({ phase: "working", message: "Starting…", chainId });
     try {
-      await buyWithCrypto(course.id, token, setTx);
+      await buyWithCrypto(course.id, chainId, token, setTx);
       setWaitingAccess(true);
       const granted = await waitForAccess(course.id, session.user.address);
       setWaitingAccess(false);
       if (granted) {
         setAccess(await fetchAccess(course.id, session.user.address));
-        setTx((t) => ({ ...t, phase: "confirmed", message: "Payment confirmed on-chain. The course is yours!" }));
+        setTx((t) => ({ ...t, phase: "confirmed", message: `Payment confirmed on ${chainLabel(chainId)}. The course is yours!` }));
       } else {
-        setTx((t) => ({ ...t, phase: "confirmed", message: "Payment confirmed on-chain; access will appear in a moment. Reload later if it does not." }));
+        setTx((t) => ({ ...t, phase: "confirmed", message: `Payment confirmed on ${chainLabel(chainId)}; access will appear in a moment. Reload later if it does not.` }));
       }
     } catch (err) {
       setWaitingAccess(false);
@@ -178,39 +248,51 @@ function BuyPanel({ course }: { course: Course }) {
     );
   }
 
-  const acceptsCrypto = course.prices.length > 0;
+  const acceptsCrypto = offers.length > 0;
   return (
     <div class="card buy-panel">
       <h2>Buy this course</h2>
-      <PriceList course={course} />
+      <ChainPrices offers={offers} course={course} />
+      {offersError && <Alert kind="warning">{offersError}</Alert>}
       {accessError && <Alert kind="warning">{accessError}</Alert>}
       {!signedIn ? (
         <SignInStep what="buy this course" />
       ) : (
         <>
           {acceptsCrypto && (
-            <fieldset class="token-choice" disabled={busy || wrongNetwork}>
+            <fieldset class="token-choice" disabled={busy}>
               <legend>Pay with crypto</legend>
-              {course.prices.map((p) => (
-                <label key={p.token} class="radio">
-                  <input
-                    type="radio"
-                    name="pay-token"
-                    value={p.token}
-                    checked={selected === p.token}
-                    onChange={() => setSelected(p.token)}
-                  />
-                  <span>{p.symbol}</span> <PriceTag price={p} />
-                </label>
+              {isWrongNetwork(wallet) && <UnsupportedChain chainId={wallet.chainId} target={network ?? null} />}
+              {offers.map((o) => (
+                <div key={o.network.chainId} class="chain-choice" role="radiogroup" aria-label={o.network.chainName} data-chain-id={o.network.chainId}>
+                  <p class="chain-name">{o.network.chainName}</p>
+                  {o.prices.map((p) => (
+                    <label key={p.token} class="radio">
+                      <input
+                        type="radio"
+                        name="pay-token"
+                        value={offerKey(o.network.chainId, p.token)}
+                        checked={selected === offerKey(o.network.chainId, p.token)}
+                        onChange={() => setSelected(offerKey(o.network.chainId, p.token))}
+                      />
+                      <span>{p.symbol}</span> <PriceTag price={p} />
+                    </label>
+                  ))}
+                </div>
               ))}
               {wallet.status !== "connected" ? (
                 <button type="button" onClick={() => requestWalletConnection()}>
                   Connect wallet to pay
                 </button>
               ) : (
-                <button type="button" class="buy-button" onClick={buy} disabled={busy || !token || wrongNetwork} data-testid="buy-crypto">
-                  {price && price.amount === 0n ? "Get it free" : `Buy with ${token?.symbol ?? "crypto"}`}
+                <button type="button" class="buy-button" onClick={buy} disabled={busy || !token || !network} data-testid="buy-crypto">
+                  {buyLabel(price, token?.symbol, needsSwitch ? network : undefined)}
                 </button>
+              )}
+              {needsSwitch && network && !isWrongNetwork(wallet) && (
+                <p class="muted small" data-testid="switch-hint">
+                  Your wallet is on {chainLabel(wallet.chainId)}; it will be asked to switch to {network.chainName} first.
+                </p>
               )}
               {token && !token.native && (
                 <p class="muted small">
@@ -250,6 +332,12 @@ function BuyPanel({ course }: { course: Course }) {
   );
 }
 
+function buyLabel(price: Price | undefined, symbol: string | undefined, switchTo: NetworkInfo | undefined): string {
+  const what = price && price.amount === 0n ? "get it free" : `buy with ${symbol ?? "crypto"}`;
+  if (switchTo) return `Switch to ${switchTo.chainName} and ${what}`;
+  return what.charAt(0).toUpperCase() + what.slice(1);
+}
+
 function SignInStep({ what }: { what: string }) {
   const wallet = useStore(walletStore);
   const session = useStore(sessionStore);
@@ -264,7 +352,7 @@ function SignInStep({ what }: { what: string }) {
       </div>
     );
   }
-  if (isWrongNetwork(wallet)) return <p>Switch your wallet to {config().chainName} to continue.</p>;
+  if (isWrongNetwork(wallet)) return <UnsupportedChain chainId={wallet.chainId} target={null} />;
   return (
     <div class="sign-in-step">
       <p>Sign in with Ethereum to {what}: a free signature, no transaction.</p>

@@ -8,7 +8,7 @@ import { marketAbi } from "../chain";
 import { IssuedCertificateRow, revocationPending, type IssuedCertificate } from "../components/RevokeCertificate";
 import { RequireSignIn } from "../components/wallet-ui";
 import { Alert, Loading, PriceList, TxHash, TxStatus, useAsync, useInterval, usePageTitle } from "../components/ui";
-import { config, tokenByAddress, type TokenInfo } from "../config";
+import { chainLabel, config, networks, tokenByAddress, type NetworkInfo, type TokenInfo } from "../config";
 import { fiatDigits, formatDate, formatFiat, formatToken, parseFiatInput, parseTokenInput } from "../format";
 import { fetchPayouts, toCourse, toOrder, type Course, type Payout, type PayoutPage } from "../models";
 import { sendAndWait, type TxProgress } from "../purchase";
@@ -26,8 +26,34 @@ interface TxData {
   chainId?: number;
 }
 
-function txRequest(tx: TxData) {
-  return { to: getAddress(tx.to), data: tx.data, value: tx.value ?? "0", chainId: tx.chainId };
+/** The transaction the API built, for the chain it was built for (`chainId` when it names none). */
+function txRequest(tx: TxData, chainId?: number) {
+  return { to: getAddress(tx.to), data: tx.data, value: tx.value ?? "0", chainId: tx.chainId ?? chainId };
+}
+
+/** One course as one chain sees it (its on-chain id and prices there). */
+interface CourseOnChainView {
+  network: NetworkInfo;
+  course: Course | undefined;
+}
+
+/** My courses on every configured chain: the API's own chain's list, each course with its view
+ * from every chain. */
+async function fetchMyCourses(): Promise<Array<{ course: Course; chains: CourseOnChainView[] }>> {
+  const perChain = await Promise.all(
+    networks().map(async (network) => ({
+      network,
+      courses: (await api<Raw[]>("/provider/courses", { query: { chainId: network.chainId } })).map((c) => toCourse(c, network.chainId)),
+    })),
+  );
+  const [own, ...others] = perChain;
+  return (own?.courses ?? []).map((course) => ({
+    course,
+    chains: [
+      { network: own.network, course },
+      ...others.map((o) => ({ network: o.network, course: o.courses.find((c) => c.id === course.id) })),
+    ],
+  }));
 }
 
 export function ProviderPage() {
@@ -51,7 +77,7 @@ interface Withdrawal {
 function Dashboard() {
   const session = useStore(sessionStore);
   const [withdrawal, setWithdrawal] = useState<Withdrawal | null>(null);
-  const courses = useAsync(async () => (await api<Raw[]>("/provider/courses")).map(toCourse), [session.user?.address]);
+  const courses = useAsync(fetchMyCourses, [session.user?.address]);
   return (
     <div class="provider">
       <p class="muted">
@@ -70,9 +96,9 @@ function Dashboard() {
         {courses.error && <Alert>{courses.error}</Alert>}
         {courses.data?.length === 0 && <p>No courses yet: create your first one above.</p>}
         <ul class="card-list provider-courses">
-          {courses.data?.map((c) => (
-            <li key={c.id}>
-              <ManageCourse course={c} onChange={courses.reload} />
+          {courses.data?.map(({ course, chains }) => (
+            <li key={course.id}>
+              <ManageCourse course={course} chains={chains} onChange={courses.reload} />
             </li>
           ))}
         </ul>
@@ -223,14 +249,16 @@ interface ProviderRecord {
 
 /** The name and website verifiers see for my certificates, set on-chain by my wallet. */
 function PublicRecord({ address }: { address: string }) {
+  // Each chain's certificate contract holds its own record of the provider.
+  const [chainId, setChainId] = useState(config().chainId);
   const record = useAsync(async () => {
     try {
-      return await api<ProviderRecord>(`/providers/${address}`);
+      return await api<ProviderRecord>(`/providers/${address}`, { query: { chainId } });
     } catch (err) {
       if ((err as { status?: number }).status === 404) return null;
       throw err;
     }
-  }, [address]);
+  }, [address, chainId]);
   const [name, setName] = useState("");
   const [domain, setDomain] = useState("");
   const [error, setError] = useState<string | null>(null);
@@ -244,8 +272,8 @@ function PublicRecord({ address }: { address: string }) {
     event.preventDefault();
     setError(null);
     try {
-      const tx = await api<TxData>("/provider/profile/tx", { method: "POST", body: { name, domain } });
-      await sendAndWait(txRequest(tx), "Publish record", setProgress);
+      const tx = await api<TxData>("/provider/profile/tx", { method: "POST", body: { name, domain }, query: { chainId } });
+      await sendAndWait(txRequest(tx, chainId), "Publish record", setProgress);
       setSent({ name: name.trim(), domain: domain.trim().toLowerCase() });
     } catch (err) {
       setError(errorMessage(err));
@@ -260,6 +288,26 @@ function PublicRecord({ address }: { address: string }) {
         What verifiers see next to your certificates: your name and website, and whether the platform has verified them.
         Changing them removes the verification until the platform verifies them again.
       </p>
+      {networks().length > 1 && (
+        <div class="field">
+          <label for="record-chain">Chain</label>
+          <select
+            id="record-chain"
+            value={String(chainId)}
+            onChange={(e) => {
+              setSent(null);
+              setProgress({ phase: "idle", message: "" });
+              setChainId(Number((e.currentTarget as HTMLSelectElement).value));
+            }}
+          >
+            {networks().map((n) => (
+              <option key={n.chainId} value={String(n.chainId)}>
+                {n.chainName}
+              </option>
+            ))}
+          </select>
+        </div>
+      )}
       {record.loading && !record.data && <Loading />}
       {current ? (
         <p data-testid="record-current">
@@ -389,29 +437,9 @@ function CreateCourse({ onCreated }: { onCreated: () => void }) {
 
 // ------------------------------------------------------------------ manage one course
 
-function ManageCourse({ course, onChange }: { course: Course; onChange: () => void }) {
-  const [tx, setTx] = useState<TxProgress>({ phase: "idle", message: "" });
+function ManageCourse({ course, chains, onChange }: { course: Course; chains: CourseOnChainView[]; onChange: () => void }) {
   const [error, setError] = useState<string | null>(null);
-  const busy = tx.phase === "working" || tx.phase === "wallet" || tx.phase === "pending";
-
-  const register = async () => {
-    setError(null);
-    try {
-      setTx({ phase: "working", message: "Preparing the registration…" });
-      const data = await api<TxData>(`/provider/courses/${course.id}/tx/create-course`, { method: "POST", body: {} });
-      const receipt = await sendAndWait(txRequest(data), "Register course on-chain", setTx);
-      const [created] = parseEventLogs({ abi: marketAbi, eventName: "CourseCreated", logs: receipt.logs });
-      if (created) {
-        const onchainId = created.args.courseId.toString();
-        // The indexer links it too; doing it now makes the dashboard current at once.
-        await api(`/provider/courses/${course.id}/onchain-id`, { method: "PUT", body: { onchainId: Number(onchainId) } }).catch(() => undefined);
-        setTx({ phase: "confirmed", message: `Registered on-chain as course #${onchainId}.`, hash: receipt.transactionHash });
-      }
-      onChange();
-    } catch (err) {
-      setTx((t) => ({ ...t, phase: "failed", message: errorMessage(err) }));
-    }
-  };
+  const registered = chains.filter((v) => v.course?.onchainId);
 
   const setStatus = async (status: "published" | "draft" | "delisted") => {
     setError(null);
@@ -430,25 +458,18 @@ function ManageCourse({ course, onChange }: { course: Course; onChange: () => vo
       </h3>
       <p class="muted small">
         <span class={`badge badge-${course.status}`}>{course.status}</span>{" "}
-        {course.onchainId ? <>on-chain #{course.onchainId}</> : "not on-chain yet"} · {course.lessonCount} lessons
+        {registered.length ? <>on-chain on {registered.map((v) => v.network.chainName).join(", ")}</> : "not on-chain yet"} ·{" "}
+        {course.lessonCount} lessons
+        {course.fiat && <> · by card {formatFiat(course.fiat.amount, course.fiat.currency)}</>}
       </p>
-      <PriceList course={course} />
-      {!course.onchainId ? (
-        <div class="button-row register-row">
-          <button type="button" onClick={register} disabled={busy} data-testid="register-onchain">
-            Register on-chain
-          </button>
-          <span class="muted small">Step 1: one transaction from your wallet, then set token prices.</span>
-        </div>
-      ) : (
-        <TokenPriceForm course={course} onChange={onChange} />
-      )}
-      <TxStatus progress={tx} testId={`register-status-${course.id}`} />
+      {chains.map((view) => (
+        <CourseOnChain key={view.network.chainId} course={course} view={view} onChange={onChange} />
+      ))}
       <FiatPriceForm course={course} onChange={onChange} />
       <CertificateModeForm course={course} onChange={onChange} />
       <div class="button-row">
         {course.status !== "published" ? (
-          <button type="button" class="button-small" onClick={() => setStatus("published")} disabled={!course.onchainId && !course.fiat}>
+          <button type="button" class="button-small" onClick={() => setStatus("published")} disabled={!registered.length && !course.fiat}>
             Publish
           </button>
         ) : (
@@ -462,12 +483,68 @@ function ManageCourse({ course, onChange }: { course: Course; onChange: () => vo
   );
 }
 
-function TokenPriceForm({ course, onChange }: { course: Course; onChange: () => void }) {
-  const tokens = config().tokens;
+/** A course on one chain: register it there (a transaction from the provider's wallet, which is
+ * switched to that chain first), then set its token prices there. */
+function CourseOnChain({ course, view, onChange }: { course: Course; view: CourseOnChainView; onChange: () => void }) {
+  const { network } = view;
+  const chainId = network.chainId;
+  const onChain = view.course;
+  const [tx, setTx] = useState<TxProgress>({ phase: "idle", message: "" });
+  const busy = tx.phase === "working" || tx.phase === "wallet" || tx.phase === "pending";
+
+  const register = async () => {
+    try {
+      setTx({ phase: "working", message: `Preparing the registration on ${network.chainName}…`, chainId });
+      const data = await api<TxData>(`/provider/courses/${course.id}/tx/create-course`, { method: "POST", body: {}, query: { chainId } });
+      const receipt = await sendAndWait(txRequest(data, chainId), `Register course on ${network.chainName}`, setTx);
+      const [created] = parseEventLogs({ abi: marketAbi, eventName: "CourseCreated", logs: receipt.logs });
+      if (created) {
+        const onchainId = created.args.courseId.toString();
+        // The indexer links it too; doing it now makes the dashboard current at once.
+        await api(`/provider/courses/${course.id}/onchain-id`, {
+          method: "PUT",
+          body: { onchainId: Number(onchainId) },
+          query: { chainId },
+        }).catch(() => undefined);
+        setTx({ phase: "confirmed", message: `Registered on ${network.chainName} as course #${onchainId}.`, hash: receipt.transactionHash, chainId });
+      }
+      onChange();
+    } catch (err) {
+      setTx((t) => ({ ...t, phase: "failed", message: errorMessage(err) }));
+    }
+  };
+
+  return (
+    <section class="course-chain" data-chain-id={chainId} aria-label={`On ${network.chainName}`}>
+      <h4>
+        {network.chainName}{" "}
+        <span class="muted small">{onChain?.onchainId ? <>on-chain #{onChain.onchainId}</> : "not registered here"}</span>
+      </h4>
+      {onChain?.onchainId ? (
+        <>
+          <PriceList course={{ ...onChain, fiat: null }} />
+          <TokenPriceForm course={course} network={network} onChange={onChange} />
+        </>
+      ) : (
+        <div class="button-row register-row">
+          <button type="button" onClick={register} disabled={busy || !network.deployed} data-testid="register-onchain">
+            Register on {network.chainName}
+          </button>
+          <span class="muted small">One transaction from your wallet, then set token prices on this chain.</span>
+        </div>
+      )}
+      <TxStatus progress={tx} testId={`register-status-${course.id}-${chainId}`} />
+    </section>
+  );
+}
+
+function TokenPriceForm({ course, network, onChange }: { course: Course; network: NetworkInfo; onChange: () => void }) {
+  const chainId = network.chainId;
+  const tokens = network.tokens;
   const [token, setToken] = useState<string>(tokens[0]?.address ?? "");
   const [amount, setAmount] = useState("");
   const [tx, setTx] = useState<TxProgress>({ phase: "idle", message: "" });
-  const info: TokenInfo | undefined = tokenByAddress(token);
+  const info: TokenInfo | undefined = tokenByAddress(token, chainId);
   const busy = tx.phase === "working" || tx.phase === "wallet" || tx.phase === "pending";
   const submit = async (event: Event) => {
     event.preventDefault();
@@ -480,24 +557,31 @@ function TokenPriceForm({ course, onChange }: { course: Course; onChange: () => 
       return;
     }
     try {
-      setTx({ phase: "working", message: "Preparing the price change…" });
+      setTx({ phase: "working", message: "Preparing the price change…", chainId });
       const data = await api<TxData>(`/provider/courses/${course.id}/tx/set-price`, {
         method: "POST",
         body: { token: info.address, price: price.toString() },
+        query: { chainId },
       });
-      const receipt = await sendAndWait(txRequest(data), `Set price in ${info.symbol}`, setTx);
-      setTx({ phase: "confirmed", message: `Price set to ${formatToken(price, info.decimals, info.symbol)}. The catalog shows it once indexed.`, hash: receipt.transactionHash });
+      const receipt = await sendAndWait(txRequest(data, chainId), `Set price in ${info.symbol}`, setTx);
+      setTx({
+        phase: "confirmed",
+        message: `Price on ${network.chainName} set to ${formatToken(price, info.decimals, info.symbol)}. The catalog shows it once indexed.`,
+        hash: receipt.transactionHash,
+        chainId,
+      });
       setAmount("");
       window.setTimeout(onChange, 1500);
     } catch (err) {
       setTx((t) => ({ ...t, phase: "failed", message: errorMessage(err) }));
     }
   };
+  const id = `${course.id}-${chainId}`;
   return (
-    <form class="inline-form token-price-form" onSubmit={submit} aria-label={`Token price of ${course.title}`}>
+    <form class="inline-form token-price-form" onSubmit={submit} aria-label={`Token price of ${course.title} on ${network.chainName}`}>
       <div class="field">
-        <label for={`tp-token-${course.id}`}>Token</label>
-        <select id={`tp-token-${course.id}`} value={token} onChange={(e) => setToken((e.currentTarget as HTMLSelectElement).value)}>
+        <label for={`tp-token-${id}`}>Token</label>
+        <select id={`tp-token-${id}`} value={token} onChange={(e) => setToken((e.currentTarget as HTMLSelectElement).value)}>
           {tokens.map((t) => (
             <option key={t.address} value={t.address}>
               {t.symbol}
@@ -506,13 +590,13 @@ function TokenPriceForm({ course, onChange }: { course: Course; onChange: () => 
         </select>
       </div>
       <div class="field">
-        <label for={`tp-amount-${course.id}`}>Price ({info?.symbol})</label>
-        <input id={`tp-amount-${course.id}`} inputMode="decimal" value={amount} placeholder="e.g. 25" onInput={(e) => setAmount((e.currentTarget as HTMLInputElement).value)} />
+        <label for={`tp-amount-${id}`}>Price ({info?.symbol})</label>
+        <input id={`tp-amount-${id}`} inputMode="decimal" value={amount} placeholder="e.g. 25" onInput={(e) => setAmount((e.currentTarget as HTMLInputElement).value)} />
       </div>
       <button type="submit" class="button-small" disabled={busy || !amount}>
         Set price
       </button>
-      <TxStatus progress={tx} testId={`price-status-${course.id}`} />
+      <TxStatus progress={tx} testId={`price-status-${id}`} />
     </form>
   );
 }
@@ -617,69 +701,109 @@ function CertificateModeForm({ course, onChange }: { course: Course; onChange: (
 
 // ------------------------------------------------------------------ money
 
+/** One chain's balances, or why they could not be read (another chain's still show). */
+interface ChainBalances {
+  network: NetworkInfo;
+  rows: Raw[];
+  error: string | null;
+}
+
+async function fetchBalances(): Promise<ChainBalances[]> {
+  return Promise.all(
+    networks().map(async (network) => {
+      try {
+        const data = await api<Raw>("/provider/balances", { query: { chainId: network.chainId } });
+        return { network, rows: itemsOf<Raw>(data.balances ?? []), error: null };
+      } catch (err) {
+        return { network, rows: [], error: errorMessage(err) };
+      }
+    }),
+  );
+}
+
+/** Withdrawable money and refund escrow per chain and token; withdrawing switches the wallet to
+ * the chain first. */
 function Balances({ onWithdrawn }: { onWithdrawn: (hash: string) => void }) {
-  const balances = useAsync(() => api<Raw>("/provider/balances"), []);
+  const balances = useAsync(fetchBalances, []);
   const [tx, setTx] = useState<TxProgress>({ phase: "idle", message: "" });
   const busy = tx.phase === "working" || tx.phase === "wallet" || tx.phase === "pending";
-  const withdraw = async (token: string, symbol: string) => {
+  const withdraw = async (chainId: number, token: string, symbol: string) => {
     try {
-      setTx({ phase: "working", message: `Preparing the ${symbol} withdrawal…` });
-      const data = await api<TxData>("/provider/tx/withdraw", { method: "POST", body: { token } });
-      const receipt = await sendAndWait(txRequest(data), `Withdraw ${symbol}`, setTx);
+      setTx({ phase: "working", message: `Preparing the ${symbol} withdrawal on ${chainLabel(chainId)}…`, chainId });
+      const data = await api<TxData>("/provider/tx/withdraw", { method: "POST", body: { token }, query: { chainId } });
+      const receipt = await sendAndWait(txRequest(data, chainId), `Withdraw ${symbol}`, setTx);
       balances.reload();
       onWithdrawn(receipt.transactionHash);
     } catch (err) {
       setTx((t) => ({ ...t, phase: "failed", message: errorMessage(err) }));
     }
   };
-  const rows = itemsOf<Raw>(balances.data?.balances ?? []);
   return (
     <section class="card balances" aria-labelledby="balances-title">
       <h2 id="balances-title">Balances</h2>
       {balances.loading && !balances.data && <Loading />}
       {balances.error && <Alert>{balances.error}</Alert>}
-      {rows.length > 0 && (
-        <div class="table-wrap" tabIndex={0} role="region" aria-label="Balances per token">
-          <table class="data-table">
-            <thead>
-              <tr>
-                <th scope="col">Token</th>
-                <th scope="col" class="num">
-                  Withdrawable
-                </th>
-                <th scope="col" class="num">
-                  In refund escrow
-                </th>
-                <th scope="col">
-                  <span class="visually-hidden">Action</span>
-                </th>
-              </tr>
-            </thead>
-            <tbody>
-              {rows.map((b) => {
-                const t = b.token as Raw;
-                const withdrawable = BigInt(b.withdrawable ?? 0);
-                return (
-                  <tr key={t.address} data-token={t.symbol}>
-                    <th scope="row">{t.symbol}</th>
-                    <td class="num">{formatToken(withdrawable, t.decimals, t.symbol)}</td>
-                    <td class="num">{formatToken(BigInt(b.escrowNet ?? 0), t.decimals, t.symbol)}</td>
-                    <td>
-                      <button type="button" class="button-small" disabled={busy || withdrawable === 0n} onClick={() => withdraw(t.address, t.symbol)}>
-                        Withdraw
-                      </button>
-                    </td>
+      {balances.data?.map(({ network, rows, error }) => (
+        <div key={network.chainId} class="chain-balances" data-chain-id={network.chainId}>
+          <h3 class="chain-name">{network.chainName}</h3>
+          {error && <Alert kind="warning">{error}</Alert>}
+          {rows.length > 0 && (
+            <div class="table-wrap" tabIndex={0} role="region" aria-label={`Balances on ${network.chainName}`}>
+              <table class="data-table">
+                <thead>
+                  <tr>
+                    <th scope="col">Token</th>
+                    <th scope="col" class="num">
+                      Withdrawable
+                    </th>
+                    <th scope="col" class="num">
+                      In refund escrow
+                    </th>
+                    <th scope="col">
+                      <span class="visually-hidden">Action</span>
+                    </th>
                   </tr>
-                );
-              })}
-            </tbody>
-          </table>
+                </thead>
+                <tbody>
+                  {rows.map((b) => {
+                    const t = b.token as Raw;
+                    const withdrawable = BigInt(b.withdrawable ?? 0);
+                    return (
+                      <tr key={t.address} data-token={t.symbol}>
+                        <th scope="row">{t.symbol}</th>
+                        <td class="num">{formatToken(withdrawable, t.decimals, t.symbol)}</td>
+                        <td class="num">{formatToken(BigInt(b.escrowNet ?? 0), t.decimals, t.symbol)}</td>
+                        <td>
+                          <button
+                            type="button"
+                            class="button-small"
+                            disabled={busy || withdrawable === 0n}
+                            onClick={() => withdraw(network.chainId, t.address, t.symbol)}
+                          >
+                            Withdraw
+                          </button>
+                        </td>
+                      </tr>
+                    );
+                  })}
+                </tbody>
+              </table>
+            </div>
+          )}
         </div>
-      )}
+      ))}
       <p class="muted small">Sales stay in escrow until their refund window ends, then become withdrawable.</p>
       <TxStatus progress={tx} testId="withdraw-status" />
     </section>
   );
+}
+
+/** "ETH on Anvil 31338" for a crypto total (tokens of several chains share symbols). */
+function totalLabel(t: Raw): string {
+  const token = t.token as Raw | null;
+  if (!token) return String(t.currency).toUpperCase();
+  const chainId = t.chainId ?? token.chainId;
+  return networks().length > 1 && chainId != null ? `${token.symbol} on ${chainLabel(Number(chainId))}` : String(token.symbol);
 }
 
 function Sales() {
@@ -687,7 +811,7 @@ function Sales() {
   const orders = itemsOf<Raw>(sales.data?.orders ?? []).map(toOrder);
   const totals = itemsOf<Raw>(sales.data?.totals ?? []);
   const byCourse = itemsOf<Raw>(sales.data?.byCourse ?? []);
-  const courses = useAsync(async () => (await api<Raw[]>("/provider/courses")).map(toCourse), []);
+  const courses = useAsync(async () => (await api<Raw[]>("/provider/courses")).map((c) => toCourse(c)), []);
   const titles = new Map(courses.data?.map((c) => [c.id, c.title]) ?? []);
   const [refunding, setRefunding] = useState<string | null>(null);
   const [refundError, setRefundError] = useState<string | null>(null);
@@ -716,11 +840,10 @@ function Sales() {
       {totals.length > 0 && (
         <ul class="card-list totals">
           {totals.map((t, i) => {
-            const token = t.token as Raw | null;
             const fmt = fmtOf(t);
             return (
-              <li key={i} class="card">
-                <p class="muted small">{t.rail === "card" ? "Card" : "Crypto"} · {token ? token.symbol : String(t.currency).toUpperCase()}</p>
+              <li key={i} class="card" data-chain-id={t.chainId ?? undefined}>
+                <p class="muted small">{t.rail === "card" ? "Card" : "Crypto"} · {totalLabel(t)}</p>
                 <p class="stat">{fmt(t.net)}</p>
                 <p class="small muted">
                   net of {t.orders} orders · gross {fmt(t.gross)}
@@ -759,7 +882,7 @@ function Sales() {
                 return (
                   <tr key={i}>
                     <td>{titles.get(Number(t.courseId)) ?? `#${t.courseId}`}</td>
-                    <td>{t.rail === "card" ? "Card" : "Crypto"}</td>
+                    <td>{t.rail === "card" ? "Card" : `Crypto · ${totalLabel(t)}`}</td>
                     <td class="num">{t.orders}</td>
                     <td class="num">{fmt(t.gross)}</td>
                     <td class="num">{fmt(t.refunded)}</td>
@@ -929,6 +1052,7 @@ function Payouts({ awaiting }: { awaiting: Withdrawal | null }) {
                   Platform fee
                 </th>
                 <th scope="col">Transaction</th>
+                <th scope="col">Chain</th>
               </tr>
             </thead>
             <tbody>
@@ -941,8 +1065,9 @@ function Payouts({ awaiting }: { awaiting: Withdrawal | null }) {
                   <td class="num">{formatToken(p.amount, p.token.decimals, p.token.symbol)}</td>
                   <td class="num">{p.kind === "released" ? formatToken(p.fee, p.token.decimals, p.token.symbol) : "—"}</td>
                   <td>
-                    <TxHash hash={p.txHash} label="" />
+                    <TxHash hash={p.txHash} label="" chainId={p.chainId} />
                   </td>
+                  <td>{chainLabel(p.chainId)}</td>
                 </tr>
               ))}
             </tbody>

@@ -2,7 +2,7 @@
 // RPC endpoint (viem public client), not from the Tuition API. No wallet needed.
 import { Fragment } from "preact";
 import { useEffect, useState } from "preact/hooks";
-import { getAddress, isAddress, type Address } from "viem";
+import { getAddress, isAddress } from "viem";
 import { errorMessage } from "../api";
 import {
   certificatePdf,
@@ -17,15 +17,16 @@ import {
 } from "../certificate";
 import { splitTokenId } from "../chain";
 import {
+  chainNamed,
   STEP_LABELS,
   VERDICT_LABELS,
-  verifyOnChain,
+  verifyOnChains,
   withDocument,
   type Report,
   type StepStatus,
 } from "../verification";
 import { Alert, CopyButton, Loading, useAsync, usePageTitle } from "../components/ui";
-import { config } from "../config";
+import { chainLabel, config, networks } from "../config";
 import { formatDate } from "../format";
 import { navigate, useLocation } from "../router";
 
@@ -35,17 +36,18 @@ export function VerifyFormPage() {
     <section class="verify">
       <h1 tabIndex={-1}>Verify a certificate</h1>
       <p>
-        Tuition certificates live on-chain. This page reads them directly from {config().chainName} — not from our servers —
-        so you can trust what it shows.
+        Tuition certificates live on-chain. This page reads them directly from{" "}
+        {networks().map((n) => n.chainName).join(" and ")} — not from our servers — so you can trust what it shows.
       </p>
       <VerifyForm />
     </section>
   );
 }
 
-function VerifyForm({ initialContract, initialToken }: { initialContract?: string; initialToken?: string }) {
+function VerifyForm({ initialContract, initialToken, initialChain }: { initialContract?: string; initialToken?: string; initialChain?: string }) {
   const [contract, setContract] = useState(initialContract ?? config().contracts.certificate ?? "");
   const [token, setToken] = useState(initialToken ?? "");
+  const [chain, setChain] = useState(initialChain ?? "");
   const [error, setError] = useState<string | null>(null);
   const submit = (event: Event) => {
     event.preventDefault();
@@ -62,8 +64,12 @@ function VerifyForm({ initialContract, initialToken }: { initialContract?: strin
     }
     const address = getAddress(contractValue);
     const dflt = config().contracts.certificate;
-    const query = dflt && address.toLowerCase() === dflt.toLowerCase() ? "" : `?contract=${address}`;
-    navigate(`/verify/${link.tokenId}${query}`);
+    const query = new URLSearchParams();
+    if (!dflt || address.toLowerCase() !== dflt.toLowerCase()) query.set("contract", address);
+    const chosen = link.chain ?? chain;
+    if (chosen) query.set("chain", chosen);
+    const rest = query.toString();
+    navigate(`/verify/${link.tokenId}${rest ? `?${rest}` : ""}`);
   };
   return (
     <form class="card verify-form" onSubmit={submit} noValidate aria-describedby={error ? "verify-error" : undefined}>
@@ -94,6 +100,20 @@ function VerifyForm({ initialContract, initialToken }: { initialContract?: strin
         />
         <p class="hint">Pre-filled with Tuition's certificate contract on {config().chainName}.</p>
       </div>
+      {networks().length > 1 && (
+        <div class="field">
+          <label for="verify-chain">Chain</label>
+          <select id="verify-chain" name="chain" value={chain} onChange={(e) => setChain((e.currentTarget as HTMLSelectElement).value)}>
+            <option value="">Any chain Tuition runs on</option>
+            {networks().map((n) => (
+              <option key={n.chainId} value={String(n.chainId)}>
+                {n.chainName} (chain {n.chainId})
+              </option>
+            ))}
+          </select>
+          <p class="hint">Leave “any chain” when you do not know: every chain is searched.</p>
+        </div>
+      )}
       {error && (
         <Alert id="verify-error">{error}</Alert>
       )}
@@ -105,7 +125,8 @@ function VerifyForm({ initialContract, initialToken }: { initialContract?: strin
 export function VerifyPage({ tokenId }: { tokenId: string }) {
   const location = useLocation();
   const contractParam = location.query.get("contract");
-  const contract = (contractParam && isAddress(contractParam, { strict: false }) ? getAddress(contractParam) : config().contracts.certificate) as Address | null;
+  const chainParam = location.query.get("chain");
+  const contract = contractParam && isAddress(contractParam, { strict: false }) ? getAddress(contractParam) : null;
   let id: bigint | null = null;
   try {
     id = BigInt(tokenId);
@@ -114,12 +135,11 @@ export function VerifyPage({ tokenId }: { tokenId: string }) {
   }
   const result = useAsync(async () => {
     if (id === null) throw new Error("That is not a certificate number.");
-    if (!contract) throw new Error("No certificate contract is configured; enter its address below.");
-    return verifyOnChain(contract, id);
-  }, [tokenId, contract]);
+    return verifyOnChains(id, contract, chainNamed(chainParam));
+  }, [tokenId, contract, chainParam]);
   // The hash of a certificate file the verifier picked (or why it could not be read).
   const [document, setDocument] = useState<string | Error | null>(null);
-  useEffect(() => setDocument(null), [tokenId, contract]);
+  useEffect(() => setDocument(null), [tokenId, contract, chainParam]);
   const report = result.data ? withDocument(result.data, document) : null;
   usePageTitle(report?.cert ? `Certificate: ${report.cert.courseTitle ?? "course"}` : "Verify a certificate");
 
@@ -142,7 +162,7 @@ export function VerifyPage({ tokenId }: { tokenId: string }) {
       {report && <StepReport report={report} />}
       <details class="verify-other" open={Boolean(result.error) || (report !== null && !report.cert)}>
         <summary>Verify another certificate</summary>
-        <VerifyForm initialContract={contract ?? undefined} />
+        <VerifyForm initialContract={contract ?? undefined} initialChain={chainParam ?? undefined} />
       </details>
     </section>
   );
@@ -169,6 +189,10 @@ function StepReport({ report }: { report: Report }) {
       <p class="small muted">
         Verdict: <strong data-testid="verdict-code" data-verdict={report.verdict}>{VERDICT_LABELS[report.verdict]}</strong>. The
         same steps as <code>tuition verify</code> and the public API.
+      </p>
+      <p class="small" data-testid="searched-chains" data-chain-id={report.cert ? report.chainId : undefined}>
+        {report.cert ? <>Found on <strong>{report.network.chainName}</strong> (chain {report.chainId})</> : "Not found"}
+        {report.searched.length > 1 || !report.cert ? <>; searched {report.searched.map((c) => chainLabel(c)).join(", ")}</> : null}.
       </p>
       <ol class="steps" data-testid="steps">
         {report.steps.map((step) => (
@@ -217,7 +241,7 @@ function Verdict({ cert, report, contractParam }: { cert: OnchainCertificate; re
               {cert.replacedBy !== null && (
                 <>
                   {" "}It was replaced by{" "}
-                  <a href={verifyUrl(cert.replacedBy, contractParam)} data-testid="replaced-by">
+                  <a href={verifyUrl(cert.replacedBy, contractParam, report.chainId)} data-testid="replaced-by">
                     certificate #{cert.replacedBy.toString()}
                   </a>
                   .
@@ -256,9 +280,10 @@ function Verdict({ cert, report, contractParam }: { cert: OnchainCertificate; re
 }
 
 function CertificateView({ cert, report, onDocument }: { cert: OnchainCertificate; report: Report; onDocument: (d: string | Error | null) => void }) {
-  const cfg = config();
-  const contractParam = cfg.contracts.certificate && cert.contract.toLowerCase() === cfg.contracts.certificate.toLowerCase() ? null : cert.contract;
-  const url = verifyUrl(cert.tokenId, contractParam);
+  const cfg = report.network;
+  const ours = config().contracts.certificate;
+  const contractParam = ours && cert.contract.toLowerCase() === ours.toLowerCase() ? null : cert.contract;
+  const url = verifyUrl(cert.tokenId, contractParam, report.chainId);
   const [qr, setQr] = useState<string | null>(null);
   const [pdfBusy, setPdfBusy] = useState(false);
   const [pdfError, setPdfError] = useState<string | null>(null);
