@@ -86,6 +86,60 @@ def up(
     raise typer.Exit(code)
 
 
+@app.command("prod-local")
+def prod_local(
+    lb_port: int = typer.Option(8080, help="Port of the load balancer (what users reach)."),
+    api_ports: str = typer.Option("8101,8102", help="Ports of the API replicas."),
+    rpc_port: int = typer.Option(8645, help="Port of the chain (anvil, chain id 31337)."),
+    stripe_port: int = typer.Option(12211, help="Port of the Stripe stand-in."),
+    indexer_metrics_ports: str = typer.Option("9112,9113", help="Metrics ports of the indexers."),
+    worker_metrics_port: int = typer.Option(9122, help="Metrics port of the first worker."),
+    database_url: str = typer.Option(
+        "postgresql://postgres@127.0.0.1:5432/tuition_prodlocal",
+        help="PostgreSQL database of this stack (dropped and created on start).",
+    ),
+    redis_url: str = typer.Option("redis://127.0.0.1:6379/0", help="Redis (keys prefixed)."),
+    state_dir: Path = typer.Option(
+        Path("var/prod-local"), help="Secrets, logs, nginx files, deployment."
+    ),
+    demo: bool = typer.Option(False, help="Deploy the demo catalog too."),
+) -> None:
+    """Run the production shape on this machine: what docker-compose.yml starts, from the same
+    settings (TUITION_ENV=production), on this machine's PostgreSQL and Redis."""
+    from backend.prodlocal import MissingToolError, ProdConfig, ProdStack
+
+    state = state_dir.resolve()
+    stack = ProdStack(
+        ProdConfig(
+            lb_port=lb_port,
+            api_ports=tuple(int(p) for p in api_ports.split(",")),
+            rpc_port=rpc_port,
+            stripe_port=stripe_port,
+            indexer_metrics_ports=tuple(int(p) for p in indexer_metrics_ports.split(",")),
+            worker_metrics_port=worker_metrics_port,
+            postgres_url=database_url,
+            redis_url=redis_url,
+            state_dir=state,
+            deployments_dir=state / "deployments",
+            demo=demo,
+        )
+    )
+    code = 1
+    try:
+        stack.start()
+        print(stack.summary(), flush=True)
+        code = stack.watch()
+    except MissingToolError as exc:
+        typer.echo(f"tuition prod-local: {exc}", err=True)
+        code = 2
+    except KeyboardInterrupt:
+        code = 0
+    finally:
+        stack.stop()
+        print("stopped: every process of the stack has exited", flush=True)
+    raise typer.Exit(code)
+
+
 @app.command()
 def deploy(
     demo: bool = typer.Option(True, help="Also register the demo catalog and fund demo learners."),
@@ -315,6 +369,9 @@ def worker(
     beat: bool = typer.Option(False, "--beat", help="Also run the scheduler in this process."),
     loglevel: str = typer.Option("INFO", help="Log level."),
     metrics_port: int = typer.Option(0, help="Serve Prometheus metrics on this port (0: off)."),
+    hostname: str = typer.Option(
+        "", help="Celery node name (default celery@<host>; give each worker on a host its own)."
+    ),
 ) -> None:
     """Run the Celery worker (chain writes, certificates, receipts)."""
     from backend.worker.cli import run_worker
@@ -326,6 +383,7 @@ def worker(
         beat=beat,
         loglevel=loglevel,
         metrics_port=metrics_port or None,
+        hostname=hostname or None,
     )
 
 

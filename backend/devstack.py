@@ -363,7 +363,7 @@ class DevStack:
         # The children run in their own sessions, so a terminal's or a supervisor's signal
         # reaches only this process: turn it into the same clean stop as Ctrl-C.
         for signum in (signal.SIGTERM, signal.SIGHUP):
-            signal.signal(signum, _interrupt)
+            signal.signal(signum, raise_interrupt)
         try:
             while True:
                 for name, proc in self.processes.items():
@@ -376,5 +376,5 @@ class DevStack:
             return 0
 
 
-def _interrupt(signum: int, _frame: object) -> None:
+def raise_interrupt(signum: int, _frame: object) -> None:
     raise KeyboardInterrupt(f"signal {signum}")

@@ -394,8 +394,12 @@ class Settings(BaseSettings):
             raise ValueError(
                 "refusing to start in production with placeholder secrets: " + ", ".join(bad)
             )
-        if self.stripe_api_base is not None:
-            raise ValueError("TUITION_STRIPE_API_BASE is for tests and local fakes only")
+        if self.stripe_api_base is not None and not _loopback(self.stripe_api_base):
+            # The production shape on one machine (scripts/prod-local) talks to the Stripe
+            # stand-in on loopback; a deployment can never reach another host's fake this way.
+            raise ValueError(
+                "TUITION_STRIPE_API_BASE is for tests and local fakes only (a loopback URL)"
+            )
         if not self.domain_link_url.startswith("https://{domain}"):
             raise ValueError("TUITION_DOMAIN_LINK_URL must be https://{domain}/... in production")
         return self
@@ -434,6 +438,10 @@ class Settings(BaseSettings):
     def deployment_file(self) -> Path:
         """The deployments/<network>.json written by the deploy script."""
         return self.deployments_dir / f"{self.network}.json"
+
+
+def _loopback(url: str) -> bool:
+    return urlsplit(url).hostname in ("127.0.0.1", "localhost", "::1")
 
 
 def _placeholder(value: SecretStr) -> bool:

@@ -14,6 +14,7 @@ def run_worker(
     beat: bool,
     loglevel: str,
     metrics_port: int | None,
+    hostname: str | None = None,
 ) -> None:
     """Run a Celery worker on the configured broker (blocks until it stops)."""
     from backend.core.config import get_settings
@@ -36,6 +37,8 @@ def run_worker(
         f"--loglevel={loglevel}",
         f"--queues={worker.queue}",
     ]
+    if hostname:
+        argv.append(f"--hostname={hostname}")
     if beat:
         argv.append("--beat")
     app.worker_main(argv)

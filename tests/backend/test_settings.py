@@ -100,6 +100,28 @@ def test_production_refuses_placeholder_secrets(monkeypatch: pytest.MonkeyPatch)
 
 
 @pytest.mark.parametrize(
+    ("api_base", "accepted"),
+    [
+        ("http://127.0.0.1:12111", True),
+        ("http://localhost:12111", True),
+        ("https://stripe-fake.internal", False),
+        ("http://10.0.0.5:12111", False),
+    ],
+)
+def test_production_talks_to_a_stripe_stand_in_only_on_loopback(
+    monkeypatch: pytest.MonkeyPatch, api_base: str, accepted: bool
+) -> None:
+    for name, value in PRODUCTION.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("TUITION_STRIPE_API_BASE", api_base)
+    if accepted:
+        assert Settings().stripe_api_base == api_base
+    else:
+        with pytest.raises(ValidationError, match="TUITION_STRIPE_API_BASE"):
+            Settings()
+
+
+@pytest.mark.parametrize(
     ("role", "needs"),
     [
         ("api", {"TUITION_STRIPE_SECRET_KEY", "TUITION_STRIPE_WEBHOOK_SECRET"}),
