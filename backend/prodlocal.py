@@ -346,7 +346,11 @@ class ProdStack(DevStack):
         self.clear_queues()
         self.migrate()
         self.deploy()
+        if self.config.demo:
+            self._run("seed-demo")  # descriptions, lessons and card prices of the demo courses
         self.start_services()
+        if self.config.demo:
+            self._run("seed-connect")  # the demo provider's Stripe account (card prices shown)
         self.write_pids()
         return self
 

@@ -140,10 +140,25 @@ def leader_lock(engine: Engine, chain_id: int) -> LeaderLock:
 
 
 def acquire(lock: LeaderLock, stop: threading.Event, interval: float, chain_id: int) -> bool:
-    """Wait (as a standby) until the lock is ours; False if stopped first."""
+    """Wait (as a standby) until the lock is ours; False if stopped first.
+
+    A database that cannot be reached (restarting, failing over) is waited for like a busy
+    lock, with a back-off: a standby outlives the outage instead of exiting.
+    """
     waiting = False
+    failures = 0
     while not stop.is_set():
-        if lock.try_acquire():
+        try:
+            got = lock.try_acquire()
+        except Exception as exc:  # the driver's error for a database that went away
+            failures += 1
+            lock.release()  # a new connection next time
+            delay = min(interval * 2**failures, 30.0)
+            log.warning("chain %s: lock unavailable (%s); retrying in %.1fs", chain_id, exc, delay)
+            stop.wait(delay)
+            continue
+        failures = 0
+        if got:
             if waiting:
                 log.warning("chain %s: took over as the active indexer", chain_id)
             return True

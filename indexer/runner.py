@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 from sqlalchemy import Engine, inspect
 from sqlalchemy import event as sa_event
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import sessionmaker
 
 from backend.chain.deployment import Deployment, load_deployment
@@ -21,7 +22,7 @@ from indexer import metrics
 from indexer.decoding import LogDecoder
 from indexer.engine import Indexer, ReorgTooDeepError
 from indexer.heads import HeadWatcher
-from indexer.lock import acquire, leader_lock
+from indexer.lock import LeaderLock, acquire, leader_lock
 from indexer.progress import BackfillProgress
 from indexer.rpc import RpcClient
 from indexer.sink import EffectSink
@@ -32,7 +33,6 @@ log = logging.getLogger(__name__)
 EXIT_OK = 0
 EXIT_CONFIG = 2
 EXIT_HALTED = 3
-EXIT_LOST_LOCK = 4
 
 INDEXER_TABLES = ("indexer_checkpoints", "indexer_blocks", "indexer_applied_logs", "indexer_reorgs")
 
@@ -91,7 +91,7 @@ def run(
     """Run the indexer until stopped; returns the process exit code.
 
     0 after a clean stop, 2 on a configuration error, 3 when halted by a reorg deeper than the
-    window (an operator must look), 4 when the standby lock was lost.
+    window (an operator must look). A lost lock or database sends the process back to standby.
     """
     settings = settings or get_settings()
     ixs = indexer_settings or settings.indexer
@@ -137,54 +137,81 @@ def run(
     label = str(chain_id)
     stream = stream_key(deployment)
     lock = leader_lock(engine, chain_id)
-    log.debug("chain %s: waiting for the indexing lock", chain_id)
-    if not acquire(lock, stop, ixs.standby_interval, chain_id):
-        return EXIT_OK
-    log.debug("chain %s: lock acquired", chain_id)
-    metrics.ACTIVE.labels(label).set(1)
     sink = (sink_factory or default_sink)(ixs, deployment)
-    indexer = Indexer(
-        rpc=rpc,
-        session_factory=sessions,
-        sink=sink,
-        chain_id=chain_id,
-        stream=stream,
-        addresses=deployment.addresses,
-        start_block=ixs.start_block if ixs.start_block is not None else deployment.deploy_block,
-        settings=ixs,
-        decoder=decoder,
-        heads=HeadWatcher(settings.ws_url, poll_interval=ixs.poll_interval),
-        progress=BackfillProgress(chain_id, bar=ixs.progress),
-    )
-    lost = threading.Event()
-
-    def watchdog() -> None:
-        # A leader whose lock connection died may already have been replaced: stop writing.
-        while not stop.wait(2.0):
-            if not lock.held():
-                lost.set()
-                stop.set()
-                indexer.stop()
-                return
-
-    threading.Thread(target=watchdog, name="lock-watchdog", daemon=True).start()
-    log.info(
-        "chain %s: indexing %s from %s (stream %s)",
-        chain_id,
-        ", ".join(deployment.addresses),
-        settings.rpc_url,
-        stream,
-    )
     try:
-        indexer.run(stop)
-    except ReorgTooDeepError:
-        return EXIT_HALTED
+        # A leader that loses its lock or its database (a restart, a failover) stops writing at
+        # once and stands by again: the checkpoint lives in the database, so whoever leads next
+        # resumes exactly where the last committed batch ended.
+        while not stop.is_set():
+            log.debug("chain %s: waiting for the indexing lock", chain_id)
+            if not acquire(lock, stop, ixs.standby_interval, chain_id):
+                break
+            indexer = Indexer(
+                rpc=rpc,
+                session_factory=sessions,
+                sink=sink,
+                chain_id=chain_id,
+                stream=stream,
+                addresses=deployment.addresses,
+                start_block=(
+                    ixs.start_block if ixs.start_block is not None else deployment.deploy_block
+                ),
+                settings=ixs,
+                decoder=decoder,
+                heads=HeadWatcher(settings.ws_url, poll_interval=ixs.poll_interval),
+                progress=BackfillProgress(chain_id, bar=ixs.progress),
+            )
+            log.info(
+                "chain %s: indexing %s from %s (stream %s)",
+                chain_id,
+                ", ".join(deployment.addresses),
+                settings.rpc_url,
+                stream,
+            )
+            metrics.ACTIVE.labels(label).set(1)
+            try:
+                lead(indexer, lock, stop)
+            except ReorgTooDeepError:
+                return EXIT_HALTED
+            except DBAPIError as exc:
+                log.warning("chain %s: database error, standing by again: %s", chain_id, exc)
+            finally:
+                metrics.ACTIVE.labels(label).set(0)
+                lock.release()
+            if not stop.is_set():
+                stop.wait(ixs.standby_interval)
     finally:
-        metrics.ACTIVE.labels(label).set(0)
         lock.release()
         rpc.close()
         engine.dispose()
-    return EXIT_LOST_LOCK if lost.is_set() else EXIT_OK
+    return EXIT_OK
+
+
+def lead(indexer: Indexer, lock: LeaderLock, stop: threading.Event) -> None:
+    """Index while the lock is held: returns when `stop` is set or when the lock was lost."""
+    term = threading.Event()  # this leadership term; `stop` ends the process
+    done = threading.Event()
+
+    def watchdog() -> None:
+        # A leader whose lock connection died may already have been replaced: stop writing.
+        checks = 0
+        while not done.is_set():
+            if stop.wait(0.25):
+                term.set()
+                return
+            checks += 1
+            if checks % 8 == 0 and not lock.held():
+                log.warning("chain %s: lost the indexing lock", indexer.chain_id)
+                term.set()
+                return
+
+    guard = threading.Thread(target=watchdog, name="lock-watchdog", daemon=True)
+    guard.start()
+    try:
+        indexer.run(term)
+    finally:
+        done.set()
+        guard.join()
 
 
 def configure_logging(level: int = logging.INFO) -> None:

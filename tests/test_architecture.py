@@ -17,7 +17,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 SOURCES = ("backend", "indexer")
 # Composition roots: they wire every domain together and nothing imports them back.
-ROOTS = {"backend.app", "backend.cli", "backend.models", "backend.devstack", "backend.devtools"}
+ROOTS = {
+    "backend.app",
+    "backend.cli",
+    "backend.models",
+    "backend.devstack",
+    "backend.prodlocal",  # the production shape on one machine, built on the dev stack
+    "backend.devtools",
+}
 
 
 def _module_name(path: Path) -> str:

@@ -99,6 +99,9 @@ class WorkerSettings(BaseModel):
     # A job untouched this long is re-enqueued by `resume_stalled`; longer than any task run plus
     # its longest retry back-off, or healthy jobs would be duplicated (harmless, but wasted).
     stalled_after: float = 900.0
+    # A running job whose process no worker reports (killed) is re-published after this many
+    # seconds without an update (checked every `resume_interval`).
+    orphan_grace: float = 10.0
     retry_backoff_max: int = 300
     reconcile_batch: int = 200
     # Entitlements changed more recently than this are not judged: their chain write may still

@@ -13,9 +13,11 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+import asyncpg.exceptions as asyncpg_errors
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 logger = logging.getLogger("tuition.errors")
@@ -249,6 +251,45 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     return error_response(422, "validation_error", message, _jsonable(details))
 
 
+# Seconds a client should wait before repeating a request the database could not serve.
+DATABASE_RETRY_AFTER = 2
+
+
+async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    # The database restarting or failing over (connection refused or terminated): nothing was
+    # committed, so the request can be repeated; say so instead of a bare 500.
+    logger.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc)
+    return error_response(
+        503,
+        "database_unavailable",
+        "The database is briefly unavailable; try again in a moment.",
+        headers={"Retry-After": str(DATABASE_RETRY_AFTER)},
+    )
+
+
+# What a driver raises while the database restarts or fails over.
+_CONNECTION_ERRORS = (
+    asyncpg_errors.PostgresConnectionError,
+    asyncpg_errors.OperatorInterventionError,  # shutting down, starting up
+    ConnectionError,
+)
+
+
+async def _database_error(request: Request, exc: Exception) -> JSONResponse:
+    # SQLAlchemy wraps some drivers' connection failures in a plain DBAPIError (asyncpg's "the
+    # database system is shutting down" on a new connection): those are a 503 too; any other
+    # database error is a bug.
+    assert isinstance(exc, DBAPIError)
+    cause = exc.orig.__cause__ if exc.orig is not None else None
+    if (
+        exc.connection_invalidated
+        or isinstance(exc.orig, _CONNECTION_ERRORS)
+        or isinstance(cause, _CONNECTION_ERRORS)
+    ):
+        return await _database_unavailable(request, exc)
+    return await _unhandled(request, exc)
+
+
 async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
     logger.exception("unhandled error on %s %s", request.method, request.url.path)
     return error_response(500, "internal_error", "Something went wrong on our side.")
@@ -259,4 +300,10 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(DomainError, _domain_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    # A database restarting or failing over, whichever layer notices: SQLAlchemy wraps errors on
+    # open connections, but a new connection's failure reaches us as the driver's own error
+    # (asyncpg's, or the socket's ConnectionRefusedError).
+    for unavailable in (OperationalError, InterfaceError, *_CONNECTION_ERRORS):
+        app.add_exception_handler(unavailable, _database_unavailable)
+    app.add_exception_handler(DBAPIError, _database_error)
     app.add_exception_handler(Exception, _unhandled)

@@ -93,6 +93,28 @@ def note_error(factory: sessionmaker[Session], job_id: int, error: str) -> None:
         )
 
 
+def orphaned(
+    session: Session, live: set[str], older_than: float, limit: int = 100
+) -> list[WorkerJob]:
+    """Running jobs claimed by a process not in `live` ("<node>:<pid>" of every process the
+    workers report), untouched for `older_than` seconds; row-locked like `stalled`."""
+    cutoff = utcnow() - timedelta(seconds=older_than)
+    return list(
+        session.scalars(
+            select(WorkerJob)
+            .where(
+                WorkerJob.status == JobStatus.RUNNING,
+                WorkerJob.claimed_by.is_not(None),
+                WorkerJob.claimed_by.not_in(live),
+                WorkerJob.updated_at < cutoff,
+            )
+            .order_by(WorkerJob.updated_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+    )
+
+
 def stalled(session: Session, older_than: float, limit: int = 100) -> list[WorkerJob]:
     """Open jobs untouched for `older_than` seconds (row-locked, skipping locked, on PostgreSQL)."""
     cutoff = utcnow() - timedelta(seconds=older_than)

@@ -142,6 +142,9 @@ class WorkerJob(Base):
     enqueues: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text, default=None)
     result: Mapped[dict[str, Any] | None] = mapped_column(JsonType, default=None)
+    # The process running it ("<celery node>:<pid>"): a running job whose process no worker
+    # reports any more (killed) is re-published at once instead of after `stalled_after`.
+    claimed_by: Mapped[str | None] = mapped_column(String(200), default=None)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
     done_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)

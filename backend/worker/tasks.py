@@ -13,6 +13,7 @@ outbox carries a `job_id`, whose `worker_jobs` row the hooks below keep up to da
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -28,7 +29,7 @@ from backend.core.errors import (
     TxNotMinedError,
 )
 from backend.worker import jobs, metrics
-from backend.worker.celery_app import app
+from backend.worker.celery_app import app, broker_supports_broadcast
 from backend.worker.chain import Chain, configured_chain_ids, get_chain
 from backend.worker.models import JobStatus
 from backend.worker.runtime import get_sender
@@ -60,8 +61,8 @@ class TuitionTask(Task):
             log.exception("could not mark job %s %s", job_id, status)
 
     def before_start(self, task_id: str, args: Any, kwargs: dict[str, Any]) -> None:
-        """Mark the job running."""
-        self._job(kwargs, JobStatus.RUNNING)
+        """Mark the job running, claimed by this process."""
+        self._job(kwargs, JobStatus.RUNNING, claimed_by=f"{self.request.hostname}:{os.getpid()}")
 
     def on_success(self, retval: Any, task_id: str, args: Any, kwargs: dict[str, Any]) -> None:
         """Mark the job done with the task's summary."""
@@ -185,17 +186,38 @@ def recover_transactions() -> dict[str, int]:
 
 @app.task(name="tuition.resume_stalled", ignore_result=True, acks_late=False)
 def resume_stalled() -> int:
-    """Re-publish open jobs nobody touched for `stalled_after` seconds (lost messages)."""
+    """Re-publish open jobs nobody touched for `stalled_after` seconds (lost messages), and at
+    once the running jobs of processes no worker reports any more (a killed worker's)."""
     settings = get_settings().worker
+    live = live_processes()
     again: list[tuple[str, dict[str, Any]]] = []
     with session_scope(process_session_factory()) as s:
-        for job in jobs.stalled(s, settings.stalled_after):
+        found = jobs.stalled(s, settings.stalled_after)
+        if live is not None:
+            seen = {job.id for job in found}
+            found += [
+                job for job in jobs.orphaned(s, live, settings.orphan_grace) if job.id not in seen
+            ]
+        for job in found:
             jobs.mark_enqueued(s, job)
             again.append((job.task, {**job.payload, "job_id": job.id}))
     for task_name, kwargs in again:
         log.warning("re-publishing stalled job %s: %s(%s)", kwargs["job_id"], task_name, kwargs)
         publish(task_name, kwargs)
     return len(again)
+
+
+def live_processes(timeout: float = 5.0) -> set[str] | None:
+    """ "<node>:<pid>" of every worker process (main and pool) that answers right now; None when
+    the broker has no remote control or no worker answered (nothing can be concluded)."""
+    if not broker_supports_broadcast(app):
+        return None
+    stats = app.control.inspect(timeout=timeout).stats() or {}
+    live = set()
+    for node, info in stats.items():
+        pids = [info.get("pid"), *((info.get("pool") or {}).get("processes") or [])]
+        live |= {f"{node}:{pid}" for pid in pids if pid}
+    return live or None
 
 
 @app.task(name="tuition.ping", ignore_result=False, acks_late=False)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import socket
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -145,6 +146,79 @@ async def test_unexpected_exceptions_become_a_500_in_the_error_shape(
         "error": {"code": "internal_error", "message": "Something went wrong on our side."}
     }
     assert "fire" not in response.text
+
+
+def _terminated() -> Exception:
+    from sqlalchemy.exc import OperationalError
+
+    return OperationalError(
+        "SELECT 1", {}, Exception("terminating connection due to administrator command")
+    )
+
+
+def _starting_up() -> Exception:
+    import asyncpg.exceptions
+
+    return asyncpg.exceptions.CannotConnectNowError("the database system is starting up")
+
+
+def _shutting_down_wrapped() -> Exception:
+    """What SQLAlchemy's asyncpg dialect raises for a new connection while PostgreSQL stops."""
+    import asyncpg.exceptions
+    from sqlalchemy.exc import DBAPIError
+
+    driver = asyncpg.exceptions.CannotConnectNowError("the database system is shutting down")
+    wrapper = Exception("the database system is shutting down")
+    wrapper.__cause__ = driver
+    return DBAPIError("connect", {}, wrapper)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        _terminated,
+        _starting_up,
+        _shutting_down_wrapped,
+        lambda: ConnectionRefusedError(111, "Connection refused"),
+    ],
+    ids=["connection-terminated", "starting-up", "shutting-down", "connection-refused"],
+)
+async def test_a_database_that_went_away_is_a_503_with_a_retry_hint(
+    api: Api, monkeypatch: pytest.MonkeyPatch, error: Callable[[], Exception]
+) -> None:
+    """A restart or failover of PostgreSQL: the client is told to repeat, never a bare 500.
+
+    (Found by scripts/fault_run.py: a new connection's refusal arrived as asyncpg's own error.)
+    """
+    from backend.catalog import service
+
+    def restarting(*args: object, **kwargs: object) -> None:
+        raise error()
+
+    monkeypatch.setattr(service, "list_published", restarting)
+    async with api.client() as client:
+        response = await client.get("/api/v1/courses")
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "2"
+    assert response.json()["error"]["code"] == "database_unavailable"
+    assert "administrator" not in response.text and "refused" not in response.text
+
+
+async def test_any_other_database_error_is_still_a_500(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlalchemy.exc import DBAPIError
+
+    from backend.catalog import service
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise DBAPIError("SELECT nope", {}, Exception('column "nope" does not exist'))
+
+    monkeypatch.setattr(service, "list_published", broken)
+    async with api.client() as client:
+        response = await client.get("/api/v1/courses")
+    assert response.status_code == 500
+    assert response.json()["error"]["code"] == "internal_error"
 
 
 async def test_an_unexpected_exception_does_not_escape_to_the_server(

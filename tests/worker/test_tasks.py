@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from datetime import timedelta
 from email import message_from_bytes
@@ -306,6 +307,59 @@ def test_resume_stalled_republishes_lost_jobs(wenv: WorkerEnv, anvil: Anvil) -> 
     (job,) = wenv.jobs()
     assert job.status == JobStatus.DONE and job.enqueues == 2
     assert access(wenv, course, learner.address)[0]
+
+
+def test_a_killed_workers_running_job_is_resumed_without_waiting_for_stalled_after(
+    wenv: WorkerEnv, anvil: Anvil, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    learner = new_learner(anvil)
+    course = wenv.deployed.courses[5]
+    wenv.paid_card_order(learner.address, course, receipt=False)
+    relay_once(wenv.factory, lambda task, kwargs: None)  # taken by a worker that then died
+    (job,) = wenv.jobs()
+    with session_scope(wenv.factory) as s:
+        s.execute(
+            update(WorkerJob).values(
+                status=JobStatus.RUNNING,
+                claimed_by="worker-1@host:4242",
+                updated_at=utcnow() - timedelta(seconds=30),  # well within stalled_after
+            )
+        )
+    # The claimant still runs, or nobody can tell (no remote control): nothing to do.
+    monkeypatch.setattr(tasks, "live_processes", lambda: {"worker-1@host:4242"})
+    assert run(tasks.resume_stalled) == 0
+    monkeypatch.setattr(tasks, "live_processes", lambda: None)
+    assert run(tasks.resume_stalled) == 0
+    # The workers answer, and none of them runs that process any more: re-published at once.
+    monkeypatch.setattr(tasks, "live_processes", lambda: {"worker-1@host:5151"})
+    assert run(tasks.resume_stalled) == 1
+    (job,) = wenv.jobs()
+    assert job.status == JobStatus.DONE and job.enqueues == 2
+    assert access(wenv, course, learner.address)[0]
+
+
+def test_a_running_job_names_the_process_running_it(wenv: WorkerEnv, anvil: Anvil) -> None:
+    learner = new_learner(anvil)
+    course = wenv.deployed.courses[5]
+    wenv.paid_card_order(learner.address, course, receipt=False)
+    relay_once(wenv.factory, lambda task, kwargs: None)
+    (job,) = wenv.jobs()
+    seen: list[str | None] = []
+
+    def peek(*args: object, **kwargs: object) -> dict[str, str]:
+        with session_scope(wenv.factory) as s:
+            seen.append(s.get(WorkerJob, job.id).claimed_by)  # type: ignore[union-attr]
+        return {"outcome": "peeked"}
+
+    task = tasks.app.tasks[job.task]
+    original = task.run
+    task.run = peek
+    try:
+        task.apply(kwargs={**job.payload, "job_id": job.id})
+    finally:
+        task.run = original
+    (claim,) = seen
+    assert claim is not None and claim.endswith(f":{os.getpid()}")
 
 
 # ---------------------------------------------------------------------- reconciliation
