@@ -312,17 +312,9 @@ class DevStack:
     def stop(self) -> None:
         """Stop the services first and the chain last; SIGKILL whatever ignores SIGTERM."""
         for name in reversed(list(self.processes)):
-            proc = self.processes[name]
-            if proc.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGTERM)
+            terminate(self.processes[name])
         for proc in self.processes.values():
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+            reap(proc, 10)
         self.processes.clear()
 
     def __enter__(self) -> DevStack:
@@ -374,6 +366,31 @@ class DevStack:
                 time.sleep(0.5)
         except KeyboardInterrupt:
             return 0
+
+
+def terminate(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
+    """Ask a service to stop as compose does: `sig` to its main process only.
+
+    Not to its process group: Celery's pool processes die at once on SIGTERM, mid-task, while
+    the main process's warm shutdown lets them finish what they run (and uvicorn finishes the
+    requests in flight).
+    """
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(sig)
+
+
+def reap(proc: subprocess.Popen[bytes], timeout: float) -> None:
+    """Wait up to `timeout` s for a terminated service, then SIGKILL its group; any process of
+    the group that outlived its leader goes too."""
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
 
 
 def raise_interrupt(signum: int, _frame: object) -> None:

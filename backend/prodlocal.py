@@ -38,7 +38,7 @@ from eth_account import Account
 from backend.chain.toolchain import anvil_path, ensure_toolchain, tool_path_env
 from backend.core.config import PROJECT_ROOT
 from backend.core.dev_accounts import ANVIL_MNEMONIC
-from backend.devstack import DevStack, StackConfig, raise_interrupt, wait_until
+from backend.devstack import DevStack, StackConfig, raise_interrupt, reap, terminate, wait_until
 
 NGINX_TEMPLATE = PROJECT_ROOT / "deploy" / "nginx.conf"
 CHAIN_ID = 31337
@@ -433,33 +433,20 @@ class ProdStack(DevStack):
             return 0
 
     def stop(self) -> None:
-        """SIGTERM every process group, the load balancer and the services first and the chain
-        last; each gets 20 s to drain in-flight work, then SIGKILL."""
+        """Stop the load balancer first (SIGQUIT: nginx's graceful stop, as its image's
+        STOPSIGNAL), then the services (SIGTERM to each main process) and the chain last; each
+        gets 20 s to drain in-flight work, then its process group is killed."""
         order = [n for n in self.processes if n == "nginx"]
         order += [n for n in reversed(list(self.processes)) if n not in ("nginx", "anvil")]
         order += [n for n in self.processes if n == "anvil"]
         for name in order:
             proc = self.processes[name]
-            if proc.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGTERM)
+            terminate(proc, signal.SIGQUIT if name == "nginx" else signal.SIGTERM)
             if name in ("nginx", "anvil"):
-                self._reap(proc, 20)
+                reap(proc, 20)
         for proc in self.processes.values():
-            self._reap(proc, 20)
+            reap(proc, 20)
         self.processes.clear()
-
-    @staticmethod
-    def _reap(proc: subprocess.Popen[bytes], timeout: float) -> None:
-        try:
-            proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        # A child that outlived its group leader (a Celery pool process) goes too.
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
 
     def summary(self) -> str:
         """Where everything listens."""

@@ -99,8 +99,10 @@ class WorkerSettings(BaseModel):
     # A job untouched this long is re-enqueued by `resume_stalled`; longer than any task run plus
     # its longest retry back-off, or healthy jobs would be duplicated (harmless, but wasted).
     stalled_after: float = 900.0
-    # A running job whose process no worker reports (killed) is re-published after this many
-    # seconds without an update (checked every `resume_interval`).
+    # Every task-running worker process writes a heartbeat this often; a running job whose
+    # process has not beaten for `orphan_grace` seconds (killed) is re-published (checked every
+    # `resume_interval`) instead of waiting `stalled_after`. Keep the grace several intervals.
+    heartbeat_interval: float = Field(default=3.0, gt=0)
     orphan_grace: float = 10.0
     retry_backoff_max: int = 300
     reconcile_batch: int = 200

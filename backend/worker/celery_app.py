@@ -16,13 +16,20 @@ idempotent, so a duplicate delivery is only wasted work.
 from __future__ import annotations
 
 import logging
+import socket
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from celery import Celery
 from celery.beat import Scheduler
-from celery.signals import worker_process_init
+from celery.signals import (
+    celeryd_init,
+    worker_process_init,
+    worker_process_shutdown,
+    worker_ready,
+    worker_shutdown,
+)
 
 from backend.core.config import Settings, get_settings
 
@@ -166,3 +173,39 @@ def _fresh_connections_after_fork(**_: Any) -> None:
     reset_process_engine(dispose=True)
     reset_chain()
     reset_runtime()
+    _start_heartbeat()
+
+
+# The worker's node name ("worker-1@host"), as tasks see it in `request.hostname`.
+_node: str | None = None
+
+
+@celeryd_init.connect
+def _remember_node(sender: str | None = None, **_: Any) -> None:
+    global _node
+    _node = sender
+
+
+def _start_heartbeat() -> None:
+    from backend.worker.heartbeat import start_for_this_process
+
+    node = _node or f"celery@{socket.gethostname()}"
+    start_for_this_process(node, get_settings().worker.heartbeat_interval)
+
+
+@worker_ready.connect
+def _heartbeat_of_a_threaded_worker(sender: Any = None, **_: Any) -> None:
+    # Prefork children (and the solo pool) beat from worker_process_init; with a thread pool
+    # the tasks run in this process, which then beats for them.
+    from celery.concurrency.prefork import TaskPool as PreforkPool
+
+    if not isinstance(getattr(sender, "pool", None), PreforkPool):
+        _start_heartbeat()
+
+
+@worker_process_shutdown.connect
+@worker_shutdown.connect
+def _stop_heartbeat(**_: Any) -> None:
+    from backend.worker.heartbeat import stop_for_this_process
+
+    stop_for_this_process()

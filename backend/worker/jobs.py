@@ -8,16 +8,16 @@ before its commit, others right after); tasks mark their job running, done or fa
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
 
 from backend.core.db import session_scope, utcnow
-from backend.worker.models import JobStatus, WorkerJob
+from backend.worker.models import JobStatus, WorkerJob, WorkerProcess
 
 log = logging.getLogger(__name__)
 
@@ -93,19 +93,58 @@ def note_error(factory: sessionmaker[Session], job_id: int, error: str) -> None:
         )
 
 
-def orphaned(
-    session: Session, live: set[str], older_than: float, limit: int = 100
-) -> list[WorkerJob]:
-    """Running jobs claimed by a process not in `live` ("<node>:<pid>" of every process the
-    workers report), untouched for `older_than` seconds; row-locked like `stalled`."""
+def heartbeat(factory: sessionmaker[Session], process: str) -> None:
+    """Record that `process` ("<celery node>:<pid>") is alive now."""
+    now = utcnow()
+    with session_scope(factory) as s:
+        # Only the process itself writes its row: update, else insert, never races with itself.
+        found = s.execute(
+            update(WorkerProcess).where(WorkerProcess.process == process).values(seen_at=now)
+        )
+        if not found.rowcount:  # type: ignore[attr-defined]
+            s.add(WorkerProcess(process=process, started_at=now, seen_at=now))
+
+
+def forget_process(factory: sessionmaker[Session], process: str) -> None:
+    """Remove the heartbeat of a process that stops."""
+    with session_scope(factory) as s:
+        s.execute(delete(WorkerProcess).where(WorkerProcess.process == process))
+
+
+def prune_processes(session: Session, older_than: float) -> int:
+    """Forget processes silent for `older_than` seconds (their jobs were resumed long ago)."""
     cutoff = utcnow() - timedelta(seconds=older_than)
+    result = session.execute(delete(WorkerProcess).where(WorkerProcess.seen_at < cutoff))
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def silence_cutoff(session: Session, silent_for: float) -> datetime | None:
+    """The time before which a process's last heartbeat means it is gone; None if no process
+    ever beat (nothing can be concluded).
+
+    Measured from the freshest heartbeat, not only from now: when the database was down every
+    process fell silent at once, and none of them is dead for that.
+    """
+    freshest = session.scalar(select(func.max(WorkerProcess.seen_at)))
+    if freshest is None:
+        return None
+    return min(utcnow(), freshest) - timedelta(seconds=silent_for)
+
+
+def orphaned(session: Session, silent_for: float, limit: int = 100) -> list[WorkerJob]:
+    """Running jobs, untouched for `silent_for` seconds, whose claimant has not beaten for that
+    long (see `silence_cutoff`); row-locked like `stalled`."""
+    cutoff = silence_cutoff(session, silent_for)
+    if cutoff is None:
+        return []
+    alive = select(WorkerProcess.process).where(WorkerProcess.seen_at >= cutoff)
     return list(
         session.scalars(
             select(WorkerJob)
             .where(
                 WorkerJob.status == JobStatus.RUNNING,
                 WorkerJob.claimed_by.is_not(None),
-                WorkerJob.claimed_by.not_in(live),
+                WorkerJob.claimed_by.not_in(alive),
                 WorkerJob.updated_at < cutoff,
             )
             .order_by(WorkerJob.updated_at)

@@ -1,4 +1,5 @@
-"""The worker's own tables: nonces, sent transactions, jobs, sent receipts, reconciliation drift.
+"""The worker's own tables: nonces, sent transactions, jobs, live processes, sent receipts,
+reconciliation drift.
 
 Unique constraints carry the idempotency guarantees, so a duplicate can only fail loudly:
 one transaction per (chain, idempotency key), one live transaction per (chain, sender, nonce),
@@ -148,6 +149,24 @@ class WorkerJob(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
     done_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+
+
+class WorkerProcess(Base):
+    """A worker process that runs tasks, and when it last said it is alive.
+
+    Each process that claims jobs ("<celery node>:<pid>", as in `WorkerJob.claimed_by`) writes
+    its row every few seconds from a thread and deletes it when it stops; a running job whose
+    claimant fell silent is re-published by `resume_stalled` without waiting for `stalled_after`.
+    In the database rather than asked over the broker: remote control does not answer for a while
+    after the broker restarts, and a database outage silences every process at once, which the
+    comparison with the freshest heartbeat tells apart from one dead process.
+    """
+
+    __tablename__ = "worker_processes"
+
+    process: Mapped[str] = mapped_column(String(200), primary_key=True)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
 
 
 class SentReceipt(Base):

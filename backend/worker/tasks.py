@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -29,7 +30,7 @@ from backend.core.errors import (
     TxNotMinedError,
 )
 from backend.worker import jobs, metrics
-from backend.worker.celery_app import app, broker_supports_broadcast
+from backend.worker.celery_app import app
 from backend.worker.chain import Chain, configured_chain_ids, get_chain
 from backend.worker.models import JobStatus
 from backend.worker.runtime import get_sender
@@ -37,6 +38,8 @@ from backend.worker.runtime import get_sender
 log = logging.getLogger(__name__)
 
 PENDING_RECHECK = 5  # seconds between checks of a broadcast transaction without a receipt
+# Heartbeats of processes silent this long are deleted (their jobs were resumed long before).
+PROCESS_MEMORY = 24 * 3600
 
 
 class TuitionTask(Task):
@@ -186,38 +189,34 @@ def recover_transactions() -> dict[str, int]:
 
 @app.task(name="tuition.resume_stalled", ignore_result=True, acks_late=False)
 def resume_stalled() -> int:
-    """Re-publish open jobs nobody touched for `stalled_after` seconds (lost messages), and at
-    once the running jobs of processes no worker reports any more (a killed worker's)."""
+    """Re-publish open jobs nobody touched for `stalled_after` seconds (lost messages), and
+    within seconds the running jobs of processes that stopped beating (a killed worker's)."""
     settings = get_settings().worker
-    live = live_processes()
+    factory = process_session_factory()
+    with session_scope(factory) as s:
+        suspects = {job.id for job in jobs.orphaned(s, settings.orphan_grace)}
+    if suspects:
+        # A process that was merely cut off from the database beats again within an interval
+        # of it coming back, and its jobs are not orphans: look again after two intervals.
+        time.sleep(2 * settings.heartbeat_interval)
     again: list[tuple[str, dict[str, Any]]] = []
-    with session_scope(process_session_factory()) as s:
+    with session_scope(factory) as s:
         found = jobs.stalled(s, settings.stalled_after)
-        if live is not None:
+        if suspects:
             seen = {job.id for job in found}
             found += [
-                job for job in jobs.orphaned(s, live, settings.orphan_grace) if job.id not in seen
+                job
+                for job in jobs.orphaned(s, settings.orphan_grace)
+                if job.id in suspects and job.id not in seen
             ]
         for job in found:
             jobs.mark_enqueued(s, job)
             again.append((job.task, {**job.payload, "job_id": job.id}))
+        jobs.prune_processes(s, PROCESS_MEMORY)
     for task_name, kwargs in again:
         log.warning("re-publishing stalled job %s: %s(%s)", kwargs["job_id"], task_name, kwargs)
         publish(task_name, kwargs)
     return len(again)
-
-
-def live_processes(timeout: float = 5.0) -> set[str] | None:
-    """ "<node>:<pid>" of every worker process (main and pool) that answers right now; None when
-    the broker has no remote control or no worker answered (nothing can be concluded)."""
-    if not broker_supports_broadcast(app):
-        return None
-    stats = app.control.inspect(timeout=timeout).stats() or {}
-    live = set()
-    for node, info in stats.items():
-        pids = [info.get("pid"), *((info.get("pool") or {}).get("processes") or [])]
-        live |= {f"{node}:{pid}" for pid in pids if pid}
-    return live or None
 
 
 @app.task(name="tuition.ping", ignore_result=False, acks_late=False)

@@ -193,6 +193,41 @@ def test_prod_local_runs_the_production_shape_and_stops_without_leftovers(
     else:
         raise AssertionError("the restarted replica never became ready")
 
+    # A replica told to stop (SIGTERM to its main process, as compose does) while requests flow
+    # through nginx: it finishes what it serves, nginx sends the rest to the other replica, and
+    # no client sees an error.
+    failures: list[str] = []
+    served = [0]
+    stop = threading.Event()
+
+    def load() -> None:
+        with httpx.Client(base_url=run.lb, timeout=10) as client:
+            while not stop.is_set():
+                try:
+                    answer = client.get("/api/v1/courses", params={"limit": 20})
+                except httpx.HTTPError as exc:
+                    failures.append(repr(exc))
+                    continue
+                if answer.status_code != 200:
+                    failures.append(f"{answer.status_code} {answer.text[:200]}")
+                served[0] += 1
+
+    clients = [threading.Thread(target=load, daemon=True) for _ in range(4)]
+    for t in clients:
+        t.start()
+    time.sleep(1)
+    before = served[0]
+    os.kill(run.pids()["api-1"], signal.SIGTERM)
+    # uvicorn shuts down gracefully, then re-raises the signal (exit status -15).
+    run.wait_for(r"api-1 exited with", 30)
+    assert "Application shutdown complete" in (run.state / "logs" / "api-1.log").read_text()
+    time.sleep(1)
+    stop.set()
+    for t in clients:
+        t.join(timeout=15)
+    assert before > 0 and served[0] > before
+    assert failures == []
+
     # SIGTERM: everything stops, nothing is left behind.
     groups = set(run.pids().values())
     run.proc.send_signal(signal.SIGTERM)

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import os
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 from email import message_from_bytes
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from sqlalchemy import select, update
 from support.anvil import Anvil
 from support.market import new_learner, transact
+from support.procs import wait_for
 from support.worker import WorkerEnv
 
 from backend.access import tasks as access_tasks
@@ -21,16 +23,19 @@ from backend.certificates.models import CertificateStatus
 from backend.certificates.service import token_id_for
 from backend.certificates.vouchers import record_hash28
 from backend.chain.artifacts import CERTIFICATE_FIELDS
+from backend.core.config import get_settings
 from backend.core.db import session_scope, utcnow
 from backend.orders import tasks as order_tasks
 from backend.outbox.models import OutboxMessage
 from backend.outbox.service import enqueue
 from backend.worker import tasks
+from backend.worker.heartbeat import Heartbeat
 from backend.worker.models import (
     JobStatus,
     ReconcileDrift,
     SentReceipt,
     WorkerJob,
+    WorkerProcess,
     WorkerTransaction,
 )
 from backend.worker.outbox import relay_once
@@ -309,9 +314,17 @@ def test_resume_stalled_republishes_lost_jobs(wenv: WorkerEnv, anvil: Anvil) -> 
     assert access(wenv, course, learner.address)[0]
 
 
-def test_a_killed_workers_running_job_is_resumed_without_waiting_for_stalled_after(
-    wenv: WorkerEnv, anvil: Anvil, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def beat(wenv: WorkerEnv, process: str, seconds_ago: float) -> None:
+    """Record a heartbeat of `process` as of `seconds_ago` seconds."""
+    when = utcnow() - timedelta(seconds=seconds_ago)
+    with session_scope(wenv.factory) as s:
+        s.merge(WorkerProcess(process=process, started_at=when, seen_at=when))
+
+
+@pytest.fixture
+def running_job(wenv: WorkerEnv, anvil: Anvil) -> tuple[int, str, int]:
+    """A card grant's job marked running by "worker-1@host:4242" 30 s ago (well within
+    `stalled_after`), as a worker that then died leaves it: (job id, learner, course)."""
     learner = new_learner(anvil)
     course = wenv.deployed.courses[5]
     wenv.paid_card_order(learner.address, course, receipt=False)
@@ -322,20 +335,74 @@ def test_a_killed_workers_running_job_is_resumed_without_waiting_for_stalled_aft
             update(WorkerJob).values(
                 status=JobStatus.RUNNING,
                 claimed_by="worker-1@host:4242",
-                updated_at=utcnow() - timedelta(seconds=30),  # well within stalled_after
+                updated_at=utcnow() - timedelta(seconds=30),
             )
         )
-    # The claimant still runs, or nobody can tell (no remote control): nothing to do.
-    monkeypatch.setattr(tasks, "live_processes", lambda: {"worker-1@host:4242"})
+    return job.id, learner.address, course
+
+
+def test_a_killed_workers_running_job_is_resumed_without_waiting_for_stalled_after(
+    wenv: WorkerEnv, running_job: tuple[int, str, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    job_id, learner, course = running_job
+    monkeypatch.setattr(tasks, "time", SimpleNamespace(sleep=lambda seconds: None))
+    # No worker process ever beat (nothing can be concluded), then the claimant beats.
     assert run(tasks.resume_stalled) == 0
-    monkeypatch.setattr(tasks, "live_processes", lambda: None)
+    beat(wenv, "worker-1@host:4242", 1)
+    beat(wenv, "worker-2@host:77", 1)
     assert run(tasks.resume_stalled) == 0
-    # The workers answer, and none of them runs that process any more: re-published at once.
-    monkeypatch.setattr(tasks, "live_processes", lambda: {"worker-1@host:5151"})
+    # Every process silent for a minute, together: the database was down, nobody died.
+    beat(wenv, "worker-1@host:4242", 60)
+    beat(wenv, "worker-2@host:77", 60)
+    assert run(tasks.resume_stalled) == 0
+    # The others beat again and the claimant stays silent: re-published at once.
+    beat(wenv, "worker-2@host:77", 0)
     assert run(tasks.resume_stalled) == 1
     (job,) = wenv.jobs()
-    assert job.status == JobStatus.DONE and job.enqueues == 2
-    assert access(wenv, course, learner.address)[0]
+    assert job.id == job_id and job.status == JobStatus.DONE and job.enqueues == 2
+    assert access(wenv, course, learner)[0]
+
+
+def test_a_claimant_that_beats_again_within_two_intervals_keeps_its_job(
+    wenv: WorkerEnv, running_job: tuple[int, str, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Right after a database outage one process has beaten and the claimant not yet.
+    beat(wenv, "worker-1@host:4242", 60)
+    beat(wenv, "worker-2@host:77", 0)
+    waited: list[float] = []
+
+    def claimant_beats_meanwhile(seconds: float) -> None:
+        waited.append(seconds)
+        beat(wenv, "worker-1@host:4242", 0)
+
+    monkeypatch.setattr(tasks, "time", SimpleNamespace(sleep=claimant_beats_meanwhile))
+    assert run(tasks.resume_stalled) == 0
+    assert waited == [2 * get_settings().worker.heartbeat_interval]
+    (job,) = wenv.jobs()
+    assert job.status == JobStatus.RUNNING and job.enqueues == 1
+
+
+def test_heartbeat_writes_its_row_until_stopped_then_removes_it(wenv: WorkerEnv) -> None:
+    def seen() -> datetime | None:
+        with session_scope(wenv.factory) as s:
+            row = s.get(WorkerProcess, "worker-9@host:1")
+            return row.seen_at if row else None
+
+    heartbeat = Heartbeat("worker-9@host:1", interval=0.05, factory=lambda: wenv.factory)
+    heartbeat.start()
+    try:
+        first = wait_for(seen, timeout=10, what="first heartbeat")
+        wait_for(lambda: (seen() or first) > first, timeout=10, what="a later heartbeat")
+    finally:
+        heartbeat.stop()
+    assert seen() is None
+
+
+def test_old_heartbeats_are_pruned(wenv: WorkerEnv) -> None:
+    beat(wenv, "worker-1@host:1", tasks.PROCESS_MEMORY + 60)
+    beat(wenv, "worker-1@host:2", 5)
+    run(tasks.resume_stalled)
+    assert wenv.count(WorkerProcess) == 1
 
 
 def test_a_running_job_names_the_process_running_it(wenv: WorkerEnv, anvil: Anvil) -> None:

@@ -7,10 +7,14 @@ on-chain, one certificate record, one transaction and one receipt email.
 
 from __future__ import annotations
 
+import signal
+import socket
 import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
 
 import httpx
 import pytest
@@ -23,7 +27,7 @@ from support.worker import Proc, WorkerEnv
 from backend.certificates.models import CertificateStatus
 from backend.certificates.service import token_id_for
 from backend.core.db import session_scope
-from backend.worker.models import SentReceipt, WorkerTxAttempt
+from backend.worker.models import SentReceipt, WorkerProcess, WorkerTxAttempt
 
 pytestmark = [pytest.mark.chain, pytest.mark.slow]
 
@@ -231,3 +235,71 @@ def test_worker_keeps_checking_a_pending_mint(
     assert job.result["outcome"] in ("minted", "already_on_chain")
     (tx,) = wenv.transactions("mint:")
     assert tx.status == "mined" and tx.tx_hash == wenv.certificate(cert_id).tx_hash
+
+
+def children(pid: int) -> set[int]:
+    """Pids of the direct children of `pid` (from /proc)."""
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # gone meanwhile
+            continue
+        if int(fields[1]) == pid:
+            found.add(int(stat.parent.name))
+    return found
+
+
+def heartbeats(wenv: WorkerEnv) -> dict[str, datetime]:
+    with session_scope(wenv.factory) as s:
+        return {row.process: row.seen_at for row in s.scalars(select(WorkerProcess))}
+
+
+def test_each_pool_process_beats_and_a_clean_stop_removes_the_heartbeats(
+    wenv: WorkerEnv, procs: list[Proc]
+) -> None:
+    env = {"TUITION_WORKER_HEARTBEAT_INTERVAL": "0.2"}
+    worker = wenv.spawn("worker", "--concurrency", "2", "--hostname", "beater@%h", extra=env)
+    procs.append(worker)
+    # The names tasks write into `claimed_by`: "<node>:<pid>" of each pool process.
+    expected = wait_for(
+        lambda: (
+            names
+            if len(pool := children(worker.proc.pid)) == 2
+            and set(heartbeats(wenv))
+            == (names := {f"beater@{socket.gethostname()}:{pid}" for pid in pool})
+            else None
+        ),
+        timeout=60,
+        what="a heartbeat per pool process",
+    )
+    first = heartbeats(wenv)
+    wait_for(
+        lambda: all(seen > first[name] for name, seen in heartbeats(wenv).items()),
+        timeout=10,
+        what="every process beating again",
+    )
+    worker.proc.send_signal(signal.SIGTERM)
+    assert worker.proc.wait(timeout=60) == 0
+    assert heartbeats(wenv) == {}, f"left behind by {expected}"
+
+
+def test_sigterm_lets_the_running_mint_finish_before_the_worker_exits(
+    wenv: WorkerEnv, anvil: Anvil, procs: list[Proc]
+) -> None:
+    # What compose (and prod-local) do on stop: SIGTERM to the worker's main process only.
+    env = {**FAST, "TUITION_WORKER_TEST_PAUSE_AFTER_SEND": "3"}
+    worker = wenv.spawn("worker", "--beat", "--concurrency", "2", extra=env)
+    procs.append(worker)
+    learner = new_learner(anvil)
+    cert_id = wenv.request_certificate(learner.address, wenv.deployed.courses[3])
+    wait_for(lambda: wenv.certificate(cert_id).tx_hash, timeout=90, what="mint sent")
+    worker.proc.send_signal(signal.SIGTERM)  # mid-mint: sent, its receipt not yet awaited
+    assert worker.proc.wait(timeout=60) == 0, worker.output()
+    # The task ran to its end in the process that started it: nothing left for anyone else.
+    assert wenv.certificate(cert_id).status == CertificateStatus.MINTED
+    (job,) = wenv.jobs()
+    assert job.status == "done" and job.runs == 1, worker.output()
+    (tx,) = wenv.transactions("mint:")
+    assert tx.status == "mined"
+    assert heartbeats(wenv) == {}
