@@ -25,6 +25,7 @@ from celery import Celery
 from celery.beat import Scheduler
 from celery.signals import (
     celeryd_init,
+    task_received,
     worker_process_init,
     worker_process_shutdown,
     worker_ready,
@@ -194,13 +195,19 @@ def _start_heartbeat() -> None:
 
 
 @worker_ready.connect
-def _heartbeat_of_a_threaded_worker(sender: Any = None, **_: Any) -> None:
-    # Prefork children (and the solo pool) beat from worker_process_init; with a thread pool
-    # the tasks run in this process, which then beats for them.
-    from celery.concurrency.prefork import TaskPool as PreforkPool
+def _heartbeat_of_the_main_process(**_: Any) -> None:
+    # The main process holds received messages (prefetched, or waiting for their ETA) before a
+    # pool process runs them, and runs them itself with a thread pool.
+    _start_heartbeat()
 
-    if not isinstance(getattr(sender, "pool", None), PreforkPool):
-        _start_heartbeat()
+
+@task_received.connect
+def _claim_received(request: Any = None, **_: Any) -> None:
+    from backend.worker.heartbeat import claim_in_this_process
+
+    job_id = (getattr(request, "kwargs", None) or {}).get("job_id")
+    if job_id:
+        claim_in_this_process(int(job_id))
 
 
 @worker_process_shutdown.connect

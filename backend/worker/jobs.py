@@ -8,6 +8,7 @@ before its commit, others right after); tasks mark their job running, done or fa
 from __future__ import annotations
 
 import logging
+import time
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -66,21 +67,57 @@ def upsert_job(
 
 
 def mark_enqueued(session: Session, job: WorkerJob) -> None:
-    """Count one more publication of `job`."""
+    """Count one more publication of `job`, queued again and claimed by nobody yet."""
     job.enqueues += 1
+    job.status = JobStatus.QUEUED
+    job.claimed_by = None
     job.updated_at = utcnow()
 
 
+# How long a task waits for its job row to become visible: the relay publishes inside its
+# transaction (a crash then publishes again rather than never), so a fast worker can start the
+# task before the relay's commit.
+ROW_WAIT = 3.0
+
+
 def mark(factory: sessionmaker[Session], job_id: int, status: str, **values: Any) -> None:
-    """Move `job_id` to `status` (never out of done/failed into running)."""
-    now = utcnow()
+    """Move `job_id` to `status` (never out of done/failed into running), waiting up to
+    `ROW_WAIT` seconds for a row its enqueuer has not committed yet."""
+    deadline = time.monotonic() + ROW_WAIT
+    while True:
+        now = utcnow()
+        with session_scope(factory) as s:
+            # Looked up first: a row seen here is seen by the update that follows (which, the
+            # other way round, could miss a row committed between the two statements).
+            if s.scalar(select(WorkerJob.id).where(WorkerJob.id == job_id)) is not None:
+                stmt = update(WorkerJob).where(WorkerJob.id == job_id)
+                if status == JobStatus.RUNNING:
+                    stmt = stmt.where(WorkerJob.status.in_(JobStatus.OPEN)).values(
+                        runs=WorkerJob.runs + 1
+                    )
+                if status in (JobStatus.DONE, JobStatus.FAILED):
+                    values.setdefault("done_at", now)
+                s.execute(stmt.values(status=status, updated_at=now, **values))
+                return
+        if time.monotonic() > deadline:
+            log.warning("job %s not found; not marked %s", job_id, status)
+            return
+        time.sleep(0.05)
+
+
+def claim_received(factory: sessionmaker[Session], process: str, job_ids: set[int]) -> set[int]:
+    """Name `process` (a worker's main process) as the holder of queued jobs whose message it
+    received: if it dies before a pool process starts them, `resume_stalled` re-publishes them
+    instead of waiting for the broker's visibility timeout. Returns the ids found."""
     with session_scope(factory) as s:
-        stmt = update(WorkerJob).where(WorkerJob.id == job_id)
-        if status == JobStatus.RUNNING:
-            stmt = stmt.where(WorkerJob.status.in_(JobStatus.OPEN)).values(runs=WorkerJob.runs + 1)
-        if status in (JobStatus.DONE, JobStatus.FAILED):
-            values.setdefault("done_at", now)
-        s.execute(stmt.values(status=status, updated_at=now, **values))
+        found = set(s.scalars(select(WorkerJob.id).where(WorkerJob.id.in_(job_ids))))
+        if found:
+            s.execute(
+                update(WorkerJob)
+                .where(WorkerJob.id.in_(found), WorkerJob.status == JobStatus.QUEUED)
+                .values(claimed_by=process, updated_at=utcnow())
+            )
+        return found
 
 
 def note_error(factory: sessionmaker[Session], job_id: int, error: str) -> None:
@@ -132,8 +169,9 @@ def silence_cutoff(session: Session, silent_for: float) -> datetime | None:
 
 
 def orphaned(session: Session, silent_for: float, limit: int = 100) -> list[WorkerJob]:
-    """Running jobs, untouched for `silent_for` seconds, whose claimant has not beaten for that
-    long (see `silence_cutoff`); row-locked like `stalled`."""
+    """Open jobs, untouched for `silent_for` seconds, whose claimant (the pool process running
+    one, or the main process holding its message) has not beaten for that long (see
+    `silence_cutoff`); row-locked like `stalled`."""
     cutoff = silence_cutoff(session, silent_for)
     if cutoff is None:
         return []
@@ -142,7 +180,7 @@ def orphaned(session: Session, silent_for: float, limit: int = 100) -> list[Work
         session.scalars(
             select(WorkerJob)
             .where(
-                WorkerJob.status == JobStatus.RUNNING,
+                WorkerJob.status.in_(JobStatus.OPEN),
                 WorkerJob.claimed_by.is_not(None),
                 WorkerJob.claimed_by.not_in(alive),
                 WorkerJob.updated_at < cutoff,

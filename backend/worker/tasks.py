@@ -3,11 +3,11 @@ recovery, stalled jobs, ping). Domain tasks live beside their services (`backend
 tasks.py`, listed in `celery_app.TASK_MODULES`) and build on `TuitionTask` and `until_mined`.
 Each takes ids, opens its own sessions, and is safe to run twice.
 
-Retry policy: `RetryableError` (RPC down, node lagging, a lost race) is retried with exponential
-back-off and full jitter; a transaction that is broadcast but not yet mined is re-checked every few
-seconds without limit and without counting as a retry (the sender's `recover` re-prices or
-re-sends it meanwhile); `PermanentError` fails the job at once. Every task run through the
-outbox carries a `job_id`, whose `worker_jobs` row the hooks below keep up to date.
+Retry policy: `RetryableError` (RPC down, node lagging, a lost race) and a lost database connection
+are retried with exponential back-off and full jitter; a transaction that is broadcast but not yet
+mined is re-checked every few seconds without limit and without counting as a retry (the sender's
+`recover` re-prices or re-sends it meanwhile); `PermanentError` fails the job at once. Every task
+run through the outbox carries a `job_id`, whose `worker_jobs` row the hooks below keep up to date.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from typing import Any
 
 from celery import Task
 from celery.exceptions import Ignore
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from backend.core.config import get_settings
 from backend.core.db import process_session_factory, session_scope
@@ -47,7 +48,8 @@ class TuitionTask(Task):
 
     acks_late = True
     reject_on_worker_lost = True
-    autoretry_for = (RetryableError,)
+    # A database that restarts or drops the connection is as passing as an RPC outage.
+    autoretry_for = (RetryableError, OperationalError, InterfaceError)
     retry_backoff = 2
     retry_backoff_max = get_settings().worker.retry_backoff_max
     retry_jitter = True

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
 from datetime import datetime, timedelta
 from email import message_from_bytes
@@ -10,7 +11,9 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from celery.exceptions import Retry
 from sqlalchemy import select, update
+from sqlalchemy.exc import OperationalError
 from support.anvil import Anvil
 from support.market import new_learner, transact
 from support.procs import wait_for
@@ -28,8 +31,9 @@ from backend.core.db import session_scope, utcnow
 from backend.orders import tasks as order_tasks
 from backend.outbox.models import OutboxMessage
 from backend.outbox.service import enqueue
-from backend.worker import tasks
+from backend.worker import jobs, tasks
 from backend.worker.heartbeat import Heartbeat
+from backend.worker.jobs import upsert_job
 from backend.worker.models import (
     JobStatus,
     ReconcileDrift,
@@ -380,6 +384,94 @@ def test_a_claimant_that_beats_again_within_two_intervals_keeps_its_job(
     assert waited == [2 * get_settings().worker.heartbeat_interval]
     (job,) = wenv.jobs()
     assert job.status == JobStatus.RUNNING and job.enqueues == 1
+
+
+def test_a_queued_job_held_by_a_killed_workers_main_process_is_resumed(
+    wenv: WorkerEnv, running_job: tuple[int, str, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    job_id, learner, course = running_job
+    monkeypatch.setattr(tasks, "time", SimpleNamespace(sleep=lambda seconds: None))
+    with session_scope(wenv.factory) as s:
+        s.execute(update(WorkerJob).values(status=JobStatus.QUEUED, claimed_by=None))
+    # The main process that received its message (prefetched) records it from its heartbeat.
+    heartbeat = Heartbeat("worker-1@host:4000", interval=60, factory=lambda: wenv.factory)
+    heartbeat.claim(job_id)
+    heartbeat.write_claims()
+    (job,) = wenv.jobs()
+    assert job.claimed_by == "worker-1@host:4000" and job.status == JobStatus.QUEUED
+    beat(wenv, "worker-1@host:4000", 1)
+    with session_scope(wenv.factory) as s:
+        s.execute(update(WorkerJob).values(updated_at=utcnow() - timedelta(seconds=30)))
+    assert run(tasks.resume_stalled) == 0  # its holder lives: the message is on its way
+    # Killed before a pool process started it; the broker would return the message only after
+    # its visibility timeout (an hour).
+    beat(wenv, "worker-1@host:4000", 60)
+    beat(wenv, "worker-2@host:77", 0)
+    assert run(tasks.resume_stalled) == 1
+    (job,) = wenv.jobs()
+    assert job.status == JobStatus.DONE and job.enqueues == 2
+    assert access(wenv, course, learner)[0]
+
+
+def test_a_claim_waits_for_its_job_row_to_be_committed(wenv: WorkerEnv) -> None:
+    heartbeat = Heartbeat("worker-1@host:4000", interval=60, factory=lambda: wenv.factory)
+    heartbeat.claim(10**9)  # not written yet: kept
+    heartbeat.write_claims()
+    assert heartbeat._claims == {10**9: pytest.approx(time.monotonic(), abs=5)}
+
+
+def test_a_task_that_starts_before_its_enqueuer_commits_still_marks_its_job(
+    wenv: WorkerEnv,
+) -> None:
+    # The relay publishes inside its transaction: a fast worker starts before the commit.
+    inserted: list[int] = []
+    seen = threading.Event()
+
+    def relay_slowly() -> None:
+        with session_scope(wenv.factory) as s:
+            job, _ = upsert_job(s, topic="test", ref="slow", task="tuition.ping", payload={})
+            s.flush()
+            inserted.append(job.id)
+            seen.set()
+            time.sleep(0.5)  # "publishing" the rest of its batch
+
+    relay = threading.Thread(target=relay_slowly)
+    relay.start()
+    assert seen.wait(10)
+    jobs.mark(wenv.factory, inserted[0], JobStatus.RUNNING, claimed_by="worker-1@host:1")
+    relay.join()
+    (job,) = [j for j in wenv.jobs() if j.ref == "slow"]
+    assert job.status == JobStatus.RUNNING and job.runs == 1
+
+
+def test_a_lost_database_connection_is_retried_not_failed(
+    wenv: WorkerEnv, anvil: Anvil, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    learner = new_learner(anvil)
+    course = wenv.deployed.courses[5]
+    wenv.paid_card_order(learner.address, course, receipt=False)
+    relay_once(wenv.factory, lambda task, kwargs: None)
+    (job,) = wenv.jobs()
+    original = access_tasks.send_on_chain
+    calls: list[int] = []
+
+    def restart_then_run(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 1:  # PostgreSQL restarted under the first run
+            raise OperationalError("UPDATE ...", {}, Exception("terminating connection"))
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(access_tasks, "send_on_chain", restart_then_run)
+    task = tasks.app.tasks[job.task]
+    with pytest.raises(Retry):  # eager mode surfaces the retry a worker would schedule
+        task.apply(kwargs={**job.payload, "job_id": job.id}).get()
+    (job,) = wenv.jobs()
+    assert job.status == JobStatus.RUNNING  # not failed: retried
+    task.apply(kwargs={**job.payload, "job_id": job.id}).get()  # the retry's delivery
+    assert len(calls) == 2
+    (job,) = wenv.jobs()
+    assert job.status == JobStatus.DONE
+    assert access(wenv, course, learner.address)[0]
 
 
 def test_heartbeat_writes_its_row_until_stopped_then_removes_it(wenv: WorkerEnv) -> None:

@@ -255,23 +255,28 @@ def heartbeats(wenv: WorkerEnv) -> dict[str, datetime]:
         return {row.process: row.seen_at for row in s.scalars(select(WorkerProcess))}
 
 
-def test_each_pool_process_beats_and_a_clean_stop_removes_the_heartbeats(
+def test_each_worker_process_beats_and_a_clean_stop_removes_the_heartbeats(
     wenv: WorkerEnv, procs: list[Proc]
 ) -> None:
     env = {"TUITION_WORKER_HEARTBEAT_INTERVAL": "0.2"}
     worker = wenv.spawn("worker", "--concurrency", "2", "--hostname", "beater@%h", extra=env)
     procs.append(worker)
-    # The names tasks write into `claimed_by`: "<node>:<pid>" of each pool process.
+    # The names written into `claimed_by`: "<node>:<pid>" of each pool process (the job it
+    # runs) and of the main process (the messages it received).
     expected = wait_for(
         lambda: (
             names
             if len(pool := children(worker.proc.pid)) == 2
             and set(heartbeats(wenv))
-            == (names := {f"beater@{socket.gethostname()}:{pid}" for pid in pool})
+            == (
+                names := {
+                    f"beater@{socket.gethostname()}:{pid}" for pid in {*pool, worker.proc.pid}
+                }
+            )
             else None
         ),
         timeout=60,
-        what="a heartbeat per pool process",
+        what="a heartbeat per worker process",
     )
     first = heartbeats(wenv)
     wait_for(
