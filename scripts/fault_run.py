@@ -772,9 +772,10 @@ def run(args: argparse.Namespace, root: Path, pg: OwnPostgres, redis_srv: OwnRed
         state_dir=state,
         deployments_dir=state / "deployments",
         demo=True,
-        # Beat's recovery tick every 15 s instead of a minute, so the recovery of a killed
-        # worker's job (re-published once no worker reports its process) happens within the run.
-        extra_env={"TUITION_WORKER_RESUME_INTERVAL": "15"},
+        # Beat's recovery tick every 15 s instead of a minute, and a dropped retry re-published
+        # 20 s after it was due instead of 60 s, so recoveries (a killed worker's jobs, the retries
+        # a Redis restart made a worker drop) happen within the run.
+        extra_env={"TUITION_WORKER_RESUME_INTERVAL": "15", "TUITION_WORKER_LATE_AFTER": "20"},
     )
     stack = ProdStack(config)
     try:

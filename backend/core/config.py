@@ -104,6 +104,9 @@ class WorkerSettings(BaseModel):
     # `resume_interval`) instead of waiting `stalled_after`. Keep the grace several intervals.
     heartbeat_interval: float = Field(default=3.0, gt=0)
     orphan_grace: float = 10.0
+    # A retry or re-check message not run this long after it was due was dropped (Celery drops
+    # the ones it holds when its broker connection resets) and is re-published.
+    late_after: float = Field(default=60.0, gt=0)
     retry_backoff_max: int = 300
     reconcile_batch: int = 200
     # Entitlements changed more recently than this are not judged: their chain write may still

@@ -71,6 +71,7 @@ def mark_enqueued(session: Session, job: WorkerJob) -> None:
     job.enqueues += 1
     job.status = JobStatus.QUEUED
     job.claimed_by = None
+    job.due_at = None
     job.updated_at = utcnow()
 
 
@@ -93,7 +94,7 @@ def mark(factory: sessionmaker[Session], job_id: int, status: str, **values: Any
                 stmt = update(WorkerJob).where(WorkerJob.id == job_id)
                 if status == JobStatus.RUNNING:
                     stmt = stmt.where(WorkerJob.status.in_(JobStatus.OPEN)).values(
-                        runs=WorkerJob.runs + 1
+                        runs=WorkerJob.runs + 1, due_at=None
                     )
                 if status in (JobStatus.DONE, JobStatus.FAILED):
                     values.setdefault("done_at", now)
@@ -103,6 +104,31 @@ def mark(factory: sessionmaker[Session], job_id: int, status: str, **values: Any
             log.warning("job %s not found; not marked %s", job_id, status)
             return
         time.sleep(0.05)
+
+
+def note_due(factory: sessionmaker[Session], job_id: int, due: datetime) -> None:
+    """Record when `job_id`'s next message (a retry, a re-check) is due."""
+    with session_scope(factory) as s:
+        s.execute(
+            update(WorkerJob)
+            .where(WorkerJob.id == job_id, WorkerJob.status.in_(JobStatus.OPEN))
+            .values(due_at=due, updated_at=utcnow())
+        )
+
+
+def overdue(session: Session, late_after: float, limit: int = 100) -> list[WorkerJob]:
+    """Open jobs whose retry or re-check message is `late_after` seconds overdue (dropped);
+    row-locked like `stalled`."""
+    cutoff = utcnow() - timedelta(seconds=late_after)
+    return list(
+        session.scalars(
+            select(WorkerJob)
+            .where(WorkerJob.status.in_(JobStatus.OPEN), WorkerJob.due_at < cutoff)
+            .order_by(WorkerJob.due_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+    )
 
 
 def claim_received(factory: sessionmaker[Session], process: str, job_ids: set[int]) -> set[int]:

@@ -146,6 +146,10 @@ class WorkerJob(Base):
     # The process running it ("<celery node>:<pid>"): a running job whose process no worker
     # reports any more (killed) is re-published at once instead of after `stalled_after`.
     claimed_by: Mapped[str | None] = mapped_column(String(200), default=None)
+    # When its retry or re-check message is due: a message that is not run by then plus
+    # `late_after` was dropped (the broker connection reset under the worker holding it) and is
+    # re-published.
+    due_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
     done_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)

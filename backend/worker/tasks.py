@@ -16,6 +16,7 @@ import logging
 import os
 import time
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Any
 
 from celery import Task
@@ -23,7 +24,7 @@ from celery.exceptions import Ignore
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from backend.core.config import get_settings
-from backend.core.db import process_session_factory, session_scope
+from backend.core.db import process_session_factory, session_scope, utcnow
 from backend.core.errors import (
     NotDeployedError,
     OtherChainError,
@@ -68,6 +69,15 @@ class TuitionTask(Task):
     def before_start(self, task_id: str, args: Any, kwargs: dict[str, Any]) -> None:
         """Mark the job running, claimed by this process."""
         self._job(kwargs, JobStatus.RUNNING, claimed_by=f"{self.request.hostname}:{os.getpid()}")
+
+    def retry(self, *args: Any, **kwargs: Any) -> Any:
+        """Schedule the retry (Celery's), noting in the job when it is due."""
+        eta, countdown = kwargs.get("eta"), kwargs.get("countdown")
+        if countdown is None:  # 0 (full jitter) means now
+            countdown = self.default_retry_delay or 0
+        due = eta or utcnow() + timedelta(seconds=countdown)
+        note_due(self, due)
+        return super().retry(*args, **kwargs)
 
     def on_success(self, retval: Any, task_id: str, args: Any, kwargs: dict[str, Any]) -> None:
         """Mark the job done with the task's summary."""
@@ -115,8 +125,20 @@ def until_mined(task: Task, body: Callable[[], dict[str, Any]]) -> dict[str, Any
         # Waiting for a block is not a failure: a fresh message (its retry count back at zero)
         # checks again shortly, and this run ends without settling the job.
         log.info("%s: %s; checking again in %d s", task.name, exc, PENDING_RECHECK)
+        note_due(task, utcnow() + timedelta(seconds=PENDING_RECHECK))
         task.apply_async(kwargs=task.request.kwargs, countdown=PENDING_RECHECK)
         raise Ignore() from exc
+
+
+def note_due(task: Task, due: datetime) -> None:
+    """Record in the task's job when its next message is due (see `resume_stalled`)."""
+    job_id = (task.request.kwargs or {}).get("job_id")
+    if not job_id:
+        return
+    try:
+        jobs.note_due(process_session_factory(), int(job_id), due)
+    except Exception:  # bookkeeping must never decide a task's fate
+        log.exception("could not note when job %s is due", job_id)
 
 
 def send_on_chain(
@@ -191,8 +213,10 @@ def recover_transactions() -> dict[str, int]:
 
 @app.task(name="tuition.resume_stalled", ignore_result=True, acks_late=False)
 def resume_stalled() -> int:
-    """Re-publish open jobs nobody touched for `stalled_after` seconds (lost messages), and
-    within seconds the running jobs of processes that stopped beating (a killed worker's)."""
+    """Re-publish open jobs nobody touched for `stalled_after` seconds (lost messages), jobs
+    whose retry message is `late_after` seconds overdue (dropped by a worker whose broker
+    connection reset), and within seconds the open jobs of processes that stopped beating (a
+    killed worker's)."""
     settings = get_settings().worker
     factory = process_session_factory()
     with session_scope(factory) as s:
@@ -204,6 +228,7 @@ def resume_stalled() -> int:
     again: list[tuple[str, dict[str, Any]]] = []
     with session_scope(factory) as s:
         found = jobs.stalled(s, settings.stalled_after)
+        found += [job for job in jobs.overdue(s, settings.late_after) if job not in found]
         if suspects:
             seen = {job.id for job in found}
             found += [

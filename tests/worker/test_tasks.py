@@ -467,11 +467,29 @@ def test_a_lost_database_connection_is_retried_not_failed(
         task.apply(kwargs={**job.payload, "job_id": job.id}).get()
     (job,) = wenv.jobs()
     assert job.status == JobStatus.RUNNING  # not failed: retried
+    assert job.due_at is not None and job.due_at <= utcnow() + timedelta(seconds=10)
     task.apply(kwargs={**job.payload, "job_id": job.id}).get()  # the retry's delivery
     assert len(calls) == 2
     (job,) = wenv.jobs()
     assert job.status == JobStatus.DONE
     assert access(wenv, course, learner.address)[0]
+
+
+def test_a_retry_dropped_by_its_worker_is_republished_once_overdue(
+    wenv: WorkerEnv, running_job: tuple[int, str, int]
+) -> None:
+    job_id, learner, course = running_job
+    # Its claimant lives (beats), and a retry is due in a while: nothing to do.
+    beat(wenv, "worker-1@host:4242", 0)
+    jobs.note_due(wenv.factory, job_id, utcnow() + timedelta(seconds=30))
+    assert run(tasks.resume_stalled) == 0
+    # The retry was due long ago and never ran (dropped with a broker connection that reset).
+    late = get_settings().worker.late_after
+    jobs.note_due(wenv.factory, job_id, utcnow() - timedelta(seconds=late + 5))
+    assert run(tasks.resume_stalled) == 1
+    (job,) = wenv.jobs()
+    assert job.status == JobStatus.DONE and job.enqueues == 2 and job.due_at is None
+    assert access(wenv, course, learner)[0]
 
 
 def test_heartbeat_writes_its_row_until_stopped_then_removes_it(wenv: WorkerEnv) -> None:

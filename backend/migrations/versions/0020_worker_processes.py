@@ -1,4 +1,4 @@
-"""Worker processes say they are alive in the database.
+"""Worker processes say they are alive in the database; jobs say when their next run is due.
 
 - worker_processes: one row per task-running worker process ("<celery node>:<pid>"), its
   heartbeat written every few seconds. `resume_stalled` used the broker's remote control to find
@@ -34,8 +34,12 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("process", name=op.f("pk_worker_processes")),
     )
     op.create_index(op.f("ix_worker_processes_seen_at"), "worker_processes", ["seen_at"])
+    with op.batch_alter_table("worker_jobs") as batch:
+        batch.add_column(sa.Column("due_at", UTCDateTime(timezone=True), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("worker_jobs") as batch:
+        batch.drop_column("due_at")
     op.drop_index(op.f("ix_worker_processes_seen_at"), table_name="worker_processes")
     op.drop_table("worker_processes")
