@@ -32,7 +32,7 @@ from backend.core.config import Settings, get_settings
 from backend.core.db import Database
 from backend.core.errors import error_response, install_error_handlers
 from backend.core.logging import configure_logging
-from backend.core.metrics import render_metrics
+from backend.core.metrics import POOLS, render_metrics
 from backend.core.middleware import OriginCheckMiddleware, RequestContextMiddleware
 from backend.core.openapi import install_openapi
 from backend.core.ratelimit import RateLimiter, make_rate_limiter
@@ -181,6 +181,7 @@ def create_app(
         },
     )
     broker = BrokerProbe(settings.redis_url)
+    POOLS.source = services.db.pool_usage  # this process's pools on /metrics
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

@@ -93,7 +93,7 @@ def prod_local(
     rpc_port: int = typer.Option(8645, help="Port of the chain (anvil, chain id 31337)."),
     stripe_port: int = typer.Option(12211, help="Port of the Stripe stand-in."),
     indexer_metrics_ports: str = typer.Option("9112,9113", help="Metrics ports of the indexers."),
-    worker_metrics_port: int = typer.Option(9122, help="Metrics port of the first worker."),
+    worker_metrics_ports: str = typer.Option("9122,9123", help="Metrics ports of the workers."),
     database_url: str = typer.Option(
         "postgresql://postgres@127.0.0.1:5432/tuition_prodlocal",
         help="PostgreSQL database of this stack (dropped and created on start).",
@@ -116,7 +116,7 @@ def prod_local(
             rpc_port=rpc_port,
             stripe_port=stripe_port,
             indexer_metrics_ports=tuple(int(p) for p in indexer_metrics_ports.split(",")),
-            worker_metrics_port=worker_metrics_port,
+            worker_metrics_ports=tuple(int(p) for p in worker_metrics_ports.split(",")),
             postgres_url=database_url,
             redis_url=redis_url,
             state_dir=state,
@@ -316,6 +316,49 @@ def db_upgrade(revision: str = typer.Argument("head")) -> None:
     url = _settings_for("db").database_url.get_secret_value()
     upgrade(url, revision)
     print("database at " + (", ".join(current(url)) or "base"))
+
+
+@app.command()
+def backup(
+    directory: Path = typer.Option(None, "--dir", help="Where (default TUITION_BACKUP_DIR)."),
+    keep: int = typer.Option(0, help="Newest backups kept (default TUITION_BACKUP_KEEP)."),
+) -> None:
+    """Back the database up (one consistent snapshot), with a checksum, keeping the newest."""
+    from backend.backup.service import BackupError, create_backup
+
+    settings = _settings_for("db")
+    try:
+        made, removed = create_backup(
+            settings.database_url.get_secret_value(),
+            directory or settings.backup_dir,
+            keep=keep or settings.backup_keep,
+        )
+    except BackupError as exc:
+        typer.echo(f"tuition backup: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(f"backup {made.path} ({made.size} bytes, sha256 {made.sha256})")
+    for path in removed:
+        typer.echo(f"removed {path}")
+
+
+@app.command()
+def restore(
+    path: Path = typer.Argument(..., help="A backup file written by `tuition backup`."),
+    force: bool = typer.Option(False, "--force", help="Replace a database that holds tables."),
+) -> None:
+    """Restore a backup into the configured database (empty, unless --force)."""
+    from backend.backup.service import BackupError, restore_backup
+
+    settings = _settings_for("db")
+    try:
+        restored = restore_backup(settings.database_url.get_secret_value(), path, force=force)
+    except BackupError as exc:
+        typer.echo(f"tuition restore: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(f"restored {path.name}: {restored.tables} tables, revision {restored.revision}")
+    for stream, block in sorted(restored.checkpoints.items()):
+        typer.echo(f"  indexer {stream}: block {block} (indexing resumes after it)")
+    typer.echo(f"  outbox: {restored.outbox_pending} message(s) to relay")
 
 
 @db_app.command("current")

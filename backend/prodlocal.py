@@ -74,9 +74,9 @@ class ProdConfig(StackConfig):
     # The only port users reach; the replicas listen on `api_ports` (loopback only).
     lb_port: int = 8080
     api_ports: tuple[int, ...] = (8101, 8102)
-    workers: int = 2
     indexer_metrics_ports: tuple[int, ...] = (9112, 9113)
-    worker_metrics_port: int = 9122
+    # One Celery worker per port (each serves its own metrics, as each compose container does).
+    worker_metrics_ports: tuple[int, ...] = (9122, 9123)
     # The machine's servers: the database is this stack's own (dropped and created on start).
     postgres_url: str = "postgresql://postgres@127.0.0.1:5432/tuition_prodlocal"
     redis_url: str = "redis://127.0.0.1:6379/0"
@@ -292,12 +292,13 @@ class ProdStack(DevStack):
                 *("-g", "daemon off;"),
             ],
         )
-        for i in range(1, cfg.workers + 1):
-            extra = ["--metrics-port", str(cfg.worker_metrics_port)] if i == 1 else []
+        for i, port in enumerate(cfg.worker_metrics_ports, start=1):
             self._spawn(
                 f"worker-{i}",
                 self._tuition(
-                    "worker", "--concurrency", "2", "--hostname", f"worker-{i}@%h", *extra
+                    "worker",
+                    *("--concurrency", "2", "--hostname", f"worker-{i}@%h"),
+                    *("--metrics-port", str(port)),
                 ),
             )
         self._spawn("beat", self._tuition("beat"))
@@ -460,8 +461,12 @@ class ProdStack(DevStack):
                 f"  API replica {i}   http://127.0.0.1:{port}"
                 for i, port in enumerate(cfg.api_ports, start=1)
             ),
-            f"  workers         {cfg.workers} Celery workers + beat on {_redacted(cfg.redis_url)}"
-            f" (metrics http://127.0.0.1:{cfg.worker_metrics_port}/metrics)",
+            f"  workers         {len(cfg.worker_metrics_ports)} Celery workers + beat on"
+            f" {_redacted(cfg.redis_url)}",
+            *(
+                f"  worker {i}        metrics http://127.0.0.1:{port}/metrics"
+                for i, port in enumerate(cfg.worker_metrics_ports, start=1)
+            ),
             *(
                 f"  indexer {i}       metrics http://127.0.0.1:{port}/metrics"
                 + (" (active)" if port == active else " (standby)")

@@ -766,7 +766,7 @@ def run(args: argparse.Namespace, root: Path, pg: OwnPostgres, redis_srv: OwnRed
         rpc_port=free_port(),
         stripe_port=free_port(),
         indexer_metrics_ports=(free_port(), free_port()),
-        worker_metrics_port=free_port(),
+        worker_metrics_ports=(free_port(), free_port()),
         postgres_url=pg.url,
         redis_url=redis_srv.url,
         state_dir=state,

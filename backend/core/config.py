@@ -235,6 +235,9 @@ class Settings(BaseSettings):
     database_url: SecretStr = SecretStr(f"sqlite:///{PROJECT_ROOT / 'var' / 'tuition.db'}")
     database_pool_size: int = 10
     redis_url: SecretStr | None = None
+    # `tuition backup`: where backups go, and how many of the newest are kept.
+    backup_dir: Path = PROJECT_ROOT / "var" / "backups"
+    backup_keep: int = Field(default=14, ge=1)
 
     # Chains. `networks` lists every chain served (JSON); `network` names the one this process
     # works on (`--network` of `tuition deploy`/`indexer`), the first by default. Without

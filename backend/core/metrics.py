@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -10,6 +12,8 @@ from prometheus_client import (
     ProcessCollector,
     generate_latest,
 )
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 # One registry for the process (not prometheus_client's global one, so importing libraries that
 # register their own collectors does not leak into /metrics).
@@ -41,6 +45,32 @@ SIGN_INS = Counter(
     ("outcome",),
     registry=REGISTRY,
 )
+
+
+class PoolCollector(Collector):
+    """The database pools' connections in use against their capacity, read at scrape time
+    (what the "pool near its limit" alert divides)."""
+
+    def __init__(self) -> None:
+        self.source: Callable[[], dict[str, tuple[int, int]]] | None = None
+
+    def collect(self) -> Iterator[Metric]:
+        """One sample per pool of the watched database."""
+        in_use = GaugeMetricFamily(
+            "tuition_db_pool_in_use", "Database connections checked out, by pool.", labels=["pool"]
+        )
+        capacity = GaugeMetricFamily(
+            "tuition_db_pool_capacity", "Most connections the pool opens.", labels=["pool"]
+        )
+        for pool, (used, most) in (self.source() if self.source else {}).items():
+            in_use.add_metric([pool], used)
+            capacity.add_metric([pool], most)
+        yield in_use
+        yield capacity
+
+
+POOLS = PoolCollector()
+REGISTRY.register(POOLS)
 
 
 def render_metrics() -> tuple[bytes, str]:

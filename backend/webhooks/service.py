@@ -230,6 +230,7 @@ def record_processing_error(session: Session, event_id: str, error: str) -> None
         row.attempts += 1
         row.error = error[:2000]
         session.flush()
+    STRIPE_EVENTS.labels(row.type if row and row.type else "unknown", "processing_error").inc()
 
 
 # ------------------------------------------------------------------------------ processing

@@ -195,10 +195,14 @@ def _start_heartbeat() -> None:
 
 
 @worker_ready.connect
-def _heartbeat_of_the_main_process(**_: Any) -> None:
+def _heartbeat_of_the_main_process(sender: Any = None, **_: Any) -> None:
     # The main process holds received messages (prefetched, or waiting for their ETA) before a
     # pool process runs them, and runs them itself with a thread pool.
     _start_heartbeat()
+    # A worker that (re)starts settles the transactions in flight now rather than at beat's next
+    # recovery tick (safe to run concurrently with other workers' runs).
+    if not app.conf.task_always_eager:
+        app.send_task("tuition.recover_transactions", expires=60)
 
 
 @task_received.connect

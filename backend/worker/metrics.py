@@ -38,6 +38,28 @@ RPC_ERRORS = Counter("tuition_worker_rpc_errors_total", "RPC transport errors.")
 RECEIPTS_SENT = Counter("tuition_receipts_sent_total", "Receipt emails sent.", ["kind"])
 DRIFT = Counter("tuition_reconcile_drift_total", "Drift found by reconciliation.", ["kind"])
 RECONCILE_CHECKED = Counter("tuition_reconcile_checked_total", "Entitlements compared.")
+TX_IN_FLIGHT = Gauge(
+    "tuition_tx_in_flight",
+    "The operator key's signed, unsettled transactions at the last recovery run.",
+    ["chain"],
+    multiprocess_mode="max",
+)
+TX_OLDEST_IN_FLIGHT = Gauge(
+    "tuition_tx_oldest_in_flight_seconds",
+    "Age of the oldest unsettled transaction at the last recovery run (0: none).",
+    ["chain"],
+    multiprocess_mode="max",
+)
+
+# Series the alert rules (deploy/prometheus/alerts.yml) select by label exist from the start at
+# 0, so a rate over them is 0 rather than no data until the first failure.
+for _task in ("tuition.mint_certificate", "tuition.record_access_grant"):
+    for _outcome in ("succeeded", "failed", "retried"):
+        TASKS.labels(task=_task, outcome=_outcome)
+for _kind in ("missing_on_chain", "unexpected_on_chain", "chain_only"):
+    DRIFT.labels(kind=_kind)
+for _status in ("mined", "reverted"):
+    TX_MINED.labels(status=_status)
 
 
 def serve(port: int) -> None:

@@ -326,6 +326,17 @@ class TxSender:
                 or 0
             )
 
+    def oldest_in_flight(self) -> datetime | None:
+        """When the oldest unsettled transaction of this key was signed (None: there is none)."""
+        with session_scope(self.factory) as s:
+            return s.scalar(
+                select(func.min(WorkerTransaction.created_at)).where(
+                    WorkerTransaction.chain_id == self.chain_id,
+                    WorkerTransaction.sender == self.address,
+                    WorkerTransaction.status.in_(TxStatus.LIVE),
+                )
+            )
+
     # ------------------------------------------------------------------ allocation
 
     def _lock_counter(self, s: Session) -> WorkerNonce | None:

@@ -202,12 +202,20 @@ def recover_transactions() -> dict[str, int]:
     totals: dict[str, int] = {}
     for chain_id in configured_chain_ids():
         try:
-            found = get_sender(get_chain(chain_id=chain_id)).recover()
+            sender = get_sender(get_chain(chain_id=chain_id))
+            found = sender.recover()
         except NotDeployedError as exc:
             log.info("recover on chain %s: %s", chain_id, exc)
             continue
         for key, n in found.items():
             totals[key] = totals.get(key, 0) + n
+        # What the "pending too long" and "nonce stuck" alerts watch.
+        oldest = sender.oldest_in_flight()
+        label = str(chain_id)
+        metrics.TX_IN_FLIGHT.labels(chain=label).set(sender.in_flight())
+        metrics.TX_OLDEST_IN_FLIGHT.labels(chain=label).set(
+            (utcnow() - oldest).total_seconds() if oldest else 0
+        )
     return totals
 
 

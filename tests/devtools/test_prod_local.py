@@ -21,6 +21,7 @@ import httpx
 import psycopg
 import pytest
 from psycopg import sql
+from support.alerts import rule_metrics
 
 from backend.devstack import free_port
 from backend.prodlocal import nginx_path
@@ -51,6 +52,7 @@ class Running:
     lb: str
     api_ports: list[int]
     indexer_ports: list[int]
+    worker_ports: list[int]
 
     def pids(self) -> dict[str, int]:
         return dict(json.loads((self.state / "pids.json").read_text()))
@@ -88,6 +90,7 @@ def prod_local(tmp_path: Path) -> Iterator[Running]:
     api_ports = [free_port(), free_port()]
     indexer_ports = [free_port(), free_port()]
     lb_port = free_port()
+    worker_ports = [free_port(), free_port()]
     state = tmp_path / "prod"
     args = [
         sys.executable,
@@ -99,7 +102,7 @@ def prod_local(tmp_path: Path) -> Iterator[Running]:
         *("--rpc-port", str(free_port())),
         *("--stripe-port", str(free_port())),
         *("--indexer-metrics-ports", ",".join(map(str, indexer_ports))),
-        *("--worker-metrics-port", str(free_port())),
+        *("--worker-metrics-ports", ",".join(map(str, worker_ports))),
         *("--database-url", db_url),
         *("--redis-url", redis_url),
         *("--state-dir", str(state)),
@@ -116,7 +119,9 @@ def prod_local(tmp_path: Path) -> Iterator[Running]:
             lines.append(line)
 
     threading.Thread(target=read, daemon=True).start()
-    running = Running(proc, lines, state, f"http://127.0.0.1:{lb_port}", api_ports, indexer_ports)
+    running = Running(
+        proc, lines, state, f"http://127.0.0.1:{lb_port}", api_ports, indexer_ports, worker_ports
+    )
     try:
         running.wait_for(READY, 240)
         yield running
@@ -178,6 +183,22 @@ def test_prod_local_runs_the_production_shape_and_stops_without_leftovers(
         )
     ]
     assert len(active) == 1
+
+    # Every metric the alert rules use is exported by the running services (deploy/prometheus).
+    wanted = rule_metrics()
+    ports = [*run.api_ports, *run.indexer_ports, *run.worker_ports]
+
+    def missing() -> set[str]:
+        exported = set()
+        for port in ports:
+            body = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+            exported |= set(re.findall(r"^(?:# (?:HELP|TYPE) )?(tuition_[a-z0-9_]+)", body, re.M))
+        return wanted - exported
+
+    deadline = time.monotonic() + 90  # the transaction gauges: after beat's first recovery run
+    while (absent := missing()) and time.monotonic() < deadline:
+        time.sleep(2)
+    assert absent == set()
 
     # A replica that dies is started again (compose's restart policy) and serves again.
     os.killpg(pids["api-2"], signal.SIGKILL)

@@ -171,6 +171,19 @@ class Database:
                     )
         return self._raw_pool
 
+    def pool_usage(self) -> dict[str, tuple[int, int]]:
+        """Connections in use and the most each pool can open: "sessions" (SQLAlchemy's pool
+        of the write/session engine) and "raw" (the access check's asyncpg pool, once made)."""
+        usage: dict[str, tuple[int, int]] = {}
+        pool = self.engine.sync_engine.pool
+        if hasattr(pool, "checkedout") and hasattr(pool, "size"):
+            overflow = max(0, int(getattr(pool, "_max_overflow", 0)))
+            usage["sessions"] = (int(pool.checkedout()), int(pool.size()) + overflow)
+        if self._raw_pool is not None:
+            raw = self._raw_pool
+            usage["raw"] = (raw.get_size() - raw.get_idle_size(), raw.get_max_size())
+        return usage
+
     def sqlite_reader(self) -> sqlite3.Connection | None:
         """SQLite file databases only: a read-only sqlite3 connection of the calling thread.
 

@@ -1,0 +1,1 @@
+"""Database backups and restores (`tuition backup`, `tuition restore`)."""
