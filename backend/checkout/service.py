@@ -105,6 +105,7 @@ async def start_checkout(
     # If Stripe fails, the exception rolls the order back with the request's transaction.
     cs = await gateway.create_checkout_session(
         order_id=order.id,
+        order_ref=order.order_ref,
         course_id=course.id,
         title=course.title,
         address=buyer,

@@ -1,10 +1,12 @@
-"""Small security primitives: addresses, opaque tokens, hashes, origins."""
+"""Small security primitives: addresses, opaque tokens, hashes, origins, signed fields."""
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import re
 import secrets
+from collections.abc import Mapping
 from functools import lru_cache
 from urllib.parse import urlsplit
 
@@ -101,3 +103,19 @@ def origin_of(url: str) -> str:
 def host_of(url: str) -> str:
     """The authority (host[:port]) of a URL as SIWE's `domain` field carries it."""
     return urlsplit(url).netloc
+
+
+def derive_key(secret: str, purpose: str) -> bytes:
+    """A key for `purpose` derived from `secret` (one secret never signs two kinds of thing)."""
+    return hmac.new(secret.encode(), f"tuition/{purpose}".encode(), hashlib.sha256).digest()
+
+
+def sign_fields(fields: Mapping[str, str], key: bytes) -> str:
+    """HMAC-SHA256 (hex) of `fields`, in key order, one `name=value` per line."""
+    message = "\n".join(f"{name}={fields[name]}" for name in sorted(fields))
+    return hmac.new(key, message.encode(), hashlib.sha256).hexdigest()
+
+
+def fields_signed(fields: Mapping[str, str], signature: str, key: bytes) -> bool:
+    """Whether `signature` is `sign_fields(fields, key)` (compared in constant time)."""
+    return hmac.compare_digest(sign_fields(fields, key), signature)

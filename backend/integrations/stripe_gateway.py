@@ -8,6 +8,7 @@ Stripe stand-in in tests and demos; production leaves it unset.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -15,6 +16,7 @@ import stripe
 
 from backend.core.config import Settings
 from backend.core.errors import ServiceUnavailableError, UpstreamError
+from backend.core.security import derive_key, fields_signed, sign_fields
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +37,10 @@ class StripeGateway:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._client: stripe.StripeClient | None = None
+
+    def checkout_key(self) -> bytes:
+        """The key that signs checkout metadata (derived from the Stripe secret key)."""
+        return checkout_signing_key(self.settings)
 
     def client(self) -> stripe.StripeClient:
         """The SDK client (created on first use)."""
@@ -58,6 +64,7 @@ class StripeGateway:
         self,
         *,
         order_id: str,
+        order_ref: str,
         course_id: int,
         title: str,
         address: str,
@@ -70,10 +77,22 @@ class StripeGateway:
         """A hosted Checkout Session for one course (idempotent per order).
 
         With `destination` (the provider's Connect account) the payment is a destination charge:
-        Stripe transfers it to the provider and keeps `application_fee` for the platform.
+        Stripe transfers it to the provider and keeps `application_fee` for the platform. The
+        metadata describes the order, signed (`checkout_metadata`), so that a database restored
+        from before the checkout can rebuild it from the session.
         """
         public = self.settings.public_url.rstrip("/")
-        metadata = {"order_id": order_id, "course_id": str(course_id), "address": address}
+        metadata = checkout_metadata(
+            self.checkout_key(),
+            order_id=order_id,
+            order_ref=order_ref,
+            course_id=course_id,
+            address=address,
+            amount=amount,
+            currency=currency,
+            fee=application_fee,
+            destination=destination,
+        )
         params: dict[str, Any] = {
             "mode": "payment",
             "line_items": [
@@ -260,6 +279,64 @@ class StripeGateway:
         else:
             raise ValueError(f"cannot fetch Stripe objects of kind {kind!r}")
         return dict(obj.to_dict())
+
+
+# What a Checkout Session's metadata says of its order, all signed.
+CHECKOUT_FIELDS = (
+    "order_id",
+    "order_ref",
+    "course_id",
+    "address",
+    "amount",
+    "currency",
+    "fee",
+    "destination",
+)
+
+
+def checkout_signing_key(settings: Settings) -> bytes:
+    """The key of checkout metadata signatures."""
+    return derive_key(settings.stripe_secret_key.get_secret_value(), "checkout-metadata")
+
+
+def checkout_metadata(
+    key: bytes,
+    *,
+    order_id: str,
+    order_ref: str,
+    course_id: int,
+    address: str,
+    amount: int,
+    currency: str,
+    fee: int,
+    destination: str | None,
+) -> dict[str, str]:
+    """The order's description for a Checkout Session's metadata, with its signature."""
+    fields = {
+        "order_id": order_id,
+        "order_ref": order_ref,
+        "course_id": str(course_id),
+        "address": address,
+        "amount": str(amount),
+        "currency": currency,
+        "fee": str(fee),
+        "destination": destination or "",
+    }
+    signature = sign_fields(fields, key)
+    # Stripe drops metadata set to "" (that is how a key is deleted): no destination, no key.
+    return {**{k: v for k, v in fields.items() if v}, "signature": signature}
+
+
+def signed_checkout_fields(metadata: Mapping[str, Any], key: bytes) -> dict[str, str] | None:
+    """The order fields of a Checkout Session's metadata when this application signed them;
+    None for a session made elsewhere (or before sessions were signed)."""
+    fields = {name: metadata.get(name, "") for name in CHECKOUT_FIELDS}
+    signature = metadata.get("signature")
+    if not isinstance(signature, str) or not all(isinstance(v, str) for v in fields.values()):
+        return None
+    if not all(fields[name] for name in CHECKOUT_FIELDS if name != "destination"):
+        return None
+    return fields if fields_signed(fields, signature, key) else None
 
 
 def _intent_data(

@@ -9,7 +9,8 @@ never re-activate a refunded order. Access and receipts follow through `mark_pai
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import or_, select
@@ -17,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from backend.access.service import active_entitlement
 from backend.audit.service import record as audit
+from backend.catalog.models import Course
 from backend.certificates.models import RevokeReason
 from backend.core.errors import ConflictError
 from backend.orders.models import Order, OrderStatus, Rail
@@ -56,6 +58,62 @@ def lock_card_order(
         .limit(1)
         .with_for_update()
     )
+
+
+def rebuild_order(
+    session: Session, cs: Mapping[str, Any], fields: Mapping[str, str], *, reason: str
+) -> Order | None:
+    """The card order a Checkout Session was created for, made again from the session's signed
+    metadata (`fields`) when the database no longer has it (restored from a backup taken before
+    the checkout); the order as it was created (id, reference, amount, fee, destination),
+    pending, flagged and audited. None when the course is gone, or when the order exists with
+    another Checkout Session.
+
+    The caller checked the signature: only sessions this application created get here.
+    """
+    existing = lock_card_order(session, order_id=fields["order_id"])
+    if existing is not None:
+        # Ours, with its own session: this one (the same signed fields on another session)
+        # does not get to settle it.
+        return existing if existing.stripe_checkout_session_id == cs.get("id") else None
+    course = session.get(Course, int(fields["course_id"]))
+    if course is None:
+        return None
+    expires = cs.get("expires_at")
+    order = Order(
+        id=fields["order_id"],
+        rail=Rail.CARD,
+        course_id=course.id,
+        buyer=fields["address"],
+        recipient=fields["address"],
+        amount=int(fields["amount"]),
+        currency=fields["currency"],
+        fee=int(fields["fee"]),
+        status=OrderStatus.PENDING,
+        order_ref=fields["order_ref"],
+        expires_at=datetime.fromtimestamp(int(expires), UTC) if expires else None,
+        stripe_checkout_session_id=str(cs.get("id")),
+        stripe_destination=fields["destination"] or None,
+        anomalies=[
+            {
+                "field": "rebuilt",
+                "quoted": f"{fields['amount']} {fields['currency']}",
+                "paid": "order missing here: rebuilt from its signed Checkout Session",
+            }
+        ],
+    )
+    session.add(order)
+    session.flush()
+    audit(
+        session,
+        actor=STRIPE,
+        action="order.rebuilt",
+        subject_type="order",
+        subject_id=order.id,
+        after={"checkout_session": order.stripe_checkout_session_id, **fields},
+        reason=reason,
+    )
+    return order
 
 
 def attach_processor_ids(

@@ -120,7 +120,10 @@ async def stripe_webhook(request: Request, services: ServicesDep) -> WebhookAck:
         async with db.session() as session:
             outcome = await session.run_sync(
                 lambda s: service.process_stripe_event(
-                    s, event_id, source=service.PrefetchedSource(objects)
+                    s,
+                    event_id,
+                    source=service.PrefetchedSource(objects),
+                    checkout_key=services.stripe.checkout_key(),
                 )
             )
     except Exception as exc:

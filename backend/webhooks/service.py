@@ -28,7 +28,11 @@ from sqlalchemy.orm import Session
 from backend.core.db import utcnow
 from backend.core.errors import DomainError, NotFoundError
 from backend.core.metrics import STRIPE_EVENTS
-from backend.integrations.stripe_gateway import StripeGateway, StripeObjectMissingError
+from backend.integrations.stripe_gateway import (
+    StripeGateway,
+    StripeObjectMissingError,
+    signed_checkout_fields,
+)
 from backend.orders import card
 from backend.orders.models import Order, OrderStatus
 from backend.payouts import connect
@@ -236,8 +240,16 @@ def record_processing_error(session: Session, event_id: str, error: str) -> None
 # ------------------------------------------------------------------------------ processing
 
 
-def process_stripe_event(session: Session, event_id: str, *, source: StripeObjectSource) -> str:
-    """Apply a stored, verified event (idempotent); returns its outcome.
+def process_stripe_event(
+    session: Session,
+    event_id: str,
+    *,
+    source: StripeObjectSource,
+    checkout_key: bytes | None = None,
+) -> str:
+    """Apply a stored, verified event (idempotent); returns its outcome. With `checkout_key`, a
+    paid Checkout Session whose order the database lost (restored from an older backup) but
+    whose metadata this application signed gets its order rebuilt.
 
     Raises:
         NotFoundError: no verified delivery with this id is stored.
@@ -268,7 +280,9 @@ def process_stripe_event(session: Session, event_id: str, *, source: StripeObjec
         outcome = OUTCOME_OBJECT_MISSING
     else:
         if target[0] == "checkout.session":
-            outcome = apply_checkout_session(session, current, event_type, event_id)
+            outcome = apply_checkout_session(
+                session, current, event_type, event_id, checkout_key=checkout_key
+            )
         elif target[0] == "charge":
             outcome = _on_charge(session, current, event_id)
         elif target[0] == "account":
@@ -311,13 +325,25 @@ def _outcome(moved: bool, done: str, order: Order) -> str:
 
 
 def apply_checkout_session(
-    session: Session, cs: Mapping[str, Any], event_type: str, event_id: str
+    session: Session,
+    cs: Mapping[str, Any],
+    event_type: str,
+    event_id: str,
+    *,
+    checkout_key: bytes | None = None,
 ) -> str:
     """Apply the current state of Checkout Session `cs` to the order it was created for (an
     event's, or the expiry check's with `event_type` "expiry_check"); returns the outcome."""
-    # Only a session this application created (its id was stored with the order) settles an
-    # order: a session made elsewhere in the account cannot pay for one by naming it.
+    # Only a session this application created settles an order: its id was stored with the
+    # order, or (the order lost with a database restored from before the checkout) its metadata
+    # carries our signature. A session made elsewhere in the account cannot pay by naming one.
     order = card.lock_card_order(session, checkout_session_id=str(cs.get("id")))
+    if order is None and checkout_key is not None:
+        fields = signed_checkout_fields(cs.get("metadata") or {}, checkout_key)
+        if fields is not None:
+            order = card.rebuild_order(
+                session, cs, fields, reason=f"Stripe {event_type} ({event_id})"
+            )
     if order is None:
         logger.warning("Stripe checkout session %s matches no order", cs.get("id"))
         return "unknown_order"

@@ -58,7 +58,10 @@ def process_event(factory: sessionmaker[Session], gateway: StripeGateway, event_
                 objects[target] = None
         with session_scope(factory) as s:
             return service.process_stripe_event(
-                s, event_id, source=service.PrefetchedSource(objects)
+                s,
+                event_id,
+                source=service.PrefetchedSource(objects),
+                checkout_key=gateway.checkout_key(),
             )
     except NotFoundError as exc:
         raise PermanentError(str(exc)) from exc

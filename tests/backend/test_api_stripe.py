@@ -22,6 +22,11 @@ from backend.access.models import Entitlement
 from backend.audit.models import AuditEntry
 from backend.certificates.models import Certificate
 from backend.checkout.expiry import expire_stale_card_orders
+from backend.integrations.stripe_gateway import (
+    StripeGateway,
+    checkout_signing_key,
+    signed_checkout_fields,
+)
 from backend.orders.models import Order
 from backend.outbox.models import OutboxMessage
 from backend.webhooks.models import StripeEvent
@@ -92,11 +97,21 @@ async def test_checkout_creates_a_pending_order_and_a_stripe_session(api: Api) -
     assert checkout["url"] == session["url"]
     assert session["amount_total"] == 4900 and session["currency"] == "usd"
     assert session["mode"] == "payment"
+    order = await _order(api, checkout["orderId"])
+    # The order, signed: a database restored from before the checkout can rebuild it.
     assert session["metadata"] == {
         "order_id": checkout["orderId"],
+        "order_ref": order.order_ref,
         "course_id": str(course_id),
         "address": LEARNER.address,
+        "amount": "4900",
+        "currency": "usd",
+        "fee": "0",
+        "signature": session["metadata"]["signature"],  # no destination: the platform's sale
     }
+    key = checkout_signing_key(api.settings)
+    assert signed_checkout_fields(session["metadata"], key) is not None
+    assert signed_checkout_fields({**session["metadata"], "amount": "1"}, key) is None
     assert session["success_url"] == (
         "http://tuition.test/checkout/return?session_id={CHECKOUT_SESSION_ID}"
     )
@@ -437,13 +452,60 @@ async def test_unhandled_event_types_are_acknowledged_and_ignored(api: Api) -> N
     assert (await _ok(api, event))["outcome"] == "ignored"
 
 
-async def test_event_for_an_unknown_order_is_acknowledged(api: Api) -> None:
+async def test_a_lost_card_order_is_rebuilt_from_its_signed_checkout_session(api: Api) -> None:
     course_id = await _paid_course(api)
     async with api.user(LEARNER) as client:
         checkout = await _checkout(api, client, course_id)
+    original = await _order(api, checkout["orderId"])
     event = api.stripe_fake.complete_session(checkout["sessionId"])
+    # The database was restored from a backup taken before this checkout: no order here.
     await api.run(lambda s: s.delete(s.get_one(Order, checkout["orderId"])))
-    assert (await _ok(api, event))["outcome"] == "unknown_order"
+    assert (await _ok(api, event))["outcome"] == "paid"
+    order = await _order(api, checkout["orderId"])
+    fields = ("buyer", "amount", "currency", "fee", "order_ref", "stripe_checkout_session_id")
+    assert [getattr(order, f) for f in fields] == [getattr(original, f) for f in fields]
+    assert order.status == "paid" and order.anomalies[0]["field"] == "rebuilt"
+    assert await _active(api, course_id) == 1
+    rebuilt = await api.query(
+        lambda s: s.scalars(select(AuditEntry).where(AuditEntry.action == "order.rebuilt")).all()
+    )
+    assert [a.subject_id for a in rebuilt] == [checkout["orderId"]]
+
+
+async def test_a_checkout_session_this_application_did_not_sign_settles_nothing(
+    api: Api,
+) -> None:
+    course_id = await _paid_course(api)
+    async with api.user(LEARNER) as client:
+        checkout = await _checkout(api, client, course_id)
+    genuine = api.stripe_fake.get_object(checkout["sessionId"])["metadata"]
+    gateway = StripeGateway(api.settings)
+    for metadata in (
+        {"order_id": checkout["orderId"]},  # made elsewhere in the account, naming our order
+        {**genuine, "amount": "1"},  # our fields, altered
+        genuine,  # our signed fields on another session
+    ):
+        other = await gateway.client().v1.checkout.sessions.create_async(
+            params={
+                "mode": "payment",
+                "line_items": [
+                    {
+                        "quantity": 1,
+                        "price_data": {
+                            "currency": "usd",
+                            "unit_amount": 1,
+                            "product_data": {"name": "Cheap"},
+                        },
+                    }
+                ],
+                "metadata": metadata,
+                "success_url": "http://elsewhere.test/ok",
+            }
+        )
+        event = api.stripe_fake.complete_session(other.id)
+        assert (await _ok(api, event))["outcome"] == "unknown_order"
+    assert (await _order(api, checkout["orderId"])).status == "pending"
+    assert await _active(api, course_id) == 0
 
 
 async def test_stripe_outage_while_processing_is_a_500_and_the_retry_succeeds(
