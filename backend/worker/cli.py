@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import tempfile
 
@@ -21,10 +22,12 @@ def run_worker(
 
     worker = get_settings().worker
     metrics_port = metrics_port or worker.metrics_port
+    samples_dir = None
     if metrics_port and pool == "prefork" and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
         # Before prometheus_client is imported: prefork children then write their samples where
         # the main process's endpoint aggregates them.
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="tuition-metrics-")
+        samples_dir = tempfile.mkdtemp(prefix="tuition-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = samples_dir
     from backend.worker import metrics
     from backend.worker.celery_app import app
 
@@ -41,7 +44,11 @@ def run_worker(
         argv.append(f"--hostname={hostname}")
     if beat:
         argv.append("--beat")
-    app.worker_main(argv)
+    try:
+        app.worker_main(argv)
+    finally:
+        if samples_dir:  # each start makes its own: do not leave them piling up in /tmp
+            shutil.rmtree(samples_dir, ignore_errors=True)
 
 
 def run_beat(*, loglevel: str) -> None:

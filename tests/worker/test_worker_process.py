@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import uuid
 from collections.abc import Iterator
 from datetime import datetime
@@ -259,7 +260,12 @@ def test_each_worker_process_beats_and_a_clean_stop_removes_the_heartbeats(
     wenv: WorkerEnv, procs: list[Proc]
 ) -> None:
     env = {"TUITION_WORKER_HEARTBEAT_INTERVAL": "0.2"}
-    worker = wenv.spawn("worker", "--concurrency", "2", "--hostname", "beater@%h", extra=env)
+    samples = set(Path(tempfile.gettempdir()).glob("tuition-metrics-*"))
+    worker = wenv.spawn(
+        "worker",
+        *("--concurrency", "2", "--hostname", "beater@%h", "--metrics-port", str(free_port())),
+        extra=env,
+    )
     procs.append(worker)
     # The names written into `claimed_by`: "<node>:<pid>" of each pool process (the job it
     # runs) and of the main process (the messages it received).
@@ -284,9 +290,11 @@ def test_each_worker_process_beats_and_a_clean_stop_removes_the_heartbeats(
         timeout=10,
         what="every process beating again",
     )
+    (own_samples,) = set(Path(tempfile.gettempdir()).glob("tuition-metrics-*")) - samples
     worker.proc.send_signal(signal.SIGTERM)
     assert worker.proc.wait(timeout=60) == 0
     assert heartbeats(wenv) == {}, f"left behind by {expected}"
+    assert not own_samples.exists()  # the prefork metrics samples go with the worker
 
 
 def test_sigterm_lets_the_running_mint_finish_before_the_worker_exits(
