@@ -758,9 +758,10 @@ def main() -> int:
             shutil.rmtree(root, ignore_errors=True)
 
 
-def run(args: argparse.Namespace, root: Path, pg: OwnPostgres, redis_srv: OwnRedis) -> int:
+def prod_config(root: Path, pg: OwnPostgres, redis_url: str) -> ProdConfig:
+    """The production shape on the run's own servers, on free ports, with the demo catalog."""
     state = root / "prod"
-    config = ProdConfig(
+    return ProdConfig(
         lb_port=free_port(),
         api_ports=(free_port(), free_port()),
         rpc_port=free_port(),
@@ -768,7 +769,7 @@ def run(args: argparse.Namespace, root: Path, pg: OwnPostgres, redis_srv: OwnRed
         indexer_metrics_ports=(free_port(), free_port()),
         worker_metrics_ports=(free_port(), free_port()),
         postgres_url=pg.url,
-        redis_url=redis_srv.url,
+        redis_url=redis_url,
         state_dir=state,
         deployments_dir=state / "deployments",
         demo=True,
@@ -777,7 +778,10 @@ def run(args: argparse.Namespace, root: Path, pg: OwnPostgres, redis_srv: OwnRed
         # a Redis restart made a worker drop) happen within the run.
         extra_env={"TUITION_WORKER_RESUME_INTERVAL": "15", "TUITION_WORKER_LATE_AFTER": "20"},
     )
-    stack = ProdStack(config)
+
+
+def run(args: argparse.Namespace, root: Path, pg: OwnPostgres, redis_srv: OwnRedis) -> int:
+    stack = ProdStack(prod_config(root, pg, redis_srv.url))
     try:
         stack.start()
         print(stack.summary(), flush=True)

@@ -21,6 +21,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -42,14 +43,15 @@ from fault_run import (
     _catalog,
     _eth_price,
     check,
+    prod_config,
     redeliver_failed_webhooks,
     services,
 )
 from web3 import HTTPProvider, Web3
 
 from backend.core.dev_accounts import DEMO_KEYS
-from backend.devstack import free_port, raise_interrupt, reap, terminate, wait_until
-from backend.prodlocal import ProdConfig, ProdStack
+from backend.devstack import raise_interrupt, reap, terminate, wait_until
+from backend.prodlocal import ProdStack
 
 APP_SERVICES = ("api-1", "api-2", "worker-1", "worker-2", "beat", "indexer-1", "indexer-2")
 # Counts that must be zero; `lost_orders` is left out: a crypto order whose quote was lost with
@@ -140,11 +142,8 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=None, help="Write the report (JSON) here.")
     parser.add_argument("--keep", action="store_true", help="Keep the logs (temporary dir).")
     args = parser.parse_args()
-    signal_ok = threading.current_thread() is threading.main_thread()
-    if signal_ok:
-        import signal
-
-        signal.signal(signal.SIGTERM, raise_interrupt)
+    # SIGTERM (a test's timeout, a supervisor) stops the drill as Ctrl-C does.
+    signal.signal(signal.SIGTERM, raise_interrupt)
     root = Path(tempfile.mkdtemp(prefix="tuition-drill-"))
     root.chmod(0o755)  # the postgres user reaches its cluster inside
     try:
@@ -160,21 +159,7 @@ def main() -> int:
 def drill(args: argparse.Namespace, root: Path, pg: OwnPostgres, redis_url: str) -> int:
     from backend.chain.deploy import DEMO_COURSES
 
-    state_dir = root / "prod"
-    config = ProdConfig(
-        lb_port=free_port(),
-        api_ports=(free_port(), free_port()),
-        rpc_port=free_port(),
-        stripe_port=free_port(),
-        indexer_metrics_ports=(free_port(), free_port()),
-        worker_metrics_ports=(free_port(), free_port()),
-        postgres_url=pg.url,
-        redis_url=redis_url,
-        state_dir=state_dir,
-        deployments_dir=state_dir / "deployments",
-        demo=True,
-        extra_env={"TUITION_WORKER_RESUME_INTERVAL": "15", "TUITION_WORKER_LATE_AFTER": "20"},
-    )
+    config = prod_config(root, pg, redis_url)
     stack = ProdStack(config)
     try:
         stack.start()

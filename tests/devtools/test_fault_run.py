@@ -10,19 +10,14 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
 
 import pytest
-
-from backend.prodlocal import nginx_path
+from support.scripts import ROOT, run_production_script
 
 pytestmark = [pytest.mark.slow, pytest.mark.chain]
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def _script() -> ModuleType:
@@ -38,23 +33,8 @@ fault_run = _script()
 
 
 def test_quick_fault_run_loses_and_duplicates_nothing(tmp_path: Path) -> None:
-    try:
-        nginx_path()
-    except RuntimeError as exc:  # scripts/setup installs it: its absence is a broken setup
-        pytest.fail(str(exc))
     out = tmp_path / "faults.json"
-    # The run builds its own settings for every process: none of this test run's may leak in.
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TUITION_")}
-    env["PATH"] = f"{ROOT / '.tools' / 'bin'}:{ROOT / 'node_modules' / '.bin'}:{env['PATH']}"
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "fault_run.py"), "--quick", "--out", str(out)],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
+    proc = run_production_script("fault_run.py", "--quick", "--out", str(out))
     log = (proc.stdout + proc.stderr)[-6000:]
     assert out.exists(), log
     report = json.loads(out.read_text())

@@ -6,42 +6,17 @@ access, certificates), nothing duplicated on chain or in the database, every eve
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-
-from backend.prodlocal import nginx_path
+from support.scripts import run_production_script
 
 pytestmark = [pytest.mark.slow, pytest.mark.chain]
 
-ROOT = Path(__file__).resolve().parents[2]
-
 
 def test_restore_drill_brings_back_everything_after_the_backup(tmp_path: Path) -> None:
-    try:
-        nginx_path()
-    except RuntimeError as exc:  # scripts/setup installs it: its absence is a broken setup
-        pytest.fail(str(exc))
     out = tmp_path / "drill.json"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TUITION_")}
-    env["PATH"] = f"{ROOT / '.tools' / 'bin'}:{ROOT / 'node_modules' / '.bin'}:{env['PATH']}"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "scripts" / "restore_drill.py"),
-            *("--learners", "4"),
-            *("--out", str(out)),
-        ],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
+    proc = run_production_script("restore_drill.py", "--learners", "4", "--out", str(out))
     log = (proc.stdout + proc.stderr)[-6000:]
     assert out.exists(), log
     report = json.loads(out.read_text())
