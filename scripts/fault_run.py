@@ -341,6 +341,32 @@ class Load:
     purchases: list[Purchase] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
+    @classmethod
+    def on(cls, stack: ProdStack) -> Load:
+        """Learners of the demo catalog on `stack`: an ETH course with lessons, a card course,
+        the demo provider signed in (for refunds)."""
+        from backend.chain.deploy import DEMO_COURSES
+
+        api = stack.config.api_url
+        courses = _catalog(api, len(DEMO_COURSES))
+        recorder = Recorder()
+        provider = Client(api, recorder, retry_for=120)
+        provider.sign_in(Account.from_key(DEMO_KEYS["provider"]))
+        return cls(
+            api,
+            stack.stripe_url,
+            Web3(HTTPProvider(stack.config.rpc_url, request_kwargs={"timeout": 30})),
+            {
+                "crypto": next(c for c in courses if c["lessonCount"] >= 2 and _eth_price(c) > 0),
+                "card": next(
+                    c for c in courses if c.get("fiatPrice") and c["fiatPrice"]["amount"] != "0"
+                ),
+            },
+            recorder,
+            retry_for=120,
+            provider=provider,
+        )
+
     def learner(self, n: int) -> None:
         rail = "crypto" if n % 2 == 0 else "card"
         course = self.courses[rail]
@@ -793,25 +819,10 @@ def run(args: argparse.Namespace, root: Path, pg: OwnPostgres, redis_srv: OwnRed
 def load_and_check(
     args: argparse.Namespace, stack: ProdStack, pg: OwnPostgres, redis_srv: OwnRedis
 ) -> int:
-    from backend.chain.deploy import DEMO_COURSES
-
     api = stack.config.api_url
-    chain = Web3(HTTPProvider(stack.config.rpc_url, request_kwargs={"timeout": 30}))
-    courses = _catalog(api, len(DEMO_COURSES))
-    eth_course = next(c for c in courses if c["lessonCount"] >= 2 and _eth_price(c) > 0)
-    card_course = next(c for c in courses if c.get("fiatPrice") and c["fiatPrice"]["amount"] != "0")
-    recorder = Recorder()
-    provider = Client(api, recorder, retry_for=120)
-    provider.sign_in(Account.from_key(DEMO_KEYS["provider"]))
-    load = Load(
-        api,
-        stack.stripe_url,
-        chain,
-        {"crypto": eth_course, "card": card_course},
-        recorder,
-        retry_for=120,
-        provider=provider,
-    )
+    load = Load.on(stack)
+    chain, recorder, provider = load.chain, load.recorder, load.provider
+    eth_course = load.courses["crypto"]
     stop = threading.Event()
     results: list[Fault] = []
     fault_thread = threading.Thread(

@@ -33,23 +33,17 @@ from typing import Any
 
 import httpx
 import psycopg
-from eth_account import Account
 from fault_run import (
     ROOT,
-    Client,
     Load,
     OwnPostgres,
-    Recorder,
-    _catalog,
-    _eth_price,
     check,
     prod_config,
     redeliver_failed_webhooks,
     services,
 )
-from web3 import HTTPProvider, Web3
+from web3 import Web3
 
-from backend.core.dev_accounts import DEMO_KEYS
 from backend.devstack import raise_interrupt, reap, terminate, wait_until
 from backend.prodlocal import ProdStack
 
@@ -157,31 +151,13 @@ def main() -> int:
 
 
 def drill(args: argparse.Namespace, root: Path, pg: OwnPostgres, redis_url: str) -> int:
-    from backend.chain.deploy import DEMO_COURSES
 
     config = prod_config(root, pg, redis_url)
     stack = ProdStack(config)
     try:
         stack.start()
-        api = config.api_url
-        chain = Web3(HTTPProvider(config.rpc_url, request_kwargs={"timeout": 30}))
-        courses = _catalog(api, len(DEMO_COURSES))
-        eth_course = next(c for c in courses if c["lessonCount"] >= 2 and _eth_price(c) > 0)
-        card_course = next(
-            c for c in courses if c.get("fiatPrice") and c["fiatPrice"]["amount"] != "0"
-        )
-        recorder = Recorder()
-        provider = Client(api, recorder, retry_for=120)
-        provider.sign_in(Account.from_key(DEMO_KEYS["provider"]))
-        load = Load(
-            api,
-            stack.stripe_url,
-            chain,
-            {"crypto": eth_course, "card": card_course},
-            recorder,
-            retry_for=120,
-            provider=provider,
-        )
+        load = Load.on(stack)
+        chain, provider = load.chain, load.provider
         run_learners(load, 0, args.learners, concurrency=4)
         before_backup = settled(pg, chain, stack, load, 180)
         made = tuition("backup", "--dir", str(root / "backups"), database_url=pg.url)
