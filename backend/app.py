@@ -15,7 +15,10 @@ from fastapi.middleware.cors import CORSMiddleware
 from pydantic import SecretStr
 from redis.asyncio import Redis as AsyncRedis
 
+from backend.access.cache import AccessCache
+from backend.access.router import ACCESS_OPERATION, ACCESS_PATH, access_route
 from backend.access.router import router as access_router
+from backend.access.schemas import AccessOut
 from backend.account.router import profile_router
 from backend.account.router import router as me_router
 from backend.admin.router import router as admin_router
@@ -126,15 +129,16 @@ def _ops_router(broker: BrokerProbe) -> APIRouter:
     return router
 
 
-def _bench_router() -> APIRouter:
-    router = APIRouter()
-
-    @router.get(f"{API_PREFIX}/_bench/bare", include_in_schema=False)
-    async def bare() -> dict[str, Any]:
-        """A bare FastAPI JSON endpoint: the benchmark's baseline."""
-        return {"hasAccess": False, "source": None, "since": None}
-
-    return router
+def _access_cache(settings: Settings, db: Database) -> AccessCache | None:
+    """This process's access cache: PostgreSQL only, unless turned off."""
+    if settings.access_cache_entries == 0 or not db.can_listen:
+        return None
+    listen_url = settings.database_listen_url
+    return AccessCache(
+        partial(db.listen_connection, listen_url.get_secret_value() if listen_url else None),
+        max_entries=settings.access_cache_entries,
+        max_staleness=settings.access_cache_max_staleness,
+    )
 
 
 def create_app(
@@ -145,7 +149,6 @@ def create_app(
     stripe: StripeGateway | None = None,
     rate_limiter: RateLimiter | None = None,
     deployment: Deployment | None = None,
-    bench: bool = False,
     seed: bool = True,
 ) -> FastAPI:
     """Build the API. Everything not passed is built from `settings` (tests pass fakes)."""
@@ -181,6 +184,7 @@ def create_app(
         },
     )
     broker = BrokerProbe(settings.redis_url)
+    access_cache = _access_cache(settings, services.db)
     POOLS.source = services.db.pool_usage  # this process's pools on /metrics
 
     @asynccontextmanager
@@ -203,7 +207,11 @@ def create_app(
         # requests for ~100 ms.
         gc.collect()
         gc.freeze()
+        if access_cache is not None:
+            access_cache.start()
         yield
+        if access_cache is not None:
+            await access_cache.stop()
         await broker.close()
         if owns_database:
             await services.db.dispose()
@@ -219,12 +227,13 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.services = services
+    app.state.access_cache = access_cache
     install_error_handlers(app)
+    # The hot path first, as a bare ASGI endpoint (see AccessCheckEndpoint).
+    app.router.routes.insert(0, access_route(API_PREFIX, access_cache))
 
-    if bench:  # the benchmark's baseline, tried first like the hot path it is compared with
-        app.include_router(_bench_router())
     # Each domain router directly on the app (nesting costs FastAPI a recursive match per
-    # request); the hot path first, so it is the first route tried.
+    # request).
     for router in (
         access_router,
         auth_router,
@@ -247,7 +256,13 @@ def create_app(
 
     app.include_router(web_config_router)
     mount_web(app)  # last: its SPA fallback route answers every other GET
-    install_openapi(app, signed_in=current_principal, admin=admin_principal)
+    install_openapi(
+        app,
+        signed_in=current_principal,
+        admin=admin_principal,
+        extra_operations={API_PREFIX + ACCESS_PATH: {"get": ACCESS_OPERATION}},
+        models=(AccessOut,),
+    )
 
     # Innermost first: the Origin check sees requests after CORS preflights were answered;
     # the request context (id, timing, access log) wraps everything.

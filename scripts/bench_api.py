@@ -1,16 +1,26 @@
 #!/usr/bin/env python
 """Benchmark of the access check, the API's hot path (prints figures; not a test).
 
-For SQLite and PostgreSQL in turn: migrate a private database (a temporary file; a private
-schema dropped afterwards), bulk-load 10,000 courses and 100,000 entitlements, serve the API with
-uvicorn (one worker) in a subprocess, and drive it from another process (`wrk` with a Lua script
-choosing random paths when installed, else an asyncio/httpx load generator) for a fixed time:
-first `/api/v1/_bench/bare` (a bare FastAPI JSON endpoint of the same app, mounted only in
-benchmark mode), then `GET /api/v1/courses/{id}/access?address=...` over random existing and
-missing pairs. Prints req/s and p50/p99 side by side; the last line is one JSON object.
+Throughput: migrate a private PostgreSQL schema (dropped afterwards), bulk-load 10,000 courses
+and 100,000 entitlements, then at each connection count (10, 32, 64) serve, one at a time, in a
+subprocess under the same uvicorn settings (one process, uvloop, httptools, no access log):
+a bare FastAPI app of this script with one JSON endpoint (the baseline), the real app, and the
+real app with its access cache turned off. `wrk` (2 threads, a Lua script cycling through
+20,000 random existing and missing pairs) drives each for a fixed time after a 2 s warm-up.
+The bare server must keep a core >= 90 % busy, or the load generator set the pace: the ratio
+is then refused. Without `wrk` (scripts/setup installs it) nothing is measured.
 
-    .venv/bin/python scripts/bench_api.py [--duration 12] [--connections 32]
-        [--pg-url postgresql://postgres@127.0.0.1:5432/test] [--skip-pg] [--skip-sqlite]
+Invalidation: two replicas of the real app on the same schema; for each of 100 admin grants,
+both replicas answer true from their caches, the grant is revoked through replica A's admin
+API, and both are polled until both answer false (time from the revoke's response). Then the
+same with replica B's LISTEN connection (through a proxy) cut, and frozen (silent), just before
+each revoke: the staleness bound must hold.
+
+Prints each figure; writes docs/bench/api.json; the last line is the same JSON object.
+
+    .venv/bin/python scripts/bench_api.py [--duration 10] [--connections 10 32 64]
+        [--pg-url postgresql://postgres@127.0.0.1:5432/test] [--revocations 100]
+        [--skip-throughput] [--output docs/bench/api.json]
 """
 
 from __future__ import annotations
@@ -27,7 +37,8 @@ import sys
 import tempfile
 import time
 import uuid
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +49,8 @@ from backend.devstack import free_port  # noqa: E402
 
 DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
 PROVIDER = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
+# The bare server must keep a core this busy, or the load generator set the pace.
+SATURATED = 0.9
 
 
 @dataclass
@@ -49,7 +62,8 @@ class Result:
     p99_ms: float
     requests: int
     errors: int
-    server_cpu_us: float = 0.0  # CPU time of the API process per request
+    server_cpu_us: float = 0.0  # CPU time of the server process per request
+    server_busy: float = 0.0  # the server process's CPU time over wall time (1.0 = a core)
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -130,26 +144,10 @@ def access_paths(courses: int, entitlements: int, count: int, seed: int = 7) -> 
 # ------------------------------------------------------------------------------ server
 
 
-def serve(url: str, schema: str | None, port: int, pool_size: int) -> None:
-    """Child process: the real app (benchmark endpoint mounted) under uvicorn."""
-    import logging
-
+def _uvicorn(app: Any, port: int) -> None:
+    """The server settings both apps are measured with: one process, uvloop, httptools."""
     import uvicorn
 
-    from backend.app import create_app
-    from backend.chain.deployment import Deployment
-    from backend.core.config import Settings
-    from backend.core.db import Database
-
-    logging.getLogger().setLevel(logging.WARNING)  # no per-request access log in the figures
-    settings = Settings(_env_file=None, env="test", database_url=url)
-    app = create_app(
-        settings,
-        database=Database.from_url(url, pool_size=pool_size, schema=schema),
-        deployment=Deployment(),
-        bench=True,
-        seed=False,
-    )
     uvicorn.run(
         app,
         host="127.0.0.1",
@@ -162,17 +160,49 @@ def serve(url: str, schema: str | None, port: int, pool_size: int) -> None:
     )
 
 
-def start_server(
-    url: str, schema: str | None, pool_size: int
-) -> tuple[subprocess.Popen[bytes], str]:
-    """Start `serve` in a subprocess and wait until it answers."""
+def bare_app() -> Any:
+    """The baseline: a bare FastAPI JSON endpoint answering what the access check answers."""
+    from fastapi import FastAPI
+
+    app = FastAPI()
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/bare")
+    async def bare() -> dict[str, Any]:
+        return {"hasAccess": False, "source": None, "since": None}
+
+    return app
+
+
+def serve(url: str, schema: str | None, port: int, pool_size: int, overrides: str) -> None:
+    """Child process: the real app under uvicorn (`overrides`: settings as JSON)."""
+    import logging
+
+    from backend.app import create_app
+    from backend.chain.deployment import Deployment
+    from backend.core.config import Settings
+    from backend.core.db import Database
+
+    logging.getLogger().setLevel(logging.WARNING)  # no per-request access log in the figures
+    settings = Settings(_env_file=None, env="test", database_url=url, **json.loads(overrides))
+    app = create_app(
+        settings,
+        database=Database.from_url(url, pool_size=pool_size, schema=schema),
+        deployment=Deployment(),
+        seed=False,
+    )
+    _uvicorn(app, port)
+
+
+def start_server(mode_args: list[str]) -> tuple[subprocess.Popen[bytes], str]:
+    """Start this script in a server mode in a subprocess and wait until it answers."""
     import httpx
 
     port = free_port()
-    args = [sys.executable, __file__, "--serve", "--db-url", url, "--port", str(port)]
-    args += ["--pool-size", str(pool_size)]
-    if schema:
-        args += ["--schema", schema]
+    args = [sys.executable, __file__, *mode_args, "--port", str(port)]
     proc = subprocess.Popen(args, cwd=ROOT, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
@@ -257,200 +287,438 @@ def run_wrk(base: str, paths: list[str], duration: float, connections: int) -> R
     )
 
 
-async def _python_load(
-    base: str, paths: list[str], duration: float, connections: int
-) -> dict[str, Any]:
-    import httpx
-
-    latencies: list[float] = []
-    errors = 0
-    stop_at = time.perf_counter() + duration
-    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
-    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=5) as client:
-
-        async def worker(offset: int) -> None:
-            nonlocal errors
-            i = offset
-            while time.perf_counter() < stop_at:
-                i = (i + 1) % len(paths)
-                start = time.perf_counter()
-                try:
-                    response = await client.get(paths[i])
-                    if response.status_code >= 400:
-                        errors += 1
-                except httpx.HTTPError:
-                    errors += 1
-                latencies.append(time.perf_counter() - start)
-
-        began = time.perf_counter()
-        await asyncio.gather(*(worker(n * 997) for n in range(connections)))
-        elapsed = time.perf_counter() - began
-    latencies.sort()
-    return {
-        "requests": len(latencies),
-        "seconds": elapsed,
-        "p50": latencies[len(latencies) // 2] if latencies else 0.0,
-        "p99": latencies[int(len(latencies) * 0.99)] if latencies else 0.0,
-        "errors": errors,
-    }
-
-
-def run_python_load(base: str, paths: list[str], duration: float, connections: int) -> Result:
-    """Drive the server from a separate Python process (when wrk is not installed)."""
-    with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as handle:
-        handle.write("\n".join(paths))
-    try:
-        out = subprocess.run(
-            [
-                sys.executable,
-                __file__,
-                "--load",
-                base,
-                handle.name,
-                str(duration),
-                str(connections),
-            ],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-    finally:
-        os.unlink(handle.name)
-    data = json.loads(out.strip().splitlines()[-1])
-    return Result(
-        rps=data["requests"] / data["seconds"],
-        p50_ms=data["p50"] * 1000,
-        p99_ms=data["p99"] * 1000,
-        requests=data["requests"],
-        errors=data["errors"],
-    )
-
-
-def load(base: str, paths: list[str], duration: float, connections: int, pid: int) -> Result:
-    """Warm up briefly, then measure for `duration` seconds."""
-    runner = run_wrk if shutil.which("wrk") else run_python_load
-    runner(base, paths, min(2.0, duration), connections)
-    cpu_before = _cpu_seconds(pid)
-    result = runner(base, paths, duration, connections)
+def load(
+    base: str,
+    paths: list[str],
+    duration: float,
+    connections: int,
+    pid: int,
+    profile: Path | None = None,
+) -> Result:
+    """Warm up briefly, then measure for `duration` seconds (server CPU read around it);
+    with `profile`, py-spy samples the server meanwhile (its stacks written there)."""
+    run_wrk(base, paths, min(2.0, duration), connections)
+    spy = None
+    if profile is not None:
+        py_spy = str(Path(sys.executable).with_name("py-spy"))
+        options = ["--duration", str(int(duration)), "--rate", "250", "--format", "raw"]
+        spy = subprocess.Popen(
+            [py_spy, "record", "--pid", str(pid), *options, "--nonblocking", "-o", str(profile)],
+            stdout=subprocess.DEVNULL,
+        )
+    cpu_before, wall_before = _cpu_seconds(pid), time.perf_counter()
+    result = run_wrk(base, paths, duration, connections)
+    cpu = _cpu_seconds(pid) - cpu_before
+    if spy is not None:
+        spy.wait(timeout=60)
+        print(f"profile of the server's stacks: {profile} ({summarize_profile(profile)})")
+    result.server_busy = cpu / (time.perf_counter() - wall_before)
     if result.requests:
-        result.server_cpu_us = (_cpu_seconds(pid) - cpu_before) / result.requests * 1e6
+        result.server_cpu_us = cpu / result.requests * 1e6
     return result
+
+
+def summarize_profile(path: Path, top: int = 12) -> str:
+    """The functions holding the most samples (self time) in a py-spy raw profile."""
+    from collections import Counter
+
+    own: Counter[str] = Counter()
+    for line in path.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if stack:
+            own[stack.split(";")[-1]] += int(count)
+    total = sum(own.values()) or 1
+    return "; ".join(f"{frame} {n / total:.0%}" for frame, n in own.most_common(top))
 
 
 # ------------------------------------------------------------------------------ main
 
 
-def bench_backend(
-    name: str, url: str, schema: str | None, args: argparse.Namespace
-) -> dict[str, Result]:
-    """Prepare, serve and measure one database backend."""
+def prepare_postgres(args: argparse.Namespace) -> str:
+    """A private schema, migrated and loaded; returns its name."""
+    import psycopg
+
+    schema = f"bench_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(_dsn(args.pg_url), autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
     started = time.perf_counter()
-    prepare_database(url, schema, args.courses, args.entitlements)
+    prepare_database(args.pg_url, schema, args.courses, args.entitlements)
     print(
-        f"[{name}] migrated and loaded {args.courses:,} courses and {args.entitlements:,} "
-        f"entitlements in {time.perf_counter() - started:.1f}s",
+        f"migrated and loaded {args.courses:,} courses and {args.entitlements:,} entitlements "
+        f"in {time.perf_counter() - started:.1f}s",
         flush=True,
     )
-    paths = access_paths(args.courses, args.entitlements, 20_000)
-    proc, base = start_server(url, schema, args.pool_size)
-    try:
-        import httpx
+    return schema
 
+
+def drop_schema(pg_url: str, schema: str) -> None:
+    import psycopg
+
+    with psycopg.connect(_dsn(pg_url), autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+def _dsn(url: str) -> str:
+    return url.replace("postgresql+psycopg://", "postgresql://")
+
+
+def _print(label: str, connections: int, result: Result) -> None:
+    print(
+        f"{label:<6} c={connections:<3} {result.rps:9.0f} req/s   p50 {result.p50_ms:7.2f} ms   "
+        f"p99 {result.p99_ms:7.2f} ms   server CPU {result.server_cpu_us:5.0f} us/req, "
+        f"busy {result.server_busy:4.0%}   ({result.requests:,} requests, {result.errors} errors)",
+        flush=True,
+    )
+
+
+def _metric(base: str, name: str) -> float:
+    """A sample's value on the server's /metrics (0 when absent)."""
+    import httpx
+
+    for line in httpx.get(f"{base}/metrics", timeout=5).text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    return 0.0
+
+
+def _hit_share(base: str) -> float:
+    lookups = {
+        result: _metric(base, f'tuition_access_cache_lookups_total{{result="{result}"}}')
+        for result in ("hit", "miss", "bypass")
+    }
+    total = sum(lookups.values())
+    return lookups["hit"] / total if total else 0.0
+
+
+def _measure_app(
+    args: argparse.Namespace,
+    schema: str,
+    paths: list[str],
+    connections: int,
+    cache: bool,
+    profile: Path | None = None,
+) -> tuple[Result, float]:
+    """Our access check at `connections`, with or without the cache; (result, hit share)."""
+    import httpx
+
+    overrides = {} if cache else {"access_cache_entries": 0}
+    proc, base = start_server(_app_args(args, schema, overrides))
+    try:
         sample = httpx.get(base + paths[0], timeout=5)
         assert sample.status_code == 200 and sample.json()["hasAccess"] is True, sample.text
         missing = httpx.get(base + paths[1], timeout=5)
-        assert missing.status_code == 200 and missing.json()["hasAccess"] is False, missing.text
-        bare = load(base, ["/api/v1/_bench/bare"], args.duration, args.connections, proc.pid)
-        access = load(base, paths, args.duration, args.connections, proc.pid)
+        assert missing.json()["hasAccess"] is False, missing.text
+        result = load(base, paths, args.duration, connections, proc.pid, profile)
+        return result, _hit_share(base)
     finally:
         stop_server(proc)
-    for label, result in (("bare", bare), ("access", access)):
-        print(
-            f"[{name}] {label:<6} {result.rps:9.0f} req/s   p50 {result.p50_ms:7.2f} ms   "
-            f"p99 {result.p99_ms:7.2f} ms   server CPU {result.server_cpu_us:5.0f} us/req   "
-            f"({result.requests:,} requests, {result.errors} errors)",
-            flush=True,
+
+
+def _app_args(args: argparse.Namespace, schema: str, overrides: dict[str, Any]) -> list[str]:
+    return [
+        "--serve",
+        "--db-url",
+        args.pg_url,
+        "--schema",
+        schema,
+        "--pool-size",
+        str(args.pool_size),
+        "--settings",
+        json.dumps(overrides),
+    ]
+
+
+def throughput(args: argparse.Namespace, schema: str) -> list[dict[str, Any]]:
+    """Bare, ours and ours without the cache at each connection count, one server at a time
+    (each alone on the machine with the load generator and PostgreSQL)."""
+    paths = access_paths(args.courses, args.entitlements, args.paths)
+    rows = []
+    for connections in args.connections:
+        bare_proc, bare_base = start_server(["--serve-bare"])
+        try:
+            bare = load(bare_base, ["/bare"], args.duration, connections, bare_proc.pid)
+        finally:
+            stop_server(bare_proc)
+        ours, hits = _measure_app(args, schema, paths, connections, cache=True)
+        profile = None
+        if args.profile is not None and connections == max(args.connections):
+            profile = args.profile
+        uncached, _ = _measure_app(args, schema, paths, connections, False, profile)
+        _print("bare", connections, bare)
+        _print("access", connections, ours)
+        print(f"       cache hits {hits:.1%} of access checks (warm-up included)")
+        _print("nocache", connections, uncached)
+        saturated = bare.server_busy >= SATURATED
+        if saturated:
+            print(
+                f"access/bare at {connections} connections = {ours.rps / bare.rps:.0%} "
+                f"(without the cache {uncached.rps / bare.rps:.0%})",
+                flush=True,
+            )
+        else:
+            print(
+                f"REFUSED: the bare server was busy {bare.server_busy:.0%} of one core at "
+                f"{connections} connections (< {SATURATED:.0%}): the load generator, not the "
+                "server, set the pace, so no ratio is reported",
+                flush=True,
+            )
+        rows.append(
+            {
+                "connections": connections,
+                "bare": asdict(bare),
+                "access": asdict(ours),
+                "access_cache_hit_share": round(hits, 3),
+                "access_without_cache": asdict(uncached),
+                "access_over_bare": round(ours.rps / bare.rps, 3) if saturated else None,
+                "access_without_cache_over_bare": (
+                    round(uncached.rps / bare.rps, 3) if saturated else None
+                ),
+            }
         )
-    print(f"[{name}] access/bare = {access.rps / bare.rps:.0%}", flush=True)
-    return {"bare": bare, "access": access}
+    return rows
+
+
+# ------------------------------------------------------------------------------ invalidation
+
+ADMIN_KEY = "0x" + "a1" * 32
+BENCH_HOST = "bench.local"  # the SIWE domain the replicas expect (their public URL's host)
+GRANTED_FROM = 10**9  # learners granted by an admin (revocable through the admin API)
+
+
+def grant_for_revocation(pg_url: str, schema: str, count: int) -> list[tuple[int, str]]:
+    """`count` admin grants (course 1), committed; their (course, address) pairs."""
+    import psycopg
+
+    with psycopg.connect(_dsn(pg_url), autocommit=True) as conn:
+        conn.execute(f'SET search_path TO "{schema}"')
+        conn.execute(
+            """
+            INSERT INTO entitlements (address, course_id, source, granted_at, granted_by,
+                                      chain_status)
+            SELECT '0x' || lpad(k::text, 40, '0'), 1, 'grant', now(), 'bench', 'recorded'
+            FROM generate_series(%s::bigint, %s::bigint) AS k""",
+            (GRANTED_FROM, GRANTED_FROM + count - 1),
+        )
+    return [(1, _address(GRANTED_FROM + i)) for i in range(count)]
+
+
+async def _sign_in(client: Any, key: str) -> str:
+    from eth_account import Account
+    from eth_account.messages import encode_defunct
+    from siwe import SiweMessage
+
+    account = Account.from_key(key)
+    nonce = (await client.get("/api/v1/auth/nonce")).json()["nonce"]
+    text = SiweMessage(
+        domain=BENCH_HOST,
+        address=account.address,
+        uri=f"http://{BENCH_HOST}",
+        version="1",
+        chain_id=31337,
+        nonce=nonce,
+        issued_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    ).prepare_message()
+    signature = account.sign_message(encode_defunct(text=text)).signature.to_0x_hex()
+    reply = await client.post(
+        "/api/v1/auth/verify",
+        json={"message": text, "signature": signature},
+        headers={"Origin": f"http://{BENCH_HOST}"},  # the sign-in's nonce cookie was set
+    )
+    if reply.status_code != 200:
+        raise RuntimeError(f"sign-in failed: {reply.text}")
+    return str(reply.json()["token"])
+
+
+async def _has_access(client: Any, course_id: int, address: str) -> bool:
+    reply = await client.get(f"/api/v1/courses/{course_id}/access", params={"address": address})
+    reply.raise_for_status()
+    return bool(reply.json()["hasAccess"])
+
+
+async def _until_proven(base: str, within: float = 30.0) -> None:
+    """Wait until a replica's cache serves answers again (its /metrics gauge says 1)."""
+    deadline = time.monotonic() + within
+    while _metric(base, "tuition_access_cache_proven") != 1.0:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{base}: the access cache did not come back")
+        await asyncio.sleep(0.05)
+
+
+async def _revocations(
+    bases: tuple[str, str],
+    pairs: list[tuple[int, str]],
+    fault: Callable[[], None] | None = None,
+    heal: Callable[[], None] | None = None,
+) -> list[float]:
+    """For each pair: both replicas answer true (from their caches), `fault()`, revoke through
+    replica A's admin API, then poll both until both answer false. Returns the seconds from the
+    revoke's response to the second "false"."""
+    import httpx
+
+    a_base, b_base = bases
+    limits = httpx.Limits(max_connections=4)
+    async with (
+        httpx.AsyncClient(base_url=a_base, limits=limits, timeout=10) as a,
+        httpx.AsyncClient(base_url=b_base, limits=limits, timeout=10) as b,
+    ):
+        token = await _sign_in(a, ADMIN_KEY)
+        auth = {"Authorization": f"Bearer {token}"}
+        delays = []
+        for course_id, address in pairs:
+            for client in (a, b, a, b):  # the second round is answered from each cache
+                assert await _has_access(client, course_id, address)
+            if fault is not None:
+                fault()
+            reply = await a.post(
+                "/api/v1/admin/entitlements/revoke",
+                json={"address": address, "courseId": course_id, "reason": "benchmark"},
+                headers=auth,
+            )
+            assert reply.status_code == 200, reply.text
+            revoked = time.perf_counter()
+            pending = {a, b}
+            while pending:
+                answers = await asyncio.gather(
+                    *(_has_access(client, course_id, address) for client in pending)
+                )
+                pending = {c for c, yes in zip(list(pending), answers, strict=True) if yes}
+            delays.append(time.perf_counter() - revoked)
+            if heal is not None:
+                heal()
+                await _until_proven(b_base)
+    return delays
+
+
+def _spread(delays: list[float]) -> dict[str, float]:
+    ordered = sorted(delays)
+    return {
+        "n": len(ordered),
+        "p50_ms": round(ordered[len(ordered) // 2] * 1000, 2),
+        "p99_ms": round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000, 2),
+        "max_ms": round(ordered[-1] * 1000, 2),
+    }
+
+
+def invalidation(args: argparse.Namespace, schema: str) -> dict[str, Any]:
+    """Revoke through one replica, poll both: normal, listener connection cut, listener silent."""
+    from eth_account import Account
+    from sqlalchemy.engine import make_url
+
+    from backend.devtools.tcp_proxy import TcpProxy
+
+    faults = args.fault_trials
+    pairs = grant_for_revocation(args.pg_url, schema, args.revocations + 2 * faults)
+    url = make_url(args.pg_url)
+    proxy = TcpProxy(url.host or "127.0.0.1", url.port or 5432).start()
+    listen_url = url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
+    common = {
+        "public_url": f"http://{BENCH_HOST}",
+        "admin_addresses": [Account.from_key(ADMIN_KEY).address],
+        "access_cache_max_staleness": args.staleness,
+    }
+    a_proc, a_base = start_server(_app_args(args, schema, common))
+    # Replica B listens through the proxy, so its channel can be cut or silenced.
+    b_args = _app_args(args, schema, {**common, "database_listen_url": listen_url})
+    b_proc, b_base = start_server(b_args)
+    try:
+        bases = (a_base, b_base)
+        asyncio.run(_until_proven(a_base))
+        asyncio.run(_until_proven(b_base))
+        normal = _spread(asyncio.run(_revocations(bases, pairs[: args.revocations])))
+        rest = pairs[args.revocations :]
+        cut = _spread(asyncio.run(_revocations(bases, rest[:faults], proxy.cut, lambda: None)))
+        silent = _spread(asyncio.run(_revocations(bases, rest[faults:], proxy.freeze, proxy.thaw)))
+    finally:
+        stop_server(a_proc)
+        stop_server(b_proc)
+        proxy.stop()
+    print(
+        f"revoke -> both replicas answer false, {normal['n']} revocations: "
+        f"p50 {normal['p50_ms']} ms, p99 {normal['p99_ms']} ms, max {normal['max_ms']} ms",
+        flush=True,
+    )
+    print(
+        f"  listener connection cut just before each revoke ({cut['n']}): p50 {cut['p50_ms']} "
+        f"ms, max {cut['max_ms']} ms",
+        flush=True,
+    )
+    print(
+        f"  listener silent (frozen) just before each revoke ({silent['n']}): p50 "
+        f"{silent['p50_ms']} ms, max {silent['max_ms']} ms (bound: "
+        f"{args.staleness * 1000:.0f} ms)",
+        flush=True,
+    )
+    return {
+        "staleness_bound_s": args.staleness,
+        "normal": normal,
+        "listener_cut": cut,
+        "listener_silent": silent,
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--duration", type=float, default=12.0, help="seconds per measurement")
-    parser.add_argument("--connections", type=int, default=10)
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds per measurement")
+    parser.add_argument(
+        "--connections", type=int, nargs="+", default=[10, 32, 64], help="connection counts"
+    )
     parser.add_argument("--pg-url", default=DEFAULT_PG_URL)
-    parser.add_argument("--skip-pg", action="store_true")
-    parser.add_argument("--skip-sqlite", action="store_true")
     parser.add_argument("--courses", type=int, default=10_000)
     parser.add_argument("--entitlements", type=int, default=100_000)
     parser.add_argument("--pool-size", type=int, default=10, help="database pool size")
-    # Internal modes (the server and the Python load generator run as subprocesses).
+    parser.add_argument("--paths", type=int, default=20_000, help="distinct checks in the load")
+    parser.add_argument("--revocations", type=int, default=100)
+    parser.add_argument("--fault-trials", type=int, default=10, help="revocations per fault")
+    parser.add_argument(
+        "--staleness", type=float, default=1.0, help="TUITION_ACCESS_CACHE_MAX_STALENESS"
+    )
+    parser.add_argument("--skip-throughput", action="store_true")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        help="py-spy the server without its cache at the most connections (raw stacks here)",
+    )
+    parser.add_argument("--output", type=Path, default=ROOT / "docs" / "bench" / "api.json")
+    # Internal modes: the servers run as subprocesses of this script.
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--serve-bare", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--db-url", help=argparse.SUPPRESS)
     parser.add_argument("--schema", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
-    parser.add_argument("--load", nargs=4, help=argparse.SUPPRESS)
+    parser.add_argument("--settings", default="{}", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
     if args.serve:
-        serve(args.db_url, args.schema, args.port, args.pool_size)
+        serve(args.db_url, args.schema, args.port, args.pool_size, args.settings)
         return
-    if args.load:
-        base, paths_file, duration, connections = args.load
-        paths = Path(paths_file).read_text().splitlines()
-        print(json.dumps(asyncio.run(_python_load(base, paths, float(duration), int(connections)))))
+    if args.serve_bare:
+        _uvicorn(bare_app(), args.port)
         return
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is not installed (scripts/setup installs it): refusing to measure")
 
     import warnings
 
     warnings.simplefilter("ignore")
-    print(f"load generator: {'wrk' if shutil.which('wrk') else 'python (httpx)'}", flush=True)
-    results: dict[str, dict[str, Result]] = {}
-    if not args.skip_sqlite:
-        with tempfile.TemporaryDirectory() as tmp:
-            url = f"sqlite:///{Path(tmp) / 'bench.db'}"
-            results["sqlite"] = bench_backend("sqlite", url, None, args)
-    if not args.skip_pg:
-        import psycopg
-
-        schema = f"bench_{uuid.uuid4().hex[:10]}"
-        dsn = args.pg_url.replace("postgresql+psycopg://", "postgresql://")
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            conn.execute(f'CREATE SCHEMA "{schema}"')
-        try:
-            results["postgresql"] = bench_backend("postgresql", args.pg_url, schema, args)
-        finally:
-            with psycopg.connect(dsn, autocommit=True) as conn:
-                conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-
-    summary: dict[str, Any] = {}
-    if "postgresql" in results:
-        pg = results["postgresql"]
-        summary.update(
-            access_rps=round(pg["access"].rps, 1),
-            bare_rps=round(pg["bare"].rps, 1),
-            access_p50_ms=round(pg["access"].p50_ms, 3),
-            access_p99_ms=round(pg["access"].p99_ms, 3),
-            bare_p50_ms=round(pg["bare"].p50_ms, 3),
-            bare_p99_ms=round(pg["bare"].p99_ms, 3),
-            access_over_bare=round(pg["access"].rps / pg["bare"].rps, 3),
-            access_server_cpu_us=round(pg["access"].server_cpu_us, 1),
-            bare_server_cpu_us=round(pg["bare"].server_cpu_us, 1),
-        )
-    if "sqlite" in results:
-        lite = results["sqlite"]
-        summary.update(
-            access_rps_sqlite=round(lite["access"].rps, 1),
-            bare_rps_sqlite=round(lite["bare"].rps, 1),
-            access_p50_ms_sqlite=round(lite["access"].p50_ms, 3),
-            access_p99_ms_sqlite=round(lite["access"].p99_ms, 3),
-        )
-    summary.update(
-        duration_s=args.duration,
-        connections=args.connections,
-        load_generator="wrk" if shutil.which("wrk") else "python",
-    )
+    load_before = round(os.getloadavg()[0], 2)
+    print(f"load average {load_before:.2f}", flush=True)
+    schema = prepare_postgres(args)
+    try:
+        rows = [] if args.skip_throughput else throughput(args, schema)
+        invalidated = invalidation(args, schema)
+    finally:
+        drop_schema(args.pg_url, schema)
+    summary = {
+        "database": "postgresql",
+        "load_generator": "wrk -t2",
+        "duration_s": args.duration,
+        "load_average_before": load_before,
+        "load_average_after": round(os.getloadavg()[0], 2),
+        "throughput": rows,
+        "invalidation": invalidated,
+    }
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(summary, indent=2) + "\n")
     print(json.dumps(summary))
 
 

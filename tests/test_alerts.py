@@ -28,7 +28,7 @@ def test_alert_rules_are_valid() -> None:
         check=False,
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "SUCCESS: 17 rules found" in done.stdout
+    assert "SUCCESS: 18 rules found" in done.stdout
 
 
 def test_alert_rules_fire_as_their_unit_tests_say() -> None:

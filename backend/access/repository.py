@@ -8,10 +8,12 @@ from functools import cache
 from typing import Any
 
 import asyncpg
+import orjson
 from sqlalchemy import and_, bindparam, select
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from backend.access.cache import AccessCache
 from backend.access.models import Entitlement
 from backend.catalog.models import Course
 from backend.core.db import Database
@@ -69,6 +71,41 @@ def _result(row: Any) -> tuple[bool, str | None, datetime | None] | None:
         return None
     source = row[1]
     return source is not None, source, row[2]
+
+
+def render_access(found: tuple[bool, str | None, datetime | None]) -> bytes:
+    """The access check's JSON body (the `AccessOut` schema, written directly)."""
+    has_access, source, since = found
+    return orjson.dumps(
+        {
+            "hasAccess": has_access,
+            "source": source,
+            "since": since.isoformat() if since else None,
+        }
+    )
+
+
+async def access_answer(
+    db: Database, cache: AccessCache | None, course_id: int, address: str
+) -> bytes | None:
+    """The access check's JSON body for a checksummed address; None for an unknown course.
+
+    From this process's cache when it holds a proven answer (backend/access/cache.py), else
+    from the database (and then kept, unless a change was heard meanwhile).
+    """
+    if cache is None:
+        found = await check_access(db, course_id, address)
+        return None if found is None else render_access(found)
+    body = cache.get(course_id, address)
+    if body is not None:
+        return body
+    epoch = cache.epoch
+    found = await check_access(db, course_id, address)
+    if found is None:
+        return None
+    body = render_access(found)
+    cache.put(course_id, address, body, epoch)
+    return body
 
 
 async def check_access(

@@ -234,7 +234,17 @@ class Settings(BaseSettings):
     # carry passwords: secrets, never in reprs or logs.
     database_url: SecretStr = SecretStr(f"sqlite:///{PROJECT_ROOT / 'var' / 'tuition.db'}")
     database_pool_size: int = 10
+    # A direct PostgreSQL connection for LISTEN (the access cache's invalidations) when
+    # `database_url` goes through a transaction pooler such as PgBouncer, which cannot carry
+    # LISTEN. Default: `database_url`.
+    database_listen_url: SecretStr | None = None
     redis_url: SecretStr | None = None
+    # The access check's cache in each API process (PostgreSQL only; 0 entries turns it off).
+    # Answers stay until a grant or revoke invalidates them through LISTEN/NOTIFY, and none is
+    # served more than `access_cache_max_staleness` seconds after the listener last proved that
+    # it hears every notification (backend/access/cache.py).
+    access_cache_entries: int = Field(default=200_000, ge=0)
+    access_cache_max_staleness: float = Field(default=1.0, gt=0, le=60)
     # `tuition backup`: where backups go, and how many of the newest are kept.
     backup_dir: Path = PROJECT_ROOT / "var" / "backups"
     backup_keep: int = Field(default=14, ge=1)
@@ -395,6 +405,7 @@ class Settings(BaseSettings):
         # The passwords in the storage URLs, too (the example .env's "change-me").
         for env, url in (
             ("TUITION_DATABASE_URL", self.database_url),
+            ("TUITION_DATABASE_LISTEN_URL", self.database_listen_url),
             ("TUITION_REDIS_URL", self.redis_url),
         ):
             password = urlsplit(url.get_secret_value()).password if url is not None else None

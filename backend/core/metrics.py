@@ -8,6 +8,7 @@ from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     ProcessCollector,
     generate_latest,
@@ -37,6 +38,24 @@ STRIPE_EVENTS = Counter(
     "tuition_stripe_events_total",
     "Stripe webhook deliveries by event type and outcome.",
     ("type", "outcome"),
+    registry=REGISTRY,
+)
+ACCESS_CACHE_LOOKUPS = Counter(
+    "tuition_access_cache_lookups",
+    "Access checks by how the API process's cache answered: hit, miss (read from the "
+    "database), or bypass (its listener has not proved it hears every change: database)",
+    ["result"],
+    registry=REGISTRY,
+)
+ACCESS_CACHE_RECONNECTS = Counter(
+    "tuition_access_cache_reconnects",
+    "Times the access cache's listener connection was lost or went silent and was replaced",
+    registry=REGISTRY,
+)
+ACCESS_CACHE_PROVEN = Gauge(
+    "tuition_access_cache_proven",
+    "1 while the access cache serves answers (its listener proved it hears every change "
+    "within the staleness bound), 0 while access checks go to the database",
     registry=REGISTRY,
 )
 SIGN_INS = Counter(

@@ -9,7 +9,7 @@ body: 422) and the ones its domain raises, declared on the route with `errors(..
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from fastapi import FastAPI
@@ -91,9 +91,24 @@ def route_errors(
 
 
 def install_openapi(
-    app: FastAPI, *, signed_in: Callable[..., Any], admin: Callable[..., Any]
+    app: FastAPI,
+    *,
+    signed_in: Callable[..., Any],
+    admin: Callable[..., Any],
+    extra_operations: Mapping[str, Mapping[str, dict[str, Any]]] | None = None,
+    models: Iterable[type[BaseModel]] = (),
 ) -> None:
-    """Build the document once, with every operation's error responses."""
+    """Build the document once, with every operation's error responses.
+
+    Args:
+        app: The app.
+        signed_in: The dependency that requires a session (its routes answer 401).
+        admin: The dependency that requires an admin (its routes answer 401 and 403).
+        extra_operations: Operations of routes FastAPI does not describe (bare ASGI endpoints), by
+            path and method, written as OpenAPI.
+        models: The schemas those operations refer to.
+    """
+    models = tuple(models)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is not None:
@@ -108,6 +123,14 @@ def install_openapi(
         schema = ErrorOut.model_json_schema(ref_template="#/components/schemas/{model}")
         schemas.update(schema.pop("$defs", {}))
         schemas["ErrorOut"] = schema
+        for model in models:
+            schemas[model.__name__] = model.model_json_schema(
+                by_alias=True,
+                mode="serialization",
+                ref_template="#/components/schemas/{model}",
+            )
+        for path, described in (extra_operations or {}).items():
+            spec["paths"].setdefault(path, {}).update(described)
         for name in ("HTTPValidationError", "ValidationError"):
             schemas.pop(name, None)
         content = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorOut"}}}

@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import (
 
 from backend.core.db.engines import (
     SQLITE_BEGIN_OPTION,
+    async_url,
     enable_sqlite_transactions,
     make_async_engine,
     schema_connect_args,
@@ -170,6 +171,28 @@ class Database:
                         **self._raw_connect_args,
                     )
         return self._raw_pool
+
+    @property
+    def can_listen(self) -> bool:
+        """Whether `listen_connection` works: PostgreSQL, not bound to a test's connection."""
+        return self._raw_connect_args is not None and self.bind is None
+
+    async def listen_connection(self, url: str | None = None) -> Any:
+        """PostgreSQL only: a new asyncpg connection of its own, outside every pool, for LISTEN.
+
+        Args:
+            url: Where to connect instead of the database's own URL (a direct connection when
+                the usual one goes through a transaction pooler, which cannot carry LISTEN).
+        """
+        import asyncpg
+
+        if self._raw_connect_args is None:
+            raise RuntimeError("LISTEN needs PostgreSQL")
+        args = self._raw_connect_args
+        if url is not None:
+            _, kwargs = self.reader.dialect.create_connect_args(async_url(url))
+            args = {**kwargs, "server_settings": args.get("server_settings", {})}
+        return await asyncpg.connect(**args)
 
     def pool_usage(self) -> dict[str, tuple[int, int]]:
         """Connections in use and the most each pool can open: "sessions" (SQLAlchemy's pool
