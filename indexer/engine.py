@@ -231,7 +231,9 @@ class Indexer:
     def backfill(self, limit: int, head: Header) -> None:
         """Apply ranges up to `limit` (at least `reorg_window` below the head)."""
         assert self.cp is not None
-        prefetch = Prefetcher(self.fetcher, self.cp.number + 1, limit)
+        prefetch = Prefetcher(
+            self.fetcher, self.cp.number + 1, limit, concurrency=self.settings.fetch_concurrency
+        )
         try:
             for chunk in prefetch:
                 if chunk.parent_hash is not None and chunk.parent_hash != self.cp.hash:

@@ -7,11 +7,13 @@ can only answer once it has that block's logs (by number, a lagging node may ans
 
 from __future__ import annotations
 
+import collections
 import logging
 import queue
 import threading
 import time
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -66,7 +68,8 @@ class RangeSizer:
     """Chooses eth_getLogs block spans: aims at `target` logs per answer.
 
     Grows when answers are sparse, shrinks on range errors and timeouts (or jumps to the span the
-    provider suggests).
+    provider suggests). A provider's cap on the block range itself (not on the results) is
+    remembered: the span never grows past it again.
     """
 
     def __init__(self, initial: int, minimum: int, maximum: int, target: int) -> None:
@@ -74,20 +77,28 @@ class RangeSizer:
         self.max = max(maximum, minimum)
         self.target = target
         self.size = min(max(initial, minimum), self.max)
+        self._lock = threading.Lock()  # prefetch threads report concurrently
 
     def on_success(self, span: int, n_logs: int, elapsed: float) -> None:
         """Adjust after an answer of `n_logs` over `span` blocks."""
         ideal = span * 4 if n_logs == 0 else max(1, int(span * self.target / n_logs))
-        # Grow at most 2x per step (density varies), shrink at once.
-        new = min(ideal, self.size * 2) if ideal > self.size else ideal
-        if elapsed > 10.0:  # slow node: stay well inside its timeout
-            new = min(new, max(1, span // 2))
-        self.size = min(max(new, self.min), self.max)
+        with self._lock:
+            # Grow at most 2x per step (density varies), shrink at once.
+            new = min(ideal, self.size * 2) if ideal > self.size else ideal
+            if elapsed > 10.0:  # slow node: stay well inside its timeout
+                new = min(new, max(1, span // 2))
+            self.size = min(max(new, self.min), self.max)
 
-    def on_range_error(self, span: int, suggested: int | None) -> None:
-        """Shrink after the node refused `span` blocks."""
+    def on_range_error(
+        self, span: int, suggested: int | None, *, caps_blocks: bool = False
+    ) -> None:
+        """Shrink after the node refused `span` blocks (`caps_blocks`: for the span itself, not
+        for the number of results)."""
         new = suggested if suggested and suggested < span else span // 2
-        self.size = min(max(new, self.min), self.max)
+        with self._lock:
+            if caps_blocks:
+                self.max = max(self.min, min(self.max, new))
+            self.size = min(max(new, self.min), self.max)
 
 
 class Fetcher:
@@ -177,7 +188,7 @@ class Fetcher:
                 if span <= 1:
                     # Cannot split a single block: the node cannot serve it by range.
                     raise
-                self.sizer.on_range_error(span, exc.suggested_span)
+                self.sizer.on_range_error(span, exc.suggested_span, caps_blocks=exc.caps_blocks)
                 log.debug("range %d-%d refused (%s); now %d", start, end, exc, self.sizer.size)
                 continue
             self.sizer.on_success(span, chunk.raw_logs, chunk.fetch_seconds)
@@ -224,58 +235,97 @@ class Fetcher:
 
 
 class Prefetcher:
-    """Fetches the next backfill ranges in a thread while the current one is being applied."""
+    """Fetches the next backfill ranges ahead of the consumer, several at a time, in order.
 
-    _DONE = object()
+    A planner thread cuts [start, limit] into ranges of the sizer's current span and hands them
+    to `concurrency` fetch threads; the consumer receives the chunks in block order. Over a
+    remote node each request costs a round trip (tens of ms) that dwarfs the node's work, so
+    requests in flight overlap their latencies, while commits stay strictly ordered. A range the
+    node refuses as too large is split by the thread that fetched it (into several chunks, still
+    in order).
 
-    def __init__(self, fetcher: Fetcher, start: int, limit: int, depth: int = 2) -> None:
+    Args:
+        fetcher: Fetches and decodes one range.
+        start: First block.
+        limit: Last block.
+        depth: Chunks fetched ahead beyond those in flight.
+        concurrency: Ranges in flight at once.
+    """
+
+    def __init__(
+        self, fetcher: Fetcher, start: int, limit: int, depth: int = 2, concurrency: int = 1
+    ) -> None:
         self.fetcher = fetcher
         self.next_start = start
         self.limit = limit
-        self._queue: queue.Queue[Any] = queue.Queue(maxsize=depth)
+        self.concurrency = max(1, concurrency)
+        # Planned ranges waiting for (or being) fetched, in block order.
+        self._planned: queue.Queue[Any] = queue.Queue(maxsize=self.concurrency + depth)
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="prefetch", daemon=True)
+        self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="prefetch")
+        self._thread = threading.Thread(target=self._plan, name="prefetch-plan", daemon=True)
         self._thread.start()
+        self._current: collections.deque[Chunk] = collections.deque()
 
-    def _run(self) -> None:
+    def _plan(self) -> None:
         start = self.next_start
         try:
             while start <= self.limit and not self._stop.is_set():
-                parent = start - 1 if start > 0 else None
-                chunk = self.fetcher.fetch_next_range(start, self.limit, parent)
-                self._put(chunk)
-                start = chunk.end + 1
+                end = min(self.limit, start + self.fetcher.sizer.size - 1)
+                future = self._pool.submit(self._fetch, start, end)
+                if not self._put(future):
+                    future.cancel()
+                    return
+                start = end + 1
         except BaseException as exc:  # handed to the consumer, which raises it
             self._put(exc)
             return
         self._put(self._DONE)
 
-    def _put(self, item: Any) -> None:
+    def _fetch(self, start: int, end: int) -> list[Chunk]:
+        """Every log of start..end, as one chunk or, if the node wants smaller ranges, several."""
+        chunks = []
+        while start <= end and not self._stop.is_set():
+            parent = start - 1 if start > 0 else None
+            chunk = self.fetcher.fetch_next_range(start, end, parent)
+            chunks.append(chunk)
+            start = chunk.end + 1
+        return chunks
+
+    _DONE = object()
+
+    def _put(self, item: Any) -> bool:
         while not self._stop.is_set():
             try:
-                self._queue.put(item, timeout=0.2)
-                return
+                self._planned.put(item, timeout=0.2)
+                return True
             except queue.Full:
                 continue
+        return False
 
     def __iter__(self) -> Prefetcher:
         return self
 
     def __next__(self) -> Chunk:
-        item = self._queue.get()
-        if item is self._DONE:
-            raise StopIteration
-        if isinstance(item, BaseException):
-            raise item
-        assert isinstance(item, Chunk)
-        return item
+        while not self._current:
+            item = self._planned.get()
+            if item is self._DONE:
+                self._planned.put(self._DONE)  # later calls end too
+                raise StopIteration
+            if isinstance(item, BaseException):
+                raise item
+            self._current.extend(item.result())
+        return self._current.popleft()
 
     def close(self) -> None:
-        """Stop fetching and wait for the thread."""
+        """Stop fetching and wait for the threads."""
         self._stop.set()
         while True:
             try:
-                self._queue.get_nowait()
+                item = self._planned.get_nowait()
             except queue.Empty:
                 break
+            if isinstance(item, Future):
+                item.cancel()
         self._thread.join(timeout=30)
+        self._pool.shutdown(wait=True, cancel_futures=True)

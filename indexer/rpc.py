@@ -55,6 +55,13 @@ class RangeTooLargeError(RpcError):
     """eth_getLogs must be asked for a smaller block range."""
 
     @property
+    def caps_blocks(self) -> bool:
+        """Whether the provider caps the block range itself ("up to a 10000 block range"), as
+        opposed to the number of results ("query returned more than 10000 results")."""
+        lowered = self.message.lower()
+        return "block range" in lowered and "result" not in lowered
+
+    @property
     def suggested_span(self) -> int | None:
         """The number of blocks the provider suggests, when it says."""
         match = _SUGGESTED_RANGE.search(self.message)
@@ -97,7 +104,8 @@ class RpcClient:
         self._client = httpx.Client(
             timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
             headers={"content-type": "application/json"},
-            limits=httpx.Limits(max_connections=4, max_keepalive_connections=4),
+            # Backfill keeps several ranges in flight (TUITION_INDEXER_FETCH_CONCURRENCY).
+            limits=httpx.Limits(max_connections=16, max_keepalive_connections=16),
             transport=transport,
         )
         self.requests = 0

@@ -24,7 +24,9 @@ import os
 import statistics
 import subprocess
 import sys
+import threading
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +50,7 @@ import indexer.models  # noqa: E402, F401
 from backend.catalog.models import Course, CourseChain  # noqa: E402
 from backend.core.config import IndexerSettings  # noqa: E402
 from backend.core.db import Base, session_scope  # noqa: E402
+from backend.devtools.rpc_proxy import ProxyConfig, RpcProxy  # noqa: E402
 from backend.orders.service import record_crypto_purchase  # noqa: E402
 from indexer.engine import Indexer  # noqa: E402
 from indexer.handlers import BackendSink  # noqa: E402
@@ -113,10 +116,12 @@ def make_chain(artifact: dict[str, Any], events: int, *, prune: bool) -> tuple[A
     return node, em
 
 
-def indexer_for(node: Anvil, em: Emitter, sessions: sessionmaker, **settings: Any) -> Indexer:
+def indexer_for(
+    node: Anvil, em: Emitter, sessions: sessionmaker, rpc_url: str | None = None, **settings: Any
+) -> Indexer:
     ixs = IndexerSettings(**{"reorg_window": 4, "confirmations": 12, **settings})
     return Indexer(
-        rpc=RpcClient(node.url),
+        rpc=RpcClient(rpc_url or node.url),
         session_factory=sessions,
         sink=BackendSink(chain_id=node.chain_id, confirmations=ixs.confirmations),
         chain_id=node.chain_id,
@@ -241,6 +246,197 @@ def bench_naive(node: Anvil, em: Emitter, url: str, limit: int) -> float:
     return eps
 
 
+# ---------------------------------------------------------------------- (c) remote
+
+
+def make_spread_chain(
+    artifact: dict[str, Any], events: int, blocks: int, per_tx: int
+) -> tuple[Anvil, Emitter]:
+    """`events` purchases, `per_tx` per block, spread evenly over about `blocks` blocks."""
+    node = Anvil(args=["--prune-history"])
+    em = Emitter(node, artifact)
+    em.tx("courseCreated", 1, PROVIDER, 0, "Benchmark course")
+    txs = events // per_tx
+    gap = max(1, blocks // txs)
+    t0 = time.perf_counter()
+    for i in range(txs):
+        node.rpc("anvil_mine", hex(gap - 1))
+        first = 10**9 + i * per_tx
+        em.tx("purchases", 1, address(1), first, per_tx, ZERO, 10**15, 10**13, gas=4_000_000)
+    log(
+        f"created {events:,} purchase events over {node.block_number():,} blocks, one block with "
+        f"{per_tx} every {gap:,} ({time.perf_counter() - t0:.1f}s)"
+    )
+    return node, em
+
+
+def bench_remote_ours(
+    node: Anvil, em: Emitter, url: str, config: ProxyConfig, **settings: Any
+) -> dict[str, Any]:
+    """The indexer (real sink) through the proxy: events/s, blocks/s, calls per 1,000 events."""
+    sessions = prepare(url)
+    proxy = RpcProxy(node.url, config).start()
+    try:
+        ix = indexer_for(node, em, sessions, rpc_url=proxy.url, **settings)
+        ix.load()
+        first = ix.cp.number if ix.cp else 0
+        proxy.reset_counts()
+        t0 = time.perf_counter()
+        ix.catch_up()
+        elapsed = time.perf_counter() - t0
+        assert ix.cp is not None
+        result = {
+            "events": ix.applied_total,
+            "seconds": round(elapsed, 2),
+            "events_per_s": round(ix.applied_total / elapsed),
+            "blocks_per_s": round((ix.cp.number - first) / elapsed),
+            "calls": proxy.calls,
+            "http_requests": proxy.http_requests,
+            "calls_per_1000_events": round(proxy.calls / ix.applied_total * 1000, 1),
+            "calls_by_method": dict(proxy.counts),
+            "refused_get_logs": proxy.refused,
+            "throttled": proxy.throttled,
+        }
+        log(
+            f"  ours     {ix.applied_total:,} events in {elapsed:.2f}s = "
+            f"{result['events_per_s']:,} events/s, {result['blocks_per_s']:,} blocks/s; "
+            f"{proxy.calls} calls ({result['calls_per_1000_events']} per 1,000 events) in "
+            f"{proxy.http_requests} HTTP requests, {proxy.refused} refused, "
+            f"{proxy.throttled} throttled"
+        )
+        return result
+    finally:
+        proxy.stop()
+        sessions.kw["bind"].dispose()
+
+
+def bench_remote_idle(node: Anvil, em: Emitter, url: str, config: ProxyConfig, seconds: float):
+    """Calls per minute of the live indexer (polling, no WebSocket) while nothing happens."""
+    sessions = prepare(url)
+    proxy = RpcProxy(node.url, config).start()
+    stop = threading.Event()
+    try:
+        ix = indexer_for(node, em, sessions, rpc_url=proxy.url)
+        ix.catch_up()
+        thread = threading.Thread(target=ix.run, args=(stop,), daemon=True)
+        thread.start()
+        time.sleep(1.0)  # settled at the head
+        proxy.reset_counts()
+        time.sleep(seconds)
+        per_minute = proxy.calls / seconds * 60
+        counts = dict(proxy.counts)
+        stop.set()
+        thread.join(timeout=30)
+        log(f"  live, idle: {per_minute:.0f} calls/min {counts}")
+        return {"calls_per_minute": round(per_minute, 1), "calls_by_method": counts}
+    finally:
+        stop.set()
+        proxy.stop()
+        sessions.kw["bind"].dispose()
+
+
+def bench_remote_naive(
+    node: Anvil, em: Emitter, url: str, config: ProxyConfig, limit: int, window: int
+) -> float:
+    """web3.py through the proxy: `get_logs` over fixed windows, one request at a time, the
+    backend's ORM service per event (the local naive pipeline, windowed to fit the caps)."""
+    from web3 import HTTPProvider, Web3
+
+    sessions = prepare(url)
+    proxy = RpcProxy(node.url, config).start()
+    try:
+        w3 = Web3(HTTPProvider(proxy.url))
+        contract = w3.eth.contract(address=em.contract.address, abi=em.contract.abi)
+        with session_scope(sessions) as s:
+            s.add(
+                Course(
+                    provider=PROVIDER,
+                    title="Benchmark course",
+                    chains=[CourseChain(chain_id=node.chain_id, onchain_id=1)],
+                )
+            )
+        head = w3.eth.block_number
+        done = 0
+        t0 = time.perf_counter()
+        block = em.deploy_block
+        while block <= head and done < limit:
+            end = min(head, block + window - 1)
+            events = contract.events.CoursePurchased.get_logs(from_block=block, to_block=end)
+            with session_scope(sessions) as s:
+                for ev in events:
+                    a = ev["args"]
+                    record_crypto_purchase(
+                        s,
+                        chain_id=node.chain_id,
+                        tx_hash=ev["transactionHash"].to_0x_hex(),
+                        log_index=ev["logIndex"],
+                        block_hash=ev["blockHash"].to_0x_hex(),
+                        block_number=ev["blockNumber"],
+                        course_onchain_id=a["courseId"],
+                        buyer=a["buyer"],
+                        recipient=a["recipient"],
+                        token=a["token"],
+                        amount=a["amount"],
+                        fee=a["fee"],
+                        order_ref=a["orderRef"],
+                        confirmed=False,
+                    )
+                    done += 1
+            block = end + 1
+        elapsed = time.perf_counter() - t0
+    finally:
+        proxy.stop()
+        sessions.kw["bind"].dispose()
+    eps = done / elapsed
+    log(
+        f"  naive    {done:,} events in {elapsed:.2f}s = {eps:,.0f} events/s "
+        f"({window}-block windows)"
+    )
+    return eps
+
+
+def bench_remote(artifact: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
+    """Backfill through a hosted-RPC-like proxy (delay, caps), ours against naive web3.py."""
+    config = ProxyConfig(
+        delay=args.delay,
+        max_block_range=args.max_block_range,
+        max_logs=args.max_logs,
+        rate_limit=args.rate_limit or None,
+    )
+    log(
+        f"(c) remote: {args.events:,} purchases over {args.blocks:,} blocks through the RPC "
+        f"proxy ({config})"
+    )
+    node, em = make_spread_chain(artifact, args.events, args.blocks, args.per_tx)
+    results: dict[str, Any] = {"proxy": asdict(config), "events": args.events}
+    try:
+        pg = pg_db(args.pg_url, "tuition_bench_remote")
+        assert pg, "the remote benchmark needs PostgreSQL"
+        results["ours"] = bench_remote_ours(node, em, pg, config)
+        pg_serial = pg_db(args.pg_url, "tuition_bench_remote_serial")
+        assert pg_serial
+        results["ours_one_request_at_a_time"] = bench_remote_ours(
+            node, em, pg_serial, config, fetch_concurrency=1
+        )
+        pg_naive = pg_db(args.pg_url, "tuition_bench_remote_naive")
+        assert pg_naive
+        results["naive_events_per_s"] = round(
+            bench_remote_naive(node, em, pg_naive, config, args.naive_events, args.naive_window),
+            1,
+        )
+        results["naive_window_blocks"] = args.naive_window
+        results["speedup_vs_naive"] = round(
+            results["ours"]["events_per_s"] / results["naive_events_per_s"], 1
+        )
+        log(f"  ours / naive = {results['speedup_vs_naive']}x")
+        pg_idle = pg_db(args.pg_url, "tuition_bench_remote_idle")
+        assert pg_idle
+        results["live_idle"] = bench_remote_idle(node, em, pg_idle, config, args.idle_seconds)
+    finally:
+        node.close()
+    return results
+
+
 # ---------------------------------------------------------------------- (b) latency
 
 
@@ -351,10 +547,29 @@ def main() -> None:
         default=20,
         help="first eth_getLogs span (the sizer adapts from there)",
     )
+    parser.add_argument(
+        "--remote", action="store_true", help="only (c): backfill through the RPC proxy"
+    )
+    parser.add_argument("--blocks", type=int, default=500_000, help="--remote: chain length")
+    parser.add_argument("--per-tx", type=int, default=100, help="--remote: purchases per block")
+    parser.add_argument("--delay", type=float, default=0.05, help="--remote: s per request")
+    parser.add_argument("--max-block-range", type=int, default=10_000)
+    parser.add_argument("--max-logs", type=int, default=10_000)
+    parser.add_argument("--rate-limit", type=float, default=0, help="calls/s (0: none)")
+    parser.add_argument("--naive-window", type=int, default=2_000, help="--remote naive span")
+    parser.add_argument("--idle-seconds", type=float, default=20.0)
+    parser.add_argument("--output", type=Path, default=ROOT / "docs" / "bench" / "indexer.json")
     args = parser.parse_args()
     tmp = ROOT / "var" / "bench-indexer"
     tmp.mkdir(parents=True, exist_ok=True)
     artifact = compile_emitter(tmp / "cache")
+    if args.remote:
+        remote = bench_remote(artifact, args)
+        saved = orjson.loads(args.output.read_bytes()) if args.output.exists() else {}
+        saved["remote"] = remote
+        args.output.write_bytes(orjson.dumps(saved, option=orjson.OPT_INDENT_2) + b"\n")
+        print(orjson.dumps(remote).decode(), flush=True)
+        return
     events = max(PER_TX, args.events // PER_TX * PER_TX)
 
     results: dict[str, Any] = {"events": events}

@@ -156,6 +156,9 @@ class IndexerSettings(BaseModel):
     min_range: int = Field(1, ge=1)
     max_range: int = Field(100_000, ge=1)
     target_logs: int = Field(10_000, ge=1)
+    # eth_getLogs ranges in flight at once while backfilling (their round trips overlap; the
+    # results are still applied in block order).
+    fetch_concurrency: int = Field(4, ge=1, le=16)
     # Blocks fetched per JSON-RPC batch near the head (headers, then logs by block hash).
     head_batch: int = Field(100, ge=1)
     rpc_timeout: float = Field(30.0, gt=0)

@@ -22,6 +22,7 @@ from support.emitter import Emitter, compile_emitter
 import backend.models  # noqa: F401  (registers the API tables)
 import indexer.models  # noqa: F401
 from backend.core.db import Base
+from backend.devtools.rpc_proxy import ProxyConfig, RpcProxy
 from indexer.runner import make_indexer_engine
 
 PG_URL = os.environ.get("TUITION_TEST_DATABASE_URL")
@@ -91,6 +92,25 @@ def anvil() -> Iterator[Anvil]:
         yield node
     finally:
         node.close()
+
+
+# The caps of a hosted provider, scaled to test chains: ranges of more than 16 blocks and answers
+# of more than 60 logs are refused (no test block holds more than 60 of the indexed logs).
+REMOTE = ProxyConfig(delay=0.005, max_block_range=16, max_logs=60)
+
+
+@pytest.fixture(params=["direct", "remote"])
+def rpc_url(request: pytest.FixtureRequest, anvil: Anvil) -> Iterator[str]:
+    """Where the indexer reads the chain: anvil itself, or anvil behind the hosted-RPC-like
+    proxy (latency, eth_getLogs capped by blocks and by results, with providers' errors)."""
+    if request.param == "direct":
+        yield anvil.url
+        return
+    proxy = RpcProxy(anvil.url, REMOTE).start()
+    try:
+        yield proxy.url
+    finally:
+        proxy.stop()
 
 
 @pytest.fixture

@@ -32,12 +32,12 @@ def checkpoint(db) -> int:
         return -1 if value is None else int(value)
 
 
-def indexer_env(db, anvil, deployment: Path, **extra: str) -> dict[str, str]:
+def indexer_env(db, anvil, deployment: Path, rpc_url: str, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TUITION_")}
     env.update(
         TUITION_ENV="test",
         TUITION_DATABASE_URL=db.url,
-        TUITION_RPC_URL=anvil.url,
+        TUITION_RPC_URL=rpc_url,
         TUITION_CHAIN_ID=str(anvil.chain_id),
         TUITION_NETWORK="test",
         TUITION_INDEXER_DEPLOYMENT_FILE=str(deployment),
@@ -51,7 +51,7 @@ def indexer_env(db, anvil, deployment: Path, **extra: str) -> dict[str, str]:
 
 
 @pytest.mark.slow
-def test_kill_9_during_backfill_loses_and_duplicates_nothing(db, anvil, emitter, tmp_path):
+def test_kill_9_during_backfill_loses_and_duplicates_nothing(db, anvil, emitter, tmp_path, rpc_url):
     emitter.tx("courseCreated", 1, PROVIDER, 0, "Crash course")
     # 10,000 purchases over 200 blocks.
     for i in range(200):
@@ -72,6 +72,7 @@ def test_kill_9_during_backfill_loses_and_duplicates_nothing(db, anvil, emitter,
         db,
         anvil,
         deployment,
+        rpc_url,
         TUITION_INDEXER_INITIAL_RANGE="1",
         TUITION_INDEXER_MAX_RANGE="1",
         TUITION_INDEXER_REORG_WINDOW="4",
@@ -131,7 +132,7 @@ def test_kill_9_during_backfill_loses_and_duplicates_nothing(db, anvil, emitter,
     assert grants == 10_000
 
 
-def test_one_active_indexer_per_chain_and_standby_takeover(db, anvil, emitter, tmp_path):
+def test_one_active_indexer_per_chain_and_standby_takeover(db, anvil, emitter, tmp_path, rpc_url):
     emitter.tx("courseCreated", 1, PROVIDER, 0, "Standby course")
     deployment = write_deployment(
         tmp_path / "test.json",
@@ -141,7 +142,7 @@ def test_one_active_indexer_per_chain_and_standby_takeover(db, anvil, emitter, t
         certificate=None,
     )
     settings = Settings(
-        database_url=db.url, rpc_url=anvil.url, chain_id=anvil.chain_id, network="test"
+        database_url=db.url, rpc_url=rpc_url, chain_id=anvil.chain_id, network="test"
     )
     ixs = IndexerSettings(
         deployment_file=deployment, poll_interval=0.02, progress=False, standby_interval=0.05
@@ -199,7 +200,7 @@ def test_metrics_are_served(db, anvil, emitter, tmp_path):
         certificate=None,
     )
     port = free_port()
-    env = indexer_env(db, anvil, deployment)
+    env = indexer_env(db, anvil, deployment, anvil.url)
     proc = subprocess.Popen(
         [sys.executable, "-m", "backend.cli", "indexer", "--metrics-port", str(port)],
         cwd=ROOT,

@@ -58,7 +58,7 @@ def fingerprint(db) -> tuple:
 
 
 @pytest.mark.parametrize("depth", [1, 2, 5, 30, 64])
-def test_reorg_undoes_orphans_and_keeps_reincluded(db_factory, anvil, emitter, depth):
+def test_reorg_undoes_orphans_and_keeps_reincluded(db_factory, anvil, emitter, depth, rpc_url):
     db = db_factory()
     raws = setup_chain(anvil, emitter, depth)
     ix = make_indexer(
@@ -68,6 +68,7 @@ def test_reorg_undoes_orphans_and_keeps_reincluded(db_factory, anvil, emitter, d
         emitter.deploy_block,
         sink=backend_sink(anvil.chain_id),
         reorg_window=64,
+        rpc_url=rpc_url,
     )
     ix.catch_up()
     course = course_id_of(db, 1)
@@ -105,6 +106,7 @@ def test_reorg_undoes_orphans_and_keeps_reincluded(db_factory, anvil, emitter, d
         emitter.deploy_block,
         sink=backend_sink(anvil.chain_id),
         reorg_window=64,
+        rpc_url=rpc_url,
     ).catch_up()
     assert fingerprint(db) == fingerprint(fresh)
 

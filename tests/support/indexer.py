@@ -159,14 +159,15 @@ def make_indexer(
     ws: bool = False,
     chain_id: int | None = None,
     stream: str | None = None,
+    rpc_url: str | None = None,
     **settings: Any,
 ) -> Indexer:
-    """An Indexer on a test node and database."""
+    """An Indexer on a test node (read at `rpc_url` when given: a proxy) and database."""
     defaults: dict[str, Any] = {"poll_interval": 0.02, "confirmations": 2}
     defaults.update(settings)
     ixs = IndexerSettings(**defaults)
     return Indexer(
-        rpc=RpcClient(node.url, transport=transport, retries=2, backoff=0.05),
+        rpc=RpcClient(rpc_url or node.url, transport=transport, retries=2, backoff=0.05),
         session_factory=db.sessions,
         sink=sink or NullSink(),
         chain_id=chain_id or node.chain_id,
