@@ -1,5 +1,5 @@
 # Shortcuts; the README's commands are scripts/dev and scripts/test.
-.PHONY: setup dev test gas bench-api bench-indexer bench-indexer-ir bench-revocation
+.PHONY: setup dev test gas bench-api bench-indexer bench-indexer-remote bench-indexer-ir bench-revocation
 
 setup:
 	scripts/setup
@@ -20,6 +20,10 @@ bench-api:
 
 bench-indexer:
 	scripts/setup && PATH=$(CURDIR)/node_modules/.bin:$$PATH .venv/bin/python scripts/bench_indexer.py
+
+# The backfill through a hosted-RPC-like proxy (50 ms, eth_getLogs caps), ours against naive.
+bench-indexer-remote:
+	scripts/setup && PATH=$(CURDIR)/node_modules/.bin:$$PATH .venv/bin/python scripts/bench_indexer.py --remote
 
 # Instructions of one SQLite backfill (valgrind), here and at BASE: `make bench-indexer-ir BASE=main~3`
 bench-indexer-ir:

@@ -236,6 +236,15 @@ class Indexer:
         )
         try:
             for chunk in prefetch:
+                # Ranges fetched already go into the same transaction (a commit has a fixed
+                # cost; small ranges, as capped providers force, would each pay it).
+                while len(chunk.logs) < self.settings.target_logs:
+                    following = prefetch.ready()
+                    if following is None:
+                        break
+                    if not chunk.absorb(following):
+                        prefetch.push_back(following)
+                        break
                 if chunk.parent_hash is not None and chunk.parent_hash != self.cp.hash:
                     log.warning(
                         "chain %s: block %d changed under the checkpoint",

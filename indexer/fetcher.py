@@ -63,6 +63,24 @@ class Chunk:
     fetch_seconds: float = 0.0
     bad_logs: list[tuple[dict[str, Any], str]] = field(default_factory=list)
 
+    def absorb(self, following: Chunk) -> bool:
+        """Append the range chunk that continues this one (same transaction); False, and
+        nothing changed, when it does not continue it."""
+        if (
+            self.headers
+            or following.headers
+            or following.start != self.end + 1
+            or (following.parent_hash is not None and following.parent_hash != self.end_header.hash)
+        ):
+            return False
+        self.end = following.end
+        self.end_header = following.end_header
+        self.logs.extend(following.logs)
+        self.raw_logs += following.raw_logs
+        self.fetch_seconds += following.fetch_seconds
+        self.bad_logs.extend(following.bad_logs)
+        return True
+
 
 class RangeSizer:
     """Chooses eth_getLogs block spans: aims at `target` logs per answer.
@@ -316,6 +334,21 @@ class Prefetcher:
                 raise item
             self._current.extend(item.result())
         return self._current.popleft()
+
+    def ready(self) -> Chunk | None:
+        """The next chunk if it is fetched already (never waits), else None."""
+        if not self._current:
+            with self._planned.mutex:
+                item = self._planned.queue[0] if self._planned.queue else None
+            if not isinstance(item, Future) or not item.done() or item.exception() is not None:
+                return None
+            # Only this consumer takes from the queue: what we looked at is still its head.
+            self._current.extend(self._planned.get_nowait().result())
+        return self._current.popleft() if self._current else None
+
+    def push_back(self, chunk: Chunk) -> None:
+        """Return a chunk taken by `ready` (it comes next again)."""
+        self._current.appendleft(chunk)
 
     def close(self) -> None:
         """Stop fetching and wait for the threads."""
