@@ -87,12 +87,14 @@ def sqlite_db(path: Path) -> str:
     return f"sqlite:///{path}"
 
 
-def pg_db(base: str, name: str) -> str | None:
-    """A fresh database `name` next to `base` (None when PostgreSQL is not reachable)."""
+def pg_db(base: str, name: str, collate: str | None = None) -> str | None:
+    """A fresh database `name` next to `base` (None when PostgreSQL is not reachable), with
+    the server's default collation or `collate`."""
+    options = f" TEMPLATE template0 LC_COLLATE '{collate}' LC_CTYPE '{collate}'" if collate else ""
     try:
         with psycopg.connect(base.replace("+psycopg", ""), autocommit=True, connect_timeout=3) as c:
             c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            c.execute(f'CREATE DATABASE "{name}"')
+            c.execute(f'CREATE DATABASE "{name}"{options}')
     except psycopg.Error as exc:
         log(f"PostgreSQL not available ({exc}); skipping it")
         return None
@@ -402,6 +404,39 @@ def bench_remote_naive(
     return eps
 
 
+def bench_collation(
+    node: Anvil, em: Emitter, config: ProxyConfig, args: argparse.Namespace
+) -> dict[str, Any]:
+    """The same backfill into a database collated "C" (byte order: every text column, the hex
+    ones included) and into one with the server's default, alternating."""
+    with psycopg.connect(args.pg_url.replace("+psycopg", ""), connect_timeout=3) as c:
+        row = c.execute("SELECT datcollate FROM pg_database WHERE datname = current_database()")
+        default = str(row.fetchone()[0])  # type: ignore[index]
+    runs: dict[str, list[int]] = {"default": [], "C": []}
+    for i in range(args.collation_runs):
+        for variant in ("default", "C"):
+            url = pg_db(
+                args.pg_url,
+                f"tuition_bench_collation_{variant.lower()}_{i}",
+                collate="C" if variant == "C" else None,
+            )
+            assert url
+            runs[variant].append(bench_remote_ours(node, em, url, config)["events_per_s"])
+    result = {
+        "server_default": default,
+        "default_events_per_s": runs["default"],
+        "c_events_per_s": runs["C"],
+        "c_over_default": round(
+            statistics.median(runs["C"]) / statistics.median(runs["default"]), 3
+        ),
+    }
+    log(
+        f"  collation: default ({default}) {runs['default']} vs C {runs['C']} events/s: "
+        f"C/default = {result['c_over_default']}"
+    )
+    return result
+
+
 def bench_remote(artifact: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
     """Backfill through a hosted-RPC-like proxy (delay, caps), ours against naive web3.py."""
     config = ProxyConfig(
@@ -436,6 +471,8 @@ def bench_remote(artifact: dict[str, Any], args: argparse.Namespace) -> dict[str
             results["ours"]["events_per_s"] / results["naive_events_per_s"], 1
         )
         log(f"  ours / naive = {results['speedup_vs_naive']}x")
+        if args.collation_runs:
+            results["collation"] = bench_collation(node, em, config, args)
         pg_idle = pg_db(args.pg_url, "tuition_bench_remote_idle")
         assert pg_idle
         results["live_idle"] = bench_remote_idle(node, em, pg_idle, config, args.idle_seconds)
@@ -565,6 +602,9 @@ def main() -> None:
     parser.add_argument("--rate-limit", type=float, default=0, help="calls/s (0: none)")
     parser.add_argument("--naive-window", type=int, default=2_000, help="--remote naive span")
     parser.add_argument("--idle-seconds", type=float, default=20.0)
+    parser.add_argument(
+        "--collation-runs", type=int, default=3, help="--remote: C-collated vs default, each"
+    )
     parser.add_argument("--output", type=Path, default=ROOT / "docs" / "bench" / "indexer.json")
     parser.add_argument("--key", default="remote", help="--remote: the figures' key in --output")
     args = parser.parse_args()
