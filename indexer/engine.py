@@ -94,6 +94,11 @@ class Indexer:
         # blocks applied by an earlier process are unknown, so the first pass always confirms).
         self._log_blocks: set[int] = set()
         self._confirm_known = False
+        # The chain's seconds per block (moving average of the heads seen) and when the newest
+        # head number was first seen.
+        self._block_time: float | None = None
+        self._block_time_spread = 0.0
+        self._head_seen_at = 0.0
 
     # ------------------------------------------------------------------ state
 
@@ -172,8 +177,11 @@ class Indexer:
                     continue
                 hint = None
                 if not progressed:
-                    raw = self.heads.wait(1.0 if self.heads.connected else None)
-                    hint = Header.from_json(raw) if raw else None
+                    if self.heads.connected:
+                        raw = self.heads.wait(1.0)
+                        hint = Header.from_json(raw) if raw else None
+                    else:
+                        self.heads.sleep(self.poll_delay())
         finally:
             self.heads.stop()
 
@@ -186,6 +194,44 @@ class Indexer:
                 break
         assert self.cp is not None
         return self.cp
+
+    def _observe_head(self, head: Header) -> None:
+        """Learn the chain's block time, and how steady it is, from the heads seen."""
+        last = self.head
+        if last is None or head.number <= last.number:
+            return
+        self._head_seen_at = time.monotonic()
+        seconds = (head.timestamp - last.timestamp) / (head.number - last.number)
+        if seconds < 0:
+            return
+        if self._block_time is None:
+            self._block_time, self._block_time_spread = seconds, 0.0
+            return
+        self._block_time_spread = 0.8 * self._block_time_spread + 0.2 * abs(
+            seconds - self._block_time
+        )
+        self._block_time = 0.8 * self._block_time + 0.2 * seconds
+
+    def poll_delay(self) -> float:
+        """How long to wait before asking the node for a new head again (polling, at the head).
+
+        Each poll costs a call, billed by hosted providers. Blocks come at a steady pace on
+        production chains, so after a new block the indexer sleeps through most of the block
+        time and polls at `poll_interval` only from 80 % of it on (a late block costs a few more
+        polls, not latency). A chain without a steady pace (a dev node mining on demand) or
+        with blocks about as frequent as the polls is polled at `poll_interval`.
+        """
+        interval = self.settings.poll_interval
+        block_time = self._block_time
+        if (
+            not self.settings.poll_by_block_time
+            or block_time is None
+            or block_time < 2 * interval
+            or self._block_time_spread > 0.25 * block_time
+        ):
+            return interval
+        quiet = 0.8 * block_time - (time.monotonic() - self._head_seen_at)
+        return max(interval, min(quiet, block_time))
 
     def latest(self) -> Header:
         """The node's latest header."""
@@ -201,6 +247,7 @@ class Indexer:
         # A subscription header is only a shortcut for the next block; anything else (a stale or
         # duplicate notification) is checked against the node's real latest block.
         head = hint if hint is not None and hint.number > cp.number else self.latest()
+        self._observe_head(head)
         self.head = head
         metrics.HEAD_LAG.labels(self._label).set(max(0, head.number - cp.number))
         if head.number < cp.number:

@@ -151,6 +151,9 @@ class IndexerSettings(BaseModel):
     confirmations: int = Field(12, ge=0)
     # Polling interval in seconds when there is no newHeads subscription.
     poll_interval: float = Field(0.1, gt=0)
+    # When polling, sleep through most of the chain's block time after each new block (a call
+    # per poll is billed by hosted providers); poll at `poll_interval` only when one is due.
+    poll_by_block_time: bool = True
     # eth_getLogs ranges: first size, bounds, and the number of logs a response should carry.
     initial_range: int = Field(2_000, ge=1)
     min_range: int = Field(1, ge=1)

@@ -9,6 +9,7 @@ from support.emitter import address
 from support.indexer import active_entitlements, applied_count, backend_sink, make_indexer
 
 from backend.devtools.rpc_proxy import ProxyConfig, RpcProxy
+from indexer.fetcher import Header
 from indexer.rpc import RangeTooLargeError, RpcClient
 
 ZERO = "0x" + "00" * 20
@@ -101,3 +102,27 @@ def test_backfill_through_capped_throttled_proxy_applies_everything_once(db, anv
     assert ix.fetcher.sizer.max == 50  # the block-range cap was learned
     # No per-block requests: a range costs a getLogs and two headers.
     assert proxy.counts["eth_getLogs"] < 40
+
+
+def test_polling_sleeps_through_most_of_the_chains_block_time(db, anvil, emitter):
+    ix = make_indexer(db, anvil, [emitter.address], emitter.deploy_block, poll_interval=0.1)
+    assert ix.poll_delay() == 0.1  # nothing learned yet
+    for n in range(6):  # a 12-second chain
+        head = Header(100 + n, f"0x{n:064x}", f"0x{n - 1:064x}", 1_700_000_000 + 12 * n)
+        ix._observe_head(head)
+        ix.head = head
+    assert 9.0 < ix.poll_delay() <= 12.0  # the next block is ~12 s away: no call until 80 %
+    ix._head_seen_at -= 10.0  # 10 s after the last block: a block is due
+    assert ix.poll_delay() == 0.1
+    ix.settings.poll_by_block_time = False
+    ix._head_seen_at += 10.0
+    assert ix.poll_delay() == 0.1
+
+
+def test_a_chain_mining_on_demand_is_polled_at_the_poll_interval(db, anvil, emitter):
+    ix = make_indexer(db, anvil, [emitter.address], emitter.deploy_block, poll_interval=0.1)
+    for n in range(6):  # several blocks in the same second, as a dev node mines them
+        head = Header(100 + n, f"0x{n:064x}", f"0x{n - 1:064x}", 1_700_000_000 + n // 4)
+        ix._observe_head(head)
+        ix.head = head
+    assert ix.poll_delay() == 0.1
