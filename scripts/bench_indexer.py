@@ -212,11 +212,23 @@ def server_floor(url: str, events: int, without_action: str | None = None) -> fl
     return eps
 
 
-def bench_naive(node: Anvil, em: Emitter, url: str, limit: int) -> float:
-    """web3.py get_logs + process_log, then the backend's ORM service per event."""
+def bench_naive(
+    node: Anvil,
+    em: Emitter,
+    url: str,
+    limit: int,
+    *,
+    contract: Any = None,
+    window: int = 1,
+) -> float:
+    """web3.py get_logs + process_log, then the backend's ORM service per event.
+
+    `get_logs` over `window` blocks at a time (one by default), one request at a time, through
+    `contract` (the emitter's own web3 contract by default; another provider's, e.g. a proxy).
+    """
     sessions = prepare(url)
-    contract = em.contract
-    head = node.block_number()
+    contract = contract or em.contract
+    head = contract.w3.eth.block_number
     with session_scope(sessions) as s:  # the course, as the indexer would have linked it
         s.add(
             Course(
@@ -229,7 +241,8 @@ def bench_naive(node: Anvil, em: Emitter, url: str, limit: int) -> float:
     t0 = time.perf_counter()
     block = em.deploy_block
     while block <= head and done < limit:
-        events = contract.events.CoursePurchased.get_logs(from_block=block, to_block=block)
+        end = min(head, block + window - 1)
+        events = contract.events.CoursePurchased.get_logs(from_block=block, to_block=end)
         with session_scope(sessions) as s:
             for ev in events:
                 if done >= limit:
@@ -252,12 +265,12 @@ def bench_naive(node: Anvil, em: Emitter, url: str, limit: int) -> float:
                     confirmed=False,
                 )
                 done += 1
-        block += 1
+        block = end + 1
     elapsed = time.perf_counter() - t0
     eps = done / elapsed
     log(
         f"  naive/{make_url(url).get_backend_name():4s} {done:,} events in {elapsed:.2f}s = "
-        f"{eps:,.0f} events/s"
+        f"{eps:,.0f} events/s ({window}-block windows)"
     )
     sessions.kw["bind"].dispose()
     return eps
@@ -380,61 +393,16 @@ def bench_remote_idle(
 def bench_remote_naive(
     node: Anvil, em: Emitter, url: str, config: ProxyConfig, limit: int, window: int
 ) -> float:
-    """web3.py through the proxy: `get_logs` over fixed windows, one request at a time, the
-    backend's ORM service per event (the local naive pipeline, windowed to fit the caps)."""
+    """The naive pipeline through the proxy, `get_logs` windowed to fit the caps."""
     from web3 import HTTPProvider, Web3
 
-    sessions = prepare(url)
     proxy = RpcProxy(node.url, config).start()
     try:
         w3 = Web3(HTTPProvider(proxy.url))
         contract = w3.eth.contract(address=em.contract.address, abi=em.contract.abi)
-        with session_scope(sessions) as s:
-            s.add(
-                Course(
-                    provider=PROVIDER,
-                    title="Benchmark course",
-                    chains=[CourseChain(chain_id=node.chain_id, onchain_id=1)],
-                )
-            )
-        head = w3.eth.block_number
-        done = 0
-        t0 = time.perf_counter()
-        block = em.deploy_block
-        while block <= head and done < limit:
-            end = min(head, block + window - 1)
-            events = contract.events.CoursePurchased.get_logs(from_block=block, to_block=end)
-            with session_scope(sessions) as s:
-                for ev in events:
-                    a = ev["args"]
-                    record_crypto_purchase(
-                        s,
-                        chain_id=node.chain_id,
-                        tx_hash=ev["transactionHash"].to_0x_hex(),
-                        log_index=ev["logIndex"],
-                        block_hash=ev["blockHash"].to_0x_hex(),
-                        block_number=ev["blockNumber"],
-                        course_onchain_id=a["courseId"],
-                        buyer=a["buyer"],
-                        recipient=a["recipient"],
-                        token=a["token"],
-                        amount=a["amount"],
-                        fee=a["fee"],
-                        order_ref=a["orderRef"],
-                        confirmed=False,
-                    )
-                    done += 1
-            block = end + 1
-        elapsed = time.perf_counter() - t0
+        return bench_naive(node, em, url, limit, contract=contract, window=window)
     finally:
         proxy.stop()
-        sessions.kw["bind"].dispose()
-    eps = done / elapsed
-    log(
-        f"  naive    {done:,} events in {elapsed:.2f}s = {eps:,.0f} events/s "
-        f"({window}-block windows)"
-    )
-    return eps
 
 
 def bench_collation(
